@@ -1,0 +1,42 @@
+# The two commands of the README: `make demo` and `make test`. Each does all set-up itself.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: demo test lint typecheck unit bench mosquitto clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[sdk,dev]'
+	touch $(STAMP)
+
+# mosquitto from Debian's packages, only when it is missing.
+mosquitto:
+	@command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || { \
+	  echo "installing mosquitto from Debian's packages"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends mosquitto >/dev/null; }
+
+demo: $(STAMP)
+	$(BIN)/hikd demo --config config/demo.toml
+
+lint: $(STAMP)
+	$(BIN)/ruff check hikd tests bench tools
+	$(BIN)/ruff format --check hikd
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+unit: $(STAMP) mosquitto
+	$(BIN)/pytest
+
+test: lint typecheck unit
+
+bench: $(STAMP) mosquitto
+	$(BIN)/python bench/run_all.py
+
+clean:
+	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache

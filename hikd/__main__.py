@@ -1,0 +1,3 @@
+from hikd.cli import main
+
+raise SystemExit(main())

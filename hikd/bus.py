@@ -1,0 +1,213 @@
+"""The event bus: anyone publishes, the outbox stores, each sink's worker delivers.
+
+``publish()`` is called from SDK decoder threads, device sessions and jobs, so it only
+appends to an in-memory queue and returns. One writer thread stores what is queued in the
+outbox, one transaction per batch, then wakes every sink worker. The bus knows nothing of
+who publishes or what a sink does with an event.
+
+The in-memory queue is bounded (``max_queued``): if the outbox cannot keep up (a stalled
+disk), further events are dropped and counted, and a ``bus_overflow`` health event says
+how many once the writer catches up. Nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from hikd.events import Event, health
+from hikd.logs import get_logger
+from hikd.outbox import HIKD, Outbox, OutboxClosed
+from hikd.sinks.base import Sink
+from hikd.sinks.worker import Backoff, SinkWorker
+
+log = get_logger(__name__)
+
+HealthCallback = Callable[[Event], None]
+
+# Events stored per outbox transaction at most: large enough for throughput, small
+# enough that sinks see the first events of a burst soon.
+_WRITE_BATCH = 2000
+
+
+class EventBus:
+    def __init__(
+        self,
+        outbox: Outbox,
+        sinks: Sequence[tuple[str, Sink]],
+        on_health: HealthCallback | None = None,
+        *,
+        batch_size: int = 500,
+        max_queued: int = 100_000,
+        backoff_first: float = 0.1,
+        backoff_max: float = 30.0,
+    ) -> None:
+        """`sinks` are (section name, sink); `on_health` gets the bus's own health events
+        (outbox overflow, bus overflow, a sink failing or recovering) on the bus's threads,
+        so it must return quickly. Those events are also published to every sink."""
+        names = [name for name, _ in sinks]
+        if len(set(names)) != len(names):
+            raise ValueError(f"sink names must be unique: {names}")
+        self._outbox = outbox
+        self._on_health = on_health
+        self._max_queued = max_queued
+        self._backoff = (backoff_first, backoff_max)
+        self._queue: deque[Event] = deque()
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._abandon = threading.Event()
+        self._closed = False
+        self._drop_lock = threading.Lock()
+        self._queue_dropped = 0
+        self._queue_reported = 0
+        self._workers = [
+            SinkWorker(
+                name, sink, outbox,
+                batch_size=batch_size,
+                backoff_first=backoff_first,
+                backoff_max=backoff_max,
+                on_state_change=self._sink_state_changed,
+            )
+            for name, sink in sinks
+        ]
+        self._writer = threading.Thread(target=self._write_loop, name="hikd-bus-writer",
+                                         daemon=True)
+
+    def start(self) -> None:
+        self._outbox.set_sinks(w.name for w in self._workers)
+        self._writer.start()
+        for worker in self._workers:
+            worker.start()
+
+    def publish(self, event: Event) -> None:
+        """Queue `event` for storing and delivery. Thread-safe; never blocks."""
+        if self._closed or len(self._queue) >= self._max_queued:
+            self._drop(event)
+            return
+        self._queue.append(event)
+        if not self._wake.is_set():  # skip the Event's lock when the writer is awake anyway
+            self._wake.set()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Store what is queued, then stop the workers; undelivered events stay stored.
+
+        A sink stuck inside ``send()`` is left behind (its thread is a daemon thread)
+        after `timeout`; its unacknowledged events are sent again at the next start.
+        """
+        deadline = time.monotonic() + timeout
+        self._closed = True
+        for worker in self._workers:
+            worker.request_stop()
+        self._stopping.set()
+        self._wake.set()
+        if self._writer.ident is not None:
+            self._writer.join(max(0.0, deadline - time.monotonic()))
+            if self._writer.is_alive():
+                self._abandon.set()
+                log.error("event bus: could not store the queued events in the outbox in "
+                          "time; they are lost", lost=len(self._queue), timeout_s=timeout)
+        for worker in self._workers:
+            if not worker.join(max(0.0, deadline - time.monotonic())):
+                log.warning("sink still inside send() at shutdown; leaving it behind, its "
+                            "undelivered events stay in the outbox", sink=worker.name,
+                            timeout_s=timeout)
+
+    def stats(self) -> dict[str, Any]:
+        """Per sink: delivered, pending, failures, last_error, state; the outbox: events,
+        bytes, dropped; the in-memory queue: queued, dropped."""
+        sinks: dict[str, Any] = {}
+        for worker in self._workers:
+            s = worker.stats()
+            sinks[worker.name] = {
+                "delivered": s.delivered,
+                "pending": self._outbox.pending(worker.name),
+                "failures": s.failures,
+                "last_error": s.last_error,
+                "state": s.state,
+            }
+        o = self._outbox.stats()
+        return {
+            "sinks": sinks,
+            "outbox": {"events": o.events, "bytes": o.bytes, "dropped": o.dropped},
+            "queue": {"queued": len(self._queue), "dropped": self._queue_dropped},
+        }
+
+    # -- inside --------------------------------------------------------------------------
+
+    def _drop(self, event: Event) -> None:
+        with self._drop_lock:
+            self._queue_dropped += 1
+            first = self._queue_dropped == 1
+        if first:
+            why = "the bus is stopped" if self._closed else \
+                f"{self._max_queued} events are waiting for the outbox"
+            log.error("event bus: dropping events (counted in stats)", reason=why)
+
+    def _write_loop(self) -> None:
+        backoff = Backoff(*self._backoff)
+        failing = False
+        batch: list[Event] = []
+        own: list[Event] = []  # the bus_overflow events in `batch`, reported once stored
+        while True:
+            if not batch and not self._queue and not self._stopping.is_set():
+                self._wake.wait()
+            self._wake.clear()
+            while self._queue and len(batch) < _WRITE_BATCH:
+                batch.append(self._queue.popleft())
+            overflow = self._queue_overflow_event()
+            if overflow is not None:
+                batch.append(overflow)
+                own.append(overflow)
+            if batch:
+                try:
+                    stored_health = self._outbox.append(batch)
+                except OutboxClosed:
+                    log.error("event bus: the outbox was closed before these events were "
+                              "stored; they are lost", lost=len(batch) + len(self._queue))
+                    return
+                except Exception as e:
+                    if not failing:
+                        failing = True
+                        log.error("event bus: cannot store events in the outbox; "
+                                  "retrying, events wait in memory", error=str(e))
+                    if self._abandon.wait(backoff.next()):
+                        return
+                    continue
+                if failing:
+                    failing = False
+                    backoff.reset()
+                    log.info("event bus: storing events in the outbox again")
+                batch = []
+                for worker in self._workers:
+                    worker.wake()
+                for event in [*own, *stored_health]:
+                    self._report(event)
+                own = []
+            elif self._stopping.is_set():
+                return
+
+    def _queue_overflow_event(self) -> Event | None:
+        with self._drop_lock:
+            dropped = self._queue_dropped - self._queue_reported
+            if not dropped or self._closed:
+                return None
+            self._queue_reported = self._queue_dropped
+        return health(HIKD, "bus_overflow", dropped=dropped, max_queued=self._max_queued)
+
+    def _sink_state_changed(self, name: str, failing: bool, error: str | None) -> None:
+        event = health(HIKD, "sink_unavailable", state="start" if failing else "stop",
+                       sink=name, error=error)
+        if not self._closed:  # a sink failing while everything stops is no news
+            self.publish(event)
+        self._report(event)
+
+    def _report(self, event: Event) -> None:
+        if self._on_health is None:
+            return
+        try:
+            self._on_health(event)
+        except Exception:
+            log.exception("event bus: the health callback failed")

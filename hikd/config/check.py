@@ -1,0 +1,78 @@
+"""`hikd check-config`: load the configuration, say "ok" or list every problem."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TextIO
+
+from hikd.config.loader import config_path, load_config
+from hikd.config.models import Config, Validator
+from hikd.errors import ConfigError, UserError
+from hikd.logs import redact
+
+
+def summary(config: Config) -> str:
+    """One line describing what the configuration sets up."""
+    devices = config.devices
+    enabled = sum(1 for d in devices if d.enabled)
+    parts = [f"{len(devices)} device{'s' if len(devices) != 1 else ''} ({enabled} enabled)"]
+    parts.append(f"{len(config.listen)} listen port{'s' if len(config.listen) != 1 else ''}")
+    parts.append(f"sinks: {', '.join(config.sinks) if config.sinks else 'none'}")
+    parts.append(f"{len(config.jobs)} job{'s' if len(config.jobs) != 1 else ''}")
+    return ", ".join(parts)
+
+
+def notes(config: Config) -> list[str]:
+    """Advice that is not an error."""
+    result = []
+    for i, device in enumerate(config.devices):
+        if device.password_source == "config file":
+            result.append(
+                f"note: devices.{i}.password: a password in the config file is readable by "
+                f"anyone who can read the file; prefer password_file or {device.password_env}"
+            )
+    return result
+
+
+def check_config_main(
+    path: Path | None = None,
+    extra_validators: Sequence[Validator] = (),
+    *,
+    stdout: TextIO | None = None,
+    stderr: TextIO | None = None,
+) -> int:
+    """Load and validate the configuration; print ``ok: ...`` (0) or each problem (1).
+
+    `extra_validators` run on the loaded config (e.g. the sinks registry validating each
+    ``[sinks.*]`` section); they raise `ConfigError` (or another `UserError`). Every
+    validator runs, so all problems are listed at once. No traceback for user mistakes.
+    """
+    out = stdout if stdout is not None else sys.stdout
+    err = stderr if stderr is not None else sys.stderr
+    where = config_path(path)
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        return _fail(exc.problems, err)
+    problems: list[str] = []
+    for validate in extra_validators:
+        try:
+            validate(config)
+        except ConfigError as exc:
+            problems += exc.problems
+        except UserError as exc:
+            problems.append(str(exc))
+    if problems:
+        return _fail(problems, err)
+    for note in notes(config):
+        print(redact(note), file=err)
+    print(redact(f"ok: {where}: {summary(config)}"), file=out)
+    return 0
+
+
+def _fail(problems: list[str], err: TextIO) -> int:
+    for problem in problems:
+        print(redact(problem), file=err)
+    return 1

@@ -1,0 +1,285 @@
+"""The daemon: builds every part from the configuration, starts and stops them in order.
+
+It assembles; it does not contain. Start order: library -> outbox and sinks -> alarm
+pipeline -> arming and listen servers -> sessions. Stop order is the reverse, under one
+deadline (``sdk.shutdown_timeout_s``): the library's own close/logout can take seconds
+per device, and systemd must not have to kill hikd.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor, wait
+from datetime import timedelta, timezone, tzinfo
+from pathlib import Path
+from collections.abc import Callable, Sequence
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import structlog
+
+from hikd import __version__
+from hikd.bus import EventBus
+from hikd.config import Config, DeviceConfig, load_config
+from hikd.events import Event
+from hikd.listeners.alarm_state import AlarmStateTracker
+from hikd.listeners.arming import ArmingListener
+from hikd.listeners.decode import DecodeContext
+from hikd.listeners.listen import ListenServer
+from hikd.listeners.pipeline import AlarmPipeline, DeviceDirectory, Network
+from hikd.listeners.sdk_exceptions import SdkExceptionRouter
+from hikd.logs import setup_logging
+from hikd.outbox import Outbox
+from hikd.sdk.alarms import ArmingOptions
+from hikd.sdk.library import Library, SdkSettings
+from hikd.session import DeviceSession, SessionHooks
+from hikd.sinks.base import SinkContext
+from hikd.sinks.registry import build_sinks
+from hikd.systemd import Notifier, watchdog_interval_s
+
+log = structlog.get_logger("hikd.daemon")
+
+_LEVELS = {"high": 0, "medium": 1, "low": 2}
+_DEPLOY = {"client": 0, "realtime": 1}
+
+
+def device_timezone(value: str | None) -> tzinfo | None:
+    """The configured zone of a device that sends times without an offset: a fixed offset
+    such as ``+01:00`` or an IANA name such as ``Europe/Berlin`` (daylight saving included)."""
+    if not value:
+        return None
+    if value[0] in "+-":
+        sign = -1 if value[0] == "-" else 1
+        hours, _, minutes = value[1:].partition(":")
+        return timezone(sign * timedelta(hours=int(hours), minutes=int(minutes or 0)))
+    return ZoneInfo(value)
+
+
+class Daemon:
+    def __init__(
+        self, config: Config, observers: Sequence[Callable[[Event], None]] = ()
+    ) -> None:
+        self.config = config
+        self.observers = list(observers)
+        self.notifier = Notifier()
+        self.stopping = threading.Event()
+        self.sdk: Library | None = None
+        self.bus: EventBus | None = None
+        self.pipeline: AlarmPipeline | None = None
+        self.arming: ArmingListener | None = None
+        self.router: SdkExceptionRouter | None = None
+        self.listeners: list[ListenServer] = []
+        self.sessions: list[DeviceSession] = []
+        self.directory = DeviceDirectory()
+
+    # -- start -------------------------------------------------------------------------
+    def start(self) -> None:
+        cfg = self.config
+        state_dir = Path(cfg.daemon.state_dir)
+        state_dir.mkdir(parents=True, exist_ok=True)
+        picture_dir = Path(cfg.daemon.picture_dir or state_dir / "pictures")
+
+        self.bus = self._build_bus(state_dir)
+        self.bus.start()
+        publish = self.publish
+
+        self.sdk = Library.open(
+            cfg.sdk.library_dir,
+            SdkSettings(
+                connect_timeout_ms=cfg.sdk.connect_timeout_ms,
+                connect_tries=cfg.sdk.connect_tries,
+                recv_timeout_ms=cfg.sdk.recv_timeout_ms,
+                reconnect_interval_ms=cfg.sdk.reconnect_interval_ms,
+                log_dir=cfg.sdk.log_dir,
+                log_level=cfg.sdk.log_level,
+            ),
+        )
+        log.info("vendor library ready", version=self.sdk.version(), directory=str(self.sdk.directory))
+
+        tracker = AlarmStateTracker(
+            hold_s=dict(cfg.alarms.hold_s), pulse_types=set(cfg.alarms.pulse_types)
+        )
+        self.pipeline = AlarmPipeline(
+            self.directory,
+            tracker,
+            publish,
+            listen_allowed=self._listen_allowed(),
+            picture_dir=picture_dir,
+        )
+        self.pipeline.start()
+
+        self.arming = ArmingListener(
+            self.sdk,
+            self.pipeline,
+            publish,
+            ArmingOptions(
+                level=_LEVELS[cfg.arming.level],
+                deploy_type=_DEPLOY[cfg.arming.deploy_type],
+                alarm_info_v40=cfg.arming.alarm_info_v40,
+                upload_confirmation=cfg.arming.upload_confirmation,
+            ),
+            retry_s=cfg.arming.retry_s,
+        )
+        self.arming.start()
+
+        self.router = SdkExceptionRouter(lambda: self.sessions, publish)
+        self.sdk.add_exception_handler(self.router.handler)
+        self.router.start()
+
+        for listen in cfg.listen:
+            server = ListenServer(self.sdk, self.pipeline, listen.address, listen.port)
+            server.start()
+            self.listeners.append(server)
+
+        for device in cfg.devices:
+            if not device.enabled:
+                continue
+            self.directory.add(
+                device.name,
+                self._context(device, picture_dir),
+                [device.host, *device.allowed_addresses],
+            )
+            session = DeviceSession(self.sdk, device, publish, self._hooks(device, picture_dir))
+            self.sessions.append(session)
+        for session in self.sessions:
+            session.start()
+
+    def _build_bus(self, state_dir: Path) -> EventBus:
+        outbox = Outbox(state_dir / "outbox.sqlite")
+
+        def context(name: str) -> SinkContext:
+            sink_dir = state_dir / "sinks" / name
+            sink_dir.mkdir(parents=True, exist_ok=True)
+            return SinkContext(name=name, state_dir=sink_dir, extra={"version": __version__})
+
+        sinks = build_sinks(self.config.sinks, context)
+        return EventBus(outbox, sinks)
+
+    def _context(self, device: DeviceConfig, picture_dir: Path) -> DecodeContext:
+        from hikd.events import DeviceRef
+
+        return DecodeContext(
+            device=DeviceRef(device.name, "", f"{device.host}:{device.port}"),
+            utc_offset=device_timezone(device.timezone),
+            picture_dir=picture_dir,
+        )
+
+    def _hooks(self, device: DeviceConfig, picture_dir: Path) -> SessionHooks:
+        hooks = SessionHooks()
+
+        def logged_in(session: DeviceSession) -> None:
+            facts = session.facts
+            context = DecodeContext(
+                device=session.device,
+                start_channel=facts.start_channel if facts else 1,
+                start_ip_channel=facts.start_ip_channel if facts else 1,
+                utc_offset=device_timezone(device.timezone),
+                picture_dir=picture_dir,
+            )
+            if session.user_id is not None:
+                self.directory.logged_in(device.name, session.user_id, context)
+            if device.arm and self.arming is not None:
+                self.arming.arm(session)
+
+        def logging_out(session: DeviceSession) -> None:
+            if self.arming is not None:
+                self.arming.disarm(session)
+            self.directory.logged_out(device.name)
+
+        hooks.on_login.append(logged_in)
+        hooks.before_logout.append(logging_out)
+        return hooks
+
+    def _listen_allowed(self) -> dict[int, list[Network]]:
+        import ipaddress
+
+        allowed: dict[int, list[Network]] = {}
+        for listen in self.config.listen:
+            if listen.allowed:
+                allowed[listen.port] = [
+                    ipaddress.ip_network(entry, strict=False) for entry in listen.allowed
+                ]
+        return allowed
+
+    # -- run ---------------------------------------------------------------------------
+    def status_line(self) -> str:
+        online = sum(1 for s in self.sessions if s.state == "online")
+        armed = sum(1 for s in self.sessions if self.arming and self.arming.is_armed(s.name))
+        return f"{online}/{len(self.sessions)} devices online, {armed} armed"
+
+    def run_forever(self) -> None:
+        def on_signal(signum: int, _frame: Any) -> None:
+            log.info("stopping", signal=signal.Signals(signum).name)
+            self.stopping.set()
+
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+        self.notifier.ready(self.status_line())
+        watchdog = watchdog_interval_s()
+        tick = min(watchdog or 5.0, 5.0)
+        last_status = ""
+        while not self.stopping.wait(tick):
+            if watchdog is not None and self._healthy():
+                self.notifier.watchdog()
+            status = self.status_line()
+            if status != last_status:
+                self.notifier.status(status)
+                last_status = status
+
+    def _healthy(self) -> bool:
+        return self.pipeline is not None and self.pipeline.alive()
+
+    # -- stop --------------------------------------------------------------------------
+    def stop(self) -> None:
+        deadline = time.monotonic() + self.config.sdk.shutdown_timeout_s
+        self.notifier.stopping()
+        for server in self.listeners:
+            server.stop()
+        if self.arming is not None:
+            self.arming.close()
+        for session in self.sessions:
+            session.request_stop()
+        if self.sessions:
+            # Close alarm channels and log out in parallel: one slow device must not make
+            # the others wait, and the whole stays inside the deadline.
+            pool = ThreadPoolExecutor(max_workers=min(32, len(self.sessions)))
+            futures = [pool.submit(session.close) for session in self.sessions]
+            _done, pending = wait(futures, timeout=max(0.1, deadline - time.monotonic() - 1.0))
+            pool.shutdown(wait=False, cancel_futures=True)
+            if pending:
+                log.warning("some devices did not log out in time", count=len(pending))
+        if self.pipeline is not None:
+            self.pipeline.stop(timeout=max(0.1, min(1.0, deadline - time.monotonic())))
+        if self.router is not None:
+            self.router.stop(timeout=0.5)
+        if self.bus is not None:
+            self.bus.stop(timeout=max(0.5, deadline - time.monotonic()))
+        if self.sdk is not None:
+            sdk = self.sdk
+            cleaner = threading.Thread(target=sdk.cleanup, name="sdk-cleanup", daemon=True)
+            cleaner.start()
+            cleaner.join(max(0.1, deadline - time.monotonic()))
+            if cleaner.is_alive():
+                log.warning("the vendor library did not clean up in time; exiting anyway")
+        log.info("stopped")
+
+    def publish(self, event: Event) -> None:
+        """Every event of every part goes through here into the outbox."""
+        for observe in self.observers:
+            observe(event)
+        if self.bus is not None:
+            self.bus.publish(event)
+
+
+def run(config_path: Path | None) -> int:
+    config = load_config(config_path)
+    setup_logging(config.logging.level, config.logging.format)
+    daemon = Daemon(config)
+    try:
+        daemon.start()
+        daemon.run_forever()
+    finally:
+        daemon.stop()
+    return 0

@@ -1,0 +1,78 @@
+"""``hikd devices``: log in to each configured device once and print what it is."""
+
+from __future__ import annotations
+
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from hikd.config import Config, DeviceConfig, load_config
+from hikd.logs import setup_logging
+from hikd.sdk.errors import SdkError
+from hikd.sdk.library import Library, SdkSettings
+from hikd.session import DeviceSession
+
+_COLUMNS = ("name", "address", "protocol", "serial", "type", "model", "channels", "alarm i/o", "disks")
+
+
+def _row(session: DeviceSession) -> tuple[str, ...]:
+    facts = session.facts
+    assert facts is not None
+    analog = f"{facts.analog_channels} analog from {facts.start_channel}" if facts.analog_channels else ""
+    ip = f"{facts.ip_channels} IP from {facts.start_ip_channel}" if facts.ip_channels else ""
+    return (
+        session.name,
+        f"{session.config.host}:{session.config.port}",
+        facts.protocol,
+        facts.serial,
+        facts.device_type,
+        session.model,
+        ", ".join(part for part in (analog, ip) if part) or "0",
+        f"{facts.alarm_inputs}/{facts.alarm_outputs}",
+        str(facts.disks),
+    )
+
+
+def probe(sdk: Library, device: DeviceConfig) -> tuple[str, ...] | str:
+    """One login (never a retry: a wrong password must not count twice), facts, logout."""
+    session = DeviceSession(sdk, device, publish=lambda _event: None)
+    try:
+        session.login_once()
+    except SdkError as exc:
+        return str(exc)
+    try:
+        return _row(session)
+    finally:
+        session.close()
+
+
+def format_table(rows: list[tuple[str, ...]]) -> str:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    )
+
+
+def devices(config_path: Path | None) -> int:
+    config: Config = load_config(config_path)
+    setup_logging("warning", config.logging.format)
+    sdk = Library.open(config.sdk.library_dir, SdkSettings(recv_timeout_ms=config.sdk.recv_timeout_ms))
+    enabled = [d for d in config.devices if d.enabled]
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, min(16, len(enabled)))) as pool:
+            results = list(pool.map(lambda d: probe(sdk, d), enabled))
+    finally:
+        sdk.cleanup()
+    table: list[tuple[str, ...]] = [_COLUMNS]
+    failures: list[str] = []
+    for device, result in zip(enabled, results, strict=True):
+        if isinstance(result, str):
+            failures.append(f"{device.name} ({device.host}:{device.port}): {result}")
+        else:
+            table.append(result)
+    if len(table) > 1:
+        print(format_table(table))
+    for line in failures:
+        print(line, file=sys.stderr)
+    return 1 if failures else 0

@@ -1,0 +1,120 @@
+"""The one model for everything that leaves hikd: alarms, health and file events.
+
+Data flows one way: devices -> decoders -> events -> outbox -> sinks. An `Event` is
+immutable once built; sinks serialise it with `to_json()` and consumers de-duplicate
+on `id` (delivery is at-least-once).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+Kind = Literal["alarm", "health", "file", "log"]
+State = Literal["start", "stop", "pulse"]
+
+_uuid_lock = threading.Lock()
+_last_ms = 0
+_seq = 0
+
+
+def new_event_id() -> str:
+    """A UUIDv7 string: unique, and sorts in creation order within this process."""
+    global _last_ms, _seq
+    with _uuid_lock:
+        ms = time.time_ns() // 1_000_000
+        if ms <= _last_ms:
+            # Same (or earlier, clock stepped back) millisecond: keep order with a counter.
+            ms = _last_ms
+            _seq += 1
+            if _seq >= 1 << 12:
+                ms += 1
+                _seq = 0
+        else:
+            _seq = 0
+        _last_ms = ms
+        seq = _seq
+    rand = int.from_bytes(os.urandom(8), "big") & ((1 << 62) - 1)
+    value = (ms << 80) | (0x7 << 76) | (seq << 64) | (0b10 << 62) | rand
+    h = f"{value:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceRef:
+    """Which device an event is about: the configured name, its serial and address."""
+
+    name: str
+    serial: str = ""
+    address: str = ""
+
+    def to_dict(self) -> dict[str, str]:
+        return {"name": self.name, "serial": self.serial, "address": self.address}
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    kind: Kind
+    type: str
+    state: State
+    device: DeviceRef
+    channel: int | None = None
+    time: datetime = field(default_factory=utc_now)
+    received: datetime = field(default_factory=utc_now)
+    attributes: dict[str, Any] = field(default_factory=dict)
+    raw: dict[str, Any] | None = None
+    files: tuple[str, ...] = ()
+    id: str = field(default_factory=new_event_id)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "type": self.type,
+            "state": self.state,
+            "device": self.device.to_dict(),
+            "channel": self.channel,
+            "time": self.time.isoformat(),
+            "received": self.received.isoformat(),
+            "attributes": self.attributes,
+            "raw": self.raw,
+            "files": list(self.files),
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), separators=(",", ":"), default=str)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Event:
+        dev = d.get("device") or {}
+        return cls(
+            id=d["id"],
+            kind=d["kind"],
+            type=d["type"],
+            state=d["state"],
+            device=DeviceRef(dev.get("name", ""), dev.get("serial", ""), dev.get("address", "")),
+            channel=d.get("channel"),
+            time=datetime.fromisoformat(d["time"]),
+            received=datetime.fromisoformat(d["received"]),
+            attributes=d.get("attributes") or {},
+            raw=d.get("raw"),
+            files=tuple(d.get("files") or ()),
+        )
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Event:
+        return cls.from_dict(json.loads(text))
+
+
+def health(device: DeviceRef, type_: str, state: State = "pulse", **attributes: Any) -> Event:
+    """A health event (online, offline, rearmed, auth_failed, ...) about one device."""
+    return Event(kind="health", type=type_, state=state, device=device, attributes=attributes)

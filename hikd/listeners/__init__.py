@@ -1,0 +1,1 @@
+"""Arming, listening and decoding: SDK callbacks in, `Event`s out."""

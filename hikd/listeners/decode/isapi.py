@@ -1,0 +1,482 @@
+"""COMM_ISAPI_ALARM (0x6009): the EventNotificationAlert bodies, XML or JSON, and pictures.
+
+Over an ISAPI login the real library delivers every alarm this way, armed or listening
+(sdk-over-isapi.md part 1 §2, §4): ``NET_DVR_ALARM_ISAPI_INFO.pAlarmData`` is the body of
+the part as the device sent it (armed: with the CRLF before the next boundary), and
+``byDataType`` says 1 XML, 2 JSON, 0 binary (application/octet-stream).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import xml.etree.ElementTree as ET
+from datetime import UTC, datetime
+from typing import Any
+
+from hikd.events import Event, State, new_event_id
+from hikd.listeners.decode import types
+from hikd.listeners.decode.commands import COMM_ISAPI_ALARM
+from hikd.listeners.decode.context import (
+    DecodeContext,
+    malformed,
+    raw_binary,
+    received_at,
+    snake,
+)
+from hikd.listeners.decode.pictures import save_pictures
+from hikd.listeners.decode.stats import DecodeStats
+from hikd.listeners.raw import RawAlarm, RawPicture
+
+DATA_BINARY = 0
+DATA_XML = 1
+DATA_JSON = 2
+
+ALERT = "EventNotificationAlert"
+_MAX_DEPTH = 24
+"""Deeper structure than any device sends is cut off (kept as a marker), so a hostile
+body cannot make the decoder recurse without bound."""
+
+_DOCTYPE = re.compile(rb"<!\s*(?:DOCTYPE|ENTITY)", re.IGNORECASE)
+_XML_DECL = re.compile(r"^\s*<\?xml[^>]*\?>")
+_BARE_AMP = re.compile(r"&(?!(?:[A-Za-z][A-Za-z0-9]*|#[0-9]+|#x[0-9A-Fa-f]+);)")
+_INT = re.compile(r"^[+-]?\d{1,19}$")
+_FLOAT = re.compile(r"^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$")
+
+# Leaf names whose XML text is a number (JSON keeps its own types).
+_INT_FIELDS = frozenset(
+    {
+        "channelID",
+        "dynChannelID",
+        "videoInputChannelID",
+        "dynVideoInputChannelID",
+        "inputIOPortID",
+        "dynInputIOPortID",
+        "activePostCount",
+        "portNo",
+        "regionID",
+        "ruleID",
+        "sensitivityLevel",
+        "positionX",
+        "positionY",
+        "picturesNumber",
+        "picNum",
+        "targetID",
+        "hikdSimSentNs",
+        "hikdSimSeq",
+    }
+)
+_FLOAT_FIELDS = frozenset({"X", "Y", "x", "y", "width", "height"})
+_CHANNEL_FIELDS = ("channelID", "dynChannelID", "videoInputChannelID", "dynVideoInputChannelID")
+_INPUT_FIELDS = ("inputIOPortID", "dynInputIOPortID")
+_RENAMES = {"macAddress": "mac", "portNo": "port"}
+_STRUCTURED = frozenset({"DetectionRegionList"})
+
+
+class MalformedBody(Exception):
+    """The body is not a readable alert; the message says why."""
+
+
+def decode_isapi(raw: RawAlarm, ctx: DecodeContext, stats: DecodeStats) -> list[Event]:
+    pictures = [p for p in raw.pictures if not _is_embedded_alert(p)]
+    embedded = [p for p in raw.pictures if _is_embedded_alert(p)]
+    events = _decode_body(raw, ctx, stats, pictures)
+    for pic in embedded:
+        # Quirk (sdk-over-isapi.md part 1 §2): when a device omits the boundary after a
+        # JSON part, the library hands the next XML alert over as PIC[0] with byPicType 0.
+        # It is an alarm, not a picture: decode it as one.
+        inner = RawAlarm(
+            command=raw.command,
+            alarmer=raw.alarmer,
+            payload=pic.data,
+            received_ns=raw.received_ns,
+            source=raw.source,
+            data_type=DATA_XML if pic.data.lstrip()[:1] == b"<" else DATA_JSON,
+            listen_port=raw.listen_port,
+        )
+        events.extend(_decode_body(inner, ctx, stats, []))
+    return events
+
+
+def _is_embedded_alert(pic: RawPicture) -> bool:
+    return pic.pic_type == 0 and pic.data.lstrip()[:1] in (b"<", b"{")
+
+
+def _decode_body(
+    raw: RawAlarm, ctx: DecodeContext, stats: DecodeStats, pictures: list[RawPicture]
+) -> list[Event]:
+    if raw.data_type not in (DATA_XML, DATA_JSON):
+        return [_unknown_binary(raw, ctx, stats, pictures)]
+    body = raw.payload.strip(b"\r\n\t \0")
+    text = _text(body)
+    try:
+        if raw.data_type == DATA_XML:
+            if _DOCTYPE.search(body):
+                raise MalformedBody("XML with a DOCTYPE or ENTITY declaration is refused")
+            alerts = _xml_alerts(text)
+        else:
+            alerts = _json_alerts(text)
+    except MalformedBody as exc:
+        return [malformed(raw, ctx, stats, str(exc), data_type=raw.data_type)]
+    events: list[Event] = []
+    for i, alert in enumerate(alerts):
+        events.extend(_alert_events(alert, raw, text, ctx, stats, pictures if i == 0 else []))
+    return events
+
+
+def _text(body: bytes) -> str:
+    if body.startswith(b"\xef\xbb\xbf"):
+        body = body[3:]
+    for encoding in ("utf-8", "gbk"):
+        try:
+            return body.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    return body.decode("utf-8", "replace")
+
+
+# --- XML and JSON into one shape: dicts of str -> leaf | dict | list ---------------------
+
+
+def _xml_alerts(text: str) -> list[dict[str, Any]]:
+    source = _XML_DECL.sub("", text, count=1)
+    try:
+        root = ET.fromstring(source)
+    except ET.ParseError as first:
+        # Some cameras send a bare "&" in names (hikvision_next works around the same).
+        fixed = _BARE_AMP.sub("&amp;", source)
+        if fixed == source:
+            raise MalformedBody(f"not well-formed XML: {first}") from None
+        try:
+            root = ET.fromstring(fixed)
+        except ET.ParseError as exc:
+            raise MalformedBody(f"not well-formed XML: {exc}") from None
+    if _local(root.tag) != ALERT:
+        nested = [el for el in root.iter() if _local(el.tag) == ALERT]
+        if nested:
+            return [_xml_dict(el, 0) for el in nested]
+        alert = _xml_dict(root, 0)
+        if "eventType" not in alert:
+            alert = {"eventType": _local(root.tag), "_root_only": True, **alert}
+        return [alert]
+    return [_xml_dict(root, 0)]
+
+
+def _local(tag: Any) -> str:
+    if not isinstance(tag, str):  # comments and processing instructions have function tags
+        return ""
+    return tag.rsplit("}", 1)[-1]
+
+
+def _xml_dict(el: ET.Element, depth: int) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if depth > _MAX_DEPTH:
+        return {"_truncated": True}
+    for child in el:
+        name = _local(child.tag)
+        if not name:
+            continue
+        value: Any = (
+            _xml_dict(child, depth + 1) if len(child) else _leaf(name, (child.text or "").strip())
+        )
+        if name in out:
+            if not isinstance(out[name], list):
+                out[name] = [out[name]]
+            out[name].append(value)
+        else:
+            out[name] = value
+    return out
+
+
+def _leaf(name: str, value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    if name in _INT_FIELDS and _INT.match(value):
+        return int(value)
+    if name in _FLOAT_FIELDS and _FLOAT.match(value):
+        number = float(value)
+        return number if math.isfinite(number) else value
+    return value
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _json_alerts(text: str) -> list[dict[str, Any]]:
+    try:
+        data = json.loads(text, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as exc:
+        raise MalformedBody(f"not valid JSON: {exc}") from None
+    items = data if isinstance(data, list) else [data]
+    alerts = []
+    for item in items:
+        if not isinstance(item, dict):
+            continue
+        if isinstance(item.get(ALERT), dict):
+            item = item[ALERT]
+        elif "eventType" not in item and len(item) == 1:
+            (inner,) = item.values()
+            if isinstance(inner, dict) and "eventType" in inner:
+                item = inner
+        alerts.append(item)
+    if not alerts:
+        raise MalformedBody("JSON body holds no alert object")
+    return alerts
+
+
+# --- one alert into events ----------------------------------------------------------------
+
+
+def _alert_events(
+    alert: dict[str, Any],
+    raw: RawAlarm,
+    text: str,
+    ctx: DecodeContext,
+    stats: DecodeStats,
+    pictures: list[RawPicture],
+) -> list[Event]:
+    root_only = bool(alert.pop("_root_only", False))
+    device_type = _str(alert.get("eventType"))
+    if not device_type or device_type.lower() == "duration":
+        # EventNotificationAlert version 2.0 "duration" events name the real event in
+        # DurationList/Duration/relationEvent (pyHik, hikvision_next).
+        related = _str(_path(alert, "DurationList", "Duration", "relationEvent"))
+        device_type = related or device_type
+    ours = types.isapi_type(device_type) if device_type else None
+    state = _state(alert.get("eventState"))
+
+    if ours == types.HEARTBEAT or (ours == "video_loss" and state == "stop"):
+        # videoloss + inactive is the device heartbeat (the real library swallows it on the
+        # alertStream; a listening host still gets it). Not an alarm, but counted.
+        stats.heartbeat(ctx.device.name)
+        return []
+
+    attributes = _attributes(alert)
+    attributes["event_type"] = device_type
+    channel, channel_field = _first_int(alert, _CHANNEL_FIELDS)
+    alarm_input, input_field = _first_int(alert, _INPUT_FIELDS)
+    if alarm_input is not None:
+        attributes["alarm_input"] = alarm_input
+    # What became a field of the event itself is not repeated in its attributes.
+    for mapped in ("dateTime", "eventState", channel_field, input_field):
+        if mapped and alert.get(mapped) is not None:
+            attributes.pop(snake(mapped), None)
+    if ours == "io":
+        channel = None
+
+    received = received_at(raw)
+    when, bad_time = _device_time(alert.get("dateTime"), ctx)
+    if bad_time is not None:
+        attributes["device_time_invalid"] = bad_time
+    kind_type = ours or types.UNKNOWN
+    if kind_type in types.ONE_SHOT_TYPES and state == "start":
+        state = "pulse"
+
+    event_id = new_event_id()
+    time = when or received
+    files: list[str] = []
+    if pictures:
+        files, info = save_pictures(pictures, ctx, event_id, time)
+        attributes["pictures"] = info
+    raw_part = None
+    if ours is None or root_only:
+        kind_type = types.UNKNOWN
+        raw_part = {"command": COMM_ISAPI_ALARM, "encoding": "text", "payload": text}
+    return [
+        Event(
+            kind="alarm",
+            type=kind_type,
+            state=state,
+            device=ctx.device,
+            channel=channel if channel is None or channel > 0 else None,
+            time=time,
+            received=received,
+            attributes=attributes,
+            raw=raw_part,
+            files=tuple(files),
+            id=event_id,
+        )
+    ]
+
+
+def _state(value: Any) -> State:
+    text = _str(value).lower()
+    if text == "active":
+        return "start"
+    if text == "inactive":
+        return "stop"
+    return "pulse"
+
+
+def _str(value: Any) -> str:
+    if value is None or isinstance(value, (dict, list)):
+        return ""
+    return str(value).strip()
+
+
+def _path(node: Any, *names: str) -> Any:
+    for name in names:
+        if isinstance(node, list):
+            node = node[0] if node else None
+        if not isinstance(node, dict):
+            return None
+        node = node.get(name)
+    return node
+
+
+def _first_int(alert: dict[str, Any], names: tuple[str, ...]) -> tuple[int | None, str]:
+    """The first of `names` that holds a whole number, and which one it was."""
+    for name in names:
+        value = alert.get(name)
+        if isinstance(value, bool):
+            continue
+        if isinstance(value, int):
+            return value, name
+        if isinstance(value, str) and _INT.match(value.strip()):
+            return int(value), name
+    return None, ""
+
+
+def _device_time(value: Any, ctx: DecodeContext) -> tuple[datetime | None, str | None]:
+    """The alert's dateTime, timezone-aware (its own offset; else the configured device
+    timezone; else UTC), and the raw text when it is no time at all."""
+    text = _str(value)
+    if not text:
+        return None, None
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        return None, text
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=ctx.utc_offset or UTC)
+    return when, None
+
+
+def _attributes(alert: dict[str, Any]) -> dict[str, Any]:
+    """Every field of the alert, snake_case, flattened where that loses nothing; the
+    detection regions as a list, with the first region's id, target and coordinates on top
+    (what rules and automations key on)."""
+    attributes: dict[str, Any] = {}
+    _flatten(alert, attributes, "", 0)
+    regions = _regions(alert.get("DetectionRegionList"))
+    if regions:
+        attributes["regions"] = regions
+        first = regions[0]
+        for key in ("region_id", "detection_target", "coordinates"):
+            if key in first and key not in attributes:
+                attributes[key] = first[key]
+        if "detection_target" not in attributes:
+            targets = [r["detection_target"] for r in regions if r.get("detection_target")]
+            if targets:
+                attributes["detection_target"] = targets[0]
+    return attributes
+
+
+def _flatten(node: dict[str, Any], out: dict[str, Any], parent: str, depth: int) -> None:
+    # Leaves first, so a top-level field keeps the plain name over a nested one.
+    nested: list[tuple[str, Any]] = []
+    for name, value in node.items():
+        if depth == 0 and name in _STRUCTURED:
+            continue
+        key = _RENAMES.get(name) or snake(name) or "value"
+        if isinstance(value, (dict, list)):
+            nested.append((key, value))
+            continue
+        if key in out and parent:
+            key = f"{parent}_{key}"
+        out.setdefault(key, _leaf(name, value))
+    for key, value in nested:
+        if isinstance(value, dict) and depth < _MAX_DEPTH:
+            _flatten(value, out, key, depth + 1)
+        else:
+            if key in out and parent:
+                key = f"{parent}_{key}"
+            out.setdefault(key, _snake_tree(value, depth + 1))
+
+
+def _snake_tree(value: Any, depth: int) -> Any:
+    if depth > _MAX_DEPTH:
+        return "<truncated>"
+    if isinstance(value, dict):
+        return {
+            (_RENAMES.get(k) or snake(k) or "value"): _leaf(k, _snake_tree(v, depth + 1))
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_snake_tree(v, depth + 1) for v in value]
+    return value
+
+
+def _regions(value: Any) -> list[dict[str, Any]]:
+    """DetectionRegionList in its XML shape (entries under DetectionRegionEntry) or the
+    JSON shapes devices send (a list of entries, wrapped or not)."""
+    items = value if isinstance(value, list) else [value]
+    entries: list[dict[str, Any]] = []
+    for item in items:
+        if not isinstance(item, dict):
+            continue
+        inner = item.get("DetectionRegionEntry")
+        if inner is not None:
+            entries.extend(e for e in (inner if isinstance(inner, list) else [inner]) if e)
+        else:
+            entries.append(item)
+    regions = []
+    for entry in entries:
+        if not isinstance(entry, dict):
+            continue
+        region = _snake_tree({k: v for k, v in entry.items() if k != "RegionCoordinatesList"}, 1)
+        coordinates = _coordinates(entry.get("RegionCoordinatesList"))
+        if coordinates:
+            region["coordinates"] = coordinates
+        regions.append(region)
+    return regions
+
+
+def _coordinates(value: Any) -> list[list[Any]]:
+    items = value if isinstance(value, list) else [value]
+    points: list[dict[str, Any]] = []
+    for item in items:
+        if not isinstance(item, dict):
+            continue
+        inner = item.get("RegionCoordinates")
+        if inner is not None:
+            points.extend(p for p in (inner if isinstance(inner, list) else [inner]) if p)
+        else:
+            points.append(item)
+    return [
+        [_leaf("positionX", p.get("positionX")), _leaf("positionY", p.get("positionY"))]
+        for p in points
+        if isinstance(p, dict)
+    ]
+
+
+# --- binary bodies and pictures --------------------------------------------------------
+
+
+def _unknown_binary(
+    raw: RawAlarm, ctx: DecodeContext, stats: DecodeStats, pictures: list[RawPicture]
+) -> Event:
+    event_id = new_event_id()
+    received = received_at(raw)
+    attributes: dict[str, Any] = {
+        "event_type": "",
+        "data_type": raw.data_type,
+        "size": len(raw.payload),
+    }
+    files: list[str] = []
+    if pictures:
+        files, attributes["pictures"] = save_pictures(pictures, ctx, event_id, received)
+    return Event(
+        kind="alarm",
+        type=types.UNKNOWN,
+        state="pulse",
+        device=ctx.device,
+        time=received,
+        received=received,
+        attributes=attributes,
+        raw=raw_binary(raw),
+        files=tuple(files),
+        id=event_id,
+    )

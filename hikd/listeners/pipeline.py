@@ -1,0 +1,193 @@
+"""From copied SDK messages to published events, on one decoder thread.
+
+    SDK callback --put--> queue --> match device --> decode --> start/stop --> publish
+
+The callback side is `enqueue` (a C-level ``SimpleQueue.put``): nothing else happens on
+the library's threads. Everything that can be slow (parsing, writing pictures, state)
+happens here, on the decoder thread.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import queue
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+
+from hikd.events import DeviceRef, Event, health
+from hikd.listeners.alarm_state import AlarmStateTracker
+from hikd.listeners.decode import DecodeContext, decode
+from hikd.listeners.raw import RawAlarm
+from hikd.sdk.alarms import parse_alarmer
+
+log = structlog.get_logger("hikd.alarms")
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass
+class DeviceEntry:
+    """What the pipeline knows of one configured device."""
+
+    context: DecodeContext
+    addresses: frozenset[str]
+    user_id: int | None = None
+
+
+class DeviceDirectory:
+    """Finds the device a message came from: by session (arming) or sender address (listen)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_name: dict[str, DeviceEntry] = {}
+        self._by_user: dict[int, DeviceEntry] = {}
+        self._by_address: dict[str, DeviceEntry] = {}
+
+    def add(self, name: str, context: DecodeContext, addresses: Iterable[str]) -> None:
+        entry = DeviceEntry(context, frozenset(addresses))
+        with self._lock:
+            self._by_name[name] = entry
+            for address in entry.addresses:
+                self._by_address[address] = entry
+
+    def logged_in(self, name: str, user_id: int, context: DecodeContext) -> None:
+        with self._lock:
+            entry = self._by_name.get(name)
+            if entry is None:
+                return
+            if entry.user_id is not None:
+                self._by_user.pop(entry.user_id, None)
+            entry.user_id = user_id
+            entry.context = context
+            self._by_user[user_id] = entry
+
+    def logged_out(self, name: str) -> None:
+        with self._lock:
+            entry = self._by_name.get(name)
+            if entry is not None and entry.user_id is not None:
+                self._by_user.pop(entry.user_id, None)
+                entry.user_id = None
+
+    def by_user(self, user_id: int | None) -> DecodeContext | None:
+        with self._lock:
+            entry = self._by_user.get(user_id) if user_id is not None else None
+            return entry.context if entry else None
+
+    def by_address(self, address: str) -> DecodeContext | None:
+        with self._lock:
+            entry = self._by_address.get(address)
+            return entry.context if entry else None
+
+
+class AlarmPipeline:
+    def __init__(
+        self,
+        directory: DeviceDirectory,
+        tracker: AlarmStateTracker,
+        publish: Callable[[Event], None],
+        listen_allowed: dict[int, list[Network]] | None = None,
+        picture_dir: Path | None = None,
+        expire_every_s: float = 0.25,
+    ) -> None:
+        self.directory = directory
+        self.tracker = tracker
+        self._publish = publish
+        self._listen_allowed = listen_allowed or {}
+        self._picture_dir = picture_dir
+        self._expire_every_s = expire_every_s
+        self._queue: queue.SimpleQueue[RawAlarm | None] = queue.SimpleQueue()
+        self.enqueue: Callable[[RawAlarm], None] = self._queue.put
+        self.counters: Counter[str] = Counter()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="alarm-decoder", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Decode what is queued, then stop (the open alarms stay open: a restart goes on)."""
+        if self._thread is None:
+            return
+        self._queue.put(None)
+        self._thread.join(timeout)
+        self._thread = None
+
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def _run(self) -> None:
+        next_expiry = time.monotonic() + self._expire_every_s
+        while True:
+            try:
+                raw = self._queue.get(timeout=self._expire_every_s)
+            except queue.Empty:
+                pass
+            else:
+                if raw is None:
+                    return
+                self.handle(raw)
+            now = time.monotonic()
+            if now >= next_expiry:
+                next_expiry = now + self._expire_every_s
+                for event in self.tracker.expire():
+                    self._publish(event)
+
+    def handle(self, raw: RawAlarm) -> None:
+        """Decode one message and publish what it means. Never raises."""
+        try:
+            context = self._context_for(raw)
+            if context is None:
+                return
+            for event in decode(raw, context):
+                self.counters[f"{event.kind}:{event.type}"] += 1
+                for out in self.tracker.feed(event):
+                    self._publish(out)
+        except Exception:
+            self.counters["pipeline_errors"] += 1
+            log.exception("alarm pipeline error", command=hex(raw.command))
+
+    def _context_for(self, raw: RawAlarm) -> DecodeContext | None:
+        alarmer = parse_alarmer(raw.alarmer)
+        if raw.source == "arming":
+            context = self.directory.by_user(alarmer.user_id)
+            if context is not None:
+                return context
+        # Listen mode (and the 0x7fff messages it routes to the global callback): the
+        # sender's socket address is all the library gives (part 1 §4).
+        address = alarmer.device_ip
+        if raw.source == "listen" and not self._allowed(raw.listen_port, address):
+            self.counters["listen_dropped"] += 1
+            log.warning(
+                "alarm from a sender that is not allowed: dropped",
+                sender=address,
+                port=raw.listen_port,
+                hint="add it to listen.allowed or to the device's allowed_addresses",
+            )
+            return None
+        context = self.directory.by_address(address)
+        if context is not None:
+            return context
+        self.counters["unknown_sender"] += 1
+        return DecodeContext(
+            device=DeviceRef(name=address or "unknown", address=address),
+            picture_dir=self._picture_dir,
+        )
+
+    def _allowed(self, port: int, address: str) -> bool:
+        networks = self._listen_allowed.get(port)
+        if networks is None:
+            return self.directory.by_address(address) is not None
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in network for network in networks)
+
+    def health_snapshot(self, device: DeviceRef) -> Event:
+        return health(device, "alarm_pipeline", **dict(self.counters))

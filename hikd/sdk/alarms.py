@@ -1,0 +1,158 @@
+"""Alarm channels and listen servers: the SDK calls of seed 5.16 / 5.17 and their callback.
+
+The message callback runs on the library's own thread with buffers that are valid only
+during the call. It copies the bytes into a `RawAlarm`, hands it to ``deliver`` (a queue's
+``put_nowait``) and returns: no SDK call, no parsing, no I/O, no lock held for long.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from hikd.listeners.raw import RawAlarm, RawPicture
+from hikd.sdk.ffi import ffi
+from hikd.sdk.library import Library
+
+COMM_ISAPI_ALARM = 0x6009
+_ALARMER_SIZE = 372  # sizeof(NET_DVR_ALARMER), checked by the ABI test
+_MSG_CALLBACK = "void(int, NET_DVR_ALARMER *, char *, unsigned int, void *)"
+
+Deliver = Callable[[RawAlarm], None]
+
+
+class MessageCallback:
+    """A live cffi callback that turns each message into a `RawAlarm` for ``deliver``.
+
+    Keep the object alive for as long as the library may call it (cffi frees the
+    trampoline with the object)."""
+
+    def __init__(
+        self, deliver: Deliver, source: Literal["arming", "listen"] = "arming", port: int = 0
+    ) -> None:
+        self._deliver = deliver
+        self._source: Literal["arming", "listen"] = source
+        self._port = port
+        self.errors = 0
+        self.cdata = ffi.callback(_MSG_CALLBACK, self._on_message)
+
+    def _on_message(
+        self, command: int, alarmer: Any, info: Any, length: int, _user: Any
+    ) -> None:
+        try:
+            received = time.time_ns()
+            alarmer_bytes = ffi.buffer(alarmer, _ALARMER_SIZE)[:] if alarmer else b""
+            if command == COMM_ISAPI_ALARM and info:
+                raw = _copy_isapi(command, alarmer_bytes, info, received)
+            else:
+                payload = ffi.buffer(info, length)[:] if info and length else b""
+                raw = RawAlarm(command, alarmer_bytes, payload, received)
+            raw.source = self._source
+            raw.listen_port = self._port
+            self._deliver(raw)
+        except Exception:
+            # Never unwind into C. A copy that fails is counted; the decoder thread
+            # publishes the counter as health.
+            self.errors += 1
+
+
+def _copy_isapi(command: int, alarmer: bytes, info_ptr: Any, received: int) -> RawAlarm:
+    info = ffi.cast("NET_DVR_ALARM_ISAPI_INFO *", info_ptr)
+    size = int(info.dwAlarmDataLen)
+    body = ffi.buffer(info.pAlarmData, size)[:] if info.pAlarmData and size else b""
+    pictures: list[RawPicture] = []
+    count = int(info.byPicturesNumber)
+    if count and info.pPicPackData:
+        pics = ffi.cast("NET_DVR_ALARM_ISAPI_PICDATA *", info.pPicPackData)
+        for i in range(count):
+            pic = pics[i]
+            data = ffi.buffer(pic.pPicData, pic.dwPicLen)[:] if pic.pPicData else b""
+            name = ffi.string(pic.szFilename).decode("utf-8", "replace")
+            pictures.append(RawPicture(name, int(pic.byPicType), data))
+    return RawAlarm(
+        command, alarmer, body, received, data_type=int(info.byDataType), pictures=pictures
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ArmingOptions:
+    """NET_DVR_SETUPALARM_PARAM (HCNetSDK.h). Over ISAPI none of these change the
+    request or the callbacks (sdk-over-isapi.md part 1 §2); private-protocol devices use
+    them."""
+
+    level: int = 0
+    """byLevel: 0 high, 1 medium, 2 low priority of this client's uploads."""
+    deploy_type: int = 0
+    """byDeployType: 0 client arming (uploads also while not connected are lost), 1 real-time."""
+    alarm_info_v40: bool = True
+    """byRetAlarmTypeV40: COMM_ALARM_V40 instead of V30 (needed above 64 channels)."""
+    upload_confirmation: bool = False
+    """bySupport bit 1: the device waits for this client's confirmation of each upload."""
+    resend_after_outage: int = 0
+    """byBrokenNetHttp: bit mask of event classes the device re-sends after a broken link."""
+
+
+def set_message_callback(sdk: Library, callback: MessageCallback) -> None:
+    sdk.check(sdk.lib.NET_DVR_SetDVRMessageCallBack_V30(callback.cdata, ffi.NULL))
+
+
+def setup_alarm_channel(sdk: Library, user_id: int, options: ArmingOptions) -> int:
+    """NET_DVR_SetupAlarmChan_V41 -> alarm handle. Over ISAPI it waits for the HTTP
+    status of the alertStream: 404 -> error 23, 403/500 -> error 29 (part 1 §2)."""
+    param = ffi.new("NET_DVR_SETUPALARM_PARAM *")
+    param.dwSize = ffi.sizeof("NET_DVR_SETUPALARM_PARAM")
+    param.byLevel = options.level
+    param.byDeployType = options.deploy_type
+    param.byRetAlarmTypeV40 = 1 if options.alarm_info_v40 else 0
+    param.bySupport = 0b10 if options.upload_confirmation else 0
+    param.byBrokenNetHttp = options.resend_after_outage
+    handle = int(sdk.lib.NET_DVR_SetupAlarmChan_V41(user_id, param))
+    if handle < 0:
+        raise sdk.last_error()
+    return handle
+
+
+def close_alarm_channel(sdk: Library, handle: int) -> None:
+    sdk.check(sdk.lib.NET_DVR_CloseAlarmChan_V30(handle))
+
+
+def start_listen(sdk: Library, address: str, port: int, callback: MessageCallback) -> int:
+    """NET_DVR_StartListen_V30 -> listen handle. Malformed payloads (0x7fff) go to the
+    global message callback, not to this one (part 1 §4)."""
+    handle = int(
+        sdk.lib.NET_DVR_StartListen_V30(address.encode(), port, callback.cdata, ffi.NULL)
+    )
+    if handle < 0:
+        raise sdk.last_error()
+    return handle
+
+
+def stop_listen(sdk: Library, handle: int) -> None:
+    sdk.check(sdk.lib.NET_DVR_StopListen_V30(handle))
+
+
+@dataclass(frozen=True, slots=True)
+class Alarmer:
+    """The fields of NET_DVR_ALARMER hikd uses, read from the copied bytes."""
+
+    user_id: int | None
+    serial: str
+    device_ip: str
+    link_port: int
+
+
+def parse_alarmer(data: bytes) -> Alarmer:
+    if len(data) < _ALARMER_SIZE:
+        return Alarmer(None, "", "", 0)
+    a = ffi.from_buffer("NET_DVR_ALARMER *", data)
+    return Alarmer(
+        user_id=int(a.lUserID) if a.byUserIDValid else None,
+        # Over ISAPI bySerialValid is 1 but the serial is empty (part 1 §2, quirk 6).
+        serial=bytes(ffi.buffer(a.sSerialNumber)).split(b"\0", 1)[0].decode("ascii", "replace")
+        if a.bySerialValid
+        else "",
+        device_ip=ffi.string(a.sDeviceIP).decode("ascii", "replace") if a.byDeviceIPValid else "",
+        link_port=int(a.wLinkPort) if a.byLinkPortValid else 0,
+    )

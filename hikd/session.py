@@ -1,0 +1,314 @@
+"""Device sessions: one per configured device — login, facts, reconnect, logout.
+
+A session logs in with ``NET_DVR_Login_V40`` and keeps trying with exponential backoff and
+jitter while the device is unreachable. A wrong password, a locked user or an unactivated
+device stops the retries for ``auth_retry_s`` (an hour by default): a device locks an
+account after a few bad tries, and hikd must never be the cause.
+
+Once logged in, the library itself re-connects and re-logs in (seed 5.2.4; observed
+0x8040/0x8041 in sdk-over-isapi.md part 1 §3), so the session does not fight it: it only
+watches (exception callback, periodic ``NET_DVR_CHECK_USER_STATUS``) and reports
+``online``/``offline`` as health events. Capabilities (ISAPI pass-through, later
+snapshots, downloads) pick the route that works on the session's protocol.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+import structlog
+
+from hikd.events import DeviceRef, Event, health
+from hikd.isapi_xml import text_of
+from hikd.sdk.errors import AuthError, SdkError
+from hikd.sdk.login import DeviceFacts, LoginFailureDetails, check_user_status, login, logout
+from hikd.sdk.passthrough import IsapiReply, std_xml_config
+
+if TYPE_CHECKING:
+    from hikd.config import DeviceConfig
+    from hikd.sdk.library import Library
+
+log = structlog.get_logger("hikd.session")
+
+SessionState = Literal["starting", "online", "offline", "auth_failed", "stopped"]
+
+# Exception callback types (HCNetSDK.h, seed 5.2.12) that say something about the session.
+EXCEPTION_EXCHANGE = 0x8000  # the session heartbeat failed
+EXCEPTION_RELOGIN = 0x8040
+RELOGIN_SUCCESS = 0x8041
+EXCEPTION_RELOGIN_FAILED = 0x8044
+
+# Only so many logins run at once: a burst of 256 logins at start-up is fine for the
+# library but not for a small NVR's web server.
+_LOGIN_SLOTS = threading.BoundedSemaphore(16)
+
+
+def backoff_delays(minimum: float, maximum: float, rng: random.Random) -> Any:
+    """Exponential backoff with full jitter in [delay/2, delay], capped at ``maximum``."""
+    delay = minimum
+    while True:
+        yield rng.uniform(delay / 2, delay)
+        delay = min(delay * 2, maximum)
+
+
+@dataclass
+class SessionHooks:
+    """Who wants to know when a session comes and goes (arming, polls)."""
+
+    on_login: list[Callable[[DeviceSession], None]] = field(default_factory=list)
+    before_logout: list[Callable[[DeviceSession], None]] = field(default_factory=list)
+
+
+class DeviceSession:
+    def __init__(
+        self,
+        sdk: Library,
+        config: DeviceConfig,
+        publish: Callable[[Event], None],
+        hooks: SessionHooks | None = None,
+        check_interval_s: float = 30.0,
+    ) -> None:
+        self.sdk = sdk
+        self.config = config
+        self.name = config.name
+        self._publish = publish
+        self.hooks = hooks or SessionHooks()
+        self.check_interval_s = check_interval_s
+        self.state: SessionState = "starting"
+        self.user_id: int | None = None
+        self.facts: DeviceFacts | None = None
+        self.firmware: str = ""
+        self.model: str = ""
+        self.last_error: str = ""
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._rng = random.Random()
+
+    # -- identity ----------------------------------------------------------------------
+    @property
+    def device(self) -> DeviceRef:
+        serial = self.facts.serial if self.facts else ""
+        return DeviceRef(self.name, serial, f"{self.config.host}:{self.config.port}")
+
+    @property
+    def protocol(self) -> str:
+        return self.facts.protocol if self.facts else ""
+
+    # -- lifecycle ---------------------------------------------------------------------
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name=f"session-{self.name}", daemon=True)
+        self._thread.start()
+
+    def request_stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+
+    def join(self, timeout: float | None = None) -> None:
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def close(self) -> None:
+        """Run the before-logout hooks (close alarm channels) and log out. Idempotent."""
+        self.request_stop()
+        with self._lock:
+            user_id, self.user_id = self.user_id, None
+        if user_id is None:
+            return
+        for hook in self.hooks.before_logout:
+            _call_hook(hook, self, "before_logout")
+        try:
+            logout(self.sdk, user_id)
+        except SdkError as exc:
+            log.debug("logout failed", device=self.name, error=str(exc))
+        self._set_state("stopped")
+
+    def wait_online(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.state == "online":
+                return True
+            time.sleep(0.02)
+        return self.state == "online"
+
+    # -- the connect loop --------------------------------------------------------------
+    def _run(self) -> None:
+        delays = backoff_delays(self.config.reconnect_min_s, self.config.reconnect_max_s, self._rng)
+        while not self._stop.is_set():
+            try:
+                self.login_once()
+            except AuthError as exc:
+                self._auth_failed(exc)
+                self._sleep(self.config.auth_retry_s)
+                continue
+            except SdkError as exc:
+                delay = next(delays)
+                self._unreachable(exc, delay)
+                self._sleep(delay)
+                continue
+            delays = backoff_delays(
+                self.config.reconnect_min_s, self.config.reconnect_max_s, self._rng
+            )
+            self._supervise()
+
+    def login_once(self) -> DeviceFacts:
+        """One login attempt; on success the session is online and hooks have run."""
+        password = self.config.password.get_secret_value() if self.config.password else ""
+        with _LOGIN_SLOTS:
+            result = login(
+                self.sdk,
+                self.config.host,
+                self.config.port,
+                self.config.username,
+                password,
+                mode=self.config.login_mode,
+                https=self.config.https,
+            )
+        with self._lock:
+            self.user_id = result.user_id
+            self.facts = result.facts
+        self._read_identity()
+        self.last_error = ""
+        self._set_state("online")
+        log.info(
+            "logged in",
+            device=self.name,
+            serial=result.facts.serial,
+            protocol=result.facts.protocol,
+            channels=len(result.facts.channels),
+        )
+        self._publish(health(self.device, "online", **self.describe()))
+        for hook in self.hooks.on_login:
+            _call_hook(hook, self, "on_login")
+        return result.facts
+
+    def describe(self) -> dict[str, Any]:
+        facts = self.facts.to_dict() if self.facts else {}
+        return {**facts, "model": self.model, "firmware": self.firmware}
+
+    def _read_identity(self) -> None:
+        """Model and firmware are not in DEVICEINFO_V40: ask /ISAPI/System/deviceInfo.
+        Best effort: older private-protocol devices may not answer it."""
+        try:
+            reply = self.isapi("GET", "/ISAPI/System/deviceInfo", timeout_ms=3000)
+        except SdkError:
+            return
+        self.model = text_of(reply.body, "model")
+        self.firmware = text_of(reply.body, "firmwareVersion")
+
+    def _supervise(self) -> None:
+        """Logged in: check the session now and then until stop or a forced re-login."""
+        while not self._stop.is_set():
+            self._sleep(self.check_interval_s)
+            if self._stop.is_set():
+                return
+            self.check_online()
+
+    def check_online(self) -> bool:
+        """NET_DVR_CHECK_USER_STATUS. On a 401 the library re-logs in by itself and returns
+        TRUE; a dead device gives error 7 (sdk-over-isapi.md part 2 §c)."""
+        user_id = self.user_id
+        if user_id is None:
+            return False
+        try:
+            check_user_status(self.sdk, user_id)
+            ok = True
+        except SdkError as error:
+            ok = False
+            self._went_offline(f"session check failed: {error}")
+        if ok:
+            if self.state != "online":
+                self._set_state("online")
+                log.info("device reachable again", device=self.name)
+                self._publish(health(self.device, "online", **self.describe()))
+        return ok
+
+    # -- exception callback (already off the SDK thread) -------------------------------
+    def on_sdk_exception(self, kind: int) -> None:
+        if kind == EXCEPTION_EXCHANGE:
+            self._went_offline("session heartbeat to the device failed")
+        elif kind == RELOGIN_SUCCESS and self.state != "online":
+            self._set_state("online")
+            self._publish(health(self.device, "online", **self.describe()))
+        elif kind == EXCEPTION_RELOGIN_FAILED:
+            self._went_offline("the library could not log in again")
+
+    # -- pass-through ------------------------------------------------------------------
+    def isapi(
+        self, method: str, url: str, body: bytes = b"", timeout_ms: int = 5000
+    ) -> IsapiReply:
+        user_id = self.user_id
+        if user_id is None:
+            raise SdkError(3, "not logged in")
+        return std_xml_config(self.sdk, user_id, method, url, body, timeout_ms)
+
+    # -- state and reporting -----------------------------------------------------------
+    def _set_state(self, state: SessionState) -> None:
+        self.state = state
+
+    def _went_offline(self, reason: str) -> None:
+        if self.state == "offline":
+            return
+        self._set_state("offline")
+        self.last_error = reason
+        log.warning("device offline", device=self.name, reason=reason)
+        self._publish(health(self.device, "offline", reason=reason))
+
+    def _unreachable(self, exc: SdkError, delay: float) -> None:
+        first = self.state != "offline"
+        self.last_error = str(exc)
+        if first:
+            self._set_state("offline")
+            log.warning(
+                "cannot reach device, retrying with backoff",
+                device=self.name,
+                address=f"{self.config.host}:{self.config.port}",
+                error=str(exc),
+            )
+            self._publish(health(self.device, "offline", reason=str(exc), code=exc.code))
+        else:
+            log.debug("still unreachable", device=self.name, error=str(exc), retry_in=round(delay, 1))
+
+    def _auth_failed(self, exc: AuthError) -> None:
+        details: LoginFailureDetails | None = getattr(exc, "login_details", None)
+        retries_left = details.retries_left if details else None
+        self.last_error = str(exc)
+        self._set_state("auth_failed")
+        hint = (
+            f"check the user name and password of device {self.name!r}; hikd will not try "
+            f"again for {self.config.auth_retry_s:.0f} s so that the device does not lock the account"
+        )
+        log.error(
+            "login refused",
+            device=self.name,
+            error=str(exc),
+            retries_left=retries_left,
+            what_to_do=hint,
+        )
+        self._publish(
+            health(
+                self.device,
+                "auth_failed",
+                code=exc.code,
+                reason=str(exc),
+                retries_left=retries_left,
+                next_try_s=self.config.auth_retry_s,
+            )
+        )
+
+    def _sleep(self, seconds: float) -> None:
+        self._wake.wait(seconds)
+        self._wake.clear()
+
+
+def _call_hook(hook: Callable[[DeviceSession], None], session: DeviceSession, what: str) -> None:
+    try:
+        hook(session)
+    except Exception:
+        log.exception("session hook failed", device=session.name, hook=what)

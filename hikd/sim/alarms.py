@@ -1,0 +1,176 @@
+"""A device's alarm output: its alertStream connections and the hosts it pushes to.
+
+`GET /ISAPI/Event/notification/alertStream` is what NET_DVR_SetupAlarmChan_V41 opens
+(its own connection, session cookie). The reply is an endless multipart/mixed stream;
+a heartbeat part keeps the library from reconnecting (sdk-over-isapi.md part 1 §2).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import time
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from hikd.sim import documents
+from hikd.sim.alerts import HEARTBEAT, STREAM_BOUNDARY, SimAlert, Stamp, push_body, stream_parts
+from hikd.sim.config import PushTarget
+from hikd.sim.http import Connection, Request, Response
+from hikd.sim.push import PushResult, post
+
+if TYPE_CHECKING:
+    from hikd.sim.device import SimDevice
+
+ALERT_STREAM_PATH = "/ISAPI/Event/notification/alertStream"
+MAX_SENT_LOG = 200_000
+STREAM_HEAD = (
+    b"HTTP/1.1 200 OK\r\n"
+    b"MIME-Version: 1.0\r\n"
+    b"Connection: close\r\n"
+    b"Content-Type: multipart/mixed; boundary=" + STREAM_BOUNDARY + b"\r\n\r\n"
+    b"--" + STREAM_BOUNDARY + b"\r\n"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SentAlert:
+    """What one trigger did."""
+
+    seq: int
+    type: str
+    channel: int
+    state: str
+    sent_ns: int
+    streams: int
+    """Alert streams it was written to."""
+    pushes: int
+    """POSTs started to push targets."""
+
+
+class DeviceAlarms:
+    """The alert streams, push targets and sent-alarm log of one device."""
+
+    def __init__(self, device: SimDevice) -> None:
+        self.device = device
+        self.stream_status = 200
+        """Answer to alertStream: 404 makes SetupAlarmChan_V41 fail with error 23, 403 or 500
+        with error 29 (part 1 §2)."""
+        self.streams: set[Connection] = set()
+        self.push_targets: list[PushTarget] = list(device.config.push_targets)
+        self.sent: list[SentAlert] = []
+        self.push_results: list[PushResult] = []
+        self._seq = 0
+        self._lock = threading.Lock()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.streams_opened = 0
+        device.route("GET", ALERT_STREAM_PATH, self._open_stream)
+
+    # ----- the stream --------------------------------------------------------------------
+
+    async def _open_stream(self, request: Request, conn: Connection) -> Response | None:
+        if self.stream_status != 200:
+            return Response(self.stream_status, documents.not_supported(request.path), close=True)
+        conn.write(STREAM_HEAD)
+        self.streams.add(conn)
+        self.streams_opened += 1
+        beat = asyncio.create_task(self._heartbeat(conn))
+        try:
+            await conn.wait_closed_by_peer()
+        finally:
+            self.streams.discard(conn)
+            beat.cancel()
+        return None
+
+    async def _heartbeat(self, conn: Connection) -> None:
+        cfg = self.device.config
+        while not conn.closing:
+            await asyncio.sleep(cfg.heartbeat_s)
+            stamp = Stamp(None, time.monotonic_ns(), documents.device_now(cfg), self.device.port)
+            conn.write(stream_parts(HEARTBEAT, cfg, stamp))
+
+    def close_streams(self) -> int:
+        """Close every alert stream cleanly (on the loop); returns how many."""
+        count = len(self.streams)
+        for conn in list(self.streams):
+            conn.writer.close()
+        return count
+
+    # ----- sending -----------------------------------------------------------------------
+
+    def next_seq(self) -> int:
+        with self._lock:
+            self._seq += 1
+            return self._seq
+
+    @property
+    def last_seq(self) -> int:
+        with self._lock:
+            return self._seq
+
+    def send(self, alert: SimAlert, *, push: bool = True) -> SentAlert:
+        """Write `alert` to every open stream and start its POSTs. On the loop only."""
+        cfg = self.device.config
+        seq = self.next_seq()
+        stamp = Stamp(seq, time.monotonic_ns(), documents.device_now(cfg), self.device.port)
+        written = 0
+        if self.streams:
+            data = stream_parts(alert, cfg, stamp)
+            for conn in list(self.streams):
+                if not conn.closing:
+                    conn.write(data)
+                    written += 1
+        pushes = 0
+        if push:
+            for target in self.push_targets:
+                self._spawn(self._push(target, alert, stamp))
+                pushes += 1
+        sent = SentAlert(
+            seq, alert.type, alert.channel, alert.state, stamp.sent_ns, written, pushes
+        )
+        with self._lock:
+            if len(self.sent) >= MAX_SENT_LOG:
+                del self.sent[: MAX_SENT_LOG // 2]
+            self.sent.append(sent)
+        return sent
+
+    @property
+    def backlog(self) -> int:
+        """Largest number of bytes waiting in one stream's send buffer."""
+        return max((c.buffered for c in self.streams), default=0)
+
+    async def drain(self) -> None:
+        for conn in list(self.streams):
+            if not conn.closing:
+                with contextlib.suppress(ConnectionError, OSError):
+                    await conn.drain()
+
+    async def push(
+        self, target: PushTarget, alert: SimAlert, stamp: Stamp | None = None
+    ) -> PushResult:
+        cfg = self.device.config
+        if stamp is None:
+            now = time.monotonic_ns()
+            stamp = Stamp(self.next_seq(), now, documents.device_now(cfg), self.device.port)
+        content_type, body = push_body(alert, cfg, stamp, target.form)
+        result = await post(target.host, target.port, target.path, content_type, body)
+        with self._lock:
+            if len(self.push_results) >= MAX_SENT_LOG:
+                del self.push_results[: MAX_SENT_LOG // 2]
+            self.push_results.append(result)
+        return result
+
+    async def _push(self, target: PushTarget, alert: SimAlert, stamp: Stamp) -> None:
+        await self.push(target, alert, stamp)
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def wait_pushes(self) -> None:
+        """Wait until every POST started so far has finished."""
+        while self._tasks:
+            await asyncio.wait(list(self._tasks))

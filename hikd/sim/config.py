@@ -1,0 +1,191 @@
+"""What a simulated device is: its identity, credentials, channels, disks and behaviour knobs.
+
+One `SimDeviceConfig` per simulated device. Identity fields left empty are derived from
+the device `name`, so `Simulator.many()` gets distinct serials, MACs and device IDs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tomllib
+import uuid
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from hikd.errors import ConfigError
+
+DeviceType = Literal["IPCamera", "IPDome", "DVR", "NVR"]
+DiskStatus = Literal["ok", "error", "unformatted", "idle", "sleeping", "abnormal"]
+
+
+class SimDisk(BaseModel):
+    """One hard disk as `/ISAPI/ContentMgmt/Storage/hdd` lists it (sizes in MiB, like ISAPI)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: int = Field(default=1, ge=1)
+    capacity_mb: int = Field(default=953_869, ge=0)
+    free_mb: int = Field(default=120_832, ge=0)
+    status: DiskStatus = "ok"
+    property: Literal["RW", "RO", "Redundancy"] = "RW"
+
+
+class PushTarget(BaseModel):
+    """An alarm host the device POSTs its events to (the device's "HTTP listening" setting)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = "127.0.0.1"
+    port: int = Field(ge=1, le=65535)
+    path: str = "/"
+    form: Literal["xml", "json", "multipart"] = "xml"
+    """How the event is posted: a bare XML or JSON body, or multipart/form-data with pictures."""
+
+
+class SimDeviceConfig(BaseModel):
+    """One simulated Hikvision device. Every field has a working default."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = "sim"
+    host: str = "127.0.0.1"
+    port: int = Field(default=0, ge=0, le=65535)
+    """0 picks a free port; `SimDevice.port` tells which."""
+    https: bool = False
+
+    username: str = "admin"
+    password: str = "hikdsim123"
+    lock_after: int = Field(default=5, ge=1)
+    """Consecutive wrong passwords that lock the user (the device's "illegal login lock")."""
+    lock_seconds: int = Field(default=1800, ge=1)
+    iterations: int = Field(default=100, ge=1)
+    session_id_version: Literal["2", "2.1", "3"] | None = None
+    """When set, the capabilities reply carries <sessionIDVersion> and the library checks the
+    HMAC sessionID and needs a Set-Cookie on the login reply (sdk-over-isapi.md part 2 §1)."""
+
+    device_name: str = ""
+    device_id: str = ""
+    model: str = ""
+    serial_number: str = ""
+    mac_address: str = ""
+    firmware_version: str = "V4.74.105"
+    firmware_released_date: str = "build 240318"
+    device_type: DeviceType = "NVR"
+    utc_offset_minutes: int = Field(default=0, ge=-14 * 60, le=14 * 60)
+    """The device's time zone: event dateTime and /ISAPI/System/time use it."""
+
+    analog_channels: int = Field(default=0, ge=0, le=64)
+    ip_channels: int = Field(default=4, ge=0, le=256)
+    alarm_inputs: int = Field(default=4, ge=0, le=256)
+    alarm_outputs: int = Field(default=1, ge=0, le=256)
+    zero_channels: int = Field(default=0, ge=0, le=16)
+    audio_channels: int = Field(default=1, ge=0, le=16)
+    disks: list[SimDisk] = Field(default_factory=lambda: [SimDisk()])
+
+    heartbeat_s: float = Field(default=10.0, gt=0, lt=35)
+    """alertStream heartbeat (videoloss/inactive) period; the library reconnects after 35 s idle."""
+    push_targets: list[PushTarget] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _derive_identity(self) -> SimDeviceConfig:
+        if not self.model:
+            self.model = _DEFAULT_MODEL[self.device_type]
+        derived = _derived_identity(self.name, self.model)
+        for key, value in derived.items():
+            if not getattr(self, key):
+                setattr(self, key, value)
+        return self
+
+    @property
+    def channel_count(self) -> int:
+        """Video channels: analog ones are 1..A, IP ones follow (A+1..A+N)."""
+        return self.analog_channels + self.ip_channels
+
+
+_DEFAULT_MODEL: dict[str, str] = {
+    "IPCamera": "DS-2CD2143G2-I",
+    "IPDome": "DS-2DE4425IW-DE",
+    "DVR": "DS-7216HQHI-K1",
+    "NVR": "DS-7608NI-K2",
+}
+
+
+def _derived_identity(name: str, model: str) -> dict[str, str]:
+    """The identity a device gets from its name when the config leaves it empty."""
+    digest = hashlib.sha256(name.encode()).digest()
+    number = int.from_bytes(digest[:4], "big") % 1_000_000_000
+    return {
+        "device_name": name,
+        "device_id": str(uuid.uuid5(uuid.NAMESPACE_DNS, f"{name}.hikd-sim")),
+        "serial_number": f"{model}20240101CCRR{number:09d}",
+        "mac_address": "44:19:b6:" + ":".join(f"{b:02x}" for b in digest[4:7]),
+    }
+
+
+def numbered(base: SimDeviceConfig, index: int, count: int) -> SimDeviceConfig:
+    """Device `index` (0-based) of `count` built from `base`: own name, port, serial and MAC.
+
+    Identity fields that `base` derived from its name are derived again from the new name;
+    explicit ones get the index appended (serial) or added (MAC, port).
+    """
+    if count == 1:
+        return base.model_copy(deep=True)
+    data = base.model_dump()
+    width = max(2, len(str(count)))
+    data["name"] = f"{base.name}-{index + 1:0{width}d}"
+    if base.port:
+        data["port"] = base.port + index
+    derived = _derived_identity(base.name, base.model)
+    for key, value in derived.items():
+        if getattr(base, key) == value:
+            data[key] = ""
+    if data["serial_number"]:
+        data["serial_number"] = f"{base.serial_number}{index + 1:0{width}d}"
+    if data["mac_address"]:
+        mac = (int(base.mac_address.replace(":", ""), 16) + index) % (1 << 48)
+        data["mac_address"] = ":".join(f"{b:02x}" for b in mac.to_bytes(6, "big"))
+    return SimDeviceConfig.model_validate(data)
+
+
+def load_sim_config(path: Path, overrides: dict[str, Any] | None = None) -> list[SimDeviceConfig]:
+    """Read a simulator TOML file.
+
+    Top-level keys (or a ``[defaults]`` table) apply to every device; each ``[[device]]``
+    table is one device and overrides them. Without ``[[device]]`` there is one device,
+    or ``count`` numbered copies of it.
+    """
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError([f"{path}: no such file"]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([f"{path}: cannot read it ({exc})"]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{path}: not valid TOML ({exc})"]) from None
+    devices = data.pop("device", [])
+    count = data.pop("count", 1)
+    defaults = {**data.pop("defaults", {}), **data, **(overrides or {})}
+    if not isinstance(devices, list) or not isinstance(count, int) or count < 1:
+        raise ConfigError([f"{path}: `device` must be a list of tables and `count` >= 1"])
+    if not devices:
+        base = validate_device(defaults, f"{path}")
+        return [numbered(base, i, count) for i in range(count)]
+    return [
+        validate_device({**defaults, **entry}, f"{path}: device[{i}]")
+        for i, entry in enumerate(devices)
+    ]
+
+
+def validate_device(data: dict[str, Any], where: str) -> SimDeviceConfig:
+    """Build a device config, turning pydantic's errors into one line per bad key."""
+    try:
+        return SimDeviceConfig.model_validate(data)
+    except ValidationError as exc:
+        prefix = f"{where}: " if where else ""
+        problems = [
+            f"{prefix}{'.'.join(str(p) for p in err['loc']) or '(device)'}: {err['msg']}"
+            for err in exc.errors()
+        ]
+        raise ConfigError(problems) from None

@@ -1,0 +1,393 @@
+"""One simulated device: its state, its login endpoints and its request routing.
+
+The login sequence and every reply shape follow sdk-over-isapi.md part 1 §1 and part 2 §1.
+Feature areas (alert stream, recordings, ...) add their routes with `SimDevice.route()`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import re
+import threading
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Coroutine
+from typing import Any, Literal, TypeVar
+
+from hikd.sim import documents
+from hikd.sim.alarms import DeviceAlarms, SentAlert
+from hikd.sim.alerts import AlertFormat, AlertState, SimAlert
+from hikd.sim.auth import CAPABILITIES_PATH, Accounts
+from hikd.sim.config import PushTarget, SimDeviceConfig
+from hikd.sim.http import Connection, Handler, Request, Response
+from hikd.sim.push import PushResult
+
+LOGIN_PATH = "/ISAPI/Security/sessionLogin"
+CONTROL_PREFIX = "/hikd-sim/"
+MAX_LOGGED_REQUESTS = 200_000
+
+SyncHandler = Callable[[Request], Response]
+T = TypeVar("T")
+
+
+def _local_name(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
+
+
+def xml_fields(body: bytes) -> dict[str, str]:
+    """Leaf elements of an XML body by local name (namespaces dropped); {} if not XML."""
+    try:
+        root = ET.fromstring(body)
+    except ET.ParseError:
+        return {}
+    return {_local_name(el.tag): (el.text or "").strip() for el in root.iter() if len(el) == 0}
+
+
+def session_cookie(header: str) -> str:
+    """The session id from `Cookie: WebSession=<id>;` or `WebSession_<port>=<id>;`.
+
+    Without <sessionIDVersion> the library sends `WebSession=<id from the login body>`;
+    with it, it replays our Set-Cookie name verbatim (part 2 §1, cookie behaviour).
+    """
+    for part in header.split(";"):
+        name, sep, value = part.strip().partition("=")
+        if sep and name.startswith("WebSession"):
+            return value.strip()
+    return ""
+
+
+class SimDevice:
+    """A simulated Hikvision device. Created by `Simulator`; read its state from any thread."""
+
+    def __init__(self, config: SimDeviceConfig) -> None:
+        self.config = config
+        self.port: int = config.port
+        self.accounts = Accounts(
+            serial=config.serial_number,
+            users={config.username: config.password},
+            iterations=config.iterations,
+            lock_after=config.lock_after,
+            lock_seconds=config.lock_seconds,
+            session_id_version=config.session_id_version,
+        )
+        self.requests: list[tuple[str, str]] = []
+        """(method, path without query) of every request, in order."""
+        self.request_targets: list[tuple[str, str]] = []
+        """(method, full request target with query), in the same order."""
+        self.cookie_check = True
+        """False: accept any or no session cookie (a device that keeps sessions over a restart)."""
+        self.unavailable: set[str] = set()
+        """Paths that answer 404 notSupport, to imitate older firmware."""
+        self.connections: set[Connection] = set()
+        self.server: asyncio.Server | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        """The simulator's loop, set when it starts."""
+        self._log_lock = threading.Lock()
+        self._routes: dict[tuple[str, str], Handler] = {}
+        self._patterns: list[tuple[str, re.Pattern[str], Handler]] = []
+        self._public: set[str] = {CAPABILITIES_PATH, LOGIN_PATH}
+        self._add_system_routes()
+        self.alarms = DeviceAlarms(self)
+
+    # ----- what tests and the CLI read -------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def host(self) -> str:
+        return self.config.host
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.config.https else "http"
+
+    def bad_tries(self, username: str) -> int:
+        """Wrong passwords sent for `username` since start (also those sent while locked)."""
+        return self.accounts.bad_tries(username)
+
+    def is_locked(self, username: str) -> bool:
+        return self.accounts.is_locked(username)
+
+    def logins(self, username: str) -> int:
+        """Successful logins of `username` since start."""
+        return self.accounts.logins(username)
+
+    def unlock(self, username: str) -> None:
+        self.accounts.unlock(username)
+
+    def set_password(self, password: str, username: str | None = None) -> None:
+        self.accounts.set_password(username or self.config.username, password)
+
+    def forget_sessions(self) -> None:
+        """Forget every session cookie, as a restarted device does (the library re-logs in)."""
+        self.accounts.forget_sessions()
+
+    def count(self, path: str, method: str | None = None) -> int:
+        """How many requests for `path` (optionally with `method`) the device has answered."""
+        with self._log_lock:
+            return sum(1 for m, p in self.requests if p == path and (method is None or m == method))
+
+    def clear_requests(self) -> None:
+        with self._log_lock:
+            self.requests.clear()
+            self.request_targets.clear()
+
+    def call(self, coro: Coroutine[Any, Any, T], timeout: float | None = 30.0) -> T:
+        """Run `coro` on the simulator's loop from another thread and wait for it."""
+        if self.loop is None or self.loop.is_closed():
+            coro.close()
+            raise RuntimeError(f"simulated device {self.name} is not running")
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    async def started(self) -> None:
+        """Called on the loop once the device listens."""
+
+    async def stopping(self) -> None:
+        """Called on the loop before the device's connections are cut."""
+
+    # ----- alarms ------------------------------------------------------------------------
+
+    def trigger(
+        self,
+        type: str = "VMD",
+        channel: int = 1,
+        state: AlertState = "active",
+        pictures: int = 0,
+        fmt: AlertFormat = "xml",
+        *,
+        push: bool = True,
+        **details: Any,
+    ) -> SentAlert:
+        """Send one alarm to every open alert stream of this device, and POST it to the push
+        targets when `push`. `details`: more `SimAlert` fields (region_id, target, extra...)."""
+        alert = SimAlert(
+            type=type, channel=channel, state=state, pictures=pictures, fmt=fmt, **details
+        )
+        return self.send(alert, push=push)
+
+    def send(self, alert: SimAlert, *, push: bool = True) -> SentAlert:
+        """`trigger` with a ready-made `SimAlert`; callable from any thread."""
+        if self._on_loop():
+            return self.alarms.send(alert, push=push)
+
+        async def on_loop() -> SentAlert:
+            return self.alarms.send(alert, push=push)
+
+        return self.call(on_loop())
+
+    def push_to(
+        self,
+        host: str,
+        port: int,
+        alert: SimAlert | None = None,
+        *,
+        path: str = "/",
+        form: Literal["xml", "json", "multipart"] = "xml",
+    ) -> PushResult:
+        """POST one alarm to an alarm host now (one connection) and return how it went."""
+        target = PushTarget(host=host, port=port, path=path, form=form)
+        return self.call(self.alarms.push(target, alert or SimAlert()))
+
+    def add_push_target(
+        self,
+        host: str,
+        port: int,
+        path: str = "/",
+        form: Literal["xml", "json", "multipart"] = "xml",
+    ) -> None:
+        """From now on every triggered alarm is also POSTed there."""
+        self.alarms.push_targets.append(PushTarget(host=host, port=port, path=path, form=form))
+
+    @property
+    def alert_stream_status(self) -> int:
+        """HTTP status of alertStream: 404 -> arming error 23; 403/500 -> error 29."""
+        return self.alarms.stream_status
+
+    @alert_stream_status.setter
+    def alert_stream_status(self, status: int) -> None:
+        self.alarms.stream_status = status
+
+    @property
+    def stream_count(self) -> int:
+        """Alert streams open now."""
+        return len(self.alarms.streams)
+
+    @property
+    def sent(self) -> list[SentAlert]:
+        """Every alarm triggered, in order (heartbeats not included)."""
+        return self.alarms.sent
+
+    def wait_for_streams(self, count: int = 1, timeout: float = 10.0) -> bool:
+        """Wait until at least `count` alert streams are open."""
+        deadline = time.monotonic() + timeout
+        while self.stream_count < count:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.01)
+        return True
+
+    def close_streams(self) -> int:
+        """End every alert stream cleanly (the library reconnects it); returns how many."""
+        if self._on_loop():
+            return self.alarms.close_streams()
+
+        async def on_loop() -> int:
+            return self.alarms.close_streams()
+
+        return self.call(on_loop())
+
+    def _on_loop(self) -> bool:
+        try:
+            return asyncio.get_running_loop() is self.loop
+        except RuntimeError:
+            return False
+
+    # ----- routing -----------------------------------------------------------------------
+
+    def route(self, method: str, path: str, handler: Handler, *, public: bool = False) -> None:
+        """Serve `method path`; a path with regex characters is matched as a regex."""
+        if any(c in path for c in "()[]\\+*?"):
+            self._patterns.append((method, re.compile(path), handler))
+        else:
+            self._routes[(method, path)] = handler
+            if public:
+                self._public.add(path)
+
+    def route_static(self, method: str, path: str, make: SyncHandler) -> None:
+        async def handler(request: Request, conn: Connection) -> Response:
+            return make(request)
+
+        self.route(method, path, handler)
+
+    def _log(self, request: Request) -> None:
+        with self._log_lock:
+            if len(self.requests) >= MAX_LOGGED_REQUESTS:
+                del self.requests[: MAX_LOGGED_REQUESTS // 2]
+                del self.request_targets[: MAX_LOGGED_REQUESTS // 2]
+            self.requests.append((request.method, request.path))
+            self.request_targets.append((request.method, request.target))
+
+    def _find(self, request: Request) -> Handler | None:
+        handler = self._routes.get((request.method, request.path))
+        if handler is not None:
+            return handler
+        for method, pattern, candidate in self._patterns:
+            if method == request.method and pattern.fullmatch(request.path):
+                return candidate
+        return None
+
+    def authorized(self, request: Request) -> str | None:
+        """The user a request is from (session cookie or Basic auth), or None."""
+        cookie = session_cookie(request.header("cookie"))
+        if cookie:
+            user = self.accounts.session_user(cookie)
+            if user is not None:
+                return user
+        auth = request.header("authorization")
+        if auth[:6].lower() == "basic ":
+            try:
+                user, _, password = base64.b64decode(auth[6:]).decode().partition(":")
+            except (binascii.Error, UnicodeDecodeError):
+                return None
+            if self.accounts.users.get(user) == password:
+                return user
+        if not self.cookie_check:
+            return self.config.username
+        return None
+
+    async def handle(self, request: Request, conn: Connection) -> Response | None:
+        if not request.path.startswith(CONTROL_PREFIX):
+            self._log(request)
+        if request.path in self.unavailable:
+            return Response(404, documents.not_supported(request.path))
+        handler = self._find(request)
+        public = request.path in self._public or request.path.startswith(CONTROL_PREFIX)
+        if not public and self.authorized(request) is None:
+            # An unknown cookie (e.g. after a device restart) makes the library log in
+            # again (part 1 §3).
+            return Response(401, documents.not_logged_in())
+        if handler is None:
+            return Response(404, documents.not_supported(request.path))
+        return await handler(request, conn)
+
+    # ----- login and system endpoints ----------------------------------------------------
+
+    def _add_system_routes(self) -> None:
+        cfg = self.config
+        camera = cfg.device_type in ("IPCamera", "IPDome")
+        self.route("GET", CAPABILITIES_PATH, self._capabilities, public=True)
+        self.route("POST", LOGIN_PATH, self._login, public=True)
+        self.route("PUT", "/ISAPI/Security/sessionHeartbeat", self._heartbeat)
+        self.route("PUT", "/ISAPI/Security/sessionLogout", self._logout)
+        static: dict[str, Callable[[], bytes]] = {
+            "/ISAPI/Security/capabilities": lambda: documents.security_capabilities(cfg),
+            "/SDK/language": documents.language,
+            "/ISAPI/System/deviceInfo": lambda: documents.device_info(cfg),
+            "/ISAPI/System/IO/inputs": lambda: documents.io_inputs(cfg),
+            "/ISAPI/System/IO/outputs": lambda: documents.io_outputs(cfg),
+            "/ISAPI/System/Video/inputs/channels": lambda: documents.video_inputs(cfg),
+            "/ISAPI/System/TwoWayAudio/channels": lambda: documents.audio_channels(cfg),
+            "/ISAPI/ContentMgmt/Storage/hdd": lambda: documents.hdd_list(cfg),
+            "/ISAPI/System/time": lambda: documents.system_time(cfg),
+        }
+        if not camera or cfg.ip_channels:
+            static["/ISAPI/ContentMgmt/InputProxy/channels"] = lambda: (
+                documents.input_proxy_channels(cfg)
+            )
+        if not camera or cfg.zero_channels:
+            static["/ISAPI/ContentMgmt/ZeroVideo/channels"] = lambda: documents.zero_channels(cfg)
+        for path, make in static.items():
+            self.route_static("GET", path, _document_reply(make))
+
+    async def _capabilities(self, request: Request, conn: Connection) -> Response:
+        username = request.query.get("username", "")
+        random = request.query.get("random", "")
+        session_id, pending = self.accounts.new_challenge(username, random)
+        body = documents.capabilities_reply(
+            session_id,
+            pending.challenge,
+            self.accounts.iterations,
+            pending.salt,
+            session_id_version=self.accounts.session_id_version,
+            salt2=pending.salt2,
+        )
+        return Response(200, body)
+
+    async def _login(self, request: Request, conn: Connection) -> Response:
+        fields = xml_fields(request.body)
+        result = self.accounts.login(
+            fields.get("userName", ""), fields.get("password", ""), fields.get("sessionID", "")
+        )
+        if not result.ok:
+            # HTTP 401 is what makes the library report error 1, or 153 with lockStatus
+            # lock; a 200 carrying the same body would give error 11 (part 1 §1).
+            body = documents.user_check(
+                locked=result.locked,
+                unlock_in_s=result.unlock_in_s,
+                retries_left=result.retries_left,
+            )
+            return Response(401, body)
+        # With <sessionIDVersion> the library insists on a Set-Cookie (error 17 without
+        # it) and replays it verbatim; without, it ignores it (part 2 §1).
+        cookie = f"WebSession_{self.port}={result.session_id}; path=/; HttpOnly"
+        return Response(
+            200, documents.login_ok(result.session_id), headers=[("Set-Cookie", cookie)]
+        )
+
+    async def _heartbeat(self, request: Request, conn: Connection) -> Response:
+        return Response(200, documents.response_status(request.path))
+
+    async def _logout(self, request: Request, conn: Connection) -> Response:
+        self.accounts.logout(session_cookie(request.header("cookie")))
+        return Response(200, documents.response_status(request.path))
+
+
+def _document_reply(make: Callable[[], bytes]) -> SyncHandler:
+    def reply(request: Request) -> Response:
+        return Response(200, make())
+
+    return reply

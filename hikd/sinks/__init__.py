@@ -1,0 +1,1 @@
+"""Sinks: where events go (MQTT, syslog, disk, third-party plugins)."""

@@ -1,0 +1,62 @@
+"""The `Sink` protocol: the small contract every sink (built-in or plugin) keeps.
+
+A sink is a class registered under the entry-point group ``hikd.sinks``::
+
+    [project.entry-points."hikd.sinks"]
+    mysink = "mypackage.sink:MySink"
+
+The daemon finds it by the name of its config section (``[sinks.mysink]``), validates
+that section with ``MySink.Config`` (a pydantic model) and builds
+``MySink(config, context)``. A sink knows events and nothing of the SDK.
+
+Each sink runs on its own worker thread, fed from the durable outbox with its own cursor:
+
+* ``open()`` is called once on that worker before the first batch. It may fail
+  (raise `SinkUnavailable`); the worker retries with backoff.
+* ``send(batch)`` delivers events in order and returns how many of them, counted from the
+  start of the batch, are delivered for good (written and fsynced, PUBACKed, ...). The
+  outbox acknowledges exactly that many; the rest are sent again later, so delivery is
+  at-least-once and consumers de-duplicate on ``event.id``. A temporary failure raises
+  `SinkUnavailable` (nothing from this call counts as delivered unless returned before).
+* ``close()`` is called once at shutdown; it must not block for long.
+
+A slow or failing sink only delays itself: every sink has its own cursor and worker.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+from pydantic import BaseModel
+
+from hikd.events import Event
+
+
+class SinkUnavailable(Exception):
+    """The sink cannot deliver right now (broker down, disk full, ...); retry later."""
+
+
+@dataclass(frozen=True, slots=True)
+class SinkContext:
+    """What the daemon gives a sink besides its own config."""
+
+    name: str
+    """The sink's config section name (``mqtt``, ``disk``, ``myplugin``)."""
+    state_dir: Path
+    """A directory the sink may use for its own state (created by the daemon)."""
+    extra: dict[str, Any]
+    """Daemon-wide facts a sink may use (e.g. ``{"version": "0.1.0"}``)."""
+
+
+@runtime_checkable
+class Sink(Protocol):
+    Config: ClassVar[type[BaseModel]]
+
+    def open(self) -> None: ...
+
+    def send(self, batch: Sequence[Event]) -> int: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,385 @@
+"""Home Assistant MQTT discovery payloads: pure functions, no network.
+
+Per device: a connectivity binary sensor (from ``<prefix>/<device>/availability``), a
+health sensor (from ``<prefix>/<device>/health``) and one binary sensor per (channel,
+alarm type). Every config is published retained to
+``<discovery_prefix>/<component>/<unique_id>/config``.
+
+Entities are tied to the device by its serial number, so renaming a device in hikd's
+config keeps its history in Home Assistant; without a serial the configured name stands in.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from hikd.events import Event
+from hikd.sinks.mqtt_topics import OFF, OFFLINE, ON, ONLINE, Message, Topics, channel_level
+
+MANUFACTURER = "Hikvision"
+
+DEVICE_CLASSES: Mapping[str, str] = {
+    # Something moves or is there.
+    "motion": "motion",
+    "pir": "motion",
+    "line_crossing": "motion",
+    "intrusion": "motion",
+    "region_entrance": "motion",
+    "region_exiting": "motion",
+    "fast_moving": "motion",
+    "vehicle_detection": "motion",
+    "human_detection": "occupancy",
+    "face_detection": "occupancy",
+    "face_snap": "occupancy",
+    "loitering": "occupancy",
+    "people_gathering": "occupancy",
+    "parking": "occupancy",
+    "unattended_baggage": "occupancy",
+    "object_removal": "tamper",
+    # Someone works against the camera or the recorder.
+    "tamper": "tamper",
+    "scene_change": "tamper",
+    "defocus": "tamper",
+    "illegal_access": "safety",
+    # A wired alarm input (door contact, smoke detector, panic button): ON means unsafe.
+    "io": "safety",
+    "audio_exception": "sound",
+    # The recorder or its links are unwell.
+    "video_loss": "problem",
+    "video_mismatch": "problem",
+    "disk_full": "problem",
+    "disk_error": "problem",
+    "disk_unformatted": "problem",
+    "network_disconnected": "problem",
+    "ip_conflict": "problem",
+    "record_error": "problem",
+    "ipc_disconnected": "problem",
+}
+"""Home Assistant binary_sensor device classes by hikd alarm type; others get none."""
+
+PULSE_TYPES = frozenset({"face_snap", "anpr", "illegal_access"})
+"""Types that arrive as one-shot ``pulse`` events with no natural end: Home Assistant
+turns them off by itself after ``off_delay``. Any type seen with ``state = pulse`` joins them."""
+
+DEVICE_LEVEL_TYPES = frozenset(
+    {
+        "disk_full",
+        "disk_error",
+        "disk_unformatted",
+        "illegal_access",
+        "network_disconnected",
+        "ip_conflict",
+        "video_mismatch",
+        "record_error",
+    }
+)
+"""Types that belong to the recorder, not to one channel (published under ``device``)."""
+
+NOT_DISCOVERED = frozenset({"unknown"})
+"""Undecoded commands are passed through raw on the events topic, never as an entity."""
+
+_UNSAFE_ID = re.compile(r"[^A-Za-z0-9_-]")
+_NOT_SLUG = re.compile(r"[^a-z0-9]+")
+
+
+def _int(value: Any, default: int = 0) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
+
+
+@dataclass(slots=True)
+class DeviceFacts:
+    """What Home Assistant's device registry shows, learnt from ``online`` health events
+    (their attributes are the session's `describe()`: serial, model, firmware, channel
+    counts, and ``via`` for a camera reached through an NVR)."""
+
+    name: str
+    serial: str = ""
+    model: str = ""
+    firmware: str = ""
+    via: str = ""
+    """The parent recorder's configured name or serial, for cameras behind an NVR."""
+    analog_channels: int = 0
+    start_channel: int = 1
+    ip_channels: int = 0
+    start_ip_channel: int = 0
+    channel_names: dict[int, str] = field(default_factory=dict)
+
+    @property
+    def identifier(self) -> str:
+        return self.serial or self.name
+
+    def channels(self) -> list[int]:
+        """Every video channel in the device's own numbering (IP channels start at
+        ``byStartDChan``, often 33 on NVRs; guide 5.2, NET_DVR_DEVICEINFO_V30)."""
+        analog = range(self.start_channel, self.start_channel + self.analog_channels)
+        ip = range(self.start_ip_channel, self.start_ip_channel + self.ip_channels)
+        return [*analog, *(c for c in ip if c not in analog)]
+
+    def updated_from(self, event: Event) -> DeviceFacts:
+        """These facts with what `event` tells (its device serial; all an ``online`` says)."""
+        new = DeviceFacts.from_dict(self.to_dict())
+        if event.device.serial:
+            new.serial = event.device.serial
+        if not (event.kind == "health" and event.type == ONLINE):
+            return new
+        a = event.attributes
+        new.serial = str(a.get("serial") or new.serial)
+        new.model = str(a.get("model") or a.get("device_type") or new.model)
+        new.firmware = str(a.get("firmware") or new.firmware)
+        new.via = str(a.get("via") or new.via)
+        if "analog_channels" in a or "ip_channels" in a:
+            new.analog_channels = _int(a.get("analog_channels"))
+            new.start_channel = _int(a.get("start_channel"), 1)
+            new.ip_channels = _int(a.get("ip_channels"))
+            new.start_ip_channel = _int(a.get("start_ip_channel"))
+        names = a.get("channel_names")
+        if isinstance(names, Mapping):
+            new.channel_names = {_int(k): str(v) for k, v in names.items() if _int(k)}
+        return new
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["channel_names"] = {str(k): v for k, v in self.channel_names.items()}
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> DeviceFacts:
+        names = d.get("channel_names") or {}
+        return cls(
+            name=str(d["name"]),
+            serial=str(d.get("serial") or ""),
+            model=str(d.get("model") or ""),
+            firmware=str(d.get("firmware") or ""),
+            via=str(d.get("via") or ""),
+            analog_channels=_int(d.get("analog_channels")),
+            start_channel=_int(d.get("start_channel"), 1),
+            ip_channels=_int(d.get("ip_channels")),
+            start_ip_channel=_int(d.get("start_ip_channel")),
+            channel_names={_int(k): str(v) for k, v in names.items() if _int(k)},
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class AlarmEntity:
+    """One binary sensor: an alarm type on one channel (or on the device itself)."""
+
+    channel: int | None
+    type: str
+    pulse: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Discovery:
+    """How and where discovery is published."""
+
+    topics: Topics
+    prefix: str = "homeassistant"
+    off_delay_s: int = 5
+    qos: int = 1
+    origin_version: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class DiscoveryConfig:
+    topic: str
+    payload: dict[str, Any]
+
+    def message(self) -> Message:
+        """Retained; an empty payload (not ``{}``) removes the entity."""
+        data = json.dumps(self.payload, separators=(",", ":"), sort_keys=True).encode()
+        return Message(self.topic, data if self.payload else b"", retain=True)
+
+
+def safe_id(text: str) -> str:
+    """An id usable in a discovery topic (Home Assistant accepts ``[A-Za-z0-9_-]`` there)."""
+    return _UNSAFE_ID.sub("_", text)
+
+
+def slug(text: str) -> str:
+    return _NOT_SLUG.sub("_", text.lower()).strip("_") or "device"
+
+
+def unique_id(facts: DeviceFacts, channel: int | None, type_: str) -> str:
+    """``hikd_<serial>_<channel>_<type>``: stable across renames and restarts."""
+    return safe_id(f"hikd_{facts.identifier}_{channel_level(channel)}_{type_}")
+
+
+def device_class(type_: str) -> str | None:
+    return DEVICE_CLASSES.get(type_)
+
+
+def type_words(type_: str) -> str:
+    words = type_.replace("_", " ").strip()
+    return words[:1].upper() + words[1:]
+
+
+def entity_name(facts: DeviceFacts, channel: int | None, type_: str) -> str:
+    """The entity's own name; Home Assistant puts the device name in front of it."""
+    if channel is None:
+        return type_words(type_)
+    where = facts.channel_names.get(channel) or f"Channel {channel}"
+    return f"{where} {type_words(type_).lower()}"
+
+
+def device_block(facts: DeviceFacts, parent: DeviceFacts | None = None) -> dict[str, Any]:
+    block: dict[str, Any] = {
+        "identifiers": [facts.identifier],
+        "name": facts.name,
+        "manufacturer": MANUFACTURER,
+    }
+    if facts.model:
+        block["model"] = facts.model
+    if facts.firmware:
+        block["sw_version"] = facts.firmware
+    if facts.serial:
+        block["serial_number"] = facts.serial
+    if parent is not None:
+        block["via_device"] = parent.identifier
+    elif facts.via:
+        block["via_device"] = facts.via
+    return block
+
+
+def _bridge_availability(d: Discovery) -> list[dict[str, str]]:
+    return [
+        {"topic": d.topics.status(), "payload_available": ONLINE, "payload_not_available": OFFLINE}
+    ]
+
+
+def _common(
+    d: Discovery,
+    facts: DeviceFacts,
+    parent: DeviceFacts | None,
+    component: str,
+    uid: str,
+    object_id: str,
+) -> dict[str, Any]:
+    # `object_id` sets the entity id up to Home Assistant 2025.9; 2025.10 deprecated it for
+    # `default_entity_id` (domain included). Discovery drops keys it does not know, so both.
+    payload: dict[str, Any] = {
+        "unique_id": uid,
+        "object_id": object_id,
+        "default_entity_id": f"{component}.{object_id}",
+        "device": device_block(facts, parent),
+        "qos": d.qos,
+        "origin": {"name": "hikd"},
+    }
+    if d.origin_version:
+        payload["origin"]["sw_version"] = d.origin_version
+    return payload
+
+
+def alarm_config(
+    d: Discovery, facts: DeviceFacts, entity: AlarmEntity, parent: DeviceFacts | None = None
+) -> DiscoveryConfig:
+    """A binary sensor for one alarm type on one channel, unavailable when hikd or the
+    device is offline (``availability_mode: all``)."""
+    uid = unique_id(facts, entity.channel, entity.type)
+    object_id = slug(f"{facts.name}_{channel_level(entity.channel)}_{entity.type}")
+    payload = _common(d, facts, parent, "binary_sensor", uid, object_id)
+    payload.update(
+        {
+            "name": entity_name(facts, entity.channel, entity.type),
+            "state_topic": d.topics.state(facts.name, entity.channel, entity.type),
+            "payload_on": ON,
+            "payload_off": OFF,
+            "availability": [
+                *_bridge_availability(d),
+                {
+                    "topic": d.topics.availability(facts.name),
+                    "payload_available": ONLINE,
+                    "payload_not_available": OFFLINE,
+                },
+            ],
+            "availability_mode": "all",
+        }
+    )
+    dc = device_class(entity.type)
+    if dc:
+        payload["device_class"] = dc
+    if entity.pulse or entity.type in PULSE_TYPES:
+        payload["off_delay"] = d.off_delay_s
+    return DiscoveryConfig(f"{d.prefix}/binary_sensor/{uid}/config", payload)
+
+
+def connectivity_config(
+    d: Discovery, facts: DeviceFacts, parent: DeviceFacts | None = None
+) -> DiscoveryConfig:
+    """Is the device reachable? Available whenever hikd is, so it can say "disconnected"."""
+    uid = safe_id(f"hikd_{facts.identifier}_connectivity")
+    object_id = slug(f"{facts.name}_connectivity")
+    payload = _common(d, facts, parent, "binary_sensor", uid, object_id)
+    payload.update(
+        {
+            "name": "Connectivity",
+            "state_topic": d.topics.availability(facts.name),
+            "payload_on": ONLINE,
+            "payload_off": OFFLINE,
+            "device_class": "connectivity",
+            "entity_category": "diagnostic",
+            "availability": _bridge_availability(d),
+        }
+    )
+    return DiscoveryConfig(f"{d.prefix}/binary_sensor/{uid}/config", payload)
+
+
+def health_config(
+    d: Discovery, facts: DeviceFacts, parent: DeviceFacts | None = None
+) -> DiscoveryConfig:
+    """The last health event's type (online, offline, auth_failed, ...) with its details as
+    attributes. Available whenever hikd is: it explains why the device is offline."""
+    uid = safe_id(f"hikd_{facts.identifier}_health")
+    object_id = slug(f"{facts.name}_health")
+    payload = _common(d, facts, parent, "sensor", uid, object_id)
+    payload.update(
+        {
+            "name": "Health",
+            "state_topic": d.topics.health(facts.name),
+            "value_template": "{{ value_json.type }}",
+            "json_attributes_topic": d.topics.health(facts.name),
+            "json_attributes_template": "{{ value_json.attributes | tojson }}",
+            "entity_category": "diagnostic",
+            "icon": "mdi:heart-pulse",
+            "availability": _bridge_availability(d),
+        }
+    )
+    return DiscoveryConfig(f"{d.prefix}/sensor/{uid}/config", payload)
+
+
+def configured_entities(facts: DeviceFacts, types: Iterable[str]) -> list[AlarmEntity]:
+    """Entities created before their first alarm: each configured type on every channel
+    the device reported (device-level types once)."""
+    entities: list[AlarmEntity] = []
+    for type_ in types:
+        if type_ in NOT_DISCOVERED:
+            continue
+        if type_ in DEVICE_LEVEL_TYPES:
+            entities.append(AlarmEntity(None, type_, type_ in PULSE_TYPES))
+        else:
+            entities.extend(AlarmEntity(c, type_, type_ in PULSE_TYPES) for c in facts.channels())
+    return entities
+
+
+def device_configs(
+    d: Discovery,
+    facts: DeviceFacts,
+    entities: Iterable[AlarmEntity],
+    parent: DeviceFacts | None = None,
+) -> list[DiscoveryConfig]:
+    """Every discovery config of one device: connectivity, health, then its alarms."""
+    configs = [connectivity_config(d, facts, parent), health_config(d, facts, parent)]
+    seen: set[tuple[int | None, str]] = set()
+    for entity in entities:
+        key = (entity.channel, entity.type)
+        if entity.type in NOT_DISCOVERED or key in seen:
+            continue
+        seen.add(key)
+        configs.append(alarm_config(d, facts, entity, parent))
+    return configs

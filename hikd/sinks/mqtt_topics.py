@@ -1,0 +1,89 @@
+"""Where the MQTT sink publishes what: topic names and payloads (architecture.md, "MQTT layout").
+
+Pure functions, no network: `event_messages()` says which messages one event becomes.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from hikd.events import Event
+
+ON = "ON"
+OFF = "OFF"
+ONLINE = "online"
+OFFLINE = "offline"
+AVAILABILITY_TYPES = frozenset({ONLINE, OFFLINE})
+"""Health event types that also set ``<prefix>/<device>/availability``."""
+
+_NOT_IN_A_LEVEL = re.compile(r"[/+#\x00]")
+
+
+def topic_level(text: str) -> str:
+    """`text` made safe as one topic level: ``/`` would split it, ``+``/``#`` are wildcards
+    that a broker refuses in a published topic, NUL is forbidden."""
+    cleaned = _NOT_IN_A_LEVEL.sub("_", text).strip()
+    return cleaned or "_"
+
+
+def channel_level(channel: int | None) -> str:
+    """Events that belong to no channel (disk full, illegal access) live under ``device``."""
+    return "device" if channel is None else str(channel)
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    topic: str
+    payload: bytes
+    retain: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Topics:
+    """The topic layout under one prefix (``hikd`` by default)."""
+
+    prefix: str
+
+    def status(self) -> str:
+        return f"{self.prefix}/status"
+
+    def availability(self, device: str) -> str:
+        return f"{self.prefix}/{topic_level(device)}/availability"
+
+    def events(self, device: str) -> str:
+        return f"{self.prefix}/{topic_level(device)}/events"
+
+    def health(self, device: str) -> str:
+        return f"{self.prefix}/{topic_level(device)}/health"
+
+    def state(self, device: str, channel: int | None, type_: str) -> str:
+        return f"{self.prefix}/{topic_level(device)}/{channel_level(channel)}/{topic_level(type_)}"
+
+    def image(self, device: str, channel: int | None, type_: str) -> str:
+        return self.state(device, channel, type_) + "/image"
+
+
+def event_messages(topics: Topics, event: Event) -> list[Message]:
+    """Every message one event becomes, the event itself first.
+
+    A ``pulse`` alarm has no end, so its ``ON`` is not retained: the retained value of a
+    state topic stays the resting state and a late subscriber never sees a stale ``ON``
+    (Home Assistant turns the pulse off itself with ``off_delay``).
+    """
+    device = event.device.name
+    as_json = event.to_json().encode()
+    messages = [Message(topics.events(device), as_json, retain=False)]
+    if event.kind == "alarm":
+        topic = topics.state(device, event.channel, event.type)
+        if event.state == "start":
+            messages.append(Message(topic, ON.encode(), retain=True))
+        elif event.state == "stop":
+            messages.append(Message(topic, OFF.encode(), retain=True))
+        else:
+            messages.append(Message(topic, ON.encode(), retain=False))
+    elif event.kind == "health":
+        messages.append(Message(topics.health(device), as_json, retain=True))
+        if event.type in AVAILABILITY_TYPES:
+            messages.append(Message(topics.availability(device), event.type.encode(), retain=True))
+    return messages
