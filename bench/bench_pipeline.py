@@ -17,20 +17,17 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import tempfile
 import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from hikd.bus import EventBus  # noqa: E402
-from hikd.events import DeviceRef, Event  # noqa: E402
-from hikd.outbox import Outbox  # noqa: E402
-from hikd.sinks.base import SinkContext  # noqa: E402
-from hikd.sinks.disk import DiskSink, DiskSinkConfig  # noqa: E402
+from hikd.bus import EventBus
+from hikd.events import DeviceRef, Event
+from hikd.outbox import Outbox
+from hikd.sinks.base import SinkContext
+from hikd.sinks.disk import DiskSink, DiskSinkConfig
 
 BATCH = 500
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor, wait
 from datetime import timedelta, timezone, tzinfo
 from pathlib import Path
 from collections.abc import Callable, Sequence
@@ -34,7 +33,7 @@ from hikd.logs import setup_logging
 from hikd.outbox import Outbox
 from hikd.sdk.alarms import ArmingOptions
 from hikd.sdk.library import Library, SdkSettings
-from hikd.session import DeviceSession, SessionHooks
+from hikd.session import DeviceSession, SessionHooks, close_sessions
 from hikd.sinks.base import SinkContext
 from hikd.sinks.registry import build_sinks
 from hikd.systemd import Notifier, watchdog_interval_s
@@ -59,13 +58,19 @@ def device_timezone(value: str | None) -> tzinfo | None:
 
 class Daemon:
     def __init__(
-        self, config: Config, observers: Sequence[Callable[[Event], None]] = ()
+        self,
+        config: Config,
+        observers: Sequence[Callable[[Event], None]] = (),
+        sdk: Library | None = None,
     ) -> None:
+        """``sdk``: an already open library to use (and leave open at stop), e.g. when
+        several daemons share one process in the tests; by default the daemon opens it."""
         self.config = config
         self.observers = list(observers)
         self.notifier = Notifier()
         self.stopping = threading.Event()
-        self.sdk: Library | None = None
+        self.sdk: Library | None = sdk
+        self._owns_sdk = sdk is None
         self.bus: EventBus | None = None
         self.pipeline: AlarmPipeline | None = None
         self.arming: ArmingListener | None = None
@@ -85,7 +90,7 @@ class Daemon:
         self.bus.start()
         publish = self.publish
 
-        self.sdk = Library.open(
+        self.sdk = self.sdk or Library.open(
             cfg.sdk.library_dir,
             SdkSettings(
                 connect_timeout_ms=cfg.sdk.connect_timeout_ms,
@@ -239,24 +244,16 @@ class Daemon:
             server.stop()
         if self.arming is not None:
             self.arming.close()
-        for session in self.sessions:
-            session.request_stop()
-        if self.sessions:
-            # Close alarm channels and log out in parallel: one slow device must not make
-            # the others wait, and the whole stays inside the deadline.
-            pool = ThreadPoolExecutor(max_workers=min(32, len(self.sessions)))
-            futures = [pool.submit(session.close) for session in self.sessions]
-            _done, pending = wait(futures, timeout=max(0.1, deadline - time.monotonic() - 1.0))
-            pool.shutdown(wait=False, cancel_futures=True)
-            if pending:
-                log.warning("some devices did not log out in time", count=len(pending))
+        close_sessions(self.sessions, deadline - time.monotonic() - 1.0)
         if self.pipeline is not None:
             self.pipeline.stop(timeout=max(0.1, min(1.0, deadline - time.monotonic())))
         if self.router is not None:
+            if self.sdk is not None:
+                self.sdk.remove_exception_handler(self.router.handler)
             self.router.stop(timeout=0.5)
         if self.bus is not None:
             self.bus.stop(timeout=max(0.5, deadline - time.monotonic()))
-        if self.sdk is not None:
+        if self.sdk is not None and self._owns_sdk:
             sdk = self.sdk
             cleaner = threading.Thread(target=sdk.cleanup, name="sdk-cleanup", daemon=True)
             cleaner.start()

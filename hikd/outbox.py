@@ -319,10 +319,14 @@ class Outbox:
             "SELECT coalesce(sum(length(body)), 0) FROM events WHERE seq <= ?", (cut,)
         ).fetchone()
         left = nbytes - int(cut_size)
-        if left > keep_bytes:
-            for seq, size in conn.execute(
-                "SELECT seq, length(body) FROM events WHERE seq > ? ORDER BY seq", (cut,)
-            ).fetchall():
+        while left > keep_bytes:
+            rows = conn.execute(
+                "SELECT seq, length(body) FROM events WHERE seq > ? ORDER BY seq LIMIT 4096",
+                (cut,),
+            ).fetchall()
+            if not rows:
+                break
+            for seq, size in rows:
                 if left <= keep_bytes:
                     break
                 cut = seq

@@ -203,7 +203,10 @@ def test_v40_disk_error_per_disk() -> None:
     p = _v40(5)
     p.struAlarmFixedHeader.uStruAlarm.struAlarmHardDisk.dwAlarmHardDiskNum = 2
     events, _ = _decode(COMM_ALARM_V40, _bytes(p) + struct.pack("<2I", 1, 2))
-    assert [(e.type, e.attributes["disk"]) for e in events] == [("disk_error", 1), ("disk_error", 2)]
+    assert [(e.type, e.attributes["disk"]) for e in events] == [
+        ("disk_error", 1),
+        ("disk_error", 2),
+    ]
 
 
 def test_v40_zeroed_time_falls_back_to_receive_time() -> None:
@@ -348,9 +351,7 @@ def test_rule_alarm_unknown_kind_keeps_bytes_and_garbage_floats_become_null() ->
 def test_rule_alarm_picture_copied_by_the_callback_is_written(tmp_path: Path) -> None:
     jpeg = b"\xff\xd8" + b"\x01" * 50 + b"\xff\xd9"
     ctx = DecodeContext(DEVICE, picture_dir=tmp_path)
-    (ev,), _ = _decode(
-        COMM_ALARM_RULE, _bytes(_rule(1)), ctx, pictures=[RawPicture("", 1, jpeg)]
-    )
+    (ev,), _ = _decode(COMM_ALARM_RULE, _bytes(_rule(1)), ctx, pictures=[RawPicture("", 1, jpeg)])
     assert len(ev.files) == 1
     assert Path(ev.files[0]).read_bytes() == jpeg
     assert Path(ev.files[0]).parent == tmp_path / "hybrid-dvr" / "2024-05-06"

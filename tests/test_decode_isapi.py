@@ -325,3 +325,10 @@ def test_counters_by_command_and_type() -> None:
     snap = stats.snapshot()
     assert snap["by_command"] == {"0x6009": 3}
     assert snap["by_type"] == {"motion": 2, "io": 1}
+
+
+def test_disk_alarm_names_its_disk() -> None:
+    body = b"<EventNotificationAlert><eventType>diskfull</eventType>"
+    body += b"<eventState>active</eventState><hddID>2</hddID></EventNotificationAlert>"
+    ev = _one(_raw(body, 1))
+    assert (ev.type, ev.channel, ev.attributes["disk"]) == ("disk_full", None, 2)

@@ -11,6 +11,7 @@ import importlib.util
 import json
 import re
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -26,35 +27,86 @@ LAYOUTS: dict[str, Any] = json.loads((FIXTURES / "abi_layouts.json").read_text()
 CONSTANTS: dict[str, dict[str, int]] = json.loads((FIXTURES / "abi_constants.json").read_text())
 
 # The functions hikd calls; a regenerated _cdef.py must keep every one of them.
-REQUIRED_FUNCTIONS = (
-    "NET_DVR_Init NET_DVR_Cleanup NET_DVR_SetSDKInitCfg NET_DVR_SetConnectTime "
-    "NET_DVR_SetReconnect NET_DVR_SetRecvTimeOut NET_DVR_SetLogToFile "
-    "NET_DVR_SetExceptionCallBack_V30 NET_DVR_GetLastError NET_DVR_GetErrorMsg "
-    "NET_DVR_GetSDKVersion NET_DVR_GetSDKBuildVersion NET_DVR_Login_V40 NET_DVR_Logout "
-    "NET_DVR_SetDVRMessageCallBack_V30 NET_DVR_SetupAlarmChan_V41 NET_DVR_CloseAlarmChan_V30 "
-    "NET_DVR_StartListen_V30 NET_DVR_StopListen_V30 NET_DVR_FindFile_V40 "
-    "NET_DVR_FindNextFile_V40 NET_DVR_FindClose_V30 NET_DVR_GetFileByTime_V40 "
-    "NET_DVR_GetFileByName NET_DVR_PlayBackControl_V40 NET_DVR_GetDownloadPos "
-    "NET_DVR_StopGetFile NET_DVR_FindDVRLog_V30 NET_DVR_FindNextLog_V30 "
-    "NET_DVR_FindLogClose_V30 NET_DVR_RemoteControl NET_DVR_GetDeviceConfig "
-    "NET_DVR_GetDVRConfig NET_DVR_CaptureJPEGPicture_NEW NET_DVR_GetDiskList "
-    "NET_DVR_BackupByTime NET_DVR_Backup NET_DVR_GetBackupProgress NET_DVR_StopBackup "
-    "NET_DVR_STDXMLConfig NET_DVR_GetConfigFile_V30"
-).split()
+REQUIRED_FUNCTIONS = [
+    "NET_DVR_Init",
+    "NET_DVR_Cleanup",
+    "NET_DVR_SetSDKInitCfg",
+    "NET_DVR_SetConnectTime",
+    "NET_DVR_SetReconnect",
+    "NET_DVR_SetRecvTimeOut",
+    "NET_DVR_SetLogToFile",
+    "NET_DVR_SetExceptionCallBack_V30",
+    "NET_DVR_GetLastError",
+    "NET_DVR_GetErrorMsg",
+    "NET_DVR_GetSDKVersion",
+    "NET_DVR_GetSDKBuildVersion",
+    "NET_DVR_Login_V40",
+    "NET_DVR_Logout",
+    "NET_DVR_SetDVRMessageCallBack_V30",
+    "NET_DVR_SetupAlarmChan_V41",
+    "NET_DVR_CloseAlarmChan_V30",
+    "NET_DVR_StartListen_V30",
+    "NET_DVR_StopListen_V30",
+    "NET_DVR_FindFile_V40",
+    "NET_DVR_FindNextFile_V40",
+    "NET_DVR_FindClose_V30",
+    "NET_DVR_GetFileByTime_V40",
+    "NET_DVR_GetFileByName",
+    "NET_DVR_PlayBackControl_V40",
+    "NET_DVR_GetDownloadPos",
+    "NET_DVR_StopGetFile",
+    "NET_DVR_FindDVRLog_V30",
+    "NET_DVR_FindNextLog_V30",
+    "NET_DVR_FindLogClose_V30",
+    "NET_DVR_RemoteControl",
+    "NET_DVR_GetDeviceConfig",
+    "NET_DVR_GetDVRConfig",
+    "NET_DVR_CaptureJPEGPicture_NEW",
+    "NET_DVR_GetDiskList",
+    "NET_DVR_BackupByTime",
+    "NET_DVR_Backup",
+    "NET_DVR_GetBackupProgress",
+    "NET_DVR_StopBackup",
+    "NET_DVR_STDXMLConfig",
+    "NET_DVR_GetConfigFile_V30",
+]
 
-REQUIRED_STRUCTS = (
-    "NET_DVR_ALARMER NET_DVR_ALARMINFO NET_DVR_ALARMINFO_V30 NET_DVR_ALARMINFO_V40 "
-    "NET_DVR_ALRAM_FIXED_HEADER NET_DVR_IPALARMINFO NET_DVR_IPALARMINFO_V31 "
-    "NET_DVR_ALARM_HOT_SPARE NET_DVR_VQD_DIAGNOSE_INFO NET_VCA_RULE_ALARM "
-    "NET_DVR_ALARM_ISAPI_INFO NET_DVR_ALARM_ISAPI_PICDATA NET_DVR_TIME NET_DVR_TIME_EX "
-    "NET_DVR_DEVICEINFO_V30 NET_DVR_DEVICEINFO_V40 NET_DVR_USER_LOGIN_INFO "
-    "NET_DVR_SETUPALARM_PARAM NET_DVR_SETUPALARM_PARAM_V50 NET_DVR_LOCAL_SDK_PATH "
-    "NET_DVR_FILECOND_V40 NET_DVR_FINDDATA_V40 NET_DVR_PLAYCOND NET_DVR_LOG_V30 "
-    "NET_DVR_JPEGPARA NET_DVR_XML_CONFIG_INPUT NET_DVR_XML_CONFIG_OUTPUT "
-    "NET_DVR_GETWORKSTATE_COND NET_DVR_WORKSTATE_V40 NET_DVR_WORKSTATE_V30 "
-    "NET_DVR_BACKUP_TIME_PARAM NET_DVR_BACKUP_NAME_PARAM NET_DVR_DISKABILITY_LIST "
-    "NET_DVR_DEVICECFG_V40"
-).split()
+REQUIRED_STRUCTS = [
+    "NET_DVR_ALARMER",
+    "NET_DVR_ALARMINFO",
+    "NET_DVR_ALARMINFO_V30",
+    "NET_DVR_ALARMINFO_V40",
+    "NET_DVR_ALRAM_FIXED_HEADER",
+    "NET_DVR_IPALARMINFO",
+    "NET_DVR_IPALARMINFO_V31",
+    "NET_DVR_ALARM_HOT_SPARE",
+    "NET_DVR_VQD_DIAGNOSE_INFO",
+    "NET_VCA_RULE_ALARM",
+    "NET_DVR_ALARM_ISAPI_INFO",
+    "NET_DVR_ALARM_ISAPI_PICDATA",
+    "NET_DVR_TIME",
+    "NET_DVR_TIME_EX",
+    "NET_DVR_DEVICEINFO_V30",
+    "NET_DVR_DEVICEINFO_V40",
+    "NET_DVR_USER_LOGIN_INFO",
+    "NET_DVR_SETUPALARM_PARAM",
+    "NET_DVR_SETUPALARM_PARAM_V50",
+    "NET_DVR_LOCAL_SDK_PATH",
+    "NET_DVR_FILECOND_V40",
+    "NET_DVR_FINDDATA_V40",
+    "NET_DVR_PLAYCOND",
+    "NET_DVR_LOG_V30",
+    "NET_DVR_JPEGPARA",
+    "NET_DVR_XML_CONFIG_INPUT",
+    "NET_DVR_XML_CONFIG_OUTPUT",
+    "NET_DVR_GETWORKSTATE_COND",
+    "NET_DVR_WORKSTATE_V40",
+    "NET_DVR_WORKSTATE_V30",
+    "NET_DVR_BACKUP_TIME_PARAM",
+    "NET_DVR_BACKUP_NAME_PARAM",
+    "NET_DVR_DISKABILITY_LIST",
+    "NET_DVR_DEVICECFG_V40",
+]
 
 
 @pytest.mark.parametrize("name", sorted(LAYOUTS))
@@ -123,7 +175,7 @@ def test_callbacks_take_32_bit_int_for_long() -> None:
         "fLoginResultCallBack",
     }
     int_t, uint_t = _type("int"), _type("unsigned int")
-    msg = _type("MSGCallBack").item
+    msg = _type("MSGCallBack")
     assert msg.args == (
         int_t,
         _type("NET_DVR_ALARMER *"),
@@ -132,13 +184,14 @@ def test_callbacks_take_32_bit_int_for_long() -> None:
         _type("void *"),
     )
     assert msg.result == _type("void")
-    assert _type("MSGCallBack_V31").item.result == int_t
-    exc = _type("fExceptionCallBack").item
+    assert _type("MSGCallBack_V31").result == int_t
+    exc = _type("fExceptionCallBack")
     assert exc.args == (uint_t, int_t, int_t, _type("void *"))
-    login = _type("fLoginResultCallBack").item
+    login = _type("fLoginResultCallBack")
     assert login.args == (int_t, uint_t, _type("NET_DVR_DEVICEINFO_V30 *"), _type("void *"))
     assert ffi.sizeof("LONG") == 4
-    assert ffi.typeof("NET_DVR_USER_LOGIN_INFO").fields[5][1].type == _type("fLoginResultCallBack")
+    fields = dict(ffi.typeof("NET_DVR_USER_LOGIN_INFO").fields)
+    assert fields["cbLoginResult"].type == _type("fLoginResultCallBack")
 
 
 def test_every_function_is_declared() -> None:
@@ -211,7 +264,7 @@ def test_command_and_exception_names() -> None:
 
 
 @pytest.fixture(scope="module")
-def generator() -> ModuleType:
+def generator() -> Iterator[ModuleType]:
     path = Path(__file__).parent.parent / "tools" / "gen_sdk_cdef.py"
     spec = importlib.util.spec_from_file_location("gen_sdk_cdef", path)
     assert spec is not None and spec.loader is not None

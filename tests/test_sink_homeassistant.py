@@ -38,7 +38,12 @@ D = Discovery(Topics("hikd"), "homeassistant", off_delay_s=7, qos=1, origin_vers
 
 def nvr_facts(**changes: Any) -> DeviceFacts:
     facts = DeviceFacts(
-        "nvr", SERIAL, "DS-7608NI-K2", "V4.30.085", analog_channels=0, ip_channels=4,
+        "nvr",
+        SERIAL,
+        "DS-7608NI-K2",
+        "V4.30.085",
+        analog_channels=0,
+        ip_channels=4,
         start_ip_channel=33,
     )
     for key, value in changes.items():
@@ -129,8 +134,11 @@ def test_without_serial_the_name_stands_in() -> None:
     facts = DeviceFacts("garage dvr")
     assert unique_id(facts, 1, "motion") == "hikd_garage_dvr_1_motion"
     block = device_block(facts)
-    assert block == {"identifiers": ["garage dvr"], "name": "garage dvr",
-                     "manufacturer": "Hikvision"}
+    assert block == {
+        "identifiers": ["garage dvr"],
+        "name": "garage dvr",
+        "manufacturer": "Hikvision",
+    }
 
 
 def test_connectivity_and_health_stay_available_while_the_device_is_offline() -> None:
@@ -151,8 +159,13 @@ def test_configured_types_on_every_channel_ip_channels_from_33() -> None:
     facts = nvr_facts(analog_channels=2, start_channel=1)
     entities = configured_entities(facts, ["motion", "disk_error", "unknown"])
     assert [(e.channel, e.type) for e in entities] == [
-        (1, "motion"), (2, "motion"), (33, "motion"), (34, "motion"), (35, "motion"),
-        (36, "motion"), (None, "disk_error"),
+        (1, "motion"),
+        (2, "motion"),
+        (33, "motion"),
+        (34, "motion"),
+        (35, "motion"),
+        (36, "motion"),
+        (None, "disk_error"),
     ]
     configs = device_configs(D, facts, entities)
     assert len(configs) == 2 + 7
@@ -167,9 +180,20 @@ def test_channel_names_from_the_device() -> None:
 
 
 def test_facts_learnt_from_an_online_event() -> None:
-    event = health(NVR, "online", serial=SERIAL, device_type="NVR", model="DS-7608NI-K2",
-                   firmware="V4.30.085", analog_channels=0, start_channel=1, ip_channels=8,
-                   start_ip_channel=33, via="", protocol="isapi")
+    event = health(
+        NVR,
+        "online",
+        serial=SERIAL,
+        device_type="NVR",
+        model="DS-7608NI-K2",
+        firmware="V4.30.085",
+        analog_channels=0,
+        start_channel=1,
+        ip_channels=8,
+        start_ip_channel=33,
+        via="",
+        protocol="isapi",
+    )
     facts = DeviceFacts("nvr").updated_from(event)
     assert facts == DeviceFacts("nvr", SERIAL, "DS-7608NI-K2", "V4.30.085", "", 0, 1, 8, 33)
     assert facts.channels() == list(range(33, 41))
@@ -206,13 +230,23 @@ def sink(broker: Mosquitto, tmp_path: Path) -> Iterator[MqttSink]:
 
 def configs(messages: dict[str, Received] | list[Received]) -> dict[str, dict[str, Any]]:
     items = messages.values() if isinstance(messages, dict) else messages
-    return {m.topic: json.loads(m.payload) for m in items
-            if m.topic.startswith("homeassistant/") and m.payload}
+    return {
+        m.topic: json.loads(m.payload) for m in items if m.topic.endswith("/config") and m.payload
+    }
 
 
 def nvr_online() -> Event:
-    return health(NVR, "online", serial=SERIAL, model="DS-7608NI-K2", firmware="V4.30.085",
-                  analog_channels=0, start_channel=1, ip_channels=2, start_ip_channel=33)
+    return health(
+        NVR,
+        "online",
+        serial=SERIAL,
+        model="DS-7608NI-K2",
+        firmware="V4.30.085",
+        analog_channels=0,
+        start_channel=1,
+        ip_channels=2,
+        start_ip_channel=33,
+    )
 
 
 def test_discovery_is_complete_and_states_are_set(broker: Mosquitto, sink: MqttSink) -> None:
@@ -221,8 +255,15 @@ def test_discovery_is_complete_and_states_are_set(broker: Mosquitto, sink: MqttS
         nvr_online(),
         Event(kind="alarm", type="tamper", state="start", device=NVR, channel=34),
         Event(kind="alarm", type="face_snap", state="pulse", device=NVR, channel=33),
-        health(CAM, "online", serial=CAM.serial, model="DS-2CD2143G0-I", analog_channels=1,
-               start_channel=1, via="nvr"),
+        health(
+            CAM,
+            "online",
+            serial=CAM.serial,
+            model="DS-2CD2143G0-I",
+            analog_channels=1,
+            start_channel=1,
+            via="nvr",
+        ),
     ]
     assert sink.send(batch) == len(batch)
     kept = retained(broker, "#")
@@ -256,17 +297,26 @@ def test_discovery_is_complete_and_states_are_set(broker: Mosquitto, sink: MqttS
 
 def test_republished_on_home_assistant_birth(broker: Mosquitto, sink: MqttSink) -> None:
     sink.open()
-    assert sink.send([nvr_online(), Event(kind="alarm", type="motion", state="start",
-                                          device=NVR, channel=33)]) == 2
+    assert (
+        sink.send(
+            [
+                nvr_online(),
+                Event(kind="alarm", type="motion", state="start", device=NVR, channel=33),
+            ]
+        )
+        == 2
+    )
     before = configs(retained(broker, "homeassistant/#"))
     assert len(before) == 5
     with Subscriber(broker, ["homeassistant/#", "hikd/#"]) as ha:
-        ha.wait_for(lambda ms: len(configs(ms)) == 5 and len(ms) == 10, "what is retained")
+        ha.wait_for(lambda ms: len(configs(ms)) == 5 and len(ms) == 11, "what is retained")
         ha.clear()
         ha.publish("homeassistant/status", "online")  # Home Assistant (re)started
-        ha.wait_for(lambda ms: len(configs(ms)) == 5 and any(
-            m.topic == "hikd/nvr/33/motion" for m in ms), "discovery and states again")
-        again = [m for m in ha.messages if not m.retain]
+        ha.wait_for(
+            lambda ms: len(configs(ms)) == 5 and any(m.topic == "hikd/nvr/33/motion" for m in ms),
+            "discovery and states again",
+        )
+        again = [m for m in ha.messages if not m.retain and m.topic != "homeassistant/status"]
         assert configs(again) == before
         assert ha.last("hikd/nvr/33/motion").payload == b"ON"
         assert ha.last("hikd/nvr/availability").payload == b"online"
@@ -296,8 +346,10 @@ def test_serial_learnt_later_replaces_name_based_entities(
 ) -> None:
     nameless = DeviceRef("dvr")
     sink.open()
-    assert sink.send([Event(kind="alarm", type="motion", state="start", device=nameless,
-                            channel=1)]) == 1
+    assert (
+        sink.send([Event(kind="alarm", type="motion", state="start", device=nameless, channel=1)])
+        == 1
+    )
     old = "homeassistant/binary_sensor/hikd_dvr_1_motion/config"
     assert old in configs(retained(broker, "homeassistant/#"))
     assert sink.send([health(nameless, "online", serial="SER123")]) == 1
@@ -307,8 +359,9 @@ def test_serial_learnt_later_replaces_name_based_entities(
 
 
 def test_discovery_off(broker: Mosquitto, tmp_path: Path) -> None:
-    config = MqttConfig(host=broker.host, port=broker.port, client_id="hikd-nodisc",
-                        discovery=False)
+    config = MqttConfig(
+        host=broker.host, port=broker.port, client_id="hikd-nodisc", discovery=False
+    )
     s = MqttSink(config, SinkContext("mqtt", tmp_path, {}))
     try:
         s.open()

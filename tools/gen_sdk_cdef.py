@@ -21,6 +21,7 @@ It writes:
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import re
 import sys
@@ -609,8 +610,14 @@ def checked_names(constants: dict[str, int]) -> dict[str, dict[str, int]]:
     header defines must have the header's value, and the values go to the fixture so the
     tests can check errors.py without the facts file. (The RAID and N+1 error macros are
     expressions in the header, absent from the facts: only the guide gives those.)"""
+    # Load errors.py by path: importing the hikd.sdk package could load the very
+    # _cdef.py this script is about to replace.
     sys.path.insert(0, str(ROOT))
-    from hikd.sdk import errors
+    spec = importlib.util.spec_from_file_location("_hikd_sdk_errors", ROOT / "hikd/sdk/errors.py")
+    if spec is None or spec.loader is None:
+        raise FactsError("cannot load hikd/sdk/errors.py")
+    errors = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(errors)
 
     problems: list[str] = []
     found: dict[str, dict[str, int]] = {"error_codes": {}, "log_types": {}}

@@ -99,7 +99,7 @@ class SdkExceptionRouter:
         elif kind == ALARM_RECONNECTSUCCESS:
             self._reconnecting.discard(name)
         log_fn = log.info if state == "stop" else log.warning
-        log_fn("device link event", device=name, code=hex(kind), event=event_type, state=state)
+        log_fn("device link event", device=name, code=hex(kind), health=event_type, state=state)
         if session is None:
             return
         session.on_sdk_exception(kind)

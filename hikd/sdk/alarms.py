@@ -94,8 +94,14 @@ class ArmingOptions:
     """byBrokenNetHttp: bit mask of event classes the device re-sends after a broken link."""
 
 
+# The library keeps the last message callback it was given for the life of the process:
+# keep its Python object alive as long, or a late message would jump into freed memory.
+_installed: list[MessageCallback] = []
+
+
 def set_message_callback(sdk: Library, callback: MessageCallback) -> None:
     sdk.check(sdk.lib.NET_DVR_SetDVRMessageCallBack_V30(callback.cdata, ffi.NULL))
+    _installed[:] = [callback]
 
 
 def setup_alarm_channel(sdk: Library, user_id: int, options: ArmingOptions) -> int:

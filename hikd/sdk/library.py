@@ -15,6 +15,7 @@ executable, which is the Python interpreter.
 
 from __future__ import annotations
 
+import atexit
 import importlib.util
 import os
 import threading
@@ -123,6 +124,9 @@ class Library:
             instance = cls(lib, directory)
             instance._init(settings or SdkSettings())
             cls._instance = instance
+            # A process that exits while the library's threads run can crash in the
+            # interpreter's teardown (seen: SIGSEGV after the last line of a script).
+            atexit.register(instance.cleanup)
             return instance
 
     @staticmethod

@@ -125,7 +125,7 @@ class DeviceAlarms:
         pushes = 0
         if push:
             for target in self.push_targets:
-                self._spawn(self._push(target, alert, stamp))
+                self._spawn(self._push(target, alert, seq))
                 pushes += 1
         sent = SentAlert(
             seq, alert.type, alert.channel, alert.state, stamp.sent_ns, written, pushes
@@ -147,23 +147,24 @@ class DeviceAlarms:
                 with contextlib.suppress(ConnectionError, OSError):
                     await conn.drain()
 
-    async def push(
-        self, target: PushTarget, alert: SimAlert, stamp: Stamp | None = None
-    ) -> PushResult:
+    async def push(self, target: PushTarget, alert: SimAlert, seq: int | None = None) -> PushResult:
+        """POST `alert` to `target` now; it gets the next sequence number unless given one."""
         cfg = self.device.config
-        if stamp is None:
-            now = time.monotonic_ns()
-            stamp = Stamp(self.next_seq(), now, documents.device_now(cfg), self.device.port)
-        content_type, body = push_body(alert, cfg, stamp, target.form)
-        result = await post(target.host, target.port, target.path, content_type, body)
+        number = self.next_seq() if seq is None else seq
+
+        def make_body() -> tuple[str, bytes]:
+            stamp = Stamp(number, time.monotonic_ns(), documents.device_now(cfg), self.device.port)
+            return push_body(alert, cfg, stamp, target.form)
+
+        result = await post(target.host, target.port, target.path, make_body)
         with self._lock:
             if len(self.push_results) >= MAX_SENT_LOG:
                 del self.push_results[: MAX_SENT_LOG // 2]
             self.push_results.append(result)
         return result
 
-    async def _push(self, target: PushTarget, alert: SimAlert, stamp: Stamp) -> None:
-        await self.push(target, alert, stamp)
+    async def _push(self, target: PushTarget, alert: SimAlert, seq: int) -> None:
+        await self.push(target, alert, seq)
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coro)

@@ -1,9 +1,12 @@
-"""`hikd sim`: run simulated devices until Ctrl-C / SIGTERM.
+"""`hikd sim`: run simulated devices until Ctrl-C / SIGTERM, or drive running ones.
 
     hikd sim [--port 8080] [--devices N] [--https] [--username admin] [--password ...]
              [--serial ...] [--analog N] [--ip-channels N] [--config sim.toml]
+    hikd sim trigger --port P --type VMD --channel 2 [--state active] [--pictures 1] [--json]
+    hikd sim scenario --port P --rate 1000 --devices 32 --types VMD,linedetection --duration 10
+    hikd sim status --port P
 
-Prints one line per device: `name host port scheme serial`.
+Running devices prints one line per device: `name host port scheme serial`.
 """
 
 from __future__ import annotations
@@ -13,16 +16,22 @@ import logging
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 from hikd.errors import UserError
+from hikd.sim import remote
 from hikd.sim.config import SimDeviceConfig, load_sim_config, numbered, validate_device
 from hikd.sim.simulator import Simulator
 
-SUBCOMMANDS: dict[str, str] = {}
-"""Other `hikd sim <word>` commands: name -> module with a `main(argv) -> int`."""
+SUBCOMMANDS: dict[str, Callable[[list[str]], int]] = {
+    "trigger": remote.trigger_main,
+    "scenario": remote.scenario_main,
+    "status": remote.status_main,
+}
+"""`hikd sim <word> ...`: commands that drive a simulator already running."""
 
 
 def run_parser() -> argparse.ArgumentParser:
@@ -104,11 +113,7 @@ def main(argv: list[str]) -> int:
     """Entry point of `hikd sim ...` and `python -m hikd.sim ...`; returns the exit code."""
     try:
         if argv and argv[0] in SUBCOMMANDS:
-            import importlib
-
-            module = importlib.import_module(SUBCOMMANDS[argv[0]])
-            result: int = module.main(argv[1:])
-            return result
+            return SUBCOMMANDS[argv[0]](argv[1:])
         return run(argv)
     except UserError as exc:
         print(f"hikd sim: {exc}", file=sys.stderr)

@@ -21,6 +21,7 @@ from hikd.sim.alarms import DeviceAlarms, SentAlert
 from hikd.sim.alerts import AlertFormat, AlertState, SimAlert
 from hikd.sim.auth import CAPABILITIES_PATH, Accounts
 from hikd.sim.config import PushTarget, SimDeviceConfig
+from hikd.sim.control import add_device_endpoints
 from hikd.sim.http import Connection, Handler, Request, Response
 from hikd.sim.push import PushResult
 
@@ -90,6 +91,7 @@ class SimDevice:
         self._public: set[str] = {CAPABILITIES_PATH, LOGIN_PATH}
         self._add_system_routes()
         self.alarms = DeviceAlarms(self)
+        add_device_endpoints(self)
 
     # ----- what tests and the CLI read -------------------------------------------------
 

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import re
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 
 PUSH_TIMEOUT_S = 10.0
@@ -38,18 +39,14 @@ async def post(
     host: str,
     port: int,
     path: str,
-    content_type: str,
-    body: bytes,
+    make_body: Callable[[], tuple[str, bytes]],
     timeout: float = PUSH_TIMEOUT_S,
 ) -> PushResult:
-    """POST `body` to http://host:port/path on a new connection, in one write."""
-    head = (
-        f"POST {path} HTTP/1.1\r\n"
-        f"Host: {host}:{port}\r\n"
-        f"Content-Type: {content_type}\r\n"
-        f"Content-Length: {len(body)}\r\n"
-        "Connection: close\r\n\r\n"
-    ).encode()
+    """POST to http://host:port/path on a new connection, in one write.
+
+    `make_body` gives (content type, body); it is called once connected, so that a send
+    time stamped in the body is the time of the write.
+    """
     try:
         reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
     except (OSError, TimeoutError) as exc:
@@ -58,6 +55,14 @@ async def post(
     if sock is not None:
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    content_type, body = make_body()
+    head = (
+        f"POST {path} HTTP/1.1\r\n"
+        f"Host: {host}:{port}\r\n"
+        f"Content-Type: {content_type}\r\n"
+        f"Content-Length: {len(body)}\r\n"
+        "Connection: close\r\n\r\n"
+    ).encode()
     try:
         writer.write(head + body)
         try:

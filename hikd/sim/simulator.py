@@ -18,9 +18,12 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from hikd.errors import UserError
-from hikd.sim.config import SimDeviceConfig, numbered
+from hikd.sim.alerts import AlertFormat
+from hikd.sim.config import PushTarget, SimDeviceConfig, numbered
+from hikd.sim.control import add_simulator_endpoints
 from hikd.sim.device import SimDevice
 from hikd.sim.http import Connection, serve_connection
+from hikd.sim.scenario import ScenarioResult, run_scenario
 from hikd.sim.tls import SelfSignedCertificate
 
 T = TypeVar("T")
@@ -37,6 +40,8 @@ class Simulator:
         if len(set(names)) != len(names):
             raise UserError("simulated devices need distinct names: two have the same `name`")
         self.devices: list[SimDevice] = [SimDevice(c) for c in configs]
+        for device in self.devices:
+            add_simulator_endpoints(device, self)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._certificate: SelfSignedCertificate | None = None
@@ -196,6 +201,39 @@ class Simulator:
             coro.close()
             raise RuntimeError("the simulator is not running")
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
+
+    def run_scenario(
+        self,
+        rate: float,
+        types: Sequence[str] = ("VMD",),
+        duration: float = 1.0,
+        devices: int | Sequence[SimDevice] | None = None,
+        push_to: PushTarget | tuple[str, int] | None = None,
+        *,
+        pictures: int = 0,
+        fmt: AlertFormat = "xml",
+    ) -> ScenarioResult:
+        """Send `rate` alarms/s in total, round-robin over `devices` (all, the first N, or
+        those given), cycling through `types`, for `duration` s; blocks until done.
+
+        Without `push_to` the alarms go to the devices' open alert streams; with it
+        (`(host, port)` or a `PushTarget`) each is POSTed there instead.
+        """
+        if devices is None:
+            chosen = list(self.devices)
+        elif isinstance(devices, int):
+            chosen = self.devices[:devices]
+        else:
+            chosen = list(devices)
+        target: PushTarget | None
+        if isinstance(push_to, tuple):
+            target = PushTarget(host=push_to[0], port=push_to[1])
+        else:
+            target = push_to
+        coro = run_scenario(
+            chosen, rate, list(types), duration, push_to=target, pictures=pictures, fmt=fmt
+        )
+        return self.call(coro, timeout=duration + 60)
 
     def device(self, name: str) -> SimDevice:
         for device in self.devices:

@@ -13,7 +13,6 @@ It is kept in ``<state_dir>/mqtt_state.json`` so a restart republishes it correc
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import socket
@@ -25,7 +24,6 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import paho.mqtt.client as mqtt
-import structlog
 from paho.mqtt.enums import CallbackAPIVersion
 from pydantic import (
     BaseModel,
@@ -40,6 +38,7 @@ from pydantic import (
 import hikd
 from hikd.errors import UserError
 from hikd.events import Event
+from hikd.logs import get_logger, register_secret
 from hikd.sinks.base import SinkContext, SinkUnavailable
 from hikd.sinks.homeassistant import (
     NOT_DISCOVERED,
@@ -62,7 +61,7 @@ from hikd.sinks.mqtt_topics import (
     event_messages,
 )
 
-log = structlog.get_logger("hikd.sinks.mqtt")
+log = get_logger(__name__)
 
 STATE_FILE = "mqtt_state.json"
 _IMAGE_SUFFIXES = (".jpg", ".jpeg")
@@ -126,17 +125,6 @@ class MqttConfig(BaseModel):
         if (self.password is not None or self.password_file is not None) and not self.username:
             raise ValueError("a password needs a username")
         return self
-
-
-def _register_secret(value: str) -> None:
-    """Keep the password out of logs, if the logging module offers it (it may not exist)."""
-    try:
-        logs = importlib.import_module("hikd.logs")
-    except ImportError:
-        return
-    register = getattr(logs, "register_secret", None)
-    if callable(register):
-        register(value)
 
 
 AlarmKey = tuple[str, int | None, str]
@@ -236,6 +224,7 @@ class MqttState:
         }
         tmp = self.path.with_name(self.path.name + ".tmp")
         try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
             with open(tmp, "w", encoding="utf-8") as f:
                 json.dump(data, f, separators=(",", ":"), default=str)
                 f.flush()
@@ -264,7 +253,7 @@ class MqttSink:
         self.state = MqttState(context.state_dir / STATE_FILE)
         self.state.load()
         if config.password is not None:
-            _register_secret(config.password.get_secret_value())
+            register_secret(config.password.get_secret_value())
         self._lock = threading.Lock()
         """Held while the retained picture changes and is published, so a republish on
         connect never overtakes a newer state. Never held while waiting for the broker."""
@@ -280,14 +269,18 @@ class MqttSink:
 
     # -- Sink protocol -----------------------------------------------------------------
     def open(self) -> None:
-        """Start connecting (paho's network thread reconnects by itself from then on) and
-        wait up to ``publish_timeout_s`` for the broker."""
+        """Connect, waiting up to ``publish_timeout_s`` for the broker; from then on paho's
+        network thread reconnects by itself. On failure nothing is left running (the
+        worker calls open() again, and close() only after an open() that succeeded)."""
         with self._cond:
             self._closing = False
         if self._client is None:
             self._client = self._start_client()
         if not self._wait_connected(self.config.publish_timeout_s):
-            raise SinkUnavailable(self._problem)
+            with self._cond:
+                problem = self._problem
+            self.close()
+            raise SinkUnavailable(problem)
 
     def send(self, batch: Sequence[Event]) -> int:
         if not batch:
@@ -403,7 +396,7 @@ class MqttSink:
             raise UserError(
                 f"mqtt.password_file: cannot read {cfg.password_file}: {error.strerror}"
             ) from None
-        _register_secret(secret)
+        register_secret(secret)
         return secret
 
     def _wait_connected(self, timeout: float) -> bool:

@@ -63,11 +63,15 @@ def _decode_error(
         "command": raw.command,
         "command_name": commands.command_name(raw.command),
         "error": f"{type(exc).__name__}: {exc}",
-        "size": len(raw.payload),
     }
     try:
+        attributes["size"] = len(raw.payload)
+        raw_part = raw_binary(raw)
+    except Exception:  # the payload itself is what broke the decoder
+        raw_part = {"command": raw.command, "encoding": "repr", "payload": repr(raw.payload)}
+    try:
         received = received_at(raw)
-    except (ValueError, OverflowError, OSError):
+    except Exception:
         received = utc_now()
     return Event(
         kind="health",
@@ -77,5 +81,5 @@ def _decode_error(
         time=received,
         received=received,
         attributes=attributes,
-        raw=raw_binary(raw),
+        raw=raw_part,
     )

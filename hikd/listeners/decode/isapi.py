@@ -63,6 +63,7 @@ _INT_FIELDS = frozenset(
         "picturesNumber",
         "picNum",
         "targetID",
+        "hddID",
         "hikdSimSentNs",
         "hikdSimSeq",
     }
@@ -70,7 +71,7 @@ _INT_FIELDS = frozenset(
 _FLOAT_FIELDS = frozenset({"X", "Y", "x", "y", "width", "height"})
 _CHANNEL_FIELDS = ("channelID", "dynChannelID", "videoInputChannelID", "dynVideoInputChannelID")
 _INPUT_FIELDS = ("inputIOPortID", "dynInputIOPortID")
-_RENAMES = {"macAddress": "mac", "portNo": "port"}
+_RENAMES = {"macAddress": "mac", "portNo": "port", "hddID": "disk"}
 _STRUCTURED = frozenset({"DetectionRegionList"})
 
 

@@ -84,7 +84,6 @@ ONE_SHOT_TYPES: Final[frozenset[str]] = frozenset(
         "people_counting",
         "heat_map",
         "illegal_access",
-        "ip_channels_changed",
         "video_intercom",
     }
 )

@@ -1,0 +1,221 @@
+"""Alarms end to end: the real vendor library, hikd.sim, the daemon and the disk sink.
+
+Arming (SetupAlarmChan_V41) and listening (StartListen_V30) both run through the real
+library; every event is read back from the disk sink's JSON lines, as a user would.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hikd.config import load_config
+from hikd.daemon import Daemon
+from hikd.sdk.library import Library
+from hikd.sim import SimDeviceConfig, Simulator
+from hikd.sim.alerts import SimAlert
+from tests.support import free_port, wait_for
+
+PASSWORD = "Alarm-Test-1"
+
+
+def read_events(directory: Path) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = []
+    for path in sorted(directory.glob("*.jsonl")):
+        for line in path.read_text().splitlines():
+            if line.strip():
+                events.append(json.loads(line))
+    return events
+
+
+class Running:
+    def __init__(self, daemon: Daemon, events_dir: Path) -> None:
+        self.daemon = daemon
+        self.events_dir = events_dir
+
+    def events(self, **match: Any) -> list[dict[str, Any]]:
+        found = read_events(self.events_dir)
+        return [e for e in found if all(e.get(k) == v for k, v in match.items())]
+
+    def wait_event(self, timeout: float = 15.0, **match: Any) -> dict[str, Any]:
+        assert wait_for(lambda: bool(self.events(**match)), timeout), (
+            f"no event {match}; got {[(e['type'], e['state']) for e in self.events()]}"
+        )
+        return self.events(**match)[0]
+
+
+@pytest.fixture
+def run_daemon(
+    sdk: Library, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Callable[..., Running]]:
+    daemons: list[Daemon] = []
+
+    def start(sim: Simulator | None, extra: str = "", arm: bool = True) -> Running:
+        state = tmp_path / "state"
+        events_dir = tmp_path / "events"
+        lines = [
+            "[daemon]",
+            f'state_dir = "{state}"',
+            "[alarms.hold_s]",
+            "default = 3",
+            "[sinks.disk]",
+            f'path = "{events_dir}"',
+            extra,
+        ]
+        for dev in sim.devices if sim else []:
+            monkeypatch.setenv(f"HIKD_PASSWORD_{dev.name.upper()}", PASSWORD)
+            lines += [
+                "[[devices]]",
+                f'name = "{dev.name}"',
+                'host = "127.0.0.1"',
+                f"port = {dev.port}",
+                f"arm = {'true' if arm else 'false'}",
+                "reconnect_min_s = 0.2",
+            ]
+        path = tmp_path / "hikd.toml"
+        path.write_text("\n".join(lines) + "\n")
+        daemon = Daemon(load_config(path), sdk=sdk)
+        daemons.append(daemon)
+        daemon.start()
+        return Running(daemon, events_dir)
+
+    try:
+        yield start
+    finally:
+        for daemon in daemons:
+            daemon.stop()
+
+
+def nvr(name: str = "nvr", **overrides: Any) -> SimDeviceConfig:
+    values: dict[str, Any] = {
+        "name": name,
+        "password": PASSWORD,
+        "ip_channels": 4,
+        "alarm_inputs": 2,
+        "utc_offset_minutes": 60,
+    }
+    values.update(overrides)
+    return SimDeviceConfig(**values)
+
+
+# (simulator event type, channel, format, pictures) -> (hikd type, channel in the event)
+ARMING_CASES = [
+    ("VMD", 1, "xml", 0, "motion", 1),
+    ("linedetection", 2, "json", 1, "line_crossing", 2),
+    ("fielddetection", 3, "xml", 2, "intrusion", 3),
+    ("tamperdetection", 4, "json", 0, "tamper", 4),
+    ("IO", 2, "xml", 0, "io", None),
+    ("facedetection", 1, "xml", 1, "face_detection", 1),
+    ("regionEntrance", 2, "json", 0, "region_entrance", 2),
+    ("PIR", 1, "json", 0, "pir", 1),
+    ("diskfull", 1, "xml", 0, "disk_full", None),
+    ("totallyNewThing", 3, "xml", 0, "unknown", 3),
+]
+
+
+def test_arming_delivers_every_event_type_to_the_disk_sink(
+    start_sim: Callable[..., Simulator], run_daemon: Callable[..., Running]
+) -> None:
+    sim = start_sim(nvr())
+    device = sim.devices[0]
+    running = run_daemon(sim)
+    assert device.wait_for_streams(1, timeout=15), "the daemon did not arm the device"
+    armed = running.wait_event(type="armed")
+    assert armed["device"]["serial"] == device.config.serial_number
+
+    for sim_type, channel, fmt, pictures, _type, _channel in ARMING_CASES:
+        device.trigger(type=sim_type, channel=channel, state="active", pictures=pictures, fmt=fmt)
+
+    for sim_type, _ch, fmt, pictures, hikd_type, channel in ARMING_CASES:
+        event = running.wait_event(type=hikd_type, state="start" if hikd_type != "unknown" else "pulse")
+        assert event["kind"] == "alarm", (sim_type, event)
+        assert event["device"]["name"] == "nvr"
+        assert event["device"]["serial"] == device.config.serial_number
+        if channel is not None:
+            assert event["channel"] == channel, (sim_type, event)
+        time = datetime.fromisoformat(event["time"])
+        assert time.utcoffset() is not None and time.utcoffset().total_seconds() == 3600
+        assert datetime.fromisoformat(event["received"]).tzinfo is not None
+        assert len(event["files"]) == pictures, (sim_type, event["files"])
+        for picture in event["files"]:
+            data = Path(picture).read_bytes()
+            assert data.startswith(b"\xff\xd8"), "not a JPEG"
+    io = running.events(type="io")[0]
+    assert io["attributes"]["alarm_input"] == 2
+    unknown = running.events(type="unknown")[0]
+    assert "totallyNewThing" in json.dumps(unknown)
+
+    # A device that says the alarm ended: a stop follows the start.
+    device.trigger(type="VMD", channel=1, state="inactive")
+    stop = running.wait_event(type="motion", state="stop")
+    assert stop["channel"] == 1
+
+
+def test_repeated_actives_are_one_start_and_a_stop_after_the_hold(
+    start_sim: Callable[..., Simulator], run_daemon: Callable[..., Running]
+) -> None:
+    sim = start_sim(nvr())
+    device = sim.devices[0]
+    running = run_daemon(sim)
+    assert device.wait_for_streams(1, timeout=15)
+    for _ in range(5):
+        device.trigger(type="VMD", channel=2, state="active")
+    stop = running.wait_event(type="motion", state="stop", timeout=20)
+    assert stop["attributes"].get("ended_by") == "hold_timeout"
+    assert len(running.events(type="motion", state="start")) == 1
+
+
+def test_listen_mode_accepts_allowed_senders_and_drops_the_others(
+    start_sim: Callable[..., Simulator], run_daemon: Callable[..., Running]
+) -> None:
+    sim = start_sim(nvr("pusher"))
+    device = sim.devices[0]
+    open_port, closed_port = free_port(), free_port()
+    listen = (
+        f'[[listen]]\naddress = "127.0.0.1"\nport = {open_port}\nallowed = ["127.0.0.1"]\n'
+        f'[[listen]]\naddress = "127.0.0.1"\nport = {closed_port}\nallowed = ["192.0.2.7"]\n'
+    )
+    running = run_daemon(sim, extra=listen, arm=False)
+    for form, pictures in (("xml", 0), ("json", 0), ("multipart", 1)):
+        alert = SimAlert(
+            type="linedetection", channel=3, pictures=pictures, fmt="json" if form == "json" else "xml"
+        )
+        device.push_to("127.0.0.1", open_port, alert, form=form)  # type: ignore[arg-type]
+    assert wait_for(lambda: len(running.events(type="line_crossing")) >= 1)
+    event = running.events(type="line_crossing")[0]
+    assert event["device"]["name"] == "pusher" and event["channel"] == 3
+    # Three pushes of the same active alarm: one start; the multipart one carried a picture.
+    assert wait_for(lambda: any(p.endswith(".jpg") for e in running.events() for p in e["files"]) or
+                    running.daemon.pipeline is not None and running.daemon.pipeline.counters["alarm:line_crossing"] >= 3)
+    assert running.daemon.pipeline is not None
+    assert wait_for(lambda: running.daemon.pipeline.counters["alarm:line_crossing"] >= 3)
+
+    device.push_to("127.0.0.1", closed_port, SimAlert(type="VMD", channel=1))
+    assert wait_for(lambda: running.daemon.pipeline.counters["listen_dropped"] >= 1)
+    assert not running.events(type="motion")
+
+
+def test_killed_device_reconnects_and_arming_resumes_by_itself(
+    start_sim: Callable[..., Simulator], run_daemon: Callable[..., Running]
+) -> None:
+    port = free_port()
+    sim = start_sim(nvr("phoenix", port=port))
+    running = run_daemon(sim)
+    assert sim.devices[0].wait_for_streams(1, timeout=15)
+    sim.devices[0].trigger(type="VMD", channel=1)
+    running.wait_event(type="motion", state="start")
+
+    sim.stop()  # like SIGKILL: every connection cut, sessions forgotten
+    running.wait_event(type="arming_reconnecting", state="start", timeout=20)
+
+    reborn = start_sim(nvr("phoenix", port=port))
+    assert reborn.devices[0].wait_for_streams(1, timeout=30), "arming did not resume"
+    running.wait_event(type="rearmed", timeout=20)
+    reborn.devices[0].trigger(type="fielddetection", channel=2)
+    event = running.wait_event(type="intrusion", state="start")
+    assert event["device"]["name"] == "phoenix"
