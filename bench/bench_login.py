@@ -34,8 +34,17 @@ def rss_mb() -> float:
 
 def start_simulator(count: int) -> tuple[subprocess.Popen[str], list[int]]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "hikd.sim", "--devices", str(count), "--port", "0",
-         "--password", PASSWORD],
+        [
+            sys.executable,
+            "-m",
+            "hikd.sim",
+            "--devices",
+            str(count),
+            "--port",
+            "0",
+            "--password",
+            PASSWORD,
+        ],
         stdout=subprocess.PIPE,
         text=True,
         cwd=ROOT,
@@ -84,7 +93,12 @@ def hikd_sessions(ports: list[int], arm: bool) -> dict[str, float]:
 
     from hikd.config import DeviceConfig
     from hikd.listeners.raw import RawAlarm
-    from hikd.sdk.alarms import ArmingOptions, MessageCallback, set_message_callback, setup_alarm_channel
+    from hikd.sdk.alarms import (
+        ArmingOptions,
+        MessageCallback,
+        set_message_callback,
+        setup_alarm_channel,
+    )
     from hikd.sdk.library import Library
     from hikd.session import DeviceSession, SessionHooks, close_sessions
 
@@ -125,8 +139,14 @@ def hikd_sessions(ports: list[int], arm: bool) -> dict[str, float]:
     start = time.perf_counter()
     late = close_sessions(sessions, timeout_s=5.0)
     shutdown_s = time.perf_counter() - start
-    return {"ready_s": ready_s, "rss_mb": rss, "rss_after_init_mb": base, "shutdown_s": shutdown_s, "late": late,
-            "threads": len(os.listdir("/proc/self/task"))}
+    return {
+        "ready_s": ready_s,
+        "rss_mb": rss,
+        "rss_after_init_mb": base,
+        "shutdown_s": shutdown_s,
+        "late": late,
+        "threads": len(os.listdir("/proc/self/task")),
+    }
 
 
 def main() -> None:
@@ -166,13 +186,19 @@ def main() -> None:
     bare, ours = results["bare"], results["hikd"]
     what = "logged in and armed" if args.arm else "logged in"
     print(f"{args.devices} devices {what}")
-    print(f"  hikd:          {ours['ready_s']:.2f} s, RSS {ours['rss_mb']:.0f} MB "
-          f"({ours['rss_after_init_mb']:.0f} MB after init), {ours['threads']:.0f} threads")
+    print(
+        f"  hikd:          {ours['ready_s']:.2f} s, RSS {ours['rss_mb']:.0f} MB "
+        f"({ours['rss_after_init_mb']:.0f} MB after init), {ours['threads']:.0f} threads"
+    )
     print(f"  bare library:  {bare['login_s']:.2f} s sequential login, RSS {bare['rss_mb']:.0f} MB")
-    print(f"  ratio time hikd/bare: {ours['ready_s'] / bare['login_s']:.2f}x, "
-          f"RSS hikd/bare: {ours['rss_mb'] / bare['rss_mb']:.2f}x")
-    print(f"  shutdown (close + logout, bounded at 5 s): hikd {ours['shutdown_s']:.2f} s, "
-          f"bare sequential logout {bare['logout_s']:.2f} s")
+    print(
+        f"  ratio time hikd/bare: {ours['ready_s'] / bare['login_s']:.2f}x, "
+        f"RSS hikd/bare: {ours['rss_mb'] / bare['rss_mb']:.2f}x"
+    )
+    print(
+        f"  shutdown (close + logout, bounded at 5 s): hikd {ours['shutdown_s']:.2f} s, "
+        f"bare sequential logout {bare['logout_s']:.2f} s"
+    )
 
 
 if __name__ == "__main__":

@@ -65,7 +65,9 @@ class EventBus:
         self._queue_reported = 0
         self._workers = [
             SinkWorker(
-                name, sink, outbox,
+                name,
+                sink,
+                outbox,
                 batch_size=batch_size,
                 backoff_first=backoff_first,
                 backoff_max=backoff_max,
@@ -73,8 +75,9 @@ class EventBus:
             )
             for name, sink in sinks
         ]
-        self._writer = threading.Thread(target=self._write_loop, name="hikd-bus-writer",
-                                         daemon=True)
+        self._writer = threading.Thread(
+            target=self._write_loop, name="hikd-bus-writer", daemon=True
+        )
 
     def start(self) -> None:
         self._outbox.set_sinks(w.name for w in self._workers)
@@ -107,13 +110,20 @@ class EventBus:
             self._writer.join(max(0.0, deadline - time.monotonic()))
             if self._writer.is_alive():
                 self._abandon.set()
-                log.error("event bus: could not store the queued events in the outbox in "
-                          "time; they are lost", lost=len(self._queue), timeout_s=timeout)
+                log.error(
+                    "event bus: could not store the queued events in the outbox in "
+                    "time; they are lost",
+                    lost=len(self._queue),
+                    timeout_s=timeout,
+                )
         for worker in self._workers:
             if not worker.join(max(0.0, deadline - time.monotonic())):
-                log.warning("sink still inside send() at shutdown; leaving it behind, its "
-                            "undelivered events stay in the outbox", sink=worker.name,
-                            timeout_s=timeout)
+                log.warning(
+                    "sink still inside send() at shutdown; leaving it behind, its "
+                    "undelivered events stay in the outbox",
+                    sink=worker.name,
+                    timeout_s=timeout,
+                )
 
     def stats(self) -> dict[str, Any]:
         """Per sink: delivered, pending, failures, last_error, state; the outbox: events,
@@ -142,8 +152,11 @@ class EventBus:
             self._queue_dropped += 1
             first = self._queue_dropped == 1
         if first:
-            why = "the bus is stopped" if self._closed else \
-                f"{self._max_queued} events are waiting for the outbox"
+            why = (
+                "the bus is stopped"
+                if self._closed
+                else f"{self._max_queued} events are waiting for the outbox"
+            )
             log.error("event bus: dropping events (counted in stats)", reason=why)
 
     def _write_loop(self) -> None:
@@ -165,14 +178,20 @@ class EventBus:
                 try:
                     stored_health = self._outbox.append(batch)
                 except OutboxClosed:
-                    log.error("event bus: the outbox was closed before these events were "
-                              "stored; they are lost", lost=len(batch) + len(self._queue))
+                    log.error(
+                        "event bus: the outbox was closed before these events were "
+                        "stored; they are lost",
+                        lost=len(batch) + len(self._queue),
+                    )
                     return
                 except Exception as e:
                     if not failing:
                         failing = True
-                        log.error("event bus: cannot store events in the outbox; "
-                                  "retrying, events wait in memory", error=str(e))
+                        log.error(
+                            "event bus: cannot store events in the outbox; "
+                            "retrying, events wait in memory",
+                            error=str(e),
+                        )
                     if self._abandon.wait(backoff.next()):
                         return
                     continue
@@ -198,8 +217,9 @@ class EventBus:
         return health(HIKD, "bus_overflow", dropped=dropped, max_queued=self._max_queued)
 
     def _sink_state_changed(self, name: str, failing: bool, error: str | None) -> None:
-        event = health(HIKD, "sink_unavailable", state="start" if failing else "stop",
-                       sink=name, error=error)
+        event = health(
+            HIKD, "sink_unavailable", state="start" if failing else "stop", sink=name, error=error
+        )
         if not self._closed:  # a sink failing while everything stops is no news
             self.publish(event)
         self._report(event)

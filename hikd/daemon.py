@@ -11,9 +11,9 @@ from __future__ import annotations
 import signal
 import threading
 import time
+from collections.abc import Callable, Sequence
 from datetime import timedelta, timezone, tzinfo
 from pathlib import Path
-from collections.abc import Callable, Sequence
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -26,6 +26,7 @@ from hikd.events import Event
 from hikd.listeners.alarm_state import AlarmStateTracker
 from hikd.listeners.arming import ArmingListener
 from hikd.listeners.decode import DecodeContext
+from hikd.listeners.decode.types import ONE_SHOT_TYPES
 from hikd.listeners.listen import ListenServer
 from hikd.listeners.pipeline import AlarmPipeline, DeviceDirectory, Network
 from hikd.listeners.sdk_exceptions import SdkExceptionRouter
@@ -72,6 +73,7 @@ class Daemon:
         self.sdk: Library | None = sdk
         self._owns_sdk = sdk is None
         self.bus: EventBus | None = None
+        self.outbox: Outbox | None = None
         self.pipeline: AlarmPipeline | None = None
         self.arming: ArmingListener | None = None
         self.router: SdkExceptionRouter | None = None
@@ -101,10 +103,14 @@ class Daemon:
                 log_level=cfg.sdk.log_level,
             ),
         )
-        log.info("vendor library ready", version=self.sdk.version(), directory=str(self.sdk.directory))
+        log.info(
+            "vendor library ready", version=self.sdk.version(), directory=str(self.sdk.directory)
+        )
 
         tracker = AlarmStateTracker(
-            hold_s=dict(cfg.alarms.hold_s), pulse_types=set(cfg.alarms.pulse_types)
+            hold_s=dict(cfg.alarms.hold_s),
+            # Types the decoders know to be one-shot (face snaps, plates, ...) have no end.
+            pulse_types=set(cfg.alarms.pulse_types) | set(ONE_SHOT_TYPES),
         )
         self.pipeline = AlarmPipeline(
             self.directory,
@@ -152,7 +158,14 @@ class Daemon:
             session.start()
 
     def _build_bus(self, state_dir: Path) -> EventBus:
-        outbox = Outbox(state_dir / "outbox.sqlite")
+        limits = self.config.outbox
+        outbox = Outbox(
+            state_dir / "outbox.sqlite",
+            max_events=limits.max_events,
+            max_bytes=limits.max_bytes,
+            synchronous="FULL" if limits.synchronous == "full" else "NORMAL",
+        )
+        self.outbox = outbox
 
         def context(name: str) -> SinkContext:
             sink_dir = state_dir / "sinks" / name
@@ -253,6 +266,8 @@ class Daemon:
             self.router.stop(timeout=0.5)
         if self.bus is not None:
             self.bus.stop(timeout=max(0.5, deadline - time.monotonic()))
+        if self.outbox is not None:
+            self.outbox.close()
         if self.sdk is not None and self._owns_sdk:
             sdk = self.sdk
             cleaner = threading.Thread(target=sdk.cleanup, name="sdk-cleanup", daemon=True)

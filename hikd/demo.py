@@ -13,7 +13,7 @@ import socket
 import sys
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from hikd.config import Config, load_config
 from hikd.daemon import Daemon
@@ -27,7 +27,7 @@ DEFAULT_CONFIG = Path("config/demo.toml")
 DEMO_PASSWORD = "demo-Passw0rd"
 
 # What the simulated NVR does, over and over: (event type, channel, state, pictures, pause s)
-SCRIPT: tuple[tuple[str, int, str, int, float], ...] = (
+SCRIPT: tuple[tuple[str, int, Literal["active", "inactive"], int, float], ...] = (
     ("VMD", 1, "active", 0, 1.0),
     ("VMD", 1, "active", 0, 1.0),
     ("VMD", 1, "active", 0, 2.0),
@@ -53,7 +53,10 @@ def describe(event: Event) -> str:
         details = " ".join(f"{k}={event.attributes[k]}" for k in keys if k in event.attributes)
     if event.files:
         details += f" pictures={len(event.files)}"
-    return f"{when}  {event.kind:<6} {event.device.name:<10} {where:<6} {event.type:<22} {state:<5} {details}"
+    return (
+        f"{when}  {event.kind:<6} {event.device.name:<10} {where:<6} "
+        f"{event.type:<22} {state:<5} {details}"
+    )
 
 
 def broker_reachable(config: Config) -> tuple[bool, str]:

@@ -12,13 +12,27 @@ from hikd.sdk.errors import SdkError
 from hikd.sdk.library import Library, SdkSettings
 from hikd.session import DeviceSession
 
-_COLUMNS = ("name", "address", "protocol", "serial", "type", "model", "channels", "alarm i/o", "disks")
+_COLUMNS = (
+    "name",
+    "address",
+    "protocol",
+    "serial",
+    "type",
+    "model",
+    "channels",
+    "alarm i/o",
+    "disks",
+)
 
 
 def _row(session: DeviceSession) -> tuple[str, ...]:
     facts = session.facts
     assert facts is not None
-    analog = f"{facts.analog_channels} analog from {facts.start_channel}" if facts.analog_channels else ""
+    analog = (
+        f"{facts.analog_channels} analog from {facts.start_channel}"
+        if facts.analog_channels
+        else ""
+    )
     ip = f"{facts.ip_channels} IP from {facts.start_ip_channel}" if facts.ip_channels else ""
     return (
         session.name,
@@ -57,7 +71,9 @@ def format_table(rows: list[tuple[str, ...]]) -> str:
 def devices(config_path: Path | None) -> int:
     config: Config = load_config(config_path)
     setup_logging("warning", config.logging.format)
-    sdk = Library.open(config.sdk.library_dir, SdkSettings(recv_timeout_ms=config.sdk.recv_timeout_ms))
+    sdk = Library.open(
+        config.sdk.library_dir, SdkSettings(recv_timeout_ms=config.sdk.recv_timeout_ms)
+    )
     enabled = [d for d in config.devices if d.enabled]
     try:
         with ThreadPoolExecutor(max_workers=max(1, min(16, len(enabled)))) as pool:

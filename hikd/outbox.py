@@ -178,8 +178,10 @@ class Outbox:
         if count and int(first) != self._last_seq - self._count + 1:
             # Rows are only deleted from the front, so a gap means outside editing;
             # counting backlogs from seq numbers would then be wrong.
-            log.warning("outbox: sequence numbers have gaps; backlog counts are approximate",
-                        file=str(self.path))
+            log.warning(
+                "outbox: sequence numbers have gaps; backlog counts are approximate",
+                file=str(self.path),
+            )
 
     def _require(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -205,18 +207,21 @@ class Outbox:
                 for sink in gone:
                     conn.execute("DELETE FROM cursors WHERE sink = ?", (sink,))
                 for sink in new:
-                    conn.execute("INSERT INTO cursors (sink, seq) VALUES (?, ?)",
-                                 (sink, self._last_seq))
+                    conn.execute(
+                        "INSERT INTO cursors (sink, seq) VALUES (?, ?)", (sink, self._last_seq)
+                    )
                 pruned = self._prune(conn, cursors)
                 conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                if conn.in_transaction:  # a failed COMMIT may have rolled back already
+                    conn.execute("ROLLBACK")
                 raise
             for sink in gone:
                 log.warning(
                     "outbox: forgetting a sink that is no longer configured; "
                     "the stored events it had not received will not be sent to it",
-                    sink=sink, undelivered=self._pending_locked(sink),
+                    sink=sink,
+                    undelivered=self._pending_locked(sink),
                 )
             for sink in new:
                 log.info("outbox: new sink gets the events stored from now on", sink=sink)
@@ -271,8 +276,10 @@ class Outbox:
             cursors = self._cursors
             conn.execute("BEGIN IMMEDIATE")
             try:
-                conn.executemany("INSERT INTO events (seq, body) VALUES (?, ?)",
-                                 zip(range(first, last + 1), bodies, strict=True))
+                conn.executemany(
+                    "INSERT INTO events (seq, body) VALUES (?, ?)",
+                    zip(range(first, last + 1), bodies, strict=True),
+                )
                 if not cursors:
                     # Nobody to deliver to: the rows are acknowledged by every sink.
                     conn.execute("DELETE FROM events WHERE seq <= ?", (last,))
@@ -290,7 +297,8 @@ class Outbox:
                     stored.append(overflow)
                 conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                if conn.in_transaction:  # a failed COMMIT may have rolled back already
+                    conn.execute("ROLLBACK")
                 raise
             self._last_seq = last
             self._count = count
@@ -298,7 +306,7 @@ class Outbox:
             self._cursors = cursors
             self._dropped += dropped
             self._remember_locked(first, stored, cut)
-            return stored[len(events):]
+            return stored[len(events) :]
 
     def _drop_oldest(
         self, conn: sqlite3.Connection, last: int, count: int, nbytes: int
@@ -337,15 +345,21 @@ class Outbox:
         log.warning(
             "outbox: size limit reached, dropped the oldest events; "
             "a sink is falling behind or the limit is too small",
-            limit=reason, dropped=dropped, undelivered_per_sink=per_sink,
+            limit=reason,
+            dropped=dropped,
+            undelivered_per_sink=per_sink,
         )
         return cut, dropped, self._overflow_event(per_sink, dropped, reason), left
 
     def _overflow_event(self, per_sink: dict[str, int], total: int, reason: str) -> Event:
         return health(
-            HIKD, "outbox_overflow",
-            dropped=per_sink, total=total, reason=reason,
-            max_events=self.max_events, max_bytes=self.max_bytes,
+            HIKD,
+            "outbox_overflow",
+            dropped=per_sink,
+            total=total,
+            reason=reason,
+            max_events=self.max_events,
+            max_bytes=self.max_bytes,
         )
 
     def _remember_locked(self, first: int, stored: list[Event], cut: int) -> None:
@@ -370,7 +384,7 @@ class Outbox:
                 return []
             if self._recent and start >= self._recent_first:
                 i = start - self._recent_first
-                return list(enumerate(self._recent[i:i + limit], start))
+                return list(enumerate(self._recent[i : i + limit], start))
             rows = conn.execute(
                 "SELECT seq, body FROM events WHERE seq >= ? ORDER BY seq LIMIT ?",
                 (start, limit),
@@ -391,7 +405,8 @@ class Outbox:
                 pruned = self._prune(conn, cursors)
                 conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                if conn.in_transaction:  # a failed COMMIT may have rolled back already
+                    conn.execute("ROLLBACK")
                 raise
             self._cursors = cursors
             self._count -= pruned[0]
@@ -440,8 +455,18 @@ def _decode(seq: int, body: bytes) -> Event:
         return Event.from_json(body)
     except (ValueError, KeyError, TypeError, AttributeError) as e:
         # A row this hikd cannot read must not wedge delivery, nor vanish silently.
-        log.error("outbox: a stored event cannot be decoded; delivering it as "
-                  "an outbox_corrupt_event health event", seq=seq, error=str(e))
+        log.error(
+            "outbox: a stored event cannot be decoded; delivering it as "
+            "an outbox_corrupt_event health event",
+            seq=seq,
+            error=str(e),
+        )
         text = body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body)
-        return Event(kind="health", type="outbox_corrupt_event", state="pulse", device=HIKD,
-                     attributes={"seq": seq, "error": str(e)}, raw={"body": text})
+        return Event(
+            kind="health",
+            type="outbox_corrupt_event",
+            state="pulse",
+            device=HIKD,
+            attributes={"seq": seq, "error": str(e)},
+            raw={"body": text},
+        )

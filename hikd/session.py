@@ -17,8 +17,8 @@ from __future__ import annotations
 import random
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor, wait
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -223,11 +223,10 @@ class DeviceSession:
         except SdkError as error:
             ok = False
             self._went_offline(f"session check failed: {error}")
-        if ok:
-            if self.state != "online":
-                self._set_state("online")
-                log.info("device reachable again", device=self.name)
-                self._publish(health(self.device, "online", **self.describe()))
+        if ok and self.state != "online":
+            self._set_state("online")
+            log.info("device reachable again", device=self.name)
+            self._publish(health(self.device, "online", **self.describe()))
         return ok
 
     # -- exception callback (already off the SDK thread) -------------------------------
@@ -241,9 +240,7 @@ class DeviceSession:
             self._went_offline("the library could not log in again")
 
     # -- pass-through ------------------------------------------------------------------
-    def isapi(
-        self, method: str, url: str, body: bytes = b"", timeout_ms: int = 5000
-    ) -> IsapiReply:
+    def isapi(self, method: str, url: str, body: bytes = b"", timeout_ms: int = 5000) -> IsapiReply:
         user_id = self.user_id
         if user_id is None:
             raise SdkError(3, "not logged in")
@@ -274,7 +271,9 @@ class DeviceSession:
             )
             self._publish(health(self.device, "offline", reason=str(exc), code=exc.code))
         else:
-            log.debug("still unreachable", device=self.name, error=str(exc), retry_in=round(delay, 1))
+            log.debug(
+                "still unreachable", device=self.name, error=str(exc), retry_in=round(delay, 1)
+            )
 
     def _auth_failed(self, exc: AuthError) -> None:
         details: LoginFailureDetails | None = getattr(exc, "login_details", None)
@@ -282,8 +281,8 @@ class DeviceSession:
         self.last_error = str(exc)
         self._set_state("auth_failed")
         hint = (
-            f"check the user name and password of device {self.name!r}; hikd will not try "
-            f"again for {self.config.auth_retry_s:.0f} s so that the device does not lock the account"
+            f"check the user name and password of device {self.name!r}; hikd will not try again "
+            f"for {self.config.auth_retry_s:.0f} s so that the device does not lock the account"
         )
         log.error(
             "login refused",

@@ -6,6 +6,7 @@ no-op, so the daemon runs the same in a terminal.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 
@@ -26,11 +27,12 @@ class Notifier:
         if self._address is None:
             return
         message = "\n".join(lines).encode()
-        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
-            try:
-                sock.sendto(message, self._address)
-            except OSError:
-                pass  # systemd gone (shutdown): nothing to tell
+        # OSError: systemd is gone (shutdown), nothing to tell.
+        with (
+            socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock,
+            contextlib.suppress(OSError),
+        ):
+            sock.sendto(message, self._address)
 
     def ready(self, status: str) -> None:
         self.notify("READY=1", f"STATUS={status}")

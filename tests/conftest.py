@@ -16,7 +16,9 @@ from hikd.sim import SimDeviceConfig, Simulator
 
 @pytest.fixture(scope="session")
 def sdk() -> Iterator[Library]:
-    library = Library.open(None, SdkSettings(connect_timeout_ms=1000, recv_timeout_ms=3000, reconnect_interval_ms=1000))
+    library = Library.open(
+        None, SdkSettings(connect_timeout_ms=1000, recv_timeout_ms=3000, reconnect_interval_ms=1000)
+    )
     try:
         yield library
     finally:

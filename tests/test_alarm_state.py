@@ -236,3 +236,26 @@ def test_feed_from_several_threads_keeps_one_start() -> None:
         for th in threads:
             th.join(timeout=30)
     assert sum(len(r) for r in results) == 1
+
+
+def test_a_repeat_with_pictures_is_passed_on_as_a_pulse_of_the_open_alarm() -> None:
+    from hikd.events import DeviceRef, Event
+
+    tracker = AlarmStateTracker({"default": 10.0}, clock=lambda: 100.0)
+    device = DeviceRef("nvr")
+    start = Event(kind="alarm", type="intrusion", state="start", device=device, channel=2)
+    again = Event(
+        kind="alarm",
+        type="intrusion",
+        state="start",
+        device=device,
+        channel=2,
+        files=("/pictures/a.jpg",),
+    )
+    assert tracker.feed(start) == [start]
+    [pulse] = tracker.feed(again)
+    assert pulse.state == "pulse" and pulse.files == ("/pictures/a.jpg",)
+    assert pulse.attributes["repeat_of"] == start.id
+    # Without pictures a repeat is still swallowed.
+    bare = Event(kind="alarm", type="intrusion", state="start", device=device, channel=2)
+    assert tracker.feed(bare) == []

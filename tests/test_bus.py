@@ -21,12 +21,23 @@ CAM = DeviceRef("cam-1", "DS-2CD2043G2", "192.0.2.7:8000")
 
 
 def alarm(i: int) -> Event:
-    return Event(kind="alarm", type="motion", state="pulse", device=CAM, channel=1,
-                 attributes={"n": i}, id=f"ev-{i:08d}")
+    return Event(
+        kind="alarm",
+        type="motion",
+        state="pulse",
+        device=CAM,
+        channel=1,
+        attributes={"n": i},
+        id=f"ev-{i:08d}",
+    )
 
 
-def new_bus(outbox: Outbox, sinks: Sequence[tuple[str, Sink]],
-            on_health: Callable[[Event], None] | None = None, **options: Any) -> EventBus:
+def new_bus(
+    outbox: Outbox,
+    sinks: Sequence[tuple[str, Sink]],
+    on_health: Callable[[Event], None] | None = None,
+    **options: Any,
+) -> EventBus:
     """An EventBus that retries quickly, so failure tests do not slow the suite."""
     return EventBus(outbox, sinks, on_health, backoff_first=0.01, backoff_max=0.05, **options)
 
@@ -66,8 +77,9 @@ class Recorder:
 class Flaky(Recorder):
     """Unavailable for the first `failures` sends (or opens), then fine."""
 
-    def __init__(self, failures: int, in_open: bool = False,
-                 error: type[Exception] = SinkUnavailable) -> None:
+    def __init__(
+        self, failures: int, in_open: bool = False, error: type[Exception] = SinkUnavailable
+    ) -> None:
         super().__init__()
         self.failures = failures
         self.in_open = in_open
@@ -100,7 +112,7 @@ class Partial(Recorder):
 
     def send(self, batch: Sequence[Event]) -> int:
         time.sleep(self.delay)
-        return super().send(batch[:self.per_send])
+        return super().send(batch[: self.per_send])
 
 
 class Stuck(Recorder):
@@ -150,8 +162,9 @@ def make_bus(outbox_path: Path) -> Iterator[Callable[..., tuple[EventBus, Outbox
             outbox.close()
 
 
-def test_every_sink_gets_every_event_in_order(make_bus: Callable[..., tuple[EventBus, Outbox]],
-                                               ) -> None:
+def test_every_sink_gets_every_event_in_order(
+    make_bus: Callable[..., tuple[EventBus, Outbox]],
+) -> None:
     a, b = Recorder(), Recorder()
     bus, outbox = make_bus([("a", a), ("b", b)])
     sent = [alarm(i) for i in range(2000)]
@@ -207,12 +220,19 @@ def test_a_failing_sink_recovers_and_gets_everything_in_order(
     assert stats["last_error"] == "broker refused the connection"
     # One health event and one log line per state change, not one per retry.
     changes = [(h.type, h.state, h.attributes["sink"]) for h in health]
-    assert changes == [("sink_unavailable", "start", "flaky"),
-                       ("sink_unavailable", "stop", "flaky")]
-    lines = [(entry["log_level"], entry["event"]) for entry in logs
-             if entry.get("sink") == "flaky" and entry["event"].startswith("sink ")]
-    assert lines == [("warning", "sink unavailable; retrying with backoff"),
-                     ("info", "sink delivering again")]
+    assert changes == [
+        ("sink_unavailable", "start", "flaky"),
+        ("sink_unavailable", "stop", "flaky"),
+    ]
+    lines = [
+        (entry["log_level"], entry["event"])
+        for entry in logs
+        if entry.get("sink") == "flaky" and entry["event"].startswith("sink ")
+    ]
+    assert lines == [
+        ("warning", "sink unavailable; retrying with backoff"),
+        ("info", "sink delivering again"),
+    ]
     # The other sinks hear about it, after the alarms already stored.
     wait_until(lambda: len(steady.events) == 302)
     assert [e.type for e in steady.events[-2:]] == ["sink_unavailable", "sink_unavailable"]
@@ -229,8 +249,10 @@ def test_open_failures_and_unexpected_exceptions_are_retried(
     wait_until(lambda: len(opening.alarm_ids()) == 50 and len(buggy.alarm_ids()) == 50)
     assert opening.opened == 1
     assert opening.alarm_ids() == buggy.alarm_ids() == [f"ev-{i:08d}" for i in range(50)]
-    assert bus.stats()["sinks"]["buggy"]["last_error"] == \
-        "send failed: RuntimeError: broker refused the connection"
+    assert (
+        bus.stats()["sinks"]["buggy"]["last_error"]
+        == "send failed: RuntimeError: broker refused the connection"
+    )
 
 
 def test_a_stuck_sink_does_not_delay_the_others(

@@ -14,13 +14,15 @@ from pathlib import Path
 import pytest
 
 from hikd import __version__
-from hikd.sdk.library import LibraryNotFound, Library
+from hikd.sdk.library import Library, LibraryNotFound
 from hikd.sim import SimDeviceConfig, Simulator
 
 SECRET = "S3cret-Pass!word"
 
 
-def hikd(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def hikd(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "hikd", *args],
         capture_output=True,
@@ -71,8 +73,13 @@ def test_devices_prints_a_table_and_the_error_per_device(
 ) -> None:
     sim = start_sim(
         SimDeviceConfig(name="nvr-a", ip_channels=8, alarm_inputs=4),
-        SimDeviceConfig(name="cam-b", device_type="IPCamera", analog_channels=1, ip_channels=0,
-                        password="other-password"),
+        SimDeviceConfig(
+            name="cam-b",
+            device_type="IPCamera",
+            analog_channels=1,
+            ip_channels=0,
+            password="other-password",
+        ),
     )
     config = write_config(tmp_path / "hikd.toml", sim, tmp_path / "state")
     env = {"HIKD_PASSWORD_NVR_A": "hikdsim123", "HIKD_PASSWORD_CAM_B": "wrong-password"}
@@ -139,7 +146,12 @@ def test_run_tells_systemd_and_stops_in_order_on_sigterm(
     sim = start_sim(SimDeviceConfig(name="nvr", password=SECRET, ip_channels=2))
     config = write_config(tmp_path / "hikd.toml", sim, tmp_path / "state")
     sock, path = notify_socket
-    env = {**os.environ, **password_env(sim, SECRET), "NOTIFY_SOCKET": path, "WATCHDOG_USEC": "2000000"}
+    env = {
+        **os.environ,
+        **password_env(sim, SECRET),
+        "NOTIFY_SOCKET": path,
+        "WATCHDOG_USEC": "2000000",
+    }
     proc = subprocess.Popen(
         [sys.executable, "-m", "hikd", "run", "--config", str(config)],
         stdout=subprocess.PIPE,

@@ -27,8 +27,15 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def alarm(i: int, **attributes: object) -> Event:
-    return Event(kind="alarm", type="motion", state="pulse", device=CAM, channel=1,
-                 attributes={"n": i, **attributes}, id=f"ev-{i:08d}")
+    return Event(
+        kind="alarm",
+        type="motion",
+        state="pulse",
+        device=CAM,
+        channel=1,
+        attributes={"n": i, **attributes},
+        id=f"ev-{i:08d}",
+    )
 
 
 @pytest.fixture
@@ -213,8 +220,14 @@ Op = tuple[str, int, int]
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.tuples(st.sampled_from(["append", "ack", "reopen"]),
-                          st.integers(0, 1), st.integers(0, 40)), max_size=25))
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["append", "ack", "reopen"]), st.integers(0, 1), st.integers(0, 40)
+        ),
+        max_size=25,
+    )
+)
 def test_reads_and_counts_match_a_simple_model(ops: list[Op]) -> None:
     """Any mix of appends, acks and restarts: each sink reads exactly what follows its
     cursor, and the counts agree (no size limit reached here)."""
@@ -243,10 +256,9 @@ def test_reads_and_counts_match_a_simple_model(ops: list[Op]) -> None:
                     assert box.cursor(s) == cursors[s]
                     assert box.pending(s) == len(stored) - cursors[s]
                     got = box.read(s, cursors[s], 1000)
-                    assert [e.id for _, e in got] == [e.id for e in stored[cursors[s]:]]
-                    assert [seq for seq, _ in got] == \
-                        list(range(cursors[s] + 1, len(stored) + 1))
-                kept = stored[min(cursors.values()):]
+                    assert [e.id for _, e in got] == [e.id for e in stored[cursors[s] :]]
+                    assert [seq for seq, _ in got] == list(range(cursors[s] + 1, len(stored) + 1))
+                kept = stored[min(cursors.values()) :]
                 assert box.stats().events == len(kept)
                 assert box.stats().bytes == sum(len(e.to_json().encode()) for e in kept)
         finally:
@@ -371,7 +383,10 @@ def test_every_stored_event_is_delivered_after_sigkill(tmp_path: Path) -> None:
     with errors.open("w") as stderr:
         child = subprocess.Popen(
             [sys.executable, "-c", _PUBLISHER, str(tmp_path), str(delivered_before)],
-            stdout=subprocess.PIPE, stderr=stderr, text=True, env=env,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+            env=env,
         )
     stored = 0
     try:

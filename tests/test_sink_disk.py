@@ -19,9 +19,16 @@ CAM = DeviceRef("cam-1", "DS-2CD2043G2", "192.0.2.7:8000")
 
 
 def alarm(i: int, **attributes: object) -> Event:
-    return Event(kind="alarm", type="motion", state="pulse", device=CAM, channel=1,
-                 attributes={"n": i, **attributes}, files=(f"/var/lib/hikd/pics/{i}.jpg",),
-                 id=f"ev-{i:08d}")
+    return Event(
+        kind="alarm",
+        type="motion",
+        state="pulse",
+        device=CAM,
+        channel=1,
+        attributes={"n": i, **attributes},
+        files=(f"/var/lib/hikd/pics/{i}.jpg",),
+        id=f"ev-{i:08d}",
+    )
 
 
 def wait_until(condition: Callable[[], bool], timeout: float = 15.0) -> None:
@@ -35,8 +42,9 @@ def wait_until(condition: Callable[[], bool], timeout: float = 15.0) -> None:
 def read_events(directory: Path) -> list[Event]:
     """Every event in the directory: rotated files oldest first, then the current one."""
     files = [*sorted(directory.glob("events-*.jsonl")), directory / "events.jsonl"]
-    return [Event.from_json(line) for f in files if f.exists()
-            for line in f.read_text().splitlines()]
+    return [
+        Event.from_json(line) for f in files if f.exists() for line in f.read_text().splitlines()
+    ]
 
 
 @pytest.fixture
@@ -57,8 +65,7 @@ def make_sink(tmp_path: Path) -> Iterator[Callable[..., DiskSink]]:
             sink.close()
 
 
-def test_writes_one_json_line_per_event(make_sink: Callable[..., DiskSink],
-                                        tmp_path: Path) -> None:
+def test_writes_one_json_line_per_event(make_sink: Callable[..., DiskSink], tmp_path: Path) -> None:
     sink = make_sink()
     sink.open()
     sent = [alarm(i) for i in range(6)]
@@ -78,14 +85,15 @@ def test_default_and_relative_paths_are_under_the_state_directory(tmp_path: Path
     assert relative.current == tmp_path / "state" / "archive" / "events.jsonl"
 
 
-def test_rotates_by_size_and_keeps_max_files(make_sink: Callable[..., DiskSink],
-                                             tmp_path: Path) -> None:
+def test_rotates_by_size_and_keeps_max_files(
+    make_sink: Callable[..., DiskSink], tmp_path: Path
+) -> None:
     line = len(alarm(0).to_json()) + 1
     sink = make_sink(max_bytes=line * 10, max_files=3)
     sink.open()
     sent = [alarm(i) for i in range(100)]
     for i in range(0, 100, 7):
-        assert sink.send(sent[i:i + 7]) == len(sent[i:i + 7])
+        assert sink.send(sent[i : i + 7]) == len(sent[i : i + 7])
     directory = tmp_path / "events"
     rotated = sorted(directory.glob("events-*.jsonl"))
     assert len(rotated) == 3
@@ -97,8 +105,9 @@ def test_rotates_by_size_and_keeps_max_files(make_sink: Callable[..., DiskSink],
     assert len(kept) > 30
 
 
-def test_deletes_rotated_files_older_than_max_age(make_sink: Callable[..., DiskSink],
-                                                  tmp_path: Path) -> None:
+def test_deletes_rotated_files_older_than_max_age(
+    make_sink: Callable[..., DiskSink], tmp_path: Path
+) -> None:
     directory = tmp_path / "events"
     directory.mkdir()
     old = directory / "events-20200101T000000.000000Z.jsonl"
@@ -115,8 +124,9 @@ def test_deletes_rotated_files_older_than_max_age(make_sink: Callable[..., DiskS
     assert unrelated.exists()
 
 
-def test_a_line_cut_short_by_a_crash_is_removed(make_sink: Callable[..., DiskSink],
-                                                tmp_path: Path) -> None:
+def test_a_line_cut_short_by_a_crash_is_removed(
+    make_sink: Callable[..., DiskSink], tmp_path: Path
+) -> None:
     directory = tmp_path / "events"
     directory.mkdir()
     whole = alarm(0).to_json()
@@ -127,8 +137,7 @@ def test_a_line_cut_short_by_a_crash_is_removed(make_sink: Callable[..., DiskSin
     assert [e.id for e in read_events(directory)] == ["ev-00000000", "ev-00000001"]
 
 
-def test_without_fsync_it_still_writes(make_sink: Callable[..., DiskSink],
-                                       tmp_path: Path) -> None:
+def test_without_fsync_it_still_writes(make_sink: Callable[..., DiskSink], tmp_path: Path) -> None:
     sink = make_sink(fsync=False)
     sink.open()
     assert sink.send([alarm(0)]) == 1
@@ -136,7 +145,8 @@ def test_without_fsync_it_still_writes(make_sink: Callable[..., DiskSink],
 
 
 def test_a_full_disk_is_one_clear_line_and_nothing_is_written(
-    make_sink: Callable[..., DiskSink], tmp_path: Path,
+    make_sink: Callable[..., DiskSink],
+    tmp_path: Path,
 ) -> None:
     directory = tmp_path / "events"
     directory.mkdir()
@@ -146,19 +156,23 @@ def test_a_full_disk_is_one_clear_line_and_nothing_is_written(
     sink.open()
     with pytest.raises(SinkUnavailable) as info:
         sink.send([alarm(0)])
-    assert str(info.value) == \
-        f"disk sink: cannot write {directory / 'events.jsonl'}: No space left on device"
+    assert (
+        str(info.value)
+        == f"disk sink: cannot write {directory / 'events.jsonl'}: No space left on device"
+    )
 
 
-def test_a_path_that_is_a_file_is_one_clear_line(make_sink: Callable[..., DiskSink],
-                                                 tmp_path: Path) -> None:
+def test_a_path_that_is_a_file_is_one_clear_line(
+    make_sink: Callable[..., DiskSink], tmp_path: Path
+) -> None:
     (tmp_path / "events").write_text("I am a file\n")
     sink = make_sink()
     # chmod cannot stop root; a file where the directory should be can.
     with pytest.raises(SinkUnavailable) as info:
         sink.open()
-    assert str(info.value) == \
-        f"disk sink: cannot write {tmp_path / 'events'}: it is not a directory"
+    assert (
+        str(info.value) == f"disk sink: cannot write {tmp_path / 'events'}: it is not a directory"
+    )
 
 
 def test_through_the_bus_a_full_disk_loses_nothing(tmp_path: Path) -> None:
@@ -175,8 +189,10 @@ def test_through_the_bus_a_full_disk_loses_nothing(tmp_path: Path) -> None:
         for event in sent[:100]:
             bus.publish(event)
         wait_until(lambda: bus.stats()["sinks"]["disk"]["failures"] >= 3)
-        assert bus.stats()["sinks"]["disk"]["last_error"] == \
-            f"disk sink: cannot write {target}: No space left on device"
+        assert (
+            bus.stats()["sinks"]["disk"]["last_error"]
+            == f"disk sink: cannot write {target}: No space left on device"
+        )
         for event in sent[100:]:
             bus.publish(event)
         target.unlink()  # space again
@@ -187,5 +203,7 @@ def test_through_the_bus_a_full_disk_loses_nothing(tmp_path: Path) -> None:
         outbox.close()
     written = read_events(directory)
     assert [e for e in written if e.kind == "alarm"] == sent  # each once, in order
-    assert [(e.type, e.state) for e in written if e.kind == "health"] == \
-        [("sink_unavailable", "start"), ("sink_unavailable", "stop")]
+    assert [(e.type, e.state) for e in written if e.kind == "health"] == [
+        ("sink_unavailable", "start"),
+        ("sink_unavailable", "stop"),
+    ]

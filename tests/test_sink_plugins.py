@@ -28,13 +28,13 @@ PLUGIN = Path(__file__).parent / "fixtures" / "sink_plugin"
 CAM = DeviceRef("cam-1", "DS-2CD2043G2", "192.0.2.7:8000")
 
 
-def install_dist_info(site: Path, name: str, version: str,
-                      entry_points: dict[str, dict[str, str]]) -> None:
+def install_dist_info(
+    site: Path, name: str, version: str, entry_points: dict[str, dict[str, str]]
+) -> None:
     """What pip leaves in site-packages for entry-point discovery."""
     dist = site / f"{name.replace('-', '_')}-{version}.dist-info"
     dist.mkdir(parents=True)
-    (dist / "METADATA").write_text(
-        f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+    (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
     lines: list[str] = []
     for group, points in entry_points.items():
         lines.append(f"[{group}]")
@@ -80,7 +80,9 @@ def test_a_plugin_is_found_by_its_entry_point(site: Path) -> None:
 
 
 def test_events_reach_a_plugin_through_the_registry_and_the_bus(
-    site: Path, contexts: Callable[[str], SinkContext], tmp_path: Path,
+    site: Path,
+    contexts: Callable[[str], SinkContext],
+    tmp_path: Path,
 ) -> None:
     sinks = build_sinks({"example": {"prefix": "got"}, "disk": {"enabled": False}}, contexts)
     assert [name for name, _ in sinks] == ["example"]
@@ -91,11 +93,9 @@ def test_events_reach_a_plugin_through_the_registry_and_the_bus(
     try:
         bus.start()
         for i in range(20):
-            bus.publish(Event(kind="alarm", type="io", state="start", device=CAM,
-                              id=f"ev-{i:08d}"))
+            bus.publish(Event(kind="alarm", type="io", state="start", device=CAM, id=f"ev-{i:08d}"))
         deadline = time.monotonic() + 15
-        while bus.stats()["sinks"]["example"]["delivered"] < 20 and \
-                time.monotonic() < deadline:
+        while bus.stats()["sinks"]["example"]["delivered"] < 20 and time.monotonic() < deadline:
             time.sleep(0.005)
     finally:
         bus.stop()
@@ -112,11 +112,17 @@ def test_an_unknown_sink_lists_the_known_ones(contexts: Callable[[str], SinkCont
 
 
 def test_each_section_is_validated_by_its_sinks_model(
-    site: Path, contexts: Callable[[str], SinkContext],
+    site: Path,
+    contexts: Callable[[str], SinkContext],
 ) -> None:
     with pytest.raises(ConfigError) as error:
-        build_sinks({"example": {"prefix": "", "colour": "red"},
-                     "disk": {"max_bytes": 0, "fsync": "sometimes"}}, contexts)
+        build_sinks(
+            {
+                "example": {"prefix": "", "colour": "red"},
+                "disk": {"max_bytes": 0, "fsync": "sometimes"},
+            },
+            contexts,
+        )
     lines = problems(error)
     assert len(lines) == 4
     assert any(line.startswith("sinks.example.prefix: ") for line in lines)
@@ -129,13 +135,17 @@ def test_validate_sinks_reports_every_section_at_once() -> None:
     with pytest.raises(ConfigError) as error:
         validate_sinks({"disk": {"max_files": -1}, "nosuch": {}, "other": {"enabled": "no"}})
     lines = problems(error)
-    assert [line.split(":")[0] for line in lines] == \
-        ["sinks.disk.max_files", "sinks.nosuch", "sinks.other.enabled"]
+    assert [line.split(":")[0] for line in lines] == [
+        "sinks.disk.max_files",
+        "sinks.nosuch",
+        "sinks.other.enabled",
+    ]
     validate_sinks({"disk": {"max_files": 3}, "off": {"type": "nosuch", "enabled": False}})
 
 
-def test_type_configures_the_same_sink_twice(contexts: Callable[[str], SinkContext],
-                                             tmp_path: Path) -> None:
+def test_type_configures_the_same_sink_twice(
+    contexts: Callable[[str], SinkContext], tmp_path: Path
+) -> None:
     sinks = build_sinks({"disk": {}, "archive": {"type": "disk", "max_files": 100}}, contexts)
     assert [name for name, _ in sinks] == ["disk", "archive"]
     archive = sinks[1][1]
@@ -148,16 +158,26 @@ def test_type_configures_the_same_sink_twice(contexts: Callable[[str], SinkConte
 
 
 def test_a_broken_plugin_is_a_clear_config_error(site: Path) -> None:
-    install_dist_info(site, "hikd-sink-broken", "1.0", {"hikd.sinks": {
-        "missing": "hikd_sink_example:NoSuchSink",
-        "notasink": "hikd_sink_example:ExampleConfig",
-    }})
+    install_dist_info(
+        site,
+        "hikd-sink-broken",
+        "1.0",
+        {
+            "hikd.sinks": {
+                "missing": "hikd_sink_example:NoSuchSink",
+                "notasink": "hikd_sink_example:ExampleConfig",
+            }
+        },
+    )
     with pytest.raises(ConfigError) as error:
         validate_sinks({"missing": {}, "notasink": {}})
     missing, notasink = problems(error)
     assert missing.startswith(
         "sinks.missing: cannot load sink 'missing' from hikd_sink_example:NoSuchSink "
-        "(AttributeError: ")
+        "(AttributeError: "
+    )
     assert missing.endswith("reinstall the package that provides it")
-    assert notasink == ("sinks.notasink: hikd_sink_example:ExampleConfig is not a hikd sink "
-                        "(missing Config (a pydantic model), open, send, close)")
+    assert notasink == (
+        "sinks.notasink: hikd_sink_example:ExampleConfig is not a hikd sink "
+        "(missing Config (a pydantic model), open, send, close)"
+    )

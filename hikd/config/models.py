@@ -139,6 +139,17 @@ class DaemonConfig(Section):
         return data
 
 
+class OutboxConfig(Section):
+    """The durable outbox every event is stored in before any sink sees it."""
+
+    max_events: Annotated[int, _between(1000, 100_000_000)] = 1_000_000
+    """Above this many stored events the oldest are dropped (with a health event)."""
+    max_bytes: Annotated[int, _between(1_000_000, 1 << 40)] = 1 << 30
+    """Above this many bytes of stored events the oldest are dropped (with a health event)."""
+    synchronous: Annotated[Literal["normal", "full"], BeforeValidator(_lower)] = "normal"
+    """normal: survives a crash of hikd; full: also a power cut, at a cost in speed."""
+
+
 LoginMode = Literal["isapi", "private", "adaptive"]
 
 
@@ -344,6 +355,7 @@ class Config(BaseSettings):
     sdk: SdkConfig = Field(default_factory=SdkConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     daemon: DaemonConfig = Field(default_factory=DaemonConfig)
+    outbox: OutboxConfig = Field(default_factory=OutboxConfig)
     devices: list[DeviceConfig] = Field(default_factory=list)
     arming: ArmingConfig = Field(default_factory=ArmingConfig)
     listen: list[ListenConfig] = Field(default_factory=list)

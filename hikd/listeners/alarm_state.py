@@ -115,6 +115,16 @@ class AlarmStateTracker:
                 active.last = event
                 active.last_seen = now
                 self.counters["repeats"] += 1
+                if event.files:
+                    # A repeat that brings pictures is not swallowed: the pictures reach
+                    # the sinks as a pulse tied to the open alarm.
+                    return [
+                        dataclasses.replace(
+                            event,
+                            state="pulse",
+                            attributes={**event.attributes, "repeat_of": active.start.id},
+                        )
+                    ]
                 return []
             # Held too long without a repeat and `expire` has not run yet: close the old
             # alarm before opening the new one.

@@ -73,9 +73,7 @@ class ArmingListener:
                 retry_in_s=self.retry_s,
                 hint="enable 'Notify Surveillance Center' in the device's event linkage",
             )
-            self._publish(
-                health(session.device, "arming_failed", code=exc.code, reason=str(exc))
-            )
+            self._publish(health(session.device, "arming_failed", code=exc.code, reason=str(exc)))
             self._schedule_retry(session)
             return
         with self._lock:

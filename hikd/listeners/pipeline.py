@@ -20,7 +20,7 @@ from pathlib import Path
 
 import structlog
 
-from hikd.events import DeviceRef, Event, health
+from hikd.events import DeviceRef, Event
 from hikd.listeners.alarm_state import AlarmStateTracker
 from hikd.listeners.decode import DecodeContext, decode
 from hikd.listeners.raw import RawAlarm
@@ -188,6 +188,3 @@ class AlarmPipeline:
         except ValueError:
             return False
         return any(ip in network for network in networks)
-
-    def health_snapshot(self, device: DeviceRef) -> Event:
-        return health(device, "alarm_pipeline", **dict(self.counters))

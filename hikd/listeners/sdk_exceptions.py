@@ -105,9 +105,9 @@ class SdkExceptionRouter:
         session.on_sdk_exception(kind)
         attributes: dict[str, int] = {"code": kind, "handle": handle}
         if event_type == "alarms_lost":
-            attributes["count"] = self.counters[EXCEPTION_MAX_ALARM_INFO] + self.counters[
-                EXCEPTION_LOST_ALARM
-            ]
+            attributes["count"] = (
+                self.counters[EXCEPTION_MAX_ALARM_INFO] + self.counters[EXCEPTION_LOST_ALARM]
+            )
         self._publish(health(session.device, event_type, state, **attributes))  # type: ignore[arg-type]
         if kind == ALARM_RECONNECTSUCCESS:
             self._publish(health(session.device, "rearmed", handle=handle))

@@ -38,9 +38,7 @@ class MessageCallback:
         self.errors = 0
         self.cdata = ffi.callback(_MSG_CALLBACK, self._on_message)
 
-    def _on_message(
-        self, command: int, alarmer: Any, info: Any, length: int, _user: Any
-    ) -> None:
+    def _on_message(self, command: int, alarmer: Any, info: Any, length: int, _user: Any) -> None:
         try:
             received = time.time_ns()
             alarmer_bytes = ffi.buffer(alarmer, _ALARMER_SIZE)[:] if alarmer else b""
@@ -127,9 +125,7 @@ def close_alarm_channel(sdk: Library, handle: int) -> None:
 def start_listen(sdk: Library, address: str, port: int, callback: MessageCallback) -> int:
     """NET_DVR_StartListen_V30 -> listen handle. Malformed payloads (0x7fff) go to the
     global message callback, not to this one (part 1 §4)."""
-    handle = int(
-        sdk.lib.NET_DVR_StartListen_V30(address.encode(), port, callback.cdata, ffi.NULL)
-    )
+    handle = int(sdk.lib.NET_DVR_StartListen_V30(address.encode(), port, callback.cdata, ffi.NULL))
     if handle < 0:
         raise sdk.last_error()
     return handle

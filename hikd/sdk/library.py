@@ -16,6 +16,7 @@ executable, which is the Python interpreter.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import importlib.util
 import os
 import threading
@@ -203,10 +204,8 @@ class Library:
     def _on_exception(self, kind: int, user_id: int, handle: int, _user: Any) -> None:
         # SDK thread: hand the three integers on and return; handlers only enqueue.
         for handler in tuple(self._exception_handlers):
-            try:
+            with contextlib.suppress(Exception):  # never let an exception unwind into C
                 handler(int(kind), int(user_id), int(handle))
-            except Exception:  # never let an exception unwind into C
-                pass
 
     # -- teardown ----------------------------------------------------------------------
     def cleanup(self) -> None:

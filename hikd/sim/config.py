@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import tomllib
 import uuid
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -30,6 +31,28 @@ class SimDisk(BaseModel):
     free_mb: int = Field(default=120_832, ge=0)
     status: DiskStatus = "ok"
     property: Literal["RW", "RO", "Redundancy"] = "RW"
+
+
+class RecordingPlan(BaseModel):
+    """The recordings a device holds per channel, back to back up to its start time.
+
+    Times are the device's wall clock: Hikvision writes them with a literal "Z" that does
+    not mean UTC, and the library copies them as they are (sdk-over-isapi.md part 2 a).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    per_channel: int = Field(default=24, ge=0, le=100_000)
+    segment_s: int = Field(default=3600, ge=1)
+    gap_s: int = Field(default=0, ge=0)
+    bytes_per_second: int = Field(default=1000, ge=1)
+    """Size of a recording = its duration x this (kept small: files are served for real)."""
+    still_recording: bool = True
+    """The last segment is still being written: its end and size grow with the clock."""
+    end: datetime | None = None
+    """Device wall-clock time where the last segment ends (default: when the device starts)."""
+    channels: list[int] | None = None
+    """Channels that record (default: all)."""
 
 
 class PushTarget(BaseModel):
@@ -84,6 +107,14 @@ class SimDeviceConfig(BaseModel):
     audio_channels: int = Field(default=1, ge=0, le=16)
     disks: list[SimDisk] = Field(default_factory=lambda: [SimDisk()])
 
+    recordings: RecordingPlan = Field(default_factory=RecordingPlan)
+    rtsp_port: int = Field(default=0, ge=0, le=65535)
+    """RTSP port for downloads (0 picks a free port); /ISAPI/Security/adminAccesses tells it."""
+    rtsp_auth: bool = True
+    """Ask RTSP clients for Digest authentication."""
+    log_entries: int = Field(default=50, ge=0, le=100_000)
+    """Entries in the device log before any activity (spread over the previous day)."""
+
     heartbeat_s: float = Field(default=10.0, gt=0, lt=35)
     """alertStream heartbeat (videoloss/inactive) period; the library reconnects after 35 s idle."""
     push_targets: list[PushTarget] = Field(default_factory=list)
@@ -137,6 +168,8 @@ def numbered(base: SimDeviceConfig, index: int, count: int) -> SimDeviceConfig:
     data["name"] = f"{base.name}-{index + 1:0{width}d}"
     if base.port:
         data["port"] = base.port + index
+    if base.rtsp_port:
+        data["rtsp_port"] = base.rtsp_port + index
     derived = _derived_identity(base.name, base.model)
     for key, value in derived.items():
         if getattr(base, key) == value:

@@ -5,9 +5,11 @@ A sink is a class registered under the entry-point group ``hikd.sinks``::
     [project.entry-points."hikd.sinks"]
     mysink = "mypackage.sink:MySink"
 
-The daemon finds it by the name of its config section (``[sinks.mysink]``), validates
-that section with ``MySink.Config`` (a pydantic model) and builds
-``MySink(config, context)``. A sink knows events and nothing of the SDK.
+The daemon finds it by the name of its config section (``[sinks.mysink]``, or the
+section's ``type`` key, so one sink can be configured twice), validates that section with
+``MySink.Config`` (a pydantic model; the registry's own keys ``type`` and ``enabled`` are
+removed first) and builds ``MySink(config, context)``. A sink knows events and nothing of
+the SDK.
 
 Each sink runs on its own worker thread, fed from the durable outbox with its own cursor:
 
@@ -18,7 +20,10 @@ Each sink runs on its own worker thread, fed from the durable outbox with its ow
   outbox acknowledges exactly that many; the rest are sent again later, so delivery is
   at-least-once and consumers de-duplicate on ``event.id``. A temporary failure raises
   `SinkUnavailable` (nothing from this call counts as delivered unless returned before).
-* ``close()`` is called once at shutdown; it must not block for long.
+* ``close()`` is called once at shutdown, on the same worker, if ``open()`` succeeded;
+  it must not block for long. A sink stuck inside ``send()`` at shutdown is left
+  behind (its thread is a daemon thread) and its unacknowledged events are sent again
+  at the next start.
 
 A slow or failing sink only delays itself: every sink has its own cursor and worker.
 """

@@ -77,8 +77,10 @@ class DiskSink:
             chunk: list[bytes] = []
             chunk_size = 0
             for line in lines:
-                if self._size + chunk_size and \
-                        self._size + chunk_size + len(line) > self.config.max_bytes:
+                if (
+                    self._size + chunk_size
+                    and self._size + chunk_size + len(line) > self.config.max_bytes
+                ):
                     self._write(b"".join(chunk))
                     done += len(chunk)
                     self._rotate()
@@ -109,12 +111,12 @@ class DiskSink:
             self.directory.mkdir(parents=True, exist_ok=True)
         except FileExistsError:
             raise SinkUnavailable(
-                f"disk sink: cannot write {self.directory}: it is not a directory") from None
+                f"disk sink: cannot write {self.directory}: it is not a directory"
+            ) from None
         except OSError as e:
             raise SinkUnavailable(self._message(e)) from None
         try:
-            fd = os.open(self.current, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
-                         0o644)
+            fd = os.open(self.current, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
         except OSError as e:
             raise SinkUnavailable(self._message(e)) from None
         try:
@@ -141,8 +143,11 @@ class DiskSink:
                 break
             end = start
         os.ftruncate(fd, end)
-        log.warning("disk sink: removed an incomplete last line; its event is written again",
-                    file=str(self.current), removed_bytes=size - end)
+        log.warning(
+            "disk sink: removed an incomplete last line; its event is written again",
+            file=str(self.current),
+            removed_bytes=size - end,
+        )
         return end
 
     def _write(self, data: bytes) -> None:
@@ -150,7 +155,7 @@ class DiskSink:
         view = memoryview(data)
         try:
             while view:
-                view = view[os.write(fd, view):]
+                view = view[os.write(fd, view) :]
             if self.config.fsync:
                 os.fsync(fd)
         except OSError:
@@ -186,7 +191,7 @@ class DiskSink:
         try:
             # The UTC timestamp in the name sorts oldest first.
             rotated = sorted(self.directory.glob(ROTATED_GLOB))
-            doomed = set(rotated[:-self.config.max_files]) if self.config.max_files else set()
+            doomed = set(rotated[: -self.config.max_files]) if self.config.max_files else set()
             if self.config.max_age_days:
                 cutoff = time.time() - self.config.max_age_days * 86400
                 doomed.update(p for p in rotated if p.stat().st_mtime < cutoff)

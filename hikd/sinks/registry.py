@@ -16,7 +16,7 @@ from typing import Any, cast
 
 from pydantic import BaseModel
 
-from hikd.config.problems import validate_section
+from hikd.config import validate_section
 from hikd.errors import ConfigError
 from hikd.sinks.base import Sink, SinkContext
 
@@ -45,25 +45,25 @@ def load_sink_class(name: str, where: str = "") -> type[Sink]:
     try:
         cls = entry.load()
     except Exception as e:
-        raise ConfigError([
-            f"{where}: cannot load sink {name!r} from {entry.value} "
-            f"({type(e).__name__}: {e}); reinstall the package that provides it"
-        ]) from None
+        raise ConfigError(
+            [
+                f"{where}: cannot load sink {name!r} from {entry.value} "
+                f"({type(e).__name__}: {e}); reinstall the package that provides it"
+            ]
+        ) from None
     config_model = getattr(cls, "Config", None)
     missing = [m for m in ("open", "send", "close") if not callable(getattr(cls, m, None))]
     if not (isinstance(config_model, type) and issubclass(config_model, BaseModel)):
         missing.insert(0, "Config (a pydantic model)")
     if not isinstance(cls, type) or missing:
-        raise ConfigError([
-            f"{where}: {entry.value} is not a hikd sink (missing {', '.join(missing)})"
-        ])
+        raise ConfigError(
+            [f"{where}: {entry.value} is not a hikd sink (missing {', '.join(missing)})"]
+        )
     sink_class: type[Sink] = cls
     return sink_class
 
 
-def _prepare(
-    name: str, section: Mapping[str, Any]
-) -> tuple[type[Sink], BaseModel] | None:
+def _prepare(name: str, section: Mapping[str, Any]) -> tuple[type[Sink], BaseModel] | None:
     """The sink class and validated config of one section, or None when disabled."""
     where = f"sinks.{name}"
     if not isinstance(section, Mapping):

@@ -186,12 +186,19 @@ class SinkWorker:
         if not self._failing:
             self._failing = True
             if isinstance(error, SinkUnavailable):
-                self._log.warning("sink unavailable; retrying with backoff",
-                                  error=message, max_backoff_s=self._backoff.cap)
+                self._log.warning(
+                    "sink unavailable; retrying with backoff",
+                    error=message,
+                    max_backoff_s=self._backoff.cap,
+                )
             else:
                 # Not a condition the sink reported: most likely a bug, so keep the traceback.
-                self._log.error("sink failed unexpectedly; retrying with backoff",
-                                error=message, max_backoff_s=self._backoff.cap, exc_info=error)
+                self._log.error(
+                    "sink failed unexpectedly; retrying with backoff",
+                    error=message,
+                    max_backoff_s=self._backoff.cap,
+                    exc_info=error,
+                )
             self._notify(failing=True, error=message)
         self._stop.wait(self._backoff.next())
 

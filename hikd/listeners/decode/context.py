@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ class DecodeContext:
     """DEVICEINFO byStartChan: the number of the first analog channel."""
     start_ip_channel: int = 1
     """DEVICEINFO byStartDChan: the number of the first IP channel."""
-    utc_offset: timezone | None = None
+    utc_offset: tzinfo | None = None
     """The configured device timezone, for device times that carry no offset."""
     picture_dir: Path | None = None
     """Where pictures are written; None keeps only their sizes in attributes."""
@@ -34,7 +34,7 @@ def received_at(raw: RawAlarm) -> datetime:
     return datetime.fromtimestamp(raw.received_ns / 1e9, UTC)
 
 
-def device_tz(ctx: DecodeContext) -> timezone:
+def device_tz(ctx: DecodeContext) -> tzinfo:
     return ctx.utc_offset if ctx.utc_offset is not None else UTC
 
 
@@ -46,7 +46,7 @@ def local_time(
     hour: int,
     minute: int,
     second: int,
-    tz: timezone | None = None,
+    tz: tzinfo | None = None,
 ) -> datetime | None:
     """A device wall-clock time made timezone-aware, or None when the fields are no date
     (zeroed structs, garbage)."""

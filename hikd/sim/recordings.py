@@ -1,0 +1,240 @@
+"""A device's recordings: the timeline per channel, `POST /ISAPI/ContentMgmt/search` and
+the byte-exact `/ISAPI/ContentMgmt/download`.
+
+What the library sends and reads is in sdk-over-isapi.md part 2 a and b: trackID =
+channel*100+1, pages of 40 driven by `responseStatusStrg` MORE, times on the device's wall
+clock with a literal "Z", FINDDATA filled from <timeSpan> and the name=/size= of
+<playbackURI>.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+from urllib.parse import parse_qs, urlsplit
+
+from hikd.sim import documents
+from hikd.sim.documents import elements
+from hikd.sim.http import Connection, Request, Response
+
+if TYPE_CHECKING:
+    from hikd.sim.device import SimDevice
+
+SEARCH_PATH = "/ISAPI/ContentMgmt/search"
+DOWNLOAD_PATH = "/ISAPI/ContentMgmt/download"
+MAX_DOWNLOAD = 64 * 1024 * 1024
+"""The library fails (error 43) on any reply above 64 MiB (part 2 b)."""
+_NAME = re.compile(r"ch(\d{2,3})_(\d{11})")
+
+
+def wall(dt: datetime) -> str:
+    """Device wall-clock time the Hikvision way: ISAPI form with a "Z" that is not UTC."""
+    return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def compact(dt: datetime) -> str:
+    return dt.strftime("%Y%m%dT%H%M%SZ")
+
+
+def parse_wall(text: str) -> datetime:
+    """ISAPI time as wall-clock: any Z or offset suffix is ignored, as the library does."""
+    core = re.match(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}", text.strip())
+    if core is None:
+        raise ValueError(f"bad ISAPI time {text!r}")
+    return datetime.strptime(core[0], "%Y-%m-%dT%H:%M:%S")
+
+
+def parse_compact(text: str) -> datetime:
+    return datetime.strptime(text.rstrip("Z"), "%Y%m%dT%H%M%S")
+
+
+@dataclass(frozen=True, slots=True)
+class Recording:
+    channel: int
+    index: int
+    start: datetime
+    end: datetime
+    """Last second inside the recording (ISAPI end times are inclusive)."""
+    size: int
+    open: bool
+    """Still being written: its end and size grow."""
+
+    @property
+    def name(self) -> str:
+        return f"ch{self.channel:02d}_{self.index:011d}"
+
+    @property
+    def track_id(self) -> int:
+        return self.channel * 100 + 1
+
+
+class RecordingStore:
+    """The recordings of one device, computed from its `RecordingPlan`."""
+
+    def __init__(self, device: SimDevice) -> None:
+        self.device = device
+        plan = device.config.recordings
+        self.plan = plan
+        now = documents.device_now(device.config).replace(tzinfo=None, microsecond=0)
+        self.end = plan.end.replace(tzinfo=None) if plan.end is not None else now
+        self._stopped: dict[int, datetime] = {}
+        """Channels whose recording was switched off, and when."""
+        self._lock = threading.Lock()
+        recording = plan.channels if plan.channels is not None else None
+        self._channels = set(recording) if recording is not None else None
+        self.searches = 0
+        device.route("POST", SEARCH_PATH, self._search)
+        device.route("GET", DOWNLOAD_PATH, self._download)
+        device.route("POST", DOWNLOAD_PATH, self._download)
+
+    def records(self, channel: int) -> bool:
+        in_plan = self._channels is None or channel in self._channels
+        return in_plan and 1 <= channel <= self.device.config.channel_count
+
+    def is_recording(self, channel: int) -> bool:
+        """The channel is recording now (its last segment is open)."""
+        with self._lock:
+            stopped = channel in self._stopped
+        return self.records(channel) and self.plan.still_recording and not stopped
+
+    def set_recording(self, channel: int, on: bool) -> None:
+        with self._lock:
+            if on:
+                self._stopped.pop(channel, None)
+            else:
+                self._stopped.setdefault(channel, self._now())
+
+    def _now(self) -> datetime:
+        return documents.device_now(self.device.config).replace(tzinfo=None, microsecond=0)
+
+    def recordings(self, channel: int) -> list[Recording]:
+        """Every recording of `channel`, oldest first."""
+        if not self.records(channel) or self.plan.per_channel == 0:
+            return []
+        plan = self.plan
+        step = timedelta(seconds=plan.segment_s + plan.gap_s)
+        length = timedelta(seconds=plan.segment_s)
+        n = plan.per_channel
+        first = self.end - length - (n - 1) * step
+        out = []
+        for i in range(n):
+            start = first + i * step
+            end = start + length - timedelta(seconds=1)
+            is_open = False
+            if i == n - 1 and plan.still_recording:
+                with self._lock:
+                    stopped = self._stopped.get(channel)
+                end = max(end, stopped or self._now())
+                is_open = stopped is None
+            seconds = int((end - start).total_seconds()) + 1
+            out.append(Recording(channel, i + 1, start, end, seconds * plan.bytes_per_second, is_open))
+        return out
+
+    def find(self, name: str) -> Recording | None:
+        match = _NAME.fullmatch(name)
+        if match is None:
+            return None
+        channel, index = int(match[1]), int(match[2])
+        items = self.recordings(channel)
+        return items[index - 1] if 1 <= index <= len(items) else None
+
+    def content(self, recording: Recording, size: int | None = None) -> bytes:
+        """The recording's bytes: deterministic per name, `size` (default: its size) long."""
+        length = recording.size if size is None else size
+        return random.Random(f"{self.device.name}/{recording.name}").randbytes(length)
+
+    def playback_uri(self, rec: Recording) -> str:
+        host = self.device.host
+        port = self.device.rtsp_port
+        query = (
+            f"starttime={compact(rec.start)}&endtime={compact(rec.end)}"
+            f"&name={rec.name}&size={rec.size}"
+        )
+        return f"rtsp://{host}:{port}/Streaming/tracks/{rec.track_id}/?{query}"
+
+    # ----- ISAPI ---------------------------------------------------------------------------
+
+    async def _search(self, request: Request, conn: Connection) -> Response:
+        self.searches += 1
+        fields = _search_fields(request.body)
+        if fields is None:
+            return Response(400, documents.response_status(request.path, 4, "Invalid XML Content",
+                                                           "badXmlContent"))  # fmt: skip
+        search_id, tracks, start, end, position, limit = fields
+        matches = [
+            rec
+            for track in tracks
+            for rec in self.recordings(track // 100)
+            if track % 100 == 1 and rec.start <= end and rec.end >= start
+        ]
+        page = matches[position : position + limit]
+        if not page:
+            status = "NO MATCHES"
+        elif position + len(page) < len(matches):
+            status = "MORE"
+        else:
+            status = "OK"
+        items = "".join(self._item(rec) for rec in page)
+        body = documents.document(
+            "CMSearchResult",
+            elements(
+                searchID=search_id,
+                responseStatus=True,
+                responseStatusStrg=status,
+                numOfMatches=len(page),
+            )
+            + f"<matchList>\n{items}</matchList>\n",
+        )
+        return Response(200, body)
+
+    def _item(self, rec: Recording) -> str:
+        span = elements(startTime=wall(rec.start), endTime=wall(rec.end))
+        media = elements(contentType="video", codecType="H.264-BP", playbackURI=self.playback_uri(rec))
+        return (
+            "<searchMatchItem>\n"
+            + elements(sourceID=self.device.config.device_id, trackID=rec.track_id)
+            + f"<timeSpan>\n{span}</timeSpan>\n"
+            + f"<mediaSegmentDescriptor>\n{media}</mediaSegmentDescriptor>\n"
+            + "<metadataMatches>\n"
+            + elements(metadataDescriptor="recordType.meta.std-cgi.com/timing")
+            + "</metadataMatches>\n</searchMatchItem>\n"
+        )
+
+    async def _download(self, request: Request, conn: Connection) -> Response:
+        uri = _tag_text(request.body, "playbackURI") or request.query.get("playbackURI", "")
+        params = parse_qs(urlsplit(uri.replace("&amp;", "&")).query)
+        name = (params.get("name") or [""])[0]
+        rec = self.find(name)
+        if rec is None:
+            return Response(404, documents.not_supported(request.path))
+        size = rec.size
+        if params.get("size", [""])[0].isdigit():
+            size = min(size, int(params["size"][0]))
+        if size > MAX_DOWNLOAD:
+            # Bigger than the library can take in one reply anyway; say so like a device would.
+            return Response(400, documents.response_status(request.path, 4, "Invalid Operation",
+                                                           "fileTooLarge"))  # fmt: skip
+        return Response(200, self.content(rec, size), "application/octet-stream")
+
+
+def _tag_text(body: bytes, tag: str) -> str:
+    match = re.search(rf"<{tag}>([^<]*)</{tag}>".encode(), body)
+    return match[1].decode("utf-8", "replace").strip() if match else ""
+
+
+def _search_fields(body: bytes) -> tuple[str, list[int], datetime, datetime, int, int] | None:
+    """searchID, trackIDs, time span, position and page size of a CMSearchDescription."""
+    try:
+        tracks = [int(t) for t in re.findall(rb"<trackID>\s*(\d+)\s*</trackID>", body)]
+        start = parse_wall(_tag_text(body, "startTime"))
+        end = parse_wall(_tag_text(body, "endTime"))
+        # "searchResultPostion" is the library's (and ISAPI's) spelling (part 2 a).
+        position = int(_tag_text(body, "searchResultPostion") or _tag_text(body, "searchResultPosition") or 0)
+        limit = int(_tag_text(body, "maxResults") or 40)
+    except ValueError:
+        return None
+    return _tag_text(body, "searchID"), tracks or [101], start, end, max(0, position), max(1, limit)

@@ -1,0 +1,353 @@
+"""The device's RTSP server for playback downloads (NET_DVR_GetFileByTime_V40).
+
+What the library does (sdk-over-isapi.md part 2 b): DESCRIBE with the time range in the
+query (Digest auth, RFC 2069, if asked), SETUP with the SDP's a=control appended to the
+base URL, PLAY, then a custom `HEARTBEAT` request every 5 s. The data is RTP over
+interleaved channel 0 carrying H.264 (single NAL and FU-A, marker bit on each frame's last
+packet). The library reports progress 100 only when a reply carries `Connection: close`,
+so once the stream is fully sent the next HEARTBEAT reply says so; closing the socket,
+an RTCP BYE or a cut stream leave its progress at 0 forever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import random
+import secrets
+import socket
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+from urllib.parse import parse_qs, urlsplit
+
+from hikd.sim.recordings import parse_compact
+
+if TYPE_CHECKING:
+    from hikd.sim.device import SimDevice
+
+FPS = 25
+MAX_PAYLOAD = 1400
+# A small valid baseline SPS/PPS pair; slices are random non-zero bytes (no start codes).
+SPS = bytes.fromhex("6742c01edb0280bfe5c04400000300040000030032c00e1d18c9")
+PPS = bytes.fromhex("68ce0f2c80")
+# The 40-byte IMKH header Hikvision puts in the SDP: system_format 4 (RTP), video H.264.
+MEDIA_HEADER = "494D4B48010200000400000100000000000000000000000000000000000000000000000000000000"
+
+
+@dataclass
+class RtspKnobs:
+    """Per-device download behaviour a test can change at any time."""
+
+    cut_after_bytes: int | None = None
+    """Drop the connection after this many stream bytes (a cut download)."""
+    bytes_per_second: int | None = None
+    """Pace the stream (a slow device); None sends as fast as the socket takes it."""
+    end_signal: bool = True
+    """Answer the HEARTBEAT after the last byte with `Connection: close` (end of stream)."""
+    max_stream_bytes: int = 64 * 1024 * 1024
+
+
+@dataclass
+class RtspRequest:
+    method: str
+    url: str
+    headers: dict[str, str]
+
+    def header(self, name: str) -> str:
+        return self.headers.get(name.lower(), "")
+
+
+@dataclass
+class RtspStats:
+    requests: list[tuple[str, str]] = field(default_factory=list)
+    streams_started: int = 0
+    streams_completed: int = 0
+    streams_cut: int = 0
+    bytes_sent: int = 0
+
+
+def h264_frames(total: int, frame_size: int, seed: str) -> Iterator[tuple[list[bytes], int]]:
+    """(NAL units, RTP timestamp) per frame until about `total` bytes: an IDR with SPS/PPS
+    every second, P slices between. Slice bytes are never 0, so no start code appears."""
+    rng = random.Random(seed)
+    sent = 0
+    n = 0
+    while sent < total:
+        size = max(8, min(frame_size, total - sent))
+        body = rng.randbytes(size).replace(b"\x00", b"\x01")
+        if n % FPS == 0:
+            nals = [SPS, PPS, b"\x65" + body]
+        else:
+            nals = [b"\x41" + body]
+        sent += sum(len(x) for x in nals)
+        yield nals, (n * 90000 // FPS) & 0xFFFFFFFF
+        n += 1
+
+
+def rtp_packets(nals: list[bytes], timestamp: int, seq: int, ssrc: int) -> list[bytes]:
+    """RTP packets (RFC 6184) of one frame, each framed for interleaved channel 0."""
+    payloads: list[bytes] = []
+    for nal in nals:
+        if len(nal) <= MAX_PAYLOAD:
+            payloads.append(nal)
+            continue
+        header = nal[0]
+        indicator = (header & 0xE0) | 28  # FU-A
+        data = nal[1:]
+        for offset in range(0, len(data), MAX_PAYLOAD):
+            chunk = data[offset : offset + MAX_PAYLOAD]
+            start = 0x80 if offset == 0 else 0
+            end = 0x40 if offset + MAX_PAYLOAD >= len(data) else 0
+            payloads.append(bytes([indicator, start | end | (header & 0x1F)]) + chunk)
+    out = []
+    for i, payload in enumerate(payloads):
+        marker = 0x80 if i == len(payloads) - 1 else 0
+        rtp = struct.pack(">BBHII", 0x80, marker | 96, (seq + i) & 0xFFFF, timestamp, ssrc)
+        packet = rtp + payload
+        out.append(b"$\x00" + struct.pack(">H", len(packet)) + packet)
+    return out
+
+
+def digest_ok(request: RtspRequest, username: str, password: str, realm: str, nonce: str) -> bool:
+    """RFC 2069 Digest (what the library answers) or RFC 2617 with qop=auth."""
+    auth = request.header("authorization")
+    if not auth.lower().startswith("digest "):
+        return False
+    params: dict[str, str] = {}
+    for part in _split_params(auth[7:]):
+        key, _, value = part.partition("=")
+        params[key.strip().lower()] = value.strip().strip('"')
+    if params.get("username") != username or params.get("nonce") != nonce:
+        return False
+
+    def md5(text: str) -> str:
+        return hashlib.md5(text.encode()).hexdigest()
+
+    ha1 = md5(f"{username}:{realm}:{password}")
+    ha2 = md5(f"{request.method}:{params.get('uri', '')}")
+    if params.get("qop"):
+        expected = md5(f"{ha1}:{nonce}:{params.get('nc', '')}:{params.get('cnonce', '')}:auth:{ha2}")
+    else:
+        expected = md5(f"{ha1}:{nonce}:{ha2}")
+    return secrets.compare_digest(expected, params.get("response", ""))
+
+
+def _split_params(text: str) -> list[str]:
+    parts, current, quoted = [], "", False
+    for ch in text:
+        if ch == '"':
+            quoted = not quoted
+        if ch == "," and not quoted:
+            parts.append(current)
+            current = ""
+        else:
+            current += ch
+    parts.append(current)
+    return [p.strip() for p in parts if p.strip()]
+
+
+class RtspServer:
+    """One device's RTSP listener and its sessions."""
+
+    def __init__(self, device: SimDevice) -> None:
+        self.device = device
+        self.knobs = RtspKnobs()
+        self.stats = RtspStats()
+        self.server: asyncio.Server | None = None
+        self.realm = f"Login to {device.config.serial_number}"
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    async def start(self) -> int:
+        cfg = self.device.config
+        self.server = await asyncio.start_server(
+            self._serve, cfg.host, cfg.rtsp_port, reuse_address=True, backlog=256
+        )
+        port: int = self.server.sockets[0].getsockname()[1]
+        return port
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.close()
+        for writer in list(self._writers):
+            writer.transport.abort()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        sock = writer.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._writers.add(writer)
+        session = _Session(self, writer)
+        try:
+            while True:
+                request = await _read_request(reader)
+                if request is None:
+                    return
+                if not await session.answer(request):
+                    return
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
+            pass
+        finally:
+            session.cancel()
+            self._writers.discard(writer)
+            writer.transport.abort()
+
+
+async def _read_request(reader: asyncio.StreamReader) -> RtspRequest | None:
+    """The next RTSP request; interleaved data from the client (RTCP) is skipped."""
+    while True:
+        first = await reader.read(1)
+        if not first:
+            return None
+        if first == b"$":
+            header = await reader.readexactly(3)
+            await reader.readexactly(struct.unpack(">H", header[1:])[0])
+            continue
+        head = first + await reader.readuntil(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        parts = lines[0].split(" ")
+        if len(parts) != 3 or not parts[2].startswith("RTSP/"):
+            return None
+        headers = {}
+        for line in lines[1:]:
+            name, sep, value = line.partition(":")
+            if sep:
+                headers[name.strip().lower()] = value.strip()
+        length = int(headers.get("content-length", "0") or 0)
+        if length:
+            await reader.readexactly(length)
+        return RtspRequest(parts[0], parts[1], headers)
+
+
+class _Session:
+    """One RTSP connection: its session id, its stream task and whether it has ended."""
+
+    def __init__(self, server: RtspServer, writer: asyncio.StreamWriter) -> None:
+        self.server = server
+        self.writer = writer
+        self.session_id = str(secrets.randbelow(90_000_000) + 10_000_000)
+        self.nonce = secrets.token_hex(16)
+        self.url = ""
+        self.task: asyncio.Task[None] | None = None
+        self.finished = False
+
+    def cancel(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+
+    def _reply(self, request: RtspRequest, status: str, extra: list[str], body: bytes = b"") -> None:
+        lines = [f"RTSP/1.0 {status}", f"CSeq: {request.header('cseq') or '0'}"]
+        lines += extra
+        if body:
+            lines.append(f"Content-Length: {len(body)}")
+        self.writer.write(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
+
+    async def answer(self, request: RtspRequest) -> bool:
+        """Answer one request; False ends the connection."""
+        server = self.server
+        server.stats.requests.append((request.method, request.url))
+        cfg = server.device.config
+        if request.method in ("DESCRIBE", "SETUP", "PLAY") and cfg.rtsp_auth:
+            password = server.device.accounts.users.get(cfg.username, "")
+            if not digest_ok(request, cfg.username, password, server.realm, self.nonce):
+                challenge = f'WWW-Authenticate: Digest realm="{server.realm}", nonce="{self.nonce}"'
+                self._reply(request, "401 Unauthorized", [challenge])
+                return True
+        session = f"Session: {self.session_id};timeout=60"
+        if request.method == "OPTIONS" and not self.finished:
+            public = "Public: OPTIONS, DESCRIBE, SETUP, PLAY, PAUSE, TEARDOWN, GET_PARAMETER"
+            self._reply(request, "200 OK", [public])
+        elif request.method == "DESCRIBE":
+            self.url = request.url
+            sdp = self._sdp(request.url).encode()
+            self._reply(
+                request,
+                "200 OK",
+                ["Content-Type: application/sdp", f"Content-Base: {request.url}"],
+                sdp,
+            )
+        elif request.method == "SETUP":
+            transport = request.header("transport") or "RTP/AVP/TCP;unicast;interleaved=0-1"
+            self._reply(request, "200 OK", [session, f"Transport: {transport};ssrc=1A2B3C4D"])
+        elif request.method == "PLAY":
+            self._reply(request, "200 OK", [session, "Range: npt=0.000-"])
+            if self.task is None:
+                self.task = asyncio.get_running_loop().create_task(self._stream())
+        elif request.method == "TEARDOWN":
+            self._reply(request, "200 OK", [session])
+            return False
+        elif self.finished and server.knobs.end_signal:
+            # The only end-of-stream signal the library understands (part 2 b).
+            self._reply(request, "200 OK", [session, "Connection: close"])
+        else:  # HEARTBEAT, GET_PARAMETER, SET_PARAMETER, OPTIONS while streaming
+            self._reply(request, "200 OK", [session])
+        return True
+
+    def _sdp(self, url: str) -> str:
+        return (
+            "v=0\r\n"
+            f"o=- {self.session_id} 1 IN IP4 {self.server.device.host}\r\n"
+            "s=Media Presentation\r\n"
+            "e=NONE\r\n"
+            "b=AS:5050\r\n"
+            "t=0 0\r\n"
+            f"a=control:{url}\r\n"
+            "m=video 0 RTP/AVP 96\r\n"
+            "c=IN IP4 0.0.0.0\r\n"
+            "b=AS:5000\r\n"
+            "a=recvonly\r\n"
+            "a=x-dimensions:320,240\r\n"
+            "a=control:trackID=1\r\n"
+            "a=rtpmap:96 H264/90000\r\n"
+            "a=fmtp:96 profile-level-id=42C01E; packetization-mode=1\r\n"
+            f"a=Media_header:MEDIAINFO={MEDIA_HEADER};\r\n"
+            "a=appversion:1.0\r\n"
+        )
+
+    def _stream_bytes(self) -> int:
+        """How much to send for the requested time range (duration x bytes_per_second)."""
+        query = parse_qs(urlsplit(self.url).query)
+        plan = self.server.device.config.recordings
+        try:
+            start = parse_compact(query["starttime"][0])
+            end = parse_compact(query["endtime"][0])
+            seconds = max(1, int((end - start).total_seconds()) + 1)
+        except (KeyError, ValueError):
+            seconds = 60
+        return min(seconds * plan.bytes_per_second, self.server.knobs.max_stream_bytes)
+
+    async def _stream(self) -> None:
+        server = self.server
+        knobs = server.knobs
+        server.stats.streams_started += 1
+        total = self._stream_bytes()
+        sent = 0
+        seq = 0
+        started = asyncio.get_running_loop().time()
+        # Frames of a real bitrate, but at most ~20,000 of them: big streams stay cheap.
+        bps = server.device.config.recordings.bytes_per_second
+        frame_size = max(200, bps // FPS, total // 20_000)
+        for nals, timestamp in h264_frames(total, frame_size, f"{server.device.name}{self.url}"):
+            packets = rtp_packets(nals, timestamp, seq, 0x1A2B3C4D)
+            seq += len(packets)
+            data = b"".join(packets)
+            if knobs.cut_after_bytes is not None and sent + len(data) > knobs.cut_after_bytes:
+                self.writer.write(data[: max(0, knobs.cut_after_bytes - sent)])
+                server.stats.bytes_sent += max(0, knobs.cut_after_bytes - sent)
+                server.stats.streams_cut += 1
+                self.writer.transport.abort()
+                return
+            self.writer.write(data)
+            sent += len(data)
+            server.stats.bytes_sent += len(data)
+            await self.writer.drain()
+            if knobs.bytes_per_second:
+                due = started + sent / knobs.bytes_per_second
+                delay = due - asyncio.get_running_loop().time()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+        self.finished = True
+        server.stats.streams_completed += 1
