@@ -9,6 +9,7 @@ per device, and systemd must not have to kill hikd.
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -84,6 +85,9 @@ class Daemon:
     # -- start -------------------------------------------------------------------------
     def start(self) -> None:
         cfg = self.config
+        # The library's callbacks need the GIL to copy and enqueue; with the default 5 ms
+        # switch interval a busy decoder or sink thread can hold them that long.
+        sys.setswitchinterval(0.0005)
         state_dir = Path(cfg.daemon.state_dir)
         state_dir.mkdir(parents=True, exist_ok=True)
         picture_dir = Path(cfg.daemon.picture_dir or state_dir / "pictures")

@@ -12,6 +12,7 @@ import os
 import socket
 import sys
 import threading
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -42,7 +43,7 @@ _COLOURS = {"start": "\033[31m", "stop": "\033[32m", "pulse": "\033[33m"}
 
 
 def describe(event: Event) -> str:
-    when = event.time.astimezone().strftime("%H:%M:%S")
+    when = datetime.now().strftime("%H:%M:%S")
     where = f"ch {event.channel}" if event.channel is not None else "-"
     state = event.state.upper()
     if sys.stdout.isatty():
@@ -51,6 +52,10 @@ def describe(event: Event) -> str:
     if event.kind == "health":
         keys = ("serial", "ip_channels", "protocol", "reason", "handle")
         details = " ".join(f"{k}={event.attributes[k]}" for k in keys if k in event.attributes)
+    if event.state == "stop" and "duration_s" in event.attributes:
+        details += f"after {float(event.attributes['duration_s']):.0f} s"
+        if event.attributes.get("ended_by") == "hold_timeout":
+            details += " (no news from the device)"
     if event.files:
         details += f" pictures={len(event.files)}"
     return (
@@ -83,7 +88,8 @@ def drive(sim: Simulator, stop: threading.Event) -> None:
 def demo(config_path: Path | None, duration: float = 0.0) -> int:
     os.environ.setdefault("HIKD_PASSWORD_DEMO_NVR", DEMO_PASSWORD)
     config = load_config(config_path or DEFAULT_CONFIG)
-    setup_logging(config.logging.level, config.logging.format)
+    # The demo's own lines show what happens; logs only when something goes wrong.
+    setup_logging("warning", "console")
     device = config.devices[0]
     password = device.password.get_secret_value() if device.password else DEMO_PASSWORD
 

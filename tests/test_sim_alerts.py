@@ -349,9 +349,12 @@ def test_push_xml_json_and_multipart(sim: Simulator, alarm_host: AlarmHost) -> N
     assert dev.push_to("127.0.0.1", alarm_host.port, SimAlert("VMD", channel=2)).status == 200
     dev.push_to("127.0.0.1", alarm_host.port, SimAlert("IO", fmt="json"), form="json")
     result = dev.push_to(
-        "127.0.0.1", alarm_host.port, SimAlert("linedetection", pictures=2), path="/alarm",
+        "127.0.0.1",
+        alarm_host.port,
+        SimAlert("linedetection", pictures=2),
+        path="/alarm",
         form="multipart",
-    )  # fmt: skip
+    )
     assert result.delivered
     xml_post, json_post, multi = alarm_host.wait(3)
     assert xml_post.content_type.startswith("application/xml")

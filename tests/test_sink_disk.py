@@ -77,12 +77,16 @@ def test_writes_one_json_line_per_event(make_sink: Callable[..., DiskSink], tmp_
     assert Event.from_json(lines[0]).files == ("/var/lib/hikd/pics/0.jpg",)  # path kept
 
 
-def test_default_and_relative_paths_are_under_the_state_directory(tmp_path: Path) -> None:
+def test_default_is_the_state_directory_and_relative_paths_follow_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
     context = SinkContext("disk", tmp_path / "state", {})
     default = DiskSink(DiskSinkConfig(), context)
     relative = DiskSink(DiskSinkConfig(path=Path("archive")), context)
     assert default.current == tmp_path / "state" / "events.jsonl"
-    assert relative.current == tmp_path / "state" / "archive" / "events.jsonl"
+    # Like every path of hikd's configuration (config/hikd.example.toml).
+    assert relative.current == tmp_path / "archive" / "events.jsonl"
 
 
 def test_rotates_by_size_and_keeps_max_files(

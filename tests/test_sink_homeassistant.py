@@ -369,3 +369,11 @@ def test_discovery_off(broker: Mosquitto, tmp_path: Path) -> None:
         assert configs(retained(broker, "#")) == {}
     finally:
         s.close()
+
+
+def test_hikd_itself_is_a_device_whose_connectivity_is_the_bridge_status() -> None:
+    facts = DeviceFacts("hikd")
+    assert facts.is_hikd
+    assert connectivity_config(D, facts).payload["state_topic"] == "hikd/status"
+    assert health_config(D, facts).payload["state_topic"] == "hikd/hikd/health"
+    assert not DeviceFacts("hikd", serial="X").is_hikd

@@ -88,7 +88,10 @@ def test_events_states_health_and_availability(broker: Mosquitto, make_sink: Sin
         sub.wait_for(
             lambda ms: len([m for m in ms if m.topic == "hikd/nvr/events"]) == 6, "six events"
         )
-        sub.wait_topic("hikd/nvr/2/face_snap")
+        sub.wait_for(
+            lambda ms: len([m for m in ms if m.topic == "hikd/nvr/2/face_snap"]) == 2,
+            "the pulse's OFF and ON",
+        )
 
         # Every event, in order, as JSON that reads back to the same event; QoS 1.
         events = sub.on("hikd/nvr/events")

@@ -239,6 +239,9 @@ def test_udp_messages_parse_with_their_fields(udp_receiver: socket.socket, tmp_p
         (health(NVR, "online"), "info"),
         (health(NVR, "offline"), "warning"),
         (health(NVR, "auth_failed"), "err"),
+        (health(NVR, "alarms_lost", count=3), "err"),
+        (health(NVR, "arming_reconnecting", "start"), "warning"),
+        (health(NVR, "arming_reconnecting", "stop"), "info"),
         (Event(kind="file", type="download_failed", state="pulse", device=NVR), "err"),
     ],
 )

@@ -13,10 +13,14 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from hikd.listeners.raw import RawAlarm, RawPicture
+from hikd.sdk.alarm_types import CHANNEL_TYPES, DISK_TYPES, IO_TYPES
 from hikd.sdk.ffi import ffi
 from hikd.sdk.library import Library
 
 COMM_ISAPI_ALARM = 0x6009
+COMM_ALARM_V40 = 0x4007
+_V40_SIZE = 168  # sizeof(NET_DVR_ALARMINFO_V40), checked by the ABI test
+_V40_LIST_MAX = 4096
 _ALARMER_SIZE = 372  # sizeof(NET_DVR_ALARMER), checked by the ABI test
 _MSG_CALLBACK = "void(int, NET_DVR_ALARMER *, char *, unsigned int, void *)"
 
@@ -44,6 +48,9 @@ class MessageCallback:
             alarmer_bytes = ffi.buffer(alarmer, _ALARMER_SIZE)[:] if alarmer else b""
             if command == COMM_ISAPI_ALARM and info:
                 raw = _copy_isapi(command, alarmer_bytes, info, received)
+            elif command == COMM_ALARM_V40 and info and length == _V40_SIZE:
+                payload = ffi.buffer(info, length)[:] + _v40_list(info)
+                raw = RawAlarm(command, alarmer_bytes, payload, received)
             else:
                 payload = ffi.buffer(info, length)[:] if info and length else b""
                 raw = RawAlarm(command, alarmer_bytes, payload, received)
@@ -54,6 +61,30 @@ class MessageCallback:
             # Never unwind into C. A copy that fails is counted; the decoder thread
             # publishes the counter as health.
             self.errors += 1
+
+
+def _v40_list(info_ptr: Any) -> bytes:
+    """COMM_ALARM_V40 is a fixed header plus ``pAlarmData``, a pointer to a list of DWORDs
+    (alarm outputs and recording channels, channels, or disks, by dwAlarmType; seed 5.16).
+    The pointer dies with the call: append the list after the struct so the decoder finds
+    it in the copied bytes."""
+    info = ffi.cast("NET_DVR_ALARMINFO_V40 *", info_ptr)
+    if not info.pAlarmData:
+        return b""
+    header = info.struAlarmFixedHeader
+    union = header.uStruAlarm
+    kind = int(header.dwAlarmType)
+    if kind in IO_TYPES:
+        io = union.struIOAlarm
+        count = int(io.dwTrigerAlarmOutNum) + int(io.dwTrigerRecordChanNum)
+    elif kind in DISK_TYPES:
+        count = int(union.struAlarmHardDisk.dwAlarmHardDiskNum)
+    elif kind in CHANNEL_TYPES:
+        count = int(union.struAlarmChannel.dwAlarmChanNum)
+    else:
+        return b""
+    count = min(count, _V40_LIST_MAX)
+    return ffi.buffer(info.pAlarmData, 4 * count)[:] if count > 0 else b""
 
 
 def _copy_isapi(command: int, alarmer: bytes, info_ptr: Any, received: int) -> RawAlarm:

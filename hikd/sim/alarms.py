@@ -127,6 +127,7 @@ class DeviceAlarms:
             for target in self.push_targets:
                 self._spawn(self._push(target, alert, seq))
                 pushes += 1
+        self.device.note_alarm(alert)
         sent = SentAlert(
             seq, alert.type, alert.channel, alert.state, stamp.sent_ns, written, pushes
         )

@@ -48,9 +48,11 @@ class RecordingPlan(BaseModel):
     bytes_per_second: int = Field(default=1000, ge=1)
     """Size of a recording = its duration x this (kept small: files are served for real)."""
     still_recording: bool = True
-    """The last segment is still being written: its end and size grow with the clock."""
+    """One more segment, starting at `end`, is still being written: its end and size grow
+    as the device runs."""
     end: datetime | None = None
-    """Device wall-clock time where the last segment ends (default: when the device starts)."""
+    """Device wall-clock time where the closed segments end (default: when the device
+    starts); the timeline's clock runs on from there."""
     channels: list[int] | None = None
     """Channels that record (default: all)."""
 

@@ -126,7 +126,53 @@ def _password(device: SimDevice, value: Any) -> None:
     device.set_password(str(value))
 
 
+def _per_item(value: Any) -> list[tuple[int, Any]]:
+    """{"1": x, "2": y} -> [(1, x), (2, y)]: JSON keys are strings."""
+    if not isinstance(value, dict):
+        raise ValueError('expected an object like {"1": ...}')
+    return [(int(k), v) for k, v in value.items()]
+
+
+def _disk_status(device: SimDevice, value: Any) -> None:
+    for disk, status in _per_item(value):
+        device.set_disk_status(disk, status)
+
+
+def _recording(device: SimDevice, value: Any) -> None:
+    for channel, on in _per_item(value):
+        device.set_recording(channel, bool(on))
+
+
+def _inputs(device: SimDevice, value: Any) -> None:
+    for port, active in _per_item(value):
+        device.set_input(port, bool(active))
+
+
+def _online(device: SimDevice, value: Any) -> None:
+    for channel, online in _per_item(value):
+        device.set_channel_online(channel, bool(online))
+
+
+def _rtsp_cut(device: SimDevice, value: Any) -> None:
+    device.rtsp.knobs.cut_after_bytes = None if value is None else int(value)
+
+
+def _rtsp_rate(device: SimDevice, value: Any) -> None:
+    device.rtsp.knobs.bytes_per_second = None if value is None else int(value)
+
+
+def _rtsp_end(device: SimDevice, value: Any) -> None:
+    device.rtsp.knobs.end_signal = bool(value)
+
+
 _SETTINGS: dict[str, Callable[[SimDevice, Any], None]] = {
+    "disk_status": _disk_status,
+    "recording": _recording,
+    "inputs": _inputs,
+    "channel_online": _online,
+    "rtsp_cut_after_bytes": _rtsp_cut,
+    "rtsp_bytes_per_second": _rtsp_rate,
+    "rtsp_end_signal": _rtsp_end,
     "alert_stream_status": _set_stream_status,
     "cookie_check": _set_cookie_check,
     "forget_sessions": _forget_sessions,

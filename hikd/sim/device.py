@@ -14,16 +14,21 @@ import threading
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Coroutine
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, get_args
 
+from hikd.errors import UserError
 from hikd.sim import documents
 from hikd.sim.alarms import DeviceAlarms, SentAlert
 from hikd.sim.alerts import AlertFormat, AlertState, SimAlert
 from hikd.sim.auth import CAPABILITIES_PATH, Accounts
-from hikd.sim.config import PushTarget, SimDeviceConfig
+from hikd.sim.config import DiskStatus, PushTarget, SimDeviceConfig
 from hikd.sim.control import add_device_endpoints
+from hikd.sim.devicelog import DeviceLog
 from hikd.sim.http import Connection, Handler, Request, Response
 from hikd.sim.push import PushResult
+from hikd.sim.recordings import Recording, RecordingStore
+from hikd.sim.rtsp import RtspServer
+from hikd.sim.status import DeviceStatus
 
 LOGIN_PATH = "/ISAPI/Security/sessionLogin"
 CONTROL_PREFIX = "/hikd-sim/"
@@ -63,6 +68,8 @@ class SimDevice:
     """A simulated Hikvision device. Created by `Simulator`; read its state from any thread."""
 
     def __init__(self, config: SimDeviceConfig) -> None:
+        # A private copy: knobs change it (disk status, ...) and configs may be reused.
+        config = config.model_copy(deep=True)
         self.config = config
         self.port: int = config.port
         self.accounts = Accounts(
@@ -91,6 +98,10 @@ class SimDevice:
         self._public: set[str] = {CAPABILITIES_PATH, LOGIN_PATH}
         self._add_system_routes()
         self.alarms = DeviceAlarms(self)
+        self.recordings = RecordingStore(self)
+        self.log = DeviceLog(self)
+        self.status = DeviceStatus(self)
+        self.rtsp = RtspServer(self)
         add_device_endpoints(self)
 
     # ----- what tests and the CLI read -------------------------------------------------
@@ -145,11 +156,77 @@ class SimDevice:
             raise RuntimeError(f"simulated device {self.name} is not running")
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
+    @property
+    def rtsp_port(self) -> int:
+        """The RTSP port (downloads); opened now if it was not yet. Not on the loop."""
+        if self.rtsp.port is not None:
+            return self.rtsp.port
+        return self.call(self.rtsp.ensure_started())
+
     async def started(self) -> None:
-        """Called on the loop once the device listens."""
+        """Called on the loop once the device's HTTP port listens. A fixed RTSP port is
+        opened now (to fail early when taken); a free one (0) on first use."""
+        if not self.config.rtsp_port:
+            return
+        try:
+            await self.rtsp.ensure_started()
+        except OSError as exc:
+            where = f"{self.config.host}:{self.config.rtsp_port}"
+            raise UserError(
+                f"simulated device {self.name}: cannot open RTSP port {where}: {exc.strerror}; "
+                "pick another rtsp_port or 0 for a free one"
+            ) from None
 
     async def stopping(self) -> None:
         """Called on the loop before the device's connections are cut."""
+        self.rtsp.stop()
+
+    # ----- state knobs (recordings and status) ---------------------------------------------
+
+    def set_disk_status(self, disk_id: int, status: DiskStatus, *, alarm: bool = False) -> None:
+        """Change a disk's status (hdd list, working status); with `alarm`, also raise the
+        matching diskerror event (or nothing when the disk is back to ok)."""
+        if status not in get_args(DiskStatus):
+            raise ValueError(f"disk status must be one of {', '.join(get_args(DiskStatus))}")
+        self.status.set_disk_status(disk_id, status)
+        if alarm and status not in ("ok", "idle", "sleeping"):
+            self.trigger("diskerror", channel=disk_id)
+
+    def set_recording(self, channel: int, on: bool) -> None:
+        """Stop (or restart) recording on a channel: its open segment ends, status says so."""
+        self.recordings.set_recording(channel, on)
+
+    def set_input(self, port: int, active: bool) -> None:
+        """Set an alarm input's state as /ISAPI/System/IO/inputs/status reports it."""
+        self.status.set_input(port, active)
+
+    def set_channel_online(self, channel: int, online: bool) -> None:
+        self.status.set_channel_online(channel, online)
+
+    def snapshot(self, channel: int) -> bytes:
+        """The exact JPEG bytes `GET /ISAPI/Streaming/channels/<ch>01/picture` returns."""
+        return self.status.snapshot(channel)
+
+    def configuration_data(self) -> bytes:
+        """The exact bytes of `GET /ISAPI/System/configurationData`."""
+        return self.status.configuration_data()
+
+    def recording_list(self, channel: int) -> list[Recording]:
+        """The recordings a search for `channel` finds, oldest first."""
+        return self.recordings.recordings(channel)
+
+    def recording_bytes(self, name: str) -> bytes:
+        """The exact bytes /ISAPI/ContentMgmt/download returns for a recording name."""
+        rec = self.recordings.find(name)
+        if rec is None:
+            raise KeyError(name)
+        return self.recordings.content(rec)
+
+    def note_alarm(self, alert: SimAlert) -> None:
+        """What a sent alarm changes on the device: its log, and alarm input states."""
+        self.log.alarm(alert.type, alert.channel, alert.state)
+        if alert.type == "IO":
+            self.status.set_input(alert.channel, alert.state == "active")
 
     # ----- alarms ------------------------------------------------------------------------
 
@@ -364,7 +441,9 @@ class SimDevice:
         result = self.accounts.login(
             fields.get("userName", ""), fields.get("password", ""), fields.get("sessionID", "")
         )
+        user = fields.get("userName", "")
         if not result.ok:
+            self.log.add("Exception", "illegalAccess", user=user, ip=request.peer)
             # HTTP 401 is what makes the library report error 1, or 153 with lockStatus
             # lock; a 200 carrying the same body would give error 11 (part 1 §1).
             body = documents.user_check(
@@ -375,6 +454,7 @@ class SimDevice:
             return Response(401, body)
         # With <sessionIDVersion> the library insists on a Set-Cookie (error 17 without
         # it) and replays it verbatim; without, it ignores it (part 2 §1).
+        self.log.add("Operation", "remoteLogin", user=user, ip=request.peer)
         cookie = f"WebSession_{self.port}={result.session_id}; path=/; HttpOnly"
         return Response(
             200, documents.login_ok(result.session_id), headers=[("Set-Cookie", cookie)]
@@ -384,7 +464,10 @@ class SimDevice:
         return Response(200, documents.response_status(request.path))
 
     async def _logout(self, request: Request, conn: Connection) -> Response:
-        self.accounts.logout(session_cookie(request.header("cookie")))
+        session = session_cookie(request.header("cookie"))
+        user = self.accounts.session_user(session) or ""
+        if self.accounts.logout(session):
+            self.log.add("Operation", "remoteLogout", user=user, ip=request.peer)
         return Response(200, documents.response_status(request.path))
 
 

@@ -78,8 +78,16 @@ class DeviceLog:
             self._entries.append(LogEntry(when, major, minor, user, ip, info))
         device.route("POST", LOG_SEARCH_PATH, self._search)
 
-    def add(self, major: str, minor: str, *, user: str = "", ip: str = "", info: str = "",
-            channel: int = 0) -> None:  # fmt: skip
+    def add(
+        self,
+        major: str,
+        minor: str,
+        *,
+        user: str = "",
+        ip: str = "",
+        info: str = "",
+        channel: int = 0,
+    ) -> None:
         when = documents.device_now(self.device.config).replace(tzinfo=None, microsecond=0)
         with self._lock:
             self._entries.append(LogEntry(when, major, minor, user, ip, info, channel))
@@ -104,8 +112,10 @@ class DeviceLog:
             position = max(0, int(_text(body, "searchResultPostion") or 0))
             limit = max(1, int(_text(body, "maxResults") or 40))
         except ValueError:
-            return Response(400, documents.response_status(request.path, 4, "Invalid XML Content",
-                                                           "badXmlContent"))  # fmt: skip
+            return Response(
+                400,
+                documents.response_status(request.path, 4, "Invalid XML Content", "badXmlContent"),
+            )
         matches = [e for e in self.entries() if start <= e.time <= end]
         page = matches[position : position + limit]
         if not page:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import random
 import re
 import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -81,11 +82,13 @@ class RecordingStore:
         self.plan = plan
         now = documents.device_now(device.config).replace(tzinfo=None, microsecond=0)
         self.end = plan.end.replace(tzinfo=None) if plan.end is not None else now
+        """Where the timeline stood when the device started; its clock runs on from there."""
+        self._started = time.monotonic()
         self._stopped: dict[int, datetime] = {}
-        """Channels whose recording was switched off, and when."""
+        """Channels whose recording was switched off, and when (timeline time)."""
+        self._closed: dict[int, list[Recording]] = {}
         self._lock = threading.Lock()
-        recording = plan.channels if plan.channels is not None else None
-        self._channels = set(recording) if recording is not None else None
+        self._channels = set(plan.channels) if plan.channels is not None else None
         self.searches = 0
         device.route("POST", SEARCH_PATH, self._search)
         device.route("GET", DOWNLOAD_PATH, self._download)
@@ -106,33 +109,45 @@ class RecordingStore:
             if on:
                 self._stopped.pop(channel, None)
             else:
-                self._stopped.setdefault(channel, self._now())
+                self._stopped.setdefault(channel, self.timeline_now())
 
-    def _now(self) -> datetime:
-        return documents.device_now(self.device.config).replace(tzinfo=None, microsecond=0)
+    def timeline_now(self) -> datetime:
+        """The recordings' clock: `end` at start, running on in real time."""
+        return self.end + timedelta(seconds=int(time.monotonic() - self._started))
+
+    def _segment(self, channel: int, index: int, start: datetime) -> Recording:
+        end = start + timedelta(seconds=self.plan.segment_s - 1)
+        size = self.plan.segment_s * self.plan.bytes_per_second
+        return Recording(channel, index, start, end, size, False)
 
     def recordings(self, channel: int) -> list[Recording]:
-        """Every recording of `channel`, oldest first."""
-        if not self.records(channel) or self.plan.per_channel == 0:
-            return []
+        """Every recording of `channel`, oldest first. With `still_recording` the last one
+        is open: it started where the timeline stood at device start and grows since."""
         plan = self.plan
-        step = timedelta(seconds=plan.segment_s + plan.gap_s)
-        length = timedelta(seconds=plan.segment_s)
-        n = plan.per_channel
-        first = self.end - length - (n - 1) * step
-        out = []
-        for i in range(n):
-            start = first + i * step
-            end = start + length - timedelta(seconds=1)
-            is_open = False
-            if i == n - 1 and plan.still_recording:
-                with self._lock:
-                    stopped = self._stopped.get(channel)
-                end = max(end, stopped or self._now())
-                is_open = stopped is None
-            seconds = int((end - start).total_seconds()) + 1
-            out.append(Recording(channel, i + 1, start, end, seconds * plan.bytes_per_second, is_open))
-        return out
+        if not self.records(channel) or plan.per_channel == 0:
+            return []
+        with self._lock:
+            closed = self._closed.get(channel)
+            stopped = self._stopped.get(channel)
+        if closed is None:
+            step = timedelta(seconds=plan.segment_s + plan.gap_s)
+            n = plan.per_channel - (1 if plan.still_recording else 0)
+            last_start = self.end - timedelta(seconds=plan.segment_s)
+            if plan.still_recording:
+                last_start = self.end
+            first = last_start - (plan.per_channel - 1) * step
+            closed = [self._segment(channel, i + 1, first + i * step) for i in range(n)]
+            with self._lock:
+                self._closed[channel] = closed
+        if not plan.still_recording:
+            return closed
+        start = self.end
+        end = max(start, (stopped or self.timeline_now()) - timedelta(seconds=1))
+        seconds = int((end - start).total_seconds()) + 1
+        growing = Recording(
+            channel, plan.per_channel, start, end, seconds * plan.bytes_per_second, stopped is None
+        )
+        return [*closed, growing]
 
     def find(self, name: str) -> Recording | None:
         match = _NAME.fullmatch(name)
@@ -147,9 +162,9 @@ class RecordingStore:
         length = recording.size if size is None else size
         return random.Random(f"{self.device.name}/{recording.name}").randbytes(length)
 
-    def playback_uri(self, rec: Recording) -> str:
+    def playback_uri(self, rec: Recording, rtsp_port: int) -> str:
         host = self.device.host
-        port = self.device.rtsp_port
+        port = rtsp_port
         query = (
             f"starttime={compact(rec.start)}&endtime={compact(rec.end)}"
             f"&name={rec.name}&size={rec.size}"
@@ -160,10 +175,13 @@ class RecordingStore:
 
     async def _search(self, request: Request, conn: Connection) -> Response:
         self.searches += 1
+        rtsp_port = await self.device.rtsp.ensure_started()
         fields = _search_fields(request.body)
         if fields is None:
-            return Response(400, documents.response_status(request.path, 4, "Invalid XML Content",
-                                                           "badXmlContent"))  # fmt: skip
+            return Response(
+                400,
+                documents.response_status(request.path, 4, "Invalid XML Content", "badXmlContent"),
+            )
         search_id, tracks, start, end, position, limit = fields
         matches = [
             rec
@@ -178,7 +196,7 @@ class RecordingStore:
             status = "MORE"
         else:
             status = "OK"
-        items = "".join(self._item(rec) for rec in page)
+        items = "".join(self._item(rec, rtsp_port) for rec in page)
         body = documents.document(
             "CMSearchResult",
             elements(
@@ -191,9 +209,11 @@ class RecordingStore:
         )
         return Response(200, body)
 
-    def _item(self, rec: Recording) -> str:
+    def _item(self, rec: Recording, rtsp_port: int) -> str:
         span = elements(startTime=wall(rec.start), endTime=wall(rec.end))
-        media = elements(contentType="video", codecType="H.264-BP", playbackURI=self.playback_uri(rec))
+        media = elements(
+            contentType="video", codecType="H.264-BP", playbackURI=self.playback_uri(rec, rtsp_port)
+        )
         return (
             "<searchMatchItem>\n"
             + elements(sourceID=self.device.config.device_id, trackID=rec.track_id)
@@ -216,8 +236,9 @@ class RecordingStore:
             size = min(size, int(params["size"][0]))
         if size > MAX_DOWNLOAD:
             # Bigger than the library can take in one reply anyway; say so like a device would.
-            return Response(400, documents.response_status(request.path, 4, "Invalid Operation",
-                                                           "fileTooLarge"))  # fmt: skip
+            return Response(
+                400, documents.response_status(request.path, 4, "Invalid Operation", "fileTooLarge")
+            )
         return Response(200, self.content(rec, size), "application/octet-stream")
 
 
@@ -233,7 +254,9 @@ def _search_fields(body: bytes) -> tuple[str, list[int], datetime, datetime, int
         start = parse_wall(_tag_text(body, "startTime"))
         end = parse_wall(_tag_text(body, "endTime"))
         # "searchResultPostion" is the library's (and ISAPI's) spelling (part 2 a).
-        position = int(_tag_text(body, "searchResultPostion") or _tag_text(body, "searchResultPosition") or 0)
+        position = int(
+            _tag_text(body, "searchResultPostion") or _tag_text(body, "searchResultPosition") or 0
+        )
         limit = int(_tag_text(body, "maxResults") or 40)
     except ValueError:
         return None

@@ -78,10 +78,8 @@ def h264_frames(total: int, frame_size: int, seed: str) -> Iterator[tuple[list[b
     while sent < total:
         size = max(8, min(frame_size, total - sent))
         body = rng.randbytes(size).replace(b"\x00", b"\x01")
-        if n % FPS == 0:
-            nals = [SPS, PPS, b"\x65" + body]
-        else:
-            nals = [b"\x41" + body]
+        # NAL header 0x65: IDR slice (with SPS/PPS once a second), 0x41: non-IDR slice.
+        nals = [SPS, PPS, b"\x65" + body] if n % FPS == 0 else [b"\x41" + body]
         sent += sum(len(x) for x in nals)
         yield nals, (n * 90000 // FPS) & 0xFFFFFFFF
         n += 1
@@ -129,7 +127,9 @@ def digest_ok(request: RtspRequest, username: str, password: str, realm: str, no
     ha1 = md5(f"{username}:{realm}:{password}")
     ha2 = md5(f"{request.method}:{params.get('uri', '')}")
     if params.get("qop"):
-        expected = md5(f"{ha1}:{nonce}:{params.get('nc', '')}:{params.get('cnonce', '')}:auth:{ha2}")
+        expected = md5(
+            f"{ha1}:{nonce}:{params.get('nc', '')}:{params.get('cnonce', '')}:auth:{ha2}"
+        )
     else:
         expected = md5(f"{ha1}:{nonce}:{ha2}")
     return secrets.compare_digest(expected, params.get("response", ""))
@@ -157,18 +157,29 @@ class RtspServer:
         self.knobs = RtspKnobs()
         self.stats = RtspStats()
         self.server: asyncio.Server | None = None
+        self.port: int | None = None
+        """The bound port, once listening."""
         self.realm = f"Login to {device.config.serial_number}"
         self._writers: set[asyncio.StreamWriter] = set()
+        self._starting = asyncio.Lock()
+        self._stopped = False
 
-    async def start(self) -> int:
-        cfg = self.device.config
-        self.server = await asyncio.start_server(
-            self._serve, cfg.host, cfg.rtsp_port, reuse_address=True, backlog=256
-        )
-        port: int = self.server.sockets[0].getsockname()[1]
-        return port
+    async def ensure_started(self) -> int:
+        """Listen (once) and return the port. Devices with rtsp_port 0 open it on first
+        use, so that 256 idle devices hold 256 sockets, not 512."""
+        async with self._starting:
+            if self.port is None:
+                if self._stopped:
+                    raise ConnectionError("the device is stopped")
+                cfg = self.device.config
+                self.server = await asyncio.start_server(
+                    self._serve, cfg.host, cfg.rtsp_port, reuse_address=True, backlog=256
+                )
+                self.port = self.server.sockets[0].getsockname()[1]
+            return self.port
 
     def stop(self) -> None:
+        self._stopped = True
         if self.server is not None:
             self.server.close()
         for writer in list(self._writers):
@@ -238,7 +249,9 @@ class _Session:
         if self.task is not None:
             self.task.cancel()
 
-    def _reply(self, request: RtspRequest, status: str, extra: list[str], body: bytes = b"") -> None:
+    def _reply(
+        self, request: RtspRequest, status: str, extra: list[str], body: bytes = b""
+    ) -> None:
         lines = [f"RTSP/1.0 {status}", f"CSeq: {request.header('cseq') or '0'}"]
         lines += extra
         if body:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import resource
 import ssl
 import threading
 from collections.abc import Coroutine, Sequence
@@ -29,6 +30,20 @@ from hikd.sim.tls import SelfSignedCertificate
 T = TypeVar("T")
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 10.0
+FDS_PER_DEVICE = 8
+"""Sockets a device may need in a process that also runs the vendor library: listener,
+RTSP, alert streams and login connections on both sides (256 devices armed: ~1,400)."""
+
+
+def _raise_fd_limit(needed: int) -> None:
+    """Raise this process's open-file soft limit towards `needed` (up to the hard limit):
+    the usual default of 1024 is too low for a few hundred simulated devices."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= needed:
+        return
+    target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
 
 
 class Simulator:
@@ -60,6 +75,7 @@ class Simulator:
     # ----- lifecycle ---------------------------------------------------------------------
 
     def start(self) -> Simulator:
+        _raise_fd_limit(FDS_PER_DEVICE * len(self.devices) + 256)
         with self._lock:
             if self._thread is not None:
                 raise RuntimeError("a Simulator starts once; make a new one to restart")

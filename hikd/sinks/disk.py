@@ -39,8 +39,8 @@ class DiskSinkConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     path: Path | None = None
-    """Directory of the files; relative paths are under the sink's state directory,
-    which is also the default."""
+    """Directory of the files; a relative path is relative to the working directory (like
+    every path of the configuration); default: the sink's state directory."""
     max_bytes: int = Field(default=100 * 1024 * 1024, gt=0)
     """Size at which ``events.jsonl`` is rotated."""
     max_age_days: float = Field(default=30.0, ge=0)
@@ -56,8 +56,9 @@ class DiskSink:
 
     def __init__(self, config: DiskSinkConfig, context: SinkContext) -> None:
         self.config = config
-        directory = config.path if config.path is not None else context.state_dir
-        self.directory = directory if directory.is_absolute() else context.state_dir / directory
+        # Relative paths are relative to the working directory, like every path of the
+        # configuration; without a path the events go under the sink's state directory.
+        self.directory = (config.path or context.state_dir).absolute()
         self.current = self.directory / CURRENT
         self._fd: int | None = None
         self._size = 0

@@ -79,6 +79,9 @@ DEVICE_LEVEL_TYPES = frozenset(
 )
 """Types that belong to the recorder, not to one channel (published under ``device``)."""
 
+HIKD_DEVICE = "hikd"
+"""The name of the pseudo-device of hikd's own health events (`hikd.outbox.HIKD`)."""
+
 NOT_DISCOVERED = frozenset({"unknown"})
 """Undecoded commands are passed through raw on the events topic, never as an entity."""
 
@@ -115,9 +118,17 @@ class DeviceFacts:
     def identifier(self) -> str:
         return self.serial or self.name
 
+    @property
+    def is_hikd(self) -> bool:
+        """hikd's own health events (bus or outbox overflow, a sink unavailable) come from
+        a pseudo-device named ``hikd`` without serial or address."""
+        return self.name == HIKD_DEVICE and not self.serial
+
     def channels(self) -> list[int]:
-        """Every video channel in the device's own numbering (IP channels start at
-        ``byStartDChan``, often 33 on NVRs; guide 5.2, NET_DVR_DEVICEINFO_V30)."""
+        """Every video channel in the device's own numbering, as the session reports it
+        from NET_DVR_DEVICEINFO_V30 (``byStartChan``, ``byStartDChan``: IP channels often
+        start at 33 on NVRs; over ISAPI the library says 1 and they overlap the analog
+        range, hence the de-duplication, as in `hikd.sdk.login.DeviceFacts.channels`)."""
         analog = range(self.start_channel, self.start_channel + self.analog_channels)
         ip = range(self.start_ip_channel, self.start_ip_channel + self.ip_channels)
         return [*analog, *(c for c in ip if c not in analog)]
@@ -312,14 +323,16 @@ def alarm_config(
 def connectivity_config(
     d: Discovery, facts: DeviceFacts, parent: DeviceFacts | None = None
 ) -> DiscoveryConfig:
-    """Is the device reachable? Available whenever hikd is, so it can say "disconnected"."""
+    """Is the device reachable? Available whenever hikd is, so it can say "disconnected".
+    For hikd itself: is it connected to the broker (its status topic, last will included)."""
     uid = safe_id(f"hikd_{facts.identifier}_connectivity")
     object_id = slug(f"{facts.name}_connectivity")
     payload = _common(d, facts, parent, "binary_sensor", uid, object_id)
+    state_topic = d.topics.status() if facts.is_hikd else d.topics.availability(facts.name)
     payload.update(
         {
             "name": "Connectivity",
-            "state_topic": d.topics.availability(facts.name),
+            "state_topic": state_topic,
             "payload_on": ONLINE,
             "payload_off": OFFLINE,
             "device_class": "connectivity",

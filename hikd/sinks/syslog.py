@@ -59,13 +59,25 @@ and the end of any alarm is informational."""
 
 HEALTH_SEVERITY = {
     "online": INFO,
+    "armed": INFO,
     "rearmed": INFO,
     "offline": WARNING,
+    "session_heartbeat_lost": WARNING,
+    "arming_lost": WARNING,
+    "arming_reconnecting": WARNING,
+    "arming_reconnect_closed": WARNING,
+    "relogin": WARNING,
+    "sink_unavailable": WARNING,
     "auth_failed": ERR,
-    "locked": ERR,
-    "lost_alarms": WARNING,
-    "events_dropped": WARNING,
+    "arming_failed": ERR,
+    "relogin_failed": ERR,
+    # Events were lost (by the SDK, or dropped by hikd when its buffers were full).
+    "alarms_lost": ERR,
+    "bus_overflow": ERR,
+    "outbox_overflow": ERR,
 }
+"""Health by type; any other is a notice, and the end of a condition (``stop``) is
+informational."""
 
 _MAX_STREAM_MESSAGE = 64 * 1024
 
@@ -109,7 +121,7 @@ def severity(event: Event) -> int:
     if event.kind == "alarm":
         return INFO if event.state == "stop" else ALARM_SEVERITY.get(event.type, NOTICE)
     if event.kind == "health":
-        return HEALTH_SEVERITY.get(event.type, NOTICE)
+        return INFO if event.state == "stop" else HEALTH_SEVERITY.get(event.type, NOTICE)
     if event.kind == "file":
         return ERR if "fail" in event.type else INFO
     return INFO

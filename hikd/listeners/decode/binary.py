@@ -36,6 +36,7 @@ from hikd.listeners.decode.context import (
 )
 from hikd.listeners.decode.stats import DecodeStats
 from hikd.listeners.raw import RawAlarm
+from hikd.sdk import alarm_types
 from hikd.sdk.ffi import ffi
 
 Decoder = Callable[[RawAlarm, DecodeContext, DecodeStats], list[Event]]
@@ -48,13 +49,10 @@ byStartDChan)."""
 MAX_LIST = 4096
 """No device has more channels or disks; a larger count is garbage, not a list."""
 
-IO_TYPES = frozenset({0, 23})
-"""dwAlarmType values with an alarm input (signal alarm, pulse alarm): the V40 header's
-struIOAlarm is the valid union member."""
-
-V40_CHANNEL_TYPES = frozenset({2, 3, 6, 9, 10, 11, 13, 15, 16, 19, 20, 21})
-"""dwAlarmType values whose V40 union member is struAlarmChannel (header: 2, 3, 6, 9, 10,
-13; later firmware adds the per-channel smart, PoE, audio and recording types)."""
+# Which union member of the V40 header is valid, by dwAlarmType (shared with the
+# callback that copies COMM_ALARM_V40's list).
+IO_TYPES = alarm_types.IO_TYPES
+V40_CHANNEL_TYPES = alarm_types.CHANNEL_TYPES
 
 
 @dataclass
@@ -279,7 +277,7 @@ def decode_alarm_v40(raw: RawAlarm, ctx: DecodeContext, stats: DecodeStats) -> l
         values, found = _dwords(tail, expected)
         # The list holds channel numbers as the device numbers them (not flags).
         alarm.channels = [v for v in values if 0 < v < 0x10000]
-    elif alarm_type in types.ALARM_TYPES_PER_DISK:
+    elif alarm_type in alarm_types.DISK_TYPES:
         expected = int(union.struAlarmHardDisk.dwAlarmHardDiskNum)
         values, found = _dwords(tail, expected)
         alarm.disks = [v for v in values if 0 < v < 0x10000]

@@ -1,0 +1,183 @@
+"""What hikd polls through ISAPI pass-through: work status, alarm input states, snapshots,
+the configuration file and the RTSP port.
+
+Over an ISAPI login the structured calls refuse (GET_WORK_STATUS returns TRUE with status
+189 and zeros, CaptureJPEGPicture fails with 189); hikd reads these URLs with
+NET_DVR_STDXMLConfig instead, which returns the bodies unchanged (sdk-over-isapi.md part 2
+c, f, g).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import threading
+import time
+from typing import TYPE_CHECKING
+
+from hikd.sim import documents
+from hikd.sim.documents import elements
+from hikd.sim.http import JSON, Connection, Request, Response
+from hikd.sim.pictures import jpeg
+
+if TYPE_CHECKING:
+    from hikd.sim.device import SimDevice
+
+SNAPSHOT_PATH = r"/ISAPI/Streaming/channels/(\d+)/picture"
+DISK_CODES = {"ok": 0, "unformatted": 1, "error": 2, "abnormal": 3, "sleeping": 5, "idle": 0}
+"""ISAPI disk status -> the SDK's dwHardDiskStatic (0 normal, 1 unformatted, 2 error, ...)."""
+
+
+class DeviceStatus:
+    """Live state a test can flip, and the endpoints that report it."""
+
+    def __init__(self, device: SimDevice) -> None:
+        self.device = device
+        self.started = time.monotonic()
+        self.offline_channels: set[int] = set()
+        self.active_inputs: set[int] = set()
+        self._lock = threading.Lock()
+        device.route("GET", "/ISAPI/Security/adminAccesses", self._admin_accesses)
+        device.route_static("GET", "/ISAPI/System/workingstatus", self._working_status)
+        device.route_static(
+            "GET", "/ISAPI/System/IO/inputs/status", lambda r: Response(200, self.input_status())
+        )
+        device.route_static(
+            "GET",
+            "/ISAPI/System/configurationData",
+            lambda r: Response(200, self.configuration_data(), "application/octet-stream"),
+        )
+        device.route("GET", SNAPSHOT_PATH, self._snapshot)
+
+    # ----- knobs ---------------------------------------------------------------------------
+
+    def set_disk_status(self, disk_id: int, status: str) -> None:
+        for disk in self.device.config.disks:
+            if disk.id == disk_id:
+                disk.status = status  # type: ignore[assignment]  # checked by the caller
+                return
+        raise KeyError(f"no disk {disk_id}")
+
+    def set_input(self, port: int, active: bool) -> None:
+        with self._lock:
+            (self.active_inputs.add if active else self.active_inputs.discard)(port)
+
+    def set_channel_online(self, channel: int, online: bool) -> None:
+        with self._lock:
+            (self.offline_channels.discard if online else self.offline_channels.add)(channel)
+
+    # ----- documents -----------------------------------------------------------------------
+
+    async def _admin_accesses(self, request: Request, conn: Connection) -> Response:
+        return Response(200, self.admin_accesses(await self.device.rtsp.ensure_started()))
+
+    def admin_accesses(self, rtsp_port: int) -> bytes:
+        """Only used by the library to find the RTSP port for downloads (part 2 b)."""
+        dev = self.device
+        protocols = [
+            (1, "HTTPS" if dev.config.https else "HTTP", dev.port),
+            (2, "DEV_MANAGE", 8000),
+            (4, "RTSP", rtsp_port),
+        ]
+        inner = "".join(
+            "<AdminAccessProtocol>\n"
+            + elements(id=i, enabled=True, protocol=name, portNo=port)
+            + "</AdminAccessProtocol>\n"
+            for i, name, port in protocols
+        )
+        return documents.document("AdminAccessProtocolList", inner)
+
+    def working_status(self) -> dict[str, object]:
+        dev = self.device
+        cfg = dev.config
+        with self._lock:
+            offline = set(self.offline_channels)
+            inputs = set(self.active_inputs)
+        channels = [
+            {
+                "chanNo": ch,
+                "enable": 1,
+                "online": 0 if ch in offline else 1,
+                "record": 1 if dev.recordings.is_recording(ch) else 0,
+                "signal": 1 if ch in offline else 0,
+                "linkNum": 0,
+                "bitRate": 0 if ch in offline else 2048,
+            }
+            for ch in range(1, cfg.channel_count + 1)
+        ]
+        disks = [
+            {
+                "hdNo": d.id,
+                "status": DISK_CODES.get(d.status, 2),
+                "volume": d.capacity_mb,
+                "freeSpace": d.free_mb,
+            }
+            for d in cfg.disks
+        ]
+        io = [
+            {"ioPortNo": i, "ioType": "input", "ioState": 1 if i in inputs else 0}
+            for i in range(1, cfg.alarm_inputs + 1)
+        ]
+        bad_disk = any(d.status not in ("ok", "idle", "sleeping") for d in cfg.disks)
+        return {
+            "WorkingStatus": {
+                "devStatus": 1 if bad_disk else 0,
+                "runTime": int(time.monotonic() - self.started),
+                "ChanStatus": channels,
+                "HDStatus": disks,
+                "IOStatus": io,
+            }
+        }
+
+    def _working_status(self, request: Request) -> Response:
+        if request.query.get("format") == "json":
+            return Response(200, json.dumps(self.working_status()).encode(), JSON)
+        return Response(200, self._working_status_xml())
+
+    def _working_status_xml(self) -> bytes:
+        data = self.working_status()["WorkingStatus"]
+        assert isinstance(data, dict)
+        inner = elements(devStatus=data["devStatus"], runTime=data["runTime"])
+        for key, entry in (
+            ("ChanStatus", "ChanStatus"),
+            ("HDStatus", "HDStatus"),
+            ("IOStatus", "IOStatus"),
+        ):
+            for item in data[key]:
+                inner += f"<{entry}>\n" + elements(**item) + f"</{entry}>\n"
+        return documents.document("WorkingStatus", inner)
+
+    def input_status(self) -> bytes:
+        with self._lock:
+            inputs = set(self.active_inputs)
+        ports = "".join(
+            "<IOPortStatus>\n"
+            + elements(
+                inputIOPortID=i, ioPortType="input", ioState="active" if i in inputs else "inactive"
+            )
+            + "</IOPortStatus>\n"
+            for i in range(1, self.device.config.alarm_inputs + 1)
+        )
+        return documents.document("IOPortStatusList", ports)
+
+    def snapshot(self, channel: int) -> bytes:
+        """The JPEG `GET /ISAPI/Streaming/channels/<ch>01/picture` returns, byte for byte."""
+        return jpeg(self.device.name, channel)
+
+    async def _snapshot(self, request: Request, conn: Connection) -> Response:
+        match = re.fullmatch(SNAPSHOT_PATH, request.path)
+        assert match is not None
+        stream_id = int(match[1])
+        channel = stream_id // 100
+        if not 1 <= channel <= self.device.config.channel_count or stream_id % 100 == 0:
+            return Response(404, documents.not_supported(request.path))
+        return Response(200, self.snapshot(channel), "image/jpeg")
+
+    def configuration_data(self) -> bytes:
+        """The device's configuration file: opaque, deterministic per device."""
+        cfg = self.device.config
+        seed = hashlib.sha256(f"{cfg.serial_number}/{cfg.firmware_version}".encode()).digest()
+        header = b"HIKD-SIM-CONFIG\x00" + cfg.serial_number.encode().ljust(48, b"\x00")
+        body = b"".join(hashlib.sha256(seed + i.to_bytes(4, "big")).digest() for i in range(2048))
+        return header + body
