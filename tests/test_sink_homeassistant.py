@@ -376,4 +376,5 @@ def test_hikd_itself_is_a_device_whose_connectivity_is_the_bridge_status() -> No
     assert facts.is_hikd
     assert connectivity_config(D, facts).payload["state_topic"] == "hikd/status"
     assert health_config(D, facts).payload["state_topic"] == "hikd/hikd/health"
+    assert device_block(facts) == {"identifiers": ["hikd"], "name": "hikd", "model": "hikd"}
     assert not DeviceFacts("hikd", serial="X").is_hikd

@@ -55,7 +55,9 @@ def job_class(kind: str) -> type[Job]:
             module = importlib.import_module(module_name)
             cls: type[Job] = getattr(module, attr)
         except (ImportError, AttributeError) as exc:
-            raise UnknownKind(f"kind {kind!r} is not available in this installation ({exc})")
+            raise UnknownKind(
+                f"kind {kind!r} is not available in this installation ({exc})"
+            ) from None
         with _lock:
             _KINDS[kind] = cls
         return cls

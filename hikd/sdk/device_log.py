@@ -10,7 +10,7 @@ address are filled, ``sInfo`` and the channel stay empty over ISAPI.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from typing import Any
@@ -54,7 +54,7 @@ class LogRecord:
 
 def search_log(
     sdk: Library, user_id: int, start: datetime, stop: datetime, tz: tzinfo
-) -> Iterator[LogRecord]:
+) -> Generator[LogRecord, None, None]:
     """Every log entry between ``start`` and ``stop`` (inclusive), as the device returns
     them. The search handle is closed when the iterator is exhausted or closed."""
     begin = ffi.new("NET_DVR_TIME *")

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from hikd.sim import documents
-from hikd.sim.alerts import HEARTBEAT, STREAM_BOUNDARY, SimAlert, Stamp, push_body, stream_parts
+from hikd.sim.alerts import HEARTBEAT, STREAM_BOUNDARY, AlertRenderer, SimAlert, Stamp, push_body
 from hikd.sim.config import PushTarget
 from hikd.sim.http import Connection, Request, Response
 from hikd.sim.push import PushResult, post
@@ -66,6 +66,8 @@ class DeviceAlarms:
         self._lock = threading.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
         self.streams_opened = 0
+        self.clock = documents.DeviceClock(device.config)
+        self.renderer = AlertRenderer(device.config)
         device.route("GET", ALERT_STREAM_PATH, self._open_stream)
 
     # ----- the stream --------------------------------------------------------------------
@@ -88,8 +90,8 @@ class DeviceAlarms:
         cfg = self.device.config
         while not conn.closing:
             await asyncio.sleep(cfg.heartbeat_s)
-            stamp = Stamp(None, time.monotonic_ns(), documents.device_now(cfg), self.device.port)
-            conn.write(stream_parts(HEARTBEAT, cfg, stamp))
+            stamp = Stamp(None, time.monotonic_ns(), self.clock.text(), self.device.port)
+            conn.write(self.renderer.stream_parts(HEARTBEAT, stamp))
 
     def close_streams(self) -> int:
         """Close every alert stream cleanly (on the loop); returns how many."""
@@ -112,12 +114,11 @@ class DeviceAlarms:
 
     def send(self, alert: SimAlert, *, push: bool = True) -> SentAlert:
         """Write `alert` to every open stream and start its POSTs. On the loop only."""
-        cfg = self.device.config
         seq = self.next_seq()
-        stamp = Stamp(seq, time.monotonic_ns(), documents.device_now(cfg), self.device.port)
         written = 0
+        stamp = Stamp(seq, time.monotonic_ns(), self.clock.text(), self.device.port)
         if self.streams:
-            data = stream_parts(alert, cfg, stamp)
+            data = self.renderer.stream_parts(alert, stamp)
             for conn in list(self.streams):
                 if not conn.closing:
                     conn.write(data)
@@ -154,7 +155,7 @@ class DeviceAlarms:
         number = self.next_seq() if seq is None else seq
 
         def make_body() -> tuple[str, bytes]:
-            stamp = Stamp(number, time.monotonic_ns(), documents.device_now(cfg), self.device.port)
+            stamp = Stamp(number, time.monotonic_ns(), self.clock.text(), self.device.port)
             return push_body(alert, cfg, stamp, target.form)
 
         result = await post(target.host, target.port, target.path, make_body)

@@ -207,10 +207,19 @@ def load_sim_config(path: Path, overrides: dict[str, Any] | None = None) -> list
     if not devices:
         base = validate_device(defaults, f"{path}")
         return [numbered(base, i, count) for i in range(count)]
-    return [
-        validate_device({**defaults, **entry}, f"{path}: device[{i}]")
-        for i, entry in enumerate(devices)
-    ]
+    configs: list[SimDeviceConfig] = []
+    problems: list[str] = []
+    for i, entry in enumerate(devices):
+        if not isinstance(entry, dict):
+            problems.append(f"{path}: device[{i}]: must be a table")
+            continue
+        try:
+            configs.append(validate_device({**defaults, **entry}, f"{path}: device[{i}]"))
+        except ConfigError as exc:
+            problems += exc.problems
+    if problems:
+        raise ConfigError(problems)
+    return configs
 
 
 def validate_device(data: dict[str, Any], where: str) -> SimDeviceConfig:

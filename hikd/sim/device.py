@@ -1,7 +1,8 @@
-"""One simulated device: its state, its login endpoints and its request routing.
+"""One simulated device: the Python API tests use, and its request routing.
 
-The login sequence and every reply shape follow sdk-over-isapi.md part 1 §1 and part 2 §1.
-Feature areas (alert stream, recordings, ...) add their routes with `SimDevice.route()`.
+Each feature area (login, alarms, recordings, status, ...) lives in its own module and
+adds its routes with `SimDevice.route()`; the device only checks the session and
+dispatches.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import binascii
 import re
 import threading
 import time
-import xml.etree.ElementTree as ET
 from collections.abc import Callable, Coroutine
 from typing import Any, Literal, TypeVar, get_args
 
@@ -20,48 +20,22 @@ from hikd.errors import UserError
 from hikd.sim import documents
 from hikd.sim.alarms import DeviceAlarms, SentAlert
 from hikd.sim.alerts import AlertFormat, AlertState, SimAlert
-from hikd.sim.auth import CAPABILITIES_PATH, Accounts
+from hikd.sim.auth import Accounts
 from hikd.sim.config import DiskStatus, PushTarget, SimDeviceConfig
 from hikd.sim.control import add_device_endpoints
 from hikd.sim.devicelog import DeviceLog
 from hikd.sim.http import Connection, Handler, Request, Response
+from hikd.sim.login import add_login_endpoints, add_system_documents, session_cookie
 from hikd.sim.push import PushResult
 from hikd.sim.recordings import Recording, RecordingStore
 from hikd.sim.rtsp import RtspServer
 from hikd.sim.status import DeviceStatus
 
-LOGIN_PATH = "/ISAPI/Security/sessionLogin"
 CONTROL_PREFIX = "/hikd-sim/"
 MAX_LOGGED_REQUESTS = 200_000
 
 SyncHandler = Callable[[Request], Response]
 T = TypeVar("T")
-
-
-def _local_name(tag: str) -> str:
-    return tag.rsplit("}", 1)[-1]
-
-
-def xml_fields(body: bytes) -> dict[str, str]:
-    """Leaf elements of an XML body by local name (namespaces dropped); {} if not XML."""
-    try:
-        root = ET.fromstring(body)
-    except ET.ParseError:
-        return {}
-    return {_local_name(el.tag): (el.text or "").strip() for el in root.iter() if len(el) == 0}
-
-
-def session_cookie(header: str) -> str:
-    """The session id from `Cookie: WebSession=<id>;` or `WebSession_<port>=<id>;`.
-
-    Without <sessionIDVersion> the library sends `WebSession=<id from the login body>`;
-    with it, it replays our Set-Cookie name verbatim (part 2 §1, cookie behaviour).
-    """
-    for part in header.split(";"):
-        name, sep, value = part.strip().partition("=")
-        if sep and name.startswith("WebSession"):
-            return value.strip()
-    return ""
 
 
 class SimDevice:
@@ -95,11 +69,12 @@ class SimDevice:
         self._log_lock = threading.Lock()
         self._routes: dict[tuple[str, str], Handler] = {}
         self._patterns: list[tuple[str, re.Pattern[str], Handler]] = []
-        self._public: set[str] = {CAPABILITIES_PATH, LOGIN_PATH}
-        self._add_system_routes()
+        self._public: set[str] = set()
+        self.log = DeviceLog(self)
+        add_login_endpoints(self)
+        add_system_documents(self)
         self.alarms = DeviceAlarms(self)
         self.recordings = RecordingStore(self)
-        self.log = DeviceLog(self)
         self.status = DeviceStatus(self)
         self.rtsp = RtspServer(self)
         add_device_endpoints(self)
@@ -392,87 +367,3 @@ class SimDevice:
         if handler is None:
             return Response(404, documents.not_supported(request.path))
         return await handler(request, conn)
-
-    # ----- login and system endpoints ----------------------------------------------------
-
-    def _add_system_routes(self) -> None:
-        cfg = self.config
-        camera = cfg.device_type in ("IPCamera", "IPDome")
-        self.route("GET", CAPABILITIES_PATH, self._capabilities, public=True)
-        self.route("POST", LOGIN_PATH, self._login, public=True)
-        self.route("PUT", "/ISAPI/Security/sessionHeartbeat", self._heartbeat)
-        self.route("PUT", "/ISAPI/Security/sessionLogout", self._logout)
-        static: dict[str, Callable[[], bytes]] = {
-            "/ISAPI/Security/capabilities": lambda: documents.security_capabilities(cfg),
-            "/SDK/language": documents.language,
-            "/ISAPI/System/deviceInfo": lambda: documents.device_info(cfg),
-            "/ISAPI/System/IO/inputs": lambda: documents.io_inputs(cfg),
-            "/ISAPI/System/IO/outputs": lambda: documents.io_outputs(cfg),
-            "/ISAPI/System/Video/inputs/channels": lambda: documents.video_inputs(cfg),
-            "/ISAPI/System/TwoWayAudio/channels": lambda: documents.audio_channels(cfg),
-            "/ISAPI/ContentMgmt/Storage/hdd": lambda: documents.hdd_list(cfg),
-            "/ISAPI/System/time": lambda: documents.system_time(cfg),
-        }
-        if not camera or cfg.ip_channels:
-            static["/ISAPI/ContentMgmt/InputProxy/channels"] = lambda: (
-                documents.input_proxy_channels(cfg)
-            )
-        if not camera or cfg.zero_channels:
-            static["/ISAPI/ContentMgmt/ZeroVideo/channels"] = lambda: documents.zero_channels(cfg)
-        for path, make in static.items():
-            self.route_static("GET", path, _document_reply(make))
-
-    async def _capabilities(self, request: Request, conn: Connection) -> Response:
-        username = request.query.get("username", "")
-        random = request.query.get("random", "")
-        session_id, pending = self.accounts.new_challenge(username, random)
-        body = documents.capabilities_reply(
-            session_id,
-            pending.challenge,
-            self.accounts.iterations,
-            pending.salt,
-            session_id_version=self.accounts.session_id_version,
-            salt2=pending.salt2,
-        )
-        return Response(200, body)
-
-    async def _login(self, request: Request, conn: Connection) -> Response:
-        fields = xml_fields(request.body)
-        result = self.accounts.login(
-            fields.get("userName", ""), fields.get("password", ""), fields.get("sessionID", "")
-        )
-        user = fields.get("userName", "")
-        if not result.ok:
-            self.log.add("Exception", "illegalAccess", user=user, ip=request.peer)
-            # HTTP 401 is what makes the library report error 1, or 153 with lockStatus
-            # lock; a 200 carrying the same body would give error 11 (part 1 §1).
-            body = documents.user_check(
-                locked=result.locked,
-                unlock_in_s=result.unlock_in_s,
-                retries_left=result.retries_left,
-            )
-            return Response(401, body)
-        # With <sessionIDVersion> the library insists on a Set-Cookie (error 17 without
-        # it) and replays it verbatim; without, it ignores it (part 2 §1).
-        self.log.add("Operation", "remoteLogin", user=user, ip=request.peer)
-        cookie = f"WebSession_{self.port}={result.session_id}; path=/; HttpOnly"
-        return Response(
-            200, documents.login_ok(result.session_id), headers=[("Set-Cookie", cookie)]
-        )
-
-    async def _heartbeat(self, request: Request, conn: Connection) -> Response:
-        return Response(200, documents.response_status(request.path))
-
-    async def _logout(self, request: Request, conn: Connection) -> Response:
-        session = session_cookie(request.header("cookie"))
-        user = self.accounts.session_user(session) or ""
-        if self.accounts.logout(session):
-            self.log.add("Operation", "remoteLogout", user=user, ip=request.peer)
-        return Response(200, documents.response_status(request.path))
-
-
-def _document_reply(make: Callable[[], bytes]) -> SyncHandler:
-    def reply(request: Request) -> Response:
-        return Response(200, make())
-
-    return reply

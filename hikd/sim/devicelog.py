@@ -70,6 +70,7 @@ class DeviceLog:
         self.device = device
         self._entries: deque[LogEntry] = deque(maxlen=MAX_ENTRIES)
         self._lock = threading.Lock()
+        self.clock = documents.DeviceClock(device.config)
         count = device.config.log_entries
         end = documents.device_now(device.config).replace(tzinfo=None, microsecond=0)
         for i in range(count):
@@ -88,7 +89,7 @@ class DeviceLog:
         info: str = "",
         channel: int = 0,
     ) -> None:
-        when = documents.device_now(self.device.config).replace(tzinfo=None, microsecond=0)
+        when = self.clock.wall()
         with self._lock:
             self._entries.append(LogEntry(when, major, minor, user, ip, info, channel))
 

@@ -7,6 +7,7 @@ is there so that the documents look like a real device's to other ISAPI clients.
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta, timezone
 from xml.sax.saxutils import escape
 
@@ -47,6 +48,37 @@ def device_zone(cfg: SimDeviceConfig) -> timezone:
 
 def device_now(cfg: SimDeviceConfig) -> datetime:
     return datetime.now(UTC).astimezone(device_zone(cfg))
+
+
+class DeviceClock:
+    """The device's wall clock at one-second resolution, cheap enough to read per event."""
+
+    def __init__(self, cfg: SimDeviceConfig) -> None:
+        self.zone = device_zone(cfg)
+        self._second = -1
+        self._now = datetime.now(UTC)
+        self._text = ""
+
+    def _tick(self) -> None:
+        second = int(time.time())
+        if second != self._second:
+            self._second = second
+            self._now = datetime.fromtimestamp(second, self.zone)
+            self._text = self._now.isoformat(timespec="seconds")
+
+    def now(self) -> datetime:
+        """Aware, in the device's zone, whole seconds."""
+        self._tick()
+        return self._now
+
+    def wall(self) -> datetime:
+        """Naive device wall-clock time (what ISAPI search and log times use)."""
+        return self.now().replace(tzinfo=None)
+
+    def text(self) -> str:
+        """ISAPI dateTime with the device's UTC offset, e.g. 2024-05-01T10:00:00+02:00."""
+        self._tick()
+        return self._text
 
 
 def device_info(cfg: SimDeviceConfig) -> bytes:

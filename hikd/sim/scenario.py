@@ -80,6 +80,7 @@ async def run_scenario(
     by_device: Counter[str] = Counter()
     pushes: set[asyncio.Task[None]] = set()
     gate = asyncio.Semaphore(MAX_CONCURRENT_PUSHES)
+    alerts: dict[tuple[str, int], SimAlert] = {}
 
     async def push(device: SimDevice, alert: SimAlert, seq: int) -> None:
         assert push_to is not None
@@ -101,18 +102,16 @@ async def run_scenario(
         if now >= deadline:
             break
         due = min(total, int((now - start) * rate) + 1)
-        while i < due:
+        while i < due and (i % 256 or time.monotonic() < deadline):
             device = devices[i % n_dev]
             turn = i // n_dev
             base = templates[turn % len(templates)]
             channels = max(1, device.config.channel_count)
-            alert = SimAlert(
-                type=base.type,
-                channel=1 + (turn // len(templates)) % channels,
-                state=base.state,
-                pictures=base.pictures,
-                fmt=base.fmt,
-            )
+            channel = 1 + (turn // len(templates)) % channels
+            alert = alerts.get((base.type, channel))
+            if alert is None:
+                alert = SimAlert(base.type, channel, base.state, base.pictures, base.fmt)
+                alerts[(base.type, channel)] = alert
             if push_to is None:
                 sent = device.alarms.send(alert, push=False)
                 seq = sent.seq

@@ -240,11 +240,10 @@ def entity_name(facts: DeviceFacts, channel: int | None, type_: str) -> str:
 
 
 def device_block(facts: DeviceFacts, parent: DeviceFacts | None = None) -> dict[str, Any]:
-    block: dict[str, Any] = {
-        "identifiers": [facts.identifier],
-        "name": facts.name,
-        "manufacturer": MANUFACTURER,
-    }
+    block: dict[str, Any] = {"identifiers": [facts.identifier], "name": facts.name}
+    if facts.is_hikd:
+        return {**block, "model": "hikd"}
+    block["manufacturer"] = MANUFACTURER
     if facts.model:
         block["model"] = facts.model
     if facts.firmware:

@@ -20,6 +20,14 @@ def _safe_name(name: str) -> str:
     return safe[:100]
 
 
+def picture_bytes(data: bytes) -> bytes:
+    """The picture without the CRLF the library leaves after each multipart part
+    (dwPicLen = JPEG length + 2, like dwAlarmDataLen for the body)."""
+    if data.endswith(b"\xff\xd9\r\n"):
+        return data[:-2]
+    return data
+
+
 def save_pictures(
     pictures: list[RawPicture], ctx: DecodeContext, event_id: str, when: datetime
 ) -> tuple[list[str], list[dict[str, Any]]]:
@@ -29,10 +37,11 @@ def save_pictures(
     files: list[str] = []
     info: list[dict[str, Any]] = []
     for n, pic in enumerate(pictures, start=1):
+        data = picture_bytes(pic.data)
         entry: dict[str, Any] = {
             "filename": pic.filename,
             "pic_type": pic.pic_type,
-            "size": len(pic.data),
+            "size": len(data),
         }
         if ctx.picture_dir is not None:
             folder = Path(ctx.picture_dir) / _safe_name(ctx.device.name) / f"{when:%Y-%m-%d}"
@@ -40,7 +49,7 @@ def save_pictures(
             try:
                 folder.mkdir(parents=True, exist_ok=True)
                 partial = path.with_suffix(".jpg.part")
-                partial.write_bytes(pic.data)
+                partial.write_bytes(data)
                 os.replace(partial, path)
             except OSError as exc:
                 entry["error"] = f"{type(exc).__name__}: {exc}"
