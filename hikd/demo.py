@@ -74,6 +74,36 @@ def broker_reachable(config: Config) -> tuple[bool, str]:
         return False, f"{host}:{port}"
 
 
+def watch_mqtt(host: str, port: int) -> Any:
+    """Print what a home-automation system would see on the broker (hikd/#)."""
+    import json
+
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    def on_message(_client: Any, _userdata: Any, message: Any) -> None:
+        payload = bytes(message.payload)
+        if message.topic.endswith("/events"):
+            try:
+                event = json.loads(payload)
+                text = f"{event['kind']} {event['type']} {event['state']}"
+            except (ValueError, KeyError):
+                text = f"{len(payload)} bytes"
+        elif message.topic.endswith("/health") or len(payload) > 60:
+            text = f"{len(payload)} bytes of JSON"
+        else:
+            text = payload.decode("utf-8", "replace")
+        retained = " (retained)" if message.retain else ""
+        print(f"{datetime.now():%H:%M:%S}  mqtt   {message.topic} = {text}{retained}", flush=True)
+
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="hikd-demo-watcher")
+    client.on_message = on_message
+    client.on_connect = lambda c, *_args: c.subscribe("hikd/#")
+    client.connect(host, port)
+    client.loop_start()
+    return client
+
+
 def drive(sim: Simulator, stop: threading.Event) -> None:
     device = sim.devices[0]
     for event_type, channel, state, pictures, pause in itertools.cycle(SCRIPT):
@@ -93,10 +123,13 @@ def demo(config_path: Path | None, duration: float = 0.0) -> int:
     device = config.devices[0]
     password = device.password.get_secret_value() if device.password else DEMO_PASSWORD
 
+    watcher = None
     if "mqtt" in config.sinks:
         reachable, where = broker_reachable(config)
         if reachable:
             print(f"MQTT: publishing to the broker on {where} (topic prefix hikd/)")
+            host, _, port = where.rpartition(":")
+            watcher = watch_mqtt(host, int(port))
         else:
             print(f"MQTT: no broker on {where}, so MQTT output is off (start mosquitto to see it)")
             config = config.model_copy(
@@ -131,4 +164,7 @@ def demo(config_path: Path | None, duration: float = 0.0) -> int:
         stop_driving.set()
         daemon.stop()
         sim.stop()
+        if watcher is not None:
+            watcher.loop_stop()
+            watcher.disconnect()
     return 0

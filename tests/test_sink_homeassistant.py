@@ -378,3 +378,22 @@ def test_hikd_itself_is_a_device_whose_connectivity_is_the_bridge_status() -> No
     assert health_config(D, facts).payload["state_topic"] == "hikd/hikd/health"
     assert device_block(facts) == {"identifiers": ["hikd"], "name": "hikd", "model": "hikd"}
     assert not DeviceFacts("hikd", serial="X").is_hikd
+
+
+def test_alarm_inputs_and_disks_are_sensors_of_their_own() -> None:
+    from hikd.events import DeviceRef, Event
+    from hikd.sinks.homeassistant import entity_name
+    from hikd.sinks.mqtt_topics import Topics, event_messages, where_of
+
+    device = DeviceRef("nvr", "SERIAL1")
+    io2 = Event(
+        kind="alarm", type="io", state="start", device=device, attributes={"alarm_input": 2}
+    )
+    io3 = Event(
+        kind="alarm", type="io", state="start", device=device, attributes={"alarm_input": 3}
+    )
+    assert where_of(io2) == "input2" and where_of(io3) == "input3"
+    topics = {m.topic for e in (io2, io3) for m in event_messages(Topics("hikd"), e)}
+    assert {"hikd/nvr/input2/io", "hikd/nvr/input3/io"} <= topics
+    facts = DeviceFacts(name="nvr", serial="SERIAL1")
+    assert entity_name(facts, "input2", "io") == "Alarm input 2 io"

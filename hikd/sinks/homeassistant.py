@@ -18,7 +18,16 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from hikd.events import Event
-from hikd.sinks.mqtt_topics import OFF, OFFLINE, ON, ONLINE, Message, Topics, channel_level
+from hikd.sinks.mqtt_topics import (
+    OFF,
+    OFFLINE,
+    ON,
+    ONLINE,
+    Message,
+    Topics,
+    Where,
+    channel_level,
+)
 
 MANUFACTURER = "Hikvision"
 
@@ -181,7 +190,7 @@ class DeviceFacts:
 class AlarmEntity:
     """One binary sensor: an alarm type on one channel (or on the device itself)."""
 
-    channel: int | None
+    channel: Where
     type: str
     pulse: bool = False
 
@@ -217,7 +226,7 @@ def slug(text: str) -> str:
     return _NOT_SLUG.sub("_", text.lower()).strip("_") or "device"
 
 
-def unique_id(facts: DeviceFacts, channel: int | None, type_: str) -> str:
+def unique_id(facts: DeviceFacts, channel: Where, type_: str) -> str:
     """``hikd_<serial>_<channel>_<type>``: stable across renames and restarts."""
     return safe_id(f"hikd_{facts.identifier}_{channel_level(channel)}_{type_}")
 
@@ -231,10 +240,14 @@ def type_words(type_: str) -> str:
     return words[:1].upper() + words[1:]
 
 
-def entity_name(facts: DeviceFacts, channel: int | None, type_: str) -> str:
+def entity_name(facts: DeviceFacts, channel: Where, type_: str) -> str:
     """The entity's own name; Home Assistant puts the device name in front of it."""
     if channel is None:
         return type_words(type_)
+    if isinstance(channel, str):  # "input2", "disk1"
+        kind, number = channel.rstrip("0123456789"), channel[len(channel.rstrip("0123456789")) :]
+        label = {"input": "Alarm input", "disk": "Disk"}.get(kind, kind.capitalize())
+        return f"{label} {number} {type_words(type_).lower()}"
     where = facts.channel_names.get(channel) or f"Channel {channel}"
     return f"{where} {type_words(type_).lower()}"
 
@@ -387,7 +400,7 @@ def device_configs(
 ) -> list[DiscoveryConfig]:
     """Every discovery config of one device: connectivity, health, then its alarms."""
     configs = [connectivity_config(d, facts, parent), health_config(d, facts, parent)]
-    seen: set[tuple[int | None, str]] = set()
+    seen: set[tuple[Where, str]] = set()
     for entity in entities:
         key = (entity.channel, entity.type)
         if entity.type in NOT_DISCOVERED or key in seen:

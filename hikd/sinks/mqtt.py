@@ -58,7 +58,9 @@ from hikd.sinks.mqtt_topics import (
     ONLINE,
     Message,
     Topics,
+    Where,
     event_messages,
+    where_of,
 )
 
 log = get_logger(__name__)
@@ -127,7 +129,7 @@ class MqttConfig(BaseModel):
         return self
 
 
-AlarmKey = tuple[str, int | None, str]
+AlarmKey = tuple[str, Where, str]
 
 
 @dataclass(slots=True)
@@ -552,7 +554,7 @@ class MqttSink:
             self.state.dirty = True
         new_states: list[AlarmKey] = []
         if event.kind == "alarm" and event.type not in NOT_DISCOVERED:
-            key = (name, event.channel, event.type)
+            key = (name, where_of(event), event.type)
             alarm = self.state.alarms.get(key)
             pulse = event.state == "pulse"
             value = ON if event.state == "start" else OFF
@@ -564,7 +566,7 @@ class MqttSink:
                     # The retained resting state; the pulse's own ON is not retained.
                     new_states.append(key)
                 if discovery and not announce_device:
-                    entity = AlarmEntity(event.channel, event.type, alarm.pulse)
+                    entity = AlarmEntity(where_of(event), event.type, alarm.pulse)
                     parent = self.state.find(device.facts.via)
                     messages.append(
                         alarm_config(self.discovery, device.facts, entity, parent).message()
@@ -582,7 +584,7 @@ class MqttSink:
         if not self.config.images:
             return []
         messages = []
-        topic = self.topics.image(event.device.name, event.channel, event.type)
+        topic = self.topics.image(event.device.name, where_of(event), event.type)
         for path in event.files:
             if not path.lower().endswith(_IMAGE_SUFFIXES):
                 continue

@@ -27,8 +27,24 @@ def topic_level(text: str) -> str:
     return cleaned or "_"
 
 
-def channel_level(channel: int | None) -> str:
-    """Events that belong to no channel (disk full, illegal access) live under ``device``."""
+Where = int | str | None
+"""Where on the device an alarm is: a video channel (int), an alarm input (``input2``), a
+disk (``disk1``), or the device itself (None)."""
+
+
+def where_of(event: Event) -> Where:
+    """Alarm inputs and disks have no video channel, but each is its own sensor."""
+    if event.channel is not None:
+        return event.channel
+    for key, prefix in (("alarm_input", "input"), ("disk", "disk")):
+        value = event.attributes.get(key)
+        if isinstance(value, int):
+            return f"{prefix}{value}"
+    return None
+
+
+def channel_level(channel: Where) -> str:
+    """Events that belong to no channel (illegal access, ...) live under ``device``."""
     return "device" if channel is None else str(channel)
 
 
@@ -57,10 +73,10 @@ class Topics:
     def health(self, device: str) -> str:
         return f"{self.prefix}/{topic_level(device)}/health"
 
-    def state(self, device: str, channel: int | None, type_: str) -> str:
+    def state(self, device: str, channel: Where, type_: str) -> str:
         return f"{self.prefix}/{topic_level(device)}/{channel_level(channel)}/{topic_level(type_)}"
 
-    def image(self, device: str, channel: int | None, type_: str) -> str:
+    def image(self, device: str, channel: Where, type_: str) -> str:
         return self.state(device, channel, type_) + "/image"
 
 
@@ -75,7 +91,7 @@ def event_messages(topics: Topics, event: Event) -> list[Message]:
     as_json = event.to_json().encode()
     messages = [Message(topics.events(device), as_json, retain=False)]
     if event.kind == "alarm":
-        topic = topics.state(device, event.channel, event.type)
+        topic = topics.state(device, where_of(event), event.type)
         if event.state == "start":
             messages.append(Message(topic, ON.encode(), retain=True))
         elif event.state == "stop":

@@ -69,6 +69,7 @@ _INT_FIELDS = frozenset(
     }
 )
 _FLOAT_FIELDS = frozenset({"X", "Y", "x", "y", "width", "height"})
+_NUMERIC_FIELDS = _INT_FIELDS | _FLOAT_FIELDS
 _CHANNEL_FIELDS = ("channelID", "dynChannelID", "videoInputChannelID", "dynVideoInputChannelID")
 _INPUT_FIELDS = ("inputIOPortID", "dynInputIOPortID")
 _RENAMES = {"macAddress": "mac", "portNo": "port", "hddID": "disk"}
@@ -113,7 +114,7 @@ def _decode_body(
     text = _text(body)
     try:
         if raw.data_type == DATA_XML:
-            if _DOCTYPE.search(body):
+            if b"<!" in body and _DOCTYPE.search(body):
                 raise MalformedBody("XML with a DOCTYPE or ENTITY declaration is refused")
             alerts = _xml_alerts(text)
         else:
@@ -170,17 +171,46 @@ def _local(tag: Any) -> str:
     return tag.rsplit("}", 1)[-1]
 
 
+# Element names repeat in every alert: remember what each tag and each name maps to rather
+# than splitting and snake-casing them again (bounded, since a body can invent names).
+_CACHE_MAX = 4096
+_local_names: dict[Any, str] = {}
+_keys: dict[str, str] = {}
+
+
+def _local_cached(tag: Any) -> str:
+    name = _local(tag)
+    if isinstance(tag, str) and len(_local_names) < _CACHE_MAX:
+        _local_names[tag] = name
+    return name
+
+
+def _key(name: str) -> str:
+    """The attribute name of an alert field: renamed, else snake_case."""
+    key = _RENAMES.get(name) or snake(name) or "value"
+    if len(_keys) < _CACHE_MAX:
+        _keys[name] = key
+    return key
+
+
 def _xml_dict(el: ET.Element, depth: int) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if depth > _MAX_DEPTH:
         return {"_truncated": True}
+    names = _local_names
     for child in el:
-        name = _local(child.tag)
+        tag = child.tag
+        name = names.get(tag) or _local_cached(tag)
         if not name:
             continue
-        value: Any = (
-            _xml_dict(child, depth + 1) if len(child) else _leaf(name, (child.text or "").strip())
-        )
+        value: Any
+        if len(child):
+            value = _xml_dict(child, depth + 1)
+        else:
+            text = child.text
+            value = text.strip() if text else ""
+            if name in _NUMERIC_FIELDS:
+                value = _leaf(name, value)
         if name in out:
             if not isinstance(out[name], list):
                 out[name] = [out[name]]
@@ -378,35 +408,49 @@ def _attributes(alert: dict[str, Any]) -> dict[str, Any]:
 def _flatten(node: dict[str, Any], out: dict[str, Any], parent: str, depth: int) -> None:
     # Leaves first, so a top-level field keeps the plain name over a nested one.
     nested: list[tuple[str, Any]] = []
+    keys = _keys
     for name, value in node.items():
         if depth == 0 and name in _STRUCTURED:
             continue
-        key = _RENAMES.get(name) or snake(name) or "value"
+        key = keys.get(name) or _key(name)
         if isinstance(value, (dict, list)):
             nested.append((key, value))
             continue
-        if key in out and parent:
+        if parent and key in out:
             key = f"{parent}_{key}"
-        out.setdefault(key, _leaf(name, value))
+        if key not in out:
+            out[key] = _leaf(name, value) if name in _NUMERIC_FIELDS else value
     for key, value in nested:
         if isinstance(value, dict) and depth < _MAX_DEPTH:
             _flatten(value, out, key, depth + 1)
         else:
-            if key in out and parent:
+            if parent and key in out:
                 key = f"{parent}_{key}"
-            out.setdefault(key, _snake_tree(value, depth + 1))
+            if key not in out:
+                out[key] = _snake_tree(value, depth + 1)
 
 
 def _snake_tree(value: Any, depth: int) -> Any:
+    """`value` with snake_case keys and numeric leaves, cut off below `_MAX_DEPTH`."""
     if depth > _MAX_DEPTH:
         return "<truncated>"
+    inner = depth + 1
     if isinstance(value, dict):
-        return {
-            (_RENAMES.get(k) or snake(k) or "value"): _leaf(k, _snake_tree(v, depth + 1))
-            for k, v in value.items()
-        }
+        keys = _keys
+        if inner > _MAX_DEPTH:
+            return {(keys.get(k) or _key(k)): "<truncated>" for k in value}
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            if isinstance(v, (dict, list)):
+                v = _snake_tree(v, inner)
+            elif k in _NUMERIC_FIELDS:
+                v = _leaf(k, v)
+            out[keys.get(k) or _key(k)] = v
+        return out
     if isinstance(value, list):
-        return [_snake_tree(v, depth + 1) for v in value]
+        if inner > _MAX_DEPTH:
+            return ["<truncated>"] * len(value)
+        return [_snake_tree(v, inner) if isinstance(v, (dict, list)) else v for v in value]
     return value
 
 
