@@ -156,7 +156,8 @@ def floor_run(ports: list[int], rate: int, seconds: float) -> dict[str, Any]:
         data = ffi.cast("NET_DVR_ALARM_ISAPI_INFO *", info)
         arrivals.append((now, ffi.buffer(data.pAlarmData, data.dwAlarmDataLen)[:]))
 
-    callback = ffi.callback("void(int, NET_DVR_ALARMER *, char *, unsigned int, void *)", on_message)
+    signature = "void(int, NET_DVR_ALARMER *, char *, unsigned int, void *)"
+    callback = ffi.callback(signature, on_message)
     sdk.lib.NET_DVR_SetDVRMessageCallBack_V30(callback, ffi.NULL)
     users, handles = [], []
     for port in ports:
