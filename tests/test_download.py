@@ -30,8 +30,20 @@ from hikd.sim.config import RecordingPlan
 from hikd.state import StateStore
 from tests.support import device_config, wait_for
 
-# 60 s recordings of 4 kB/s on channel 1 only: each stream is ~240 kB.
-PLAN = RecordingPlan(per_channel=3, segment_s=60, bytes_per_second=4000, channels=[1])
+
+def plan(**changes: Any) -> RecordingPlan:
+    """Three 60 s recordings of 4 kB/s (streams of ~240 kB) on channel 1 only, the last
+    one still being written: it started 10 minutes ago and ends at the device's "now"."""
+    values: dict[str, Any] = {
+        "per_channel": 3,
+        "segment_s": 60,
+        "bytes_per_second": 4000,
+        "channels": [1],
+        "end": datetime.now(UTC).replace(tzinfo=None, microsecond=0) - timedelta(minutes=10),
+    }
+    values.update(changes)
+    return RecordingPlan(**values)
+
 
 Login = Callable[..., DeviceSession]
 
@@ -65,9 +77,7 @@ def download_job(name: str = "rec", **options: Any) -> dict[str, Any]:
         "stall_timeout_s": 1,
         "retry_backoff_s": 0.2,
         "parallel": 3,
-        # The simulator's last finished recording ends the second before it started, and
-        # its open one ends in the future: no margin needed to tell them apart.
-        "open_margin_s": 0,
+        "open_margin_s": 60,
     }
     job.update(options)
     return job
@@ -80,7 +90,7 @@ def stem(start: datetime, end: datetime) -> str:
 def test_a_scheduled_download_fetches_each_finished_recording_once(
     start_sim: Callable[..., Simulator], login: Login, tmp_path: Path
 ) -> None:
-    sim = start_sim(SimDeviceConfig(name="nvr", recordings=PLAN))
+    sim = start_sim(SimDeviceConfig(name="nvr", recordings=plan()))
     device = sim.devices[0]
     session = login(sim)
     folder = tmp_path / "out" / "rec" / "nvr" / "1"
@@ -147,8 +157,7 @@ def test_a_scheduled_download_fetches_each_finished_recording_once(
 def test_a_restart_in_the_middle_of_a_window_fetches_only_the_rest(
     start_sim: Callable[..., Simulator], login: Login, tmp_path: Path
 ) -> None:
-    plan = PLAN.model_copy(update={"still_recording": False})
-    sim = start_sim(SimDeviceConfig(name="nvr", recordings=plan))
+    sim = start_sim(SimDeviceConfig(name="nvr", recordings=plan(still_recording=False)))
     device = sim.devices[0]
     session = login(sim)
     recordings = device.recording_list(1)
@@ -207,10 +216,10 @@ def test_a_restart_in_the_middle_of_a_window_fetches_only_the_rest(
 def test_a_cut_stream_is_detected_retried_and_never_left_under_a_final_name(
     start_sim: Callable[..., Simulator], login: Login, tmp_path: Path
 ) -> None:
-    plan = PLAN.model_copy(update={"per_channel": 2})  # one finished, one open
+    two = plan(per_channel=2)  # one finished, one open
     sim = start_sim(
-        SimDeviceConfig(name="once", recordings=plan),
-        SimDeviceConfig(name="always", recordings=plan),
+        SimDeviceConfig(name="once", recordings=two),
+        SimDeviceConfig(name="always", recordings=two),
     )
     once, always = sim.devices
     for dev in (once, always):
@@ -267,7 +276,7 @@ def test_a_cut_stream_is_detected_retried_and_never_left_under_a_final_name(
 def test_stopping_hikd_cancels_a_download_and_removes_its_part_file(
     start_sim: Callable[..., Simulator], login: Login, tmp_path: Path
 ) -> None:
-    sim = start_sim(SimDeviceConfig(name="nvr", recordings=PLAN))
+    sim = start_sim(SimDeviceConfig(name="nvr", recordings=plan()))
     device = sim.devices[0]
     device.rtsp.knobs.bytes_per_second = 20_000  # a slow device: ~12 s per recording
     session = login(sim)
@@ -298,8 +307,8 @@ def test_stopping_hikd_cancels_a_download_and_removes_its_part_file(
 
 
 def test_search_lists_4500_recordings(start_sim: Callable[..., Simulator], login: Login) -> None:
-    plan = RecordingPlan(per_channel=4500, segment_s=60, bytes_per_second=1, channels=[1])
-    sim = start_sim(SimDeviceConfig(name="nvr", recordings=plan))
+    many = RecordingPlan(per_channel=4500, segment_s=60, bytes_per_second=1, channels=[1])
+    sim = start_sim(SimDeviceConfig(name="nvr", recordings=many))
     device = sim.devices[0]
     session = login(sim)
     now = datetime.now(UTC)

@@ -21,7 +21,7 @@ from hikd.sdk.library import Library
 from hikd.session import DeviceSession
 from hikd.sim import SimDeviceConfig, Simulator
 from hikd.state import StateStore
-from tests.standin.fixtures import Events, job_context
+from tests.standin.jobs import Events, job_context
 from tests.support import device_config, wait_for
 
 pytest_plugins = ["tests.standin.fixtures"]
