@@ -136,6 +136,7 @@ def hikd_sessions(ports: list[int], arm: bool) -> dict[str, float]:
             time.sleep(0.005)
     ready_s = time.perf_counter() - start
     rss = rss_mb()
+    threads = len(os.listdir("/proc/self/task"))
     start = time.perf_counter()
     late = close_sessions(sessions, timeout_s=5.0)
     shutdown_s = time.perf_counter() - start
@@ -145,7 +146,7 @@ def hikd_sessions(ports: list[int], arm: bool) -> dict[str, float]:
         "rss_after_init_mb": base,
         "shutdown_s": shutdown_s,
         "late": late,
-        "threads": len(os.listdir("/proc/self/task")),
+        "threads": threads,
     }
 
 

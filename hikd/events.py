@@ -45,6 +45,10 @@ def new_event_id() -> str:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
+# One encoder for every event (json.dumps with options builds a new one per call).
+_encode = json.JSONEncoder(separators=(",", ":"), default=str).encode
+
+
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -74,6 +78,9 @@ class Event:
     raw: dict[str, Any] | None = None
     files: tuple[str, ...] = ()
     id: str = field(default_factory=new_event_id)
+    _json: str | None = field(default=None, init=False, repr=False, compare=False)
+    """`to_json()`'s text, made once: the outbox stores it and sinks send the same text
+    (an Event is immutable once built, so it cannot go stale)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -91,7 +98,11 @@ class Event:
         }
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), separators=(",", ":"), default=str)
+        text = self._json
+        if text is None:
+            text = _encode(self.to_dict())
+            object.__setattr__(self, "_json", text)
+        return text
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Event:
@@ -113,6 +124,14 @@ class Event:
     @classmethod
     def from_json(cls, text: str | bytes) -> Event:
         return cls.from_dict(json.loads(text))
+
+    @classmethod
+    def from_stored_json(cls, text: str) -> Event:
+        """`from_json` for text that `to_json()` wrote (the outbox's rows): the event keeps
+        `text` as its own JSON, so sinks send the stored text without encoding again."""
+        event = cls.from_dict(json.loads(text))
+        object.__setattr__(event, "_json", text)
+        return event
 
 
 def health(device: DeviceRef, type_: str, state: State = "pulse", **attributes: Any) -> Event:

@@ -452,7 +452,8 @@ class Outbox:
 
 def _decode(seq: int, body: bytes) -> Event:
     try:
-        return Event.from_json(body)
+        # The row is what `to_json()` wrote: the event keeps it, so sinks send it as is.
+        return Event.from_stored_json(body.decode() if isinstance(body, bytes) else body)
     except (ValueError, KeyError, TypeError, AttributeError) as e:
         # A row this hikd cannot read must not wedge delivery, nor vanish silently.
         log.error(

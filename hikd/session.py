@@ -153,6 +153,11 @@ class DeviceSession:
                 self._unreachable(exc, delay)
                 self._sleep(delay)
                 continue
+            except Exception:
+                # A bug, not the device: say so loudly, and keep the session alive.
+                log.exception("unexpected error while logging in", device=self.name)
+                self._sleep(next(delays))
+                continue
             delays = backoff_delays(
                 self.config.reconnect_min_s, self.config.reconnect_max_s, self._rng
             )
@@ -197,7 +202,7 @@ class DeviceSession:
         """Model and firmware are not in DEVICEINFO_V40: ask /ISAPI/System/deviceInfo.
         Best effort: older private-protocol devices may not answer it."""
         try:
-            reply = self.isapi("GET", "/ISAPI/System/deviceInfo", timeout_ms=3000)
+            reply = self.isapi("GET", "/ISAPI/System/deviceInfo", timeout_ms=3000, buffer=16 * 1024)
         except SdkError:
             return
         self.model = text_of(reply.body, "model")
@@ -240,11 +245,20 @@ class DeviceSession:
             self._went_offline("the library could not log in again")
 
     # -- pass-through ------------------------------------------------------------------
-    def isapi(self, method: str, url: str, body: bytes = b"", timeout_ms: int = 5000) -> IsapiReply:
+    def isapi(
+        self,
+        method: str,
+        url: str,
+        body: bytes = b"",
+        timeout_ms: int = 5000,
+        buffer: int = 256 * 1024,
+    ) -> IsapiReply:
+        """Any ISAPI request through the session; ``buffer`` is the first reply buffer
+        (a GET is repeated with a larger one when the reply does not fit)."""
         user_id = self.user_id
         if user_id is None:
             raise SdkError(3, "not logged in")
-        return std_xml_config(self.sdk, user_id, method, url, body, timeout_ms)
+        return std_xml_config(self.sdk, user_id, method, url, body, timeout_ms, buffer)
 
     # -- state and reporting -----------------------------------------------------------
     def _set_state(self, state: SessionState) -> None:

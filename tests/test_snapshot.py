@@ -7,6 +7,7 @@ exactly what the device served.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -102,23 +103,26 @@ def _alarm(state: str, channel: int | None = 2, type_: str = "motion") -> Event:
 
 
 def test_an_alarm_start_gets_a_snapshot_of_its_channel(
-    nvr: tuple[Simulator, DeviceSession], tmp_path: Path
+    nvr: tuple[Simulator, DeviceSession], state_store: StateStore, tmp_path: Path
 ) -> None:
     sim, session = nvr
     published = Events()
-    recorder = SnapshotRecorder(
-        lambda: {"nvr": session}, published, tmp_path, alarm_types=["motion"]
+    # The scheduler's side of an event-driven kind: start_recorder, on_event, close.
+    job = SnapshotJob(SnapshotConfig(on_alarm=True, alarm_types=["motion"]))
+    stop = threading.Event()
+    recorder = job.start_recorder(
+        "alarm-pictures", lambda: {"nvr": session}, published, state_store, tmp_path, None, stop
     )
-    recorder.start()
+    assert recorder is not None
     try:
         start = _alarm("start")
-        recorder.on_event(_alarm("stop"))
-        recorder.on_event(_alarm("start", type_="tamper"))  # not a configured type
-        recorder.on_event(Event(kind="health", type="online", state="pulse", device=start.device))
-        recorder.on_event(start)
+        job.on_event(_alarm("stop"))
+        job.on_event(_alarm("start", type_="tamper"))  # not a configured type
+        job.on_event(Event(kind="health", type="online", state="pulse", device=start.device))
+        job.on_event(start)
         assert wait_for(lambda: len(published) == 1)
     finally:
-        recorder.stop()
+        job.close(5.0)
     (event,) = published
     assert event.kind == "file" and event.type == "snapshot" and event.channel == 2
     assert event.attributes["alarm_id"] == start.id
@@ -126,6 +130,14 @@ def test_an_alarm_start_gets_a_snapshot_of_its_channel(
     assert path == tmp_path / "nvr" / "2024-05-01" / f"{start.id}-ch2.jpg"
     assert path.read_bytes() == sim.devices[0].snapshot(2)
     assert recorder.taken == 1 and recorder.failed == 0
+
+
+def test_without_on_alarm_there_is_no_recorder(state_store: StateStore, tmp_path: Path) -> None:
+    job = SnapshotJob(SnapshotConfig())
+    stop = threading.Event()
+    assert job.start_recorder("j", dict, Events(), state_store, tmp_path, None, stop) is None
+    job.on_event(_alarm("start"))  # ignored
+    job.close(1.0)
 
 
 def test_on_event_returns_at_once_and_a_full_queue_drops_the_oldest(tmp_path: Path) -> None:

@@ -200,7 +200,10 @@ class ClipRecorder:
             except (KeyError, TypeError, ValueError):
                 self.state.delete(self.job, key)
                 continue
-            self._pending[request.alarm_id] = request
+            # Left from before a restart (maybe postponed while the device was offline):
+            # try again as soon as the footage can exist.
+            first_due = request.end.timestamp() + self.config.margin_s
+            self._pending[request.alarm_id] = replace(request, due=min(request.due, first_due))
         if self._pending:
             log.info("clips still to fetch from before", job=self.job, count=len(self._pending))
         self._thread = threading.Thread(target=self._loop, name=f"clips-{self.job}", daemon=True)

@@ -5,7 +5,7 @@ Each run exports the file (`hikd.capabilities.config_export`: GetConfigFile_V30 
 sessions, ``/ISAPI/System/configurationData`` on ISAPI ones) and compares its SHA-256 with
 the last stored export's (state database). A new one is written as::
 
-    <output>/<device>/<UTC time>.bin
+    <output>/<device>/<UTC time>.bin        e.g. 20240501T100000.123456Z.bin
 
 through a temporary name, and announced with a file event (type ``config_backup``,
 attributes ``sha256``, ``size``, ``path``). Retention keeps the newest ``keep`` files and
@@ -50,10 +50,11 @@ class ConfigBackupConfig(BaseModel):
 def store_export(folder: Path, data: bytes, when: datetime) -> Path:
     """Write ``data`` as ``<UTC time>.bin`` in ``folder`` through a temporary name."""
     folder.mkdir(parents=True, exist_ok=True)
-    stem = when.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+    # Microseconds: two exports within a second still sort in the order they were taken.
+    stem = when.astimezone(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
     path = folder / f"{stem}{SUFFIX}"
     n = 1
-    while path.exists():  # two changed exports within one second
+    while path.exists():
         path = folder / f"{stem}-{n}{SUFFIX}"
         n += 1
     part = folder / f".{path.name}.part"

@@ -16,8 +16,9 @@ without any SDK call (the call would speak the private protocol to the HTTP port
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 import structlog
 from pydantic import BaseModel, ConfigDict, Field
@@ -54,10 +55,11 @@ class DeviceBackupConfig(BaseModel):
     poll_s: Annotated[float, Field(gt=0)] = 2.0
 
 
+@dataclass(frozen=True, slots=True)
 class BackupOutcome:
-    def __init__(self, state: BackupState | None, reason: str) -> None:
-        self.state = state
-        self.reason = reason
+    state: BackupState | None
+    """The last state the device reported; None when the backup never started."""
+    reason: str
 
     @property
     def ok(self) -> bool:
@@ -187,10 +189,14 @@ class DeviceBackupJob:
 
 
 def _event(
-    session: DeviceSession, kind: str, type_: str, channel: int, attributes: dict[str, Any]
+    session: DeviceSession,
+    kind: Literal["file", "health"],
+    type_: str,
+    channel: int,
+    attributes: dict[str, Any],
 ) -> Event:
     return Event(
-        kind="file" if kind == "file" else "health",
+        kind=kind,
         type=type_,
         state="pulse",
         device=session.device,

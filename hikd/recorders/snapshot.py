@@ -33,6 +33,7 @@ from hikd.sdk.errors import SdkError
 
 if TYPE_CHECKING:
     from hikd.session import DeviceSession
+    from hikd.state import StateStore
 
 log = structlog.get_logger("hikd.recorders.snapshot")
 
@@ -95,14 +96,46 @@ def _device_now(session: DeviceSession) -> datetime:
 
 
 class SnapshotJob:
-    """Kind ``snapshot``: one picture per channel each run."""
+    """Kind ``snapshot``: one picture per channel each run (cron/interval_s), and with
+    ``on_alarm`` one of an alarm's channel when it starts (the scheduler starts the
+    `SnapshotRecorder` and feeds it every event)."""
 
     kind: ClassVar[str] = "snapshot"
     Config: ClassVar[type[BaseModel]] = SnapshotConfig
+    event_driven: ClassVar[bool] = True
+    """May run on events: the scheduler then accepts a job without a schedule."""
 
     def __init__(self, config: BaseModel) -> None:
         assert isinstance(config, SnapshotConfig)
         self.config = config
+        self.recorder: SnapshotRecorder | None = None
+
+    def start_recorder(
+        self,
+        job: str,
+        sessions: Callable[[], Mapping[str, DeviceSession]],
+        publish: Publish,
+        state: StateStore,
+        output_dir: Path,
+        devices: list[str] | None,
+        stop: threading.Event,
+    ) -> SnapshotRecorder | None:
+        """Called by the scheduler at start; only ``on_alarm`` jobs get a recorder."""
+        if not self.config.on_alarm:
+            return None
+        self.recorder = SnapshotRecorder.from_config(
+            self.config, sessions, publish, output_dir, devices
+        )
+        self.recorder.start()
+        return self.recorder
+
+    def on_event(self, event: Event) -> None:
+        if self.recorder is not None:
+            self.recorder.on_event(event)
+
+    def close(self, timeout: float) -> None:
+        if self.recorder is not None:
+            self.recorder.stop(timeout)
 
     def run(self, ctx: JobContext) -> JobResult:
         session = ctx.session

@@ -3,7 +3,7 @@
 
 GetDeviceConfig is a batch call: its BOOL only says "not everything failed"; each item
 has its own status in lpStatusList (0 or 1 = success, anything else an error code,
-seed 5.23.5). Over an ISAPI login the library returns TRUE with status 189 and an
+seed 5.31.1). Over an ISAPI login the library returns TRUE with status 189 and an
 all-zero struct, sends nothing, and a caller that trusts the BOOL sees a healthy device
 with no disks and no channels (sdk-over-isapi.md part 2 c). So the status is checked
 first, and the zeros are never read as a state.

@@ -223,8 +223,11 @@ def _xml_dict(el: ET.Element, depth: int) -> dict[str, Any]:
 def _leaf(name: str, value: Any) -> Any:
     if not isinstance(value, str):
         return value
-    if name in _INT_FIELDS and _INT.match(value):
-        return int(value)
+    if name in _INT_FIELDS:
+        # Plain digits are what devices send: skip the regex for them.
+        if (value.isdecimal() and len(value) <= 19) or _INT.match(value):
+            return int(value)
+        return value
     if name in _FLOAT_FIELDS and _FLOAT.match(value):
         number = float(value)
         return number if math.isfinite(number) else value

@@ -1,0 +1,163 @@
+"""``hikd jobs``, ``hikd search`` and ``hikd download`` as a user runs them: a process with
+a config file, against hikd.sim, through the real library."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from hikd.sim import SimDeviceConfig, Simulator
+from hikd.sim.config import RecordingPlan
+
+# The sub-commands as hikd's main parser mounts them (add_parsers + dispatch).
+RUNNER = """
+import argparse, sys
+from hikd.errors import UserError
+from hikd.recorders_cli import add_parsers, dispatch
+parser = argparse.ArgumentParser(prog="hikd")
+add_parsers(parser.add_subparsers(dest="command"))
+try:
+    sys.exit(dispatch(parser.parse_args(sys.argv[1:])))
+except UserError as exc:
+    print(f"hikd: {exc}", file=sys.stderr)
+    sys.exit(exc.exit_code)
+"""
+
+
+def hikd(*args: str, config: Path, sim: Simulator) -> subprocess.CompletedProcess[str]:
+    password = sim.devices[0].config.password
+    env = {**os.environ, "HIKD_PASSWORD_NVR": password, "HIKD_CONFIG": str(config)}
+    return subprocess.run(
+        [sys.executable, "-c", RUNNER, *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        cwd=config.parent,
+    )
+
+
+def write_config(tmp_path: Path, sim: Simulator) -> Path:
+    dev = sim.devices[0]
+    config = tmp_path / "hikd.toml"
+    config.write_text(
+        f"""
+[daemon]
+state_dir = "{tmp_path / "state"}"
+
+[[devices]]
+name = "nvr"
+host = "127.0.0.1"
+port = {dev.port}
+
+[[jobs]]
+name = "nightly"
+kind = "download"
+cron = "30 3 * * *"
+channels = [1]
+
+[[jobs]]
+name = "quiet"
+kind = "download"
+interval_s = 3600
+channels = [2]
+devices = ["nvr"]
+"""
+    )
+    return config
+
+
+def test_search_prints_one_row_per_recording(
+    start_sim: Callable[..., Simulator], tmp_path: Path
+) -> None:
+    plan = RecordingPlan(per_channel=50, segment_s=60, channels=[1])
+    sim = start_sim(SimDeviceConfig(name="nvr", recordings=plan))
+    config = write_config(tmp_path, sim)
+    args = ("search", "--device", "nvr", "--channel", "1", "--from", "2000-01-01")
+    result = hikd(*args, config=config, sim=sim)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["start", "end", "size", "name"]
+    recordings = sim.devices[0].recording_list(1)
+    assert len(lines) == 1 + 50 + 1
+    first = recordings[0]
+    assert lines[1].split()[:2] == [
+        first.start.strftime("%Y-%m-%d"),
+        first.start.strftime("%H:%M:%S"),
+    ]
+    assert lines[1].split()[-1] == first.name
+    assert lines[-1].startswith("50 recordings, ")
+
+    for args, message in [
+        (("--channel", "9", "--from", "2000-01-01"), "has no channel 9"),
+        (("--channel", "1", "--from", "yesterday"), "'yesterday' is not a time"),
+        (("--channel", "1", "--from", "2030-01-01", "--to", "2020-01-01"), "--to is before"),
+    ]:
+        bad = hikd("search", "--device", "nvr", *args, config=config, sim=sim)
+        assert bad.returncode == 1 and message in bad.stderr, bad.stderr
+        assert "Traceback" not in bad.stderr
+    ghost = hikd("search", "-d", "ghost", "-n", "1", "--from", "2000-01-01", config=config, sim=sim)
+    assert ghost.returncode == 1 and "no device named 'ghost'" in ghost.stderr
+
+
+def test_download_fetches_then_resumes_with_what_is_missing(
+    start_sim: Callable[..., Simulator], tmp_path: Path
+) -> None:
+    plan = RecordingPlan(
+        per_channel=3, segment_s=60, gap_s=120, bytes_per_second=4000, channels=[1]
+    )
+    sim = start_sim(SimDeviceConfig(name="nvr", recordings=plan))
+    device = sim.devices[0]
+    config = write_config(tmp_path, sim)
+    out = tmp_path / "videos"
+    args = ("download", "-d", "nvr", "-n", "1", "--from", "2000-01-01", "--output", str(out))
+    first = hikd(*args, config=config, sim=sim)
+    assert first.returncode == 0, first.stderr
+    folder = out / "nvr" / "1"
+    finished = [r for r in device.recording_list(1) if not r.open]
+    names = sorted(f"{r.start:%Y%m%dT%H%M%S}_{r.end:%Y%m%dT%H%M%S}.ps" for r in finished)
+    assert sorted(p.name for p in folder.iterdir()) == names
+    assert first.stdout.count("saved ") == 2
+    assert "2 downloaded, 0 already there, 0 failed" in first.stdout
+    assert "still being recorded" in first.stderr  # the open one is left out, and said so
+    streams = device.rtsp.stats.streams_started
+
+    # One file lost (or never finished): the next run fetches only that one.
+    (folder / names[0]).unlink()
+    (folder / names[1].replace(".ps", ".part")).write_bytes(b"left by a crash")
+    second = hikd(*args, config=config, sim=sim)
+    assert second.returncode == 0, second.stderr
+    assert "1 downloaded, 1 already there, 0 failed" in second.stdout
+    assert device.rtsp.stats.streams_started == streams + 1
+    assert sorted(p.name for p in folder.iterdir()) == [*names, names[1].replace(".ps", ".part")]
+
+
+def test_jobs_lists_next_and_last_runs_and_runs_one_on_demand(
+    start_sim: Callable[..., Simulator], tmp_path: Path
+) -> None:
+    sim = start_sim(SimDeviceConfig(name="nvr", recordings=RecordingPlan(channels=[1])))
+    config = write_config(tmp_path, sim)
+    listed = hikd("jobs", config=config, sim=sim)
+    assert listed.returncode == 0, listed.stderr
+    header, nightly, quiet = listed.stdout.splitlines()
+    assert header.split()[:4] == ["name", "kind", "devices", "schedule"]
+    assert nightly.startswith("nightly") and "cron 30 3 * * *" in nightly
+    assert nightly.rstrip().endswith("never ran") and quiet.rstrip().endswith("never ran")
+
+    ran = hikd("jobs", "--run", "quiet", config=config, sim=sim)
+    assert ran.returncode == 0, ran.stderr + ran.stdout
+    assert "quiet on nvr: ok: 0 recordings" in ran.stdout
+    listed = hikd("jobs", config=config, sim=sim)
+    quiet_row = listed.stdout.splitlines()[2]
+    assert "ok: 0 recordings" in quiet_row
+
+    unknown = hikd("jobs", "--run", "nope", config=config, sim=sim)
+    assert unknown.returncode == 1 and "no job named 'nope'" in unknown.stderr
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[[jobs]]\nname = "x"\nkind = "download"\ninterval_s = 5\nwindow_h = -1\n')
+    broken = hikd("jobs", "--config", str(bad), config=config, sim=sim)
+    assert broken.returncode == 1 and "jobs.0.window_h" in broken.stderr
