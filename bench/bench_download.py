@@ -281,8 +281,8 @@ def main() -> None:
     proc.start()
     info = parent.recv()
 
-    from hikd.config import DeviceConfig
     from hikd.capabilities.download import search_recordings
+    from hikd.config import DeviceConfig
     from hikd.sdk.library import Library
     from hikd.session import DeviceSession
 
@@ -337,7 +337,8 @@ def main() -> None:
         print(f"search, median of {args.rounds}")
         print(f"  bare FindFile loop:   {bare_s:.3f} s  {n_bare} recordings")
         print(
-            f"  hikd search:          {hikd_s:.3f} s  {n_hikd} recordings  ratio {hikd_s / bare_s:.2f}x"
+            f"  hikd search:          {hikd_s:.3f} s  {n_hikd} recordings  "
+            f"ratio {hikd_s / bare_s:.2f}x"
         )
     finally:
         for session in sessions:

@@ -26,6 +26,7 @@ import structlog
 
 from hikd.events import DeviceRef, Event, health
 from hikd.isapi_xml import text_of
+from hikd.sdk.constants import EXCEPTION_EXCHANGE, EXCEPTION_RELOGIN_FAILED, RELOGIN_SUCCESS
 from hikd.sdk.errors import AuthError, SdkError
 from hikd.sdk.login import DeviceFacts, LoginFailureDetails, check_user_status, login, logout
 from hikd.sdk.passthrough import IsapiReply, std_xml_config
@@ -37,12 +38,6 @@ if TYPE_CHECKING:
 log = structlog.get_logger("hikd.session")
 
 SessionState = Literal["starting", "online", "offline", "auth_failed", "stopped"]
-
-# Exception callback types (HCNetSDK.h, seed 5.2.12) that say something about the session.
-EXCEPTION_EXCHANGE = 0x8000  # the session heartbeat failed
-EXCEPTION_RELOGIN = 0x8040
-RELOGIN_SUCCESS = 0x8041
-EXCEPTION_RELOGIN_FAILED = 0x8044
 
 # Only so many logins run at once: a burst of 256 logins at start-up is fine for the
 # library but not for a small NVR's web server.

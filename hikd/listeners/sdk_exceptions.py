@@ -17,20 +17,22 @@ from collections.abc import Callable
 import structlog
 
 from hikd.events import Event, health
+from hikd.sdk.constants import (
+    ALARM_RECONNECTSUCCESS,
+    EXCEPTION_ALARM,
+    EXCEPTION_ALARM_RECONNECT_CLOSED,
+    EXCEPTION_ALARMRECONNECT,
+    EXCEPTION_EXCHANGE,
+    EXCEPTION_LOST_ALARM,
+    EXCEPTION_MAX_ALARM_INFO,
+    EXCEPTION_RELOGIN,
+    EXCEPTION_RELOGIN_FAILED,
+    RELOGIN_SUCCESS,
+)
 from hikd.session import DeviceSession
 
 log = structlog.get_logger("hikd.sdk")
 
-EXCEPTION_EXCHANGE = 0x8000
-EXCEPTION_ALARM = 0x8002
-EXCEPTION_ALARMRECONNECT = 0x8006
-ALARM_RECONNECTSUCCESS = 0x8016
-EXCEPTION_MAX_ALARM_INFO = 0x8022
-EXCEPTION_LOST_ALARM = 0x8023
-EXCEPTION_RELOGIN = 0x8040
-RELOGIN_SUCCESS = 0x8041
-EXCEPTION_RELOGIN_FAILED = 0x8044
-EXCEPTION_ALARM_RECONNECT_CLOSED = 0x8046
 
 # Health event type per exception code; the state says whether it starts or ends trouble.
 _HEALTH: dict[int, tuple[str, str]] = {

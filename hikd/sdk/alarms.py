@@ -14,11 +14,10 @@ from typing import Any, Literal
 
 from hikd.listeners.raw import RawAlarm, RawPicture
 from hikd.sdk.alarm_types import CHANNEL_TYPES, DISK_TYPES, IO_TYPES
+from hikd.sdk.constants import COMM_ALARM_V40, COMM_ISAPI_ALARM
 from hikd.sdk.ffi import ffi
 from hikd.sdk.library import Library
 
-COMM_ISAPI_ALARM = 0x6009
-COMM_ALARM_V40 = 0x4007
 _V40_SIZE = 168  # sizeof(NET_DVR_ALARMINFO_V40), checked by the ABI test
 _V40_LIST_MAX = 4096
 _ALARMER_SIZE = 372  # sizeof(NET_DVR_ALARMER), checked by the ABI test

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
+from hikd.sdk.constants import NET_DVR_CHECK_USER_STATUS
 from hikd.sdk.convert import cstr
 from hikd.sdk.ffi import ffi
 from hikd.sdk.library import Library
@@ -138,11 +139,7 @@ def _set(field: Any, value: str, what: str) -> None:
     ffi.memmove(field, data + b"\0", len(data) + 1)
 
 
-# RemoteControl command NET_DVR_CHECK_USER_STATUS (seed 5.31): a session heartbeat.
-CHECK_USER_STATUS = 20005
-
-
 def check_user_status(sdk: Library, user_id: int) -> None:
     """Raise when the session is dead. Over ISAPI: PUT sessionHeartbeat; on a 401 the
     library re-logs in by itself and succeeds (sdk-over-isapi.md part 2 §c)."""
-    sdk.check(sdk.lib.NET_DVR_RemoteControl(user_id, CHECK_USER_STATUS, ffi.NULL, 0))
+    sdk.check(sdk.lib.NET_DVR_RemoteControl(user_id, NET_DVR_CHECK_USER_STATUS, ffi.NULL, 0))

@@ -209,7 +209,10 @@ def _xml_dict(el: ET.Element, depth: int) -> dict[str, Any]:
         else:
             text = child.text
             value = text.strip() if text else ""
-            if name in _NUMERIC_FIELDS:
+            if name in _INT_FIELDS:
+                if (value.isdecimal() and len(value) <= 19) or _INT.match(value):
+                    value = int(value)
+            elif name in _FLOAT_FIELDS:
                 value = _leaf(name, value)
         if name in out:
             if not isinstance(out[name], list):
