@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from hikd.config import Config, check_config_main
 
@@ -13,5 +14,15 @@ def _validate_sinks(config: Config) -> None:
     validate_sinks(config.sinks)
 
 
+def _validate_raw_sinks(data: dict[str, Any]) -> None:
+    from hikd.sinks.registry import validate_sinks
+
+    sinks = data.get("sinks")
+    if isinstance(sinks, dict):
+        validate_sinks(sinks)
+
+
 def check_config(path: Path | None) -> int:
-    return check_config_main(path, extra_validators=[_validate_sinks])
+    return check_config_main(
+        path, extra_validators=[_validate_sinks], raw_validators=[_validate_raw_sinks]
+    )

@@ -182,3 +182,18 @@ def test_run_tells_systemd_and_stops_in_order_on_sigterm(
     assert SECRET not in out and SECRET not in err
     events = (tmp_path / "state" / "events").rglob("*.jsonl")
     assert all(SECRET not in p.read_text() for p in events)
+
+
+def test_check_config_lists_every_problem_at_once(tmp_path: Path) -> None:
+    bad = tmp_path / "hikd.toml"
+    bad.write_text(
+        '[[devices]]\nname = "a b"\nhost = "127.0.0.1"\npassword = "x"\n'
+        '[sinks.mqtt]\nport = "abc"\n[sinks.nosuch]\nx = 1\n'
+    )
+    result = hikd("check-config", "--config", str(bad))
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert any(line.startswith("devices.0.name:") for line in lines)
+    assert any(line.startswith("sinks.mqtt.port:") for line in lines)
+    assert any(line.startswith("sinks.nosuch:") for line in lines)
+    assert "Traceback" not in result.stderr

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
-from hikd.config.loader import config_path, load_config
+from hikd.config.loader import config_path, load_config, read_toml
 from hikd.config.models import Config, Validator
 from hikd.errors import ConfigError, UserError
 from hikd.logs import redact
@@ -40,6 +40,7 @@ def check_config_main(
     path: Path | None = None,
     extra_validators: Sequence[Validator] = (),
     *,
+    raw_validators: Sequence[Callable[[dict[str, Any]], None]] = (),
     stdout: TextIO | None = None,
     stderr: TextIO | None = None,
 ) -> int:
@@ -55,7 +56,9 @@ def check_config_main(
     try:
         config = load_config(path)
     except ConfigError as exc:
-        return _fail(exc.problems, err)
+        # The sections the model leaves raw (sinks, jobs) can still be checked from the
+        # file, so that one run lists every problem.
+        return _fail(exc.problems + _raw_problems(where, raw_validators), err)
     problems: list[str] = []
     for validate in extra_validators:
         try:
@@ -70,6 +73,24 @@ def check_config_main(
         print(redact(note), file=err)
     print(redact(f"ok: {where}: {summary(config)}"), file=out)
     return 0
+
+
+def _raw_problems(
+    where: Path, validators: Sequence[Callable[[dict[str, Any]], None]]
+) -> list[str]:
+    try:
+        data = read_toml(where)
+    except ConfigError:
+        return []  # already reported by load_config
+    problems: list[str] = []
+    for validate in validators:
+        try:
+            validate(data)
+        except ConfigError as exc:
+            problems += exc.problems
+        except UserError as exc:
+            problems.append(str(exc))
+    return problems
 
 
 def _fail(problems: list[str], err: TextIO) -> int:
