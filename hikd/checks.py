@@ -14,6 +14,12 @@ def _validate_sinks(config: Config) -> None:
     validate_sinks(config.sinks)
 
 
+def _validate_jobs(config: Config) -> None:
+    from hikd.jobs_config import validate_jobs
+
+    validate_jobs(config.jobs, [device.name for device in config.devices])
+
+
 def _validate_raw_sinks(data: dict[str, Any]) -> None:
     from hikd.sinks.registry import validate_sinks
 
@@ -24,5 +30,7 @@ def _validate_raw_sinks(data: dict[str, Any]) -> None:
 
 def check_config(path: Path | None) -> int:
     return check_config_main(
-        path, extra_validators=[_validate_sinks], raw_validators=[_validate_raw_sinks]
+        path,
+        extra_validators=[_validate_sinks, _validate_jobs],
+        raw_validators=[_validate_raw_sinks],
     )

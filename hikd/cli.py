@@ -44,6 +44,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--duration", type=float, default=0.0, help="stop after this many seconds (0 = never)"
     )
 
+    from hikd.recorders_cli import add_parsers
+
+    add_parsers(sub)
+
     sub.add_parser(
         "sim",
         help="run the simulated Hikvision NVR/camera (hikd sim --help)",
@@ -91,7 +95,12 @@ def _dispatch(args: argparse.Namespace) -> int:
         from hikd.demo import demo
 
         return demo(args.config, args.duration)
-    raise AssertionError(args.command)
+    from hikd.recorders_cli import dispatch
+
+    result = dispatch(args)
+    if result is None:
+        raise AssertionError(args.command)
+    return result
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import timedelta, timezone, tzinfo
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import structlog
@@ -39,6 +39,10 @@ from hikd.session import DeviceSession, SessionHooks, close_sessions
 from hikd.sinks.base import SinkContext
 from hikd.sinks.registry import build_sinks
 from hikd.systemd import Notifier, watchdog_interval_s
+
+if TYPE_CHECKING:
+    from hikd.scheduler import JobScheduler
+    from hikd.state import StateStore
 
 log = structlog.get_logger("hikd.daemon")
 
@@ -75,6 +79,8 @@ class Daemon:
         self._owns_sdk = sdk is None
         self.bus: EventBus | None = None
         self.outbox: Outbox | None = None
+        self.scheduler: JobScheduler | None = None
+        self.state: StateStore | None = None
         self.pipeline: AlarmPipeline | None = None
         self.arming: ArmingListener | None = None
         self.router: SdkExceptionRouter | None = None
@@ -160,6 +166,29 @@ class Daemon:
             self.sessions.append(session)
         for session in self.sessions:
             session.start()
+
+        if cfg.jobs:
+            self._start_jobs(state_dir)
+
+    def _start_jobs(self, state_dir: Path) -> None:
+        """Scheduled and alarm-driven jobs (downloads, clips, snapshots, status, ...)."""
+        from hikd.recorders_cli import default_output_dir
+        from hikd.scheduler import JobScheduler
+        from hikd.state import StateStore
+
+        self.state = StateStore(state_dir / "state.sqlite")
+        self.scheduler = JobScheduler(
+            self.config.jobs,
+            lambda: {session.name: session for session in self.sessions},
+            self.publish,
+            self.state,
+            threading.Event(),
+            default_output_dir(self.config),
+            devices=[device.name for device in self.config.devices],
+        )
+        # Alarm-driven jobs (clips, snapshots on alarm) see every event; they only enqueue.
+        self.observers.append(self.scheduler.on_event)
+        self.scheduler.start()
 
     def _build_bus(self, state_dir: Path) -> EventBus:
         limits = self.config.outbox
@@ -257,6 +286,9 @@ class Daemon:
     def stop(self) -> None:
         deadline = time.monotonic() + self.config.sdk.shutdown_timeout_s
         self.notifier.stopping()
+        if self.scheduler is not None:
+            # Running jobs are told to stop; a download left half-way resumes next time.
+            self.scheduler.shutdown(wait_s=max(0.1, min(2.0, deadline - time.monotonic() - 2)))
         for server in self.listeners:
             server.stop()
         if self.arming is not None:
@@ -272,6 +304,8 @@ class Daemon:
             self.bus.stop(timeout=max(0.5, deadline - time.monotonic()))
         if self.outbox is not None:
             self.outbox.close()
+        if self.state is not None:
+            self.state.close()
         if self.sdk is not None and self._owns_sdk:
             sdk = self.sdk
             cleaner = threading.Thread(target=sdk.cleanup, name="sdk-cleanup", daemon=True)

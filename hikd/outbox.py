@@ -26,6 +26,7 @@ from the front, which lets counts and backlogs be computed without a query.
 from __future__ import annotations
 
 import fcntl
+import functools
 import os
 import sqlite3
 import threading
@@ -276,10 +277,7 @@ class Outbox:
             cursors = self._cursors
             conn.execute("BEGIN IMMEDIATE")
             try:
-                conn.executemany(
-                    "INSERT INTO events (seq, body) VALUES (?, ?)",
-                    zip(range(first, last + 1), bodies, strict=True),
-                )
+                _insert(conn, first, bodies)
                 if not cursors:
                     # Nobody to deliver to: the rows are acknowledged by every sink.
                     conn.execute("DELETE FROM events WHERE seq <= ?", (last,))
@@ -448,6 +446,35 @@ class Outbox:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _insert(conn: sqlite3.Connection, first: int, bodies: list[bytes]) -> None:
+    """Insert `bodies` as rows `first`, `first + 1`, ...
+
+    Many rows per INSERT statement rather than ``executemany``: that steps SQLite once per
+    row and releases the GIL each time, and a thread taking the GIL back from a busy
+    decoder thread waits up to the switch interval (5 ms) for it. Chunk sizes are powers
+    of two, so the connection's statement cache holds a handful of statements.
+    """
+    done = 0
+    while done < len(bodies):
+        size = _INSERT_ROWS
+        while size > len(bodies) - done:
+            size //= 2
+        params: list[int | bytes] = []
+        for seq, body in enumerate(bodies[done : done + size], first + done):
+            params += (seq, body)
+        conn.execute(_insert_sql(size), params)
+        done += size
+
+
+_INSERT_ROWS = 256
+"""Rows per INSERT at most (two parameters each, under SQLite's old limit of 999)."""
+
+
+@functools.cache
+def _insert_sql(rows: int) -> str:
+    return "INSERT INTO events (seq, body) VALUES " + ",".join(["(?, ?)"] * rows)
 
 
 def _decode(seq: int, body: bytes) -> Event:

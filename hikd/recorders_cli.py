@@ -14,13 +14,14 @@ when unset), as the device itself shows them.
 from __future__ import annotations
 
 import argparse
+import sqlite3
 import sys
 import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
@@ -28,7 +29,7 @@ from hikd.errors import UserError
 
 if TYPE_CHECKING:
     from hikd.capabilities.download import Recording
-    from hikd.config import Config
+    from hikd.config import Config, DeviceConfig, SdkConfig
     from hikd.jobs_config import JobSpec
     from hikd.session import DeviceSession
 
@@ -87,7 +88,8 @@ def add_parsers(subparsers: argparse._SubParsersAction[argparse.ArgumentParser])
         type=float,
         default=20.0,
         metavar="S",
-        help="give an attempt up after this many seconds without data (default 20)",
+        help="give an attempt up after this many seconds without data (default 20; "
+        "at least 6 over ISAPI, where the library reports the end of a stream late)",
     )
     p.add_argument("--retries", type=int, default=3, help="attempts after the first (default 3)")
 
@@ -127,12 +129,10 @@ def default_output_dir(config: Config) -> Path:
     return Path(configured) if configured else Path(config.daemon.state_dir) / "files"
 
 
-def parse_time(text: str, session: DeviceSession) -> datetime:
-    """ISO 8601 (or 'now') -> an aware datetime; no offset = the device's clock."""
-    from hikd.capabilities.download import device_now, device_zone
-
+def parse_time(text: str, tz: tzinfo) -> datetime:
+    """ISO 8601 (or 'now') -> an aware datetime; no offset = the device's clock (`tz`)."""
     if text.strip().lower() == "now":
-        return device_now(session)
+        return datetime.now(tz).replace(microsecond=0)
     try:
         value = datetime.fromisoformat(text.strip())
     except ValueError:
@@ -140,32 +140,47 @@ def parse_time(text: str, session: DeviceSession) -> datetime:
             f"{text!r} is not a time: use ISO 8601 like 2024-05-01T08:00 or 2024-05-01"
         ) from None
     if value.tzinfo is None:
-        value = value.replace(tzinfo=device_zone(session))
+        value = value.replace(tzinfo=tz)
     return value
 
 
-@contextmanager
-def logged_in(config_path: Path | None, device_name: str) -> Iterator[DeviceSession]:
-    """One login to a configured device (no retries: a wrong password must not count
-    twice), logged out and the library cleaned up afterwards."""
+def _span(device: DeviceConfig, start: str, end: str) -> tuple[datetime, datetime]:
+    # The device's clock zone, as hikd.capabilities.download.device_zone has it.
+    tz = device.tzinfo() or UTC
+    since, until = parse_time(start, tz), parse_time(end, tz)
+    if until < since:
+        raise UserError("--to is before --from")
+    return since, until
+
+
+def _config_and_device(config_path: Path | None, name: str) -> tuple[Config, DeviceConfig]:
     from hikd.config import load_config
     from hikd.logs import setup_logging
-    from hikd.sdk.errors import SdkError
-    from hikd.sdk.library import Library, SdkSettings
-    from hikd.session import DeviceSession
 
     config = load_config(config_path)
     setup_logging("warning", config.logging.format)
     try:
-        device = config.device(device_name)
+        return config, config.device(name)
     except KeyError:
         known = ", ".join(d.name for d in config.devices) or "none"
-        raise UserError(f"no device named {device_name!r} in the config (known: {known})") from None
+        raise UserError(f"no device named {name!r} in the config (known: {known})") from None
+
+
+@contextmanager
+def logged_in(device: DeviceConfig, sdk_config: SdkConfig | None = None) -> Iterator[DeviceSession]:
+    """One login to a configured device (no retries: a wrong password must not count
+    twice), logged out and the library cleaned up afterwards."""
+    from hikd.config import SdkConfig
+    from hikd.sdk.errors import SdkError
+    from hikd.sdk.library import Library, SdkSettings
+    from hikd.session import DeviceSession
+
+    sdk_config = sdk_config or SdkConfig()
     sdk = Library.open(
-        config.sdk.library_dir,
+        sdk_config.library_dir,
         SdkSettings(
-            connect_timeout_ms=config.sdk.connect_timeout_ms,
-            recv_timeout_ms=config.sdk.recv_timeout_ms,
+            connect_timeout_ms=sdk_config.connect_timeout_ms,
+            recv_timeout_ms=sdk_config.recv_timeout_ms,
         ),
     )
     try:
@@ -225,11 +240,10 @@ def search_command(
     from hikd.sdk.errors import SdkError
 
     out = out or sys.stdout
-    with logged_in(config_path, device) as session:
+    config, device_config = _config_and_device(config_path, device)
+    since, until = _span(device_config, start, end)
+    with logged_in(device_config, config.sdk) as session:
         _check_channel(session, channel)
-        since, until = parse_time(start, session), parse_time(end, session)
-        if until < since:
-            raise UserError("--to is before --from")
         try:
             found = search_recordings(session, channel, since, until)
         except SdkError as exc:
@@ -318,11 +332,10 @@ def download_command(
 
     out = out or sys.stdout
     err = err or sys.stderr
-    with logged_in(config_path, device) as session:
+    config, device_config = _config_and_device(config_path, device)
+    since, until = _span(device_config, start, end)
+    with logged_in(device_config, config.sdk) as session:
         _check_channel(session, channel)
-        since, until = parse_time(start, session), parse_time(end, session)
-        if until < since:
-            raise UserError("--to is before --from")
         try:
             found = search_recordings(session, channel, since, until)
         except SdkError as exc:
@@ -421,12 +434,17 @@ def jobs_command(
     if run is not None:
         code = _run_job(config, specs, run, out)
     db = Path(config.daemon.state_dir) / FILE_NAME
-    state = StateStore(db, read_only=True) if db.is_file() else None
     try:
-        rows = describe_jobs(specs, state)
-    finally:
-        if state is not None:
-            state.close()
+        state = StateStore(db, read_only=True) if db.is_file() else None
+        try:
+            rows = describe_jobs(specs, state)
+        finally:
+            if state is not None:
+                state.close()
+    except sqlite3.Error as exc:
+        raise UserError(
+            f"cannot read the state database {db}: {exc} (run as the user hikd runs as)"
+        ) from None
     if not rows:
         print("no jobs configured (add [[jobs]] tables to the config)", file=out)
         return code
@@ -446,7 +464,6 @@ def jobs_command(
 
 def _run_job(config: Config, specs: list[JobSpec], name: str, out: TextIO) -> int:
     """Log in to the job's devices, run it once, record it in the state db, log out."""
-    from hikd.config import DeviceConfig
     from hikd.logs import setup_logging
     from hikd.scheduler import JobScheduler
     from hikd.sdk.errors import SdkError
@@ -464,6 +481,13 @@ def _run_job(config: Config, specs: list[JobSpec], name: str, out: TextIO) -> in
     devices: list[DeviceConfig] = [
         d for d in config.devices if d.enabled and (wanted is None or d.name in wanted)
     ]
+    try:
+        state = StateStore.open(Path(config.daemon.state_dir))
+    except (sqlite3.Error, OSError) as exc:
+        raise UserError(
+            f"cannot open the state database in {config.daemon.state_dir}: {exc} "
+            "(run as the user hikd runs as)"
+        ) from None
     sdk = Library.open(
         config.sdk.library_dir,
         SdkSettings(
@@ -472,7 +496,6 @@ def _run_job(config: Config, specs: list[JobSpec], name: str, out: TextIO) -> in
         ),
     )
     sessions: dict[str, DeviceSession] = {}
-    state = StateStore.open(Path(config.daemon.state_dir))
     try:
         for device in devices:
             session = DeviceSession(sdk, device, publish=lambda _event: None)

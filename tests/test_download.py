@@ -394,3 +394,23 @@ def test_retention_by_age_then_by_size_oldest_first(tmp_path: Path) -> None:
     assert apply_retention(tmp_path / "missing", keep_days=1) == apply_retention(
         tmp_path / "missing"
     )
+
+
+def test_pieces_of_a_download_above_1024_mb_move_into_place_together(tmp_path: Path) -> None:
+    """Above 1024 MB the library goes on in <name>_1<ext>, <name>_2<ext>, ... (guide
+    5.14.33). Not reachable with the simulator's streams: the files are made here."""
+    from hikd.capabilities.download import written
+    from hikd.recorders.download import _finish
+
+    head = b"IMKH" + bytes(4) + b"\x02\x00" + bytes(30) + b"\x00\x00\x01\xba"
+    part = tmp_path / "A_B.part"
+    part.write_bytes(head + bytes(1000))
+    (tmp_path / "A_B_1.part").write_bytes(bytes(500))
+    (tmp_path / "A_B_2.part").write_bytes(bytes(300))
+    assert written(part) == len(head) + 1800
+    end = datetime(2024, 5, 1, 0, 59, 59, tzinfo=UTC)
+    fetched = _finish(part, tmp_path, "A_B", end, attempt=1)
+    assert [p.name for p in fetched.paths] == ["A_B.ps", "A_B_1.ps", "A_B_2.ps"]
+    assert fetched.size == len(head) + 1800
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["A_B.ps", "A_B_1.ps", "A_B_2.ps"]
+    assert all(p.stat().st_mtime == end.timestamp() + 1 for p in fetched.paths)

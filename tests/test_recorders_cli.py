@@ -103,7 +103,7 @@ def test_search_prints_one_row_per_recording(
     assert ghost.returncode == 1 and "no device named 'ghost'" in ghost.stderr
 
 
-def test_download_fetches_then_resumes_with_what_is_missing(
+def test_download_fetches_once_and_skips_what_is_already_there(
     start_sim: Callable[..., Simulator], tmp_path: Path
 ) -> None:
     plan = RecordingPlan(
@@ -125,14 +125,14 @@ def test_download_fetches_then_resumes_with_what_is_missing(
     assert "still being recorded" in first.stderr  # the open one is left out, and said so
     streams = device.rtsp.stats.streams_started
 
-    # One file lost (or never finished): the next run fetches only that one.
-    (folder / names[0]).unlink()
-    (folder / names[1].replace(".ps", ".part")).write_bytes(b"left by a crash")
+    # Run again (after an interruption that left a part file): nothing is fetched twice.
+    left_over = folder / names[1].replace(".ps", ".part")
+    left_over.write_bytes(b"left by a crash")
     second = hikd(*args, config=config, sim=sim)
     assert second.returncode == 0, second.stderr
-    assert "1 downloaded, 1 already there, 0 failed" in second.stdout
-    assert device.rtsp.stats.streams_started == streams + 1
-    assert sorted(p.name for p in folder.iterdir()) == [*names, names[1].replace(".ps", ".part")]
+    assert "0 downloaded, 2 already there, 0 failed" in second.stdout
+    assert device.rtsp.stats.streams_started == streams
+    assert {p.name for p in folder.iterdir()} == {*names, left_over.name}
 
 
 def test_jobs_lists_next_and_last_runs_and_runs_one_on_demand(

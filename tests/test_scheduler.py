@@ -70,7 +70,8 @@ register("probe", ProbeJob)
 
 
 def probe(name: str = "p", **options: object) -> dict[str, object]:
-    return {"name": name, "kind": "probe", "interval_s": 3600, **options}
+    schedule = {} if "cron" in options else {"interval_s": 3600}
+    return {"name": name, "kind": "probe", **schedule, **options}
 
 
 # -- validation ----------------------------------------------------------------------------

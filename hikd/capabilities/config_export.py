@@ -16,6 +16,8 @@ if TYPE_CHECKING:
     from hikd.session import DeviceSession
 
 CONFIGURATION_URL = "/ISAPI/System/configurationData"
+FIRST_BUFFER = 4 * 1024 * 1024
+"""Configuration files are a few hundred KiB to a few MiB; larger ones grow the buffer."""
 
 
 def export_configuration(session: DeviceSession, timeout_ms: int = 60_000) -> bytes:
@@ -26,7 +28,8 @@ def export_configuration(session: DeviceSession, timeout_ms: int = 60_000) -> by
             raise SdkError(3, "not logged in")
         data = get_config_file(session.sdk, user_id)
     else:
-        data = session.isapi("GET", CONFIGURATION_URL, timeout_ms=timeout_ms).body
+        reply = session.isapi("GET", CONFIGURATION_URL, timeout_ms=timeout_ms, buffer=FIRST_BUFFER)
+        data = reply.body
     if not data:
         raise SdkError(0, "the device exported an empty configuration file")
     return data

@@ -18,6 +18,7 @@ stream looks stalled for up to 5 s; on ISAPI logins the stall limit is never bel
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable
@@ -157,12 +158,12 @@ def _watch(
     progress: Progress | None,
     poll_s: float,
 ) -> int:
-    size = _size(target)
+    size = written(target)
     pos = 0
     moved = time.monotonic()
     while True:
         new_pos = playback.download_pos(session.sdk, handle)
-        new_size = _size(target)
+        new_size = written(target)
         if new_size != size or new_pos != pos:
             moved = time.monotonic()
             if new_size != size and progress is not None:
@@ -182,8 +183,23 @@ def _watch(
             time.sleep(poll_s)
 
 
-def _size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except FileNotFoundError:
-        return 0
+def pieces(target: Path) -> list[Path]:
+    """`target` and the files the library continued it in: above 1024 MB it starts a new
+    file named like the first plus ``_1``, ``_2``, ... (guide 5.14.33)."""
+    found = [target]
+    n = 1
+    while True:
+        piece = target.with_name(f"{target.stem}_{n}{target.suffix}")
+        if not piece.exists():
+            return found
+        found.append(piece)
+        n += 1
+
+
+def written(target: Path) -> int:
+    """Bytes the library has written so far for `target`, all its pieces together."""
+    total = 0
+    for piece in pieces(target):
+        with contextlib.suppress(FileNotFoundError):
+            total += piece.stat().st_size
+    return total

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from hikd.sdk.capture import capture_jpeg
+from hikd.sdk.capture import FIRST_BUFFER, capture_jpeg
 from hikd.sdk.errors import SdkError
 
 if TYPE_CHECKING:
@@ -32,9 +32,11 @@ def snapshot(session: DeviceSession, channel: int, timeout_ms: int = 10_000) -> 
             raise SdkError(3, "not logged in")
         data = capture_jpeg(session.sdk, user_id, channel)
     else:
-        # Stream <ch>01 is the main stream of channel <ch> in ISAPI numbering.
+        # Stream <ch>01 is the main stream of channel <ch> in ISAPI numbering. A 4 MiB first
+        # buffer: a too-small one fails with error 43 and no size hint (part 2 f), and each
+        # retry would ask the camera for a new picture.
         url = f"/ISAPI/Streaming/channels/{channel}01/picture"
-        data = session.isapi("GET", url, timeout_ms=timeout_ms).body
+        data = session.isapi("GET", url, timeout_ms=timeout_ms, buffer=FIRST_BUFFER).body
     if not data.startswith(_JPEG_START):
         raise NotAPicture(0, f"channel {channel} sent {len(data)} bytes that are not a JPEG")
     return data

@@ -19,7 +19,7 @@ from collections.abc import Callable, Collection, Mapping
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from hikd.events import Event, new_event_id, utc_now
+from hikd.events import Event, State, new_event_id, utc_now
 
 DEFAULT_HOLD_S = 10.0
 """Hold time when the mapping has no "default": long enough to bridge the ~1 s repeats
@@ -97,9 +97,7 @@ class AlarmStateTracker:
                     self.counters["stops_without_start"] += 1
                     return []
                 self.counters["pulses"] += 1
-                return [
-                    event if event.state == "pulse" else dataclasses.replace(event, state="pulse")
-                ]
+                return [event if event.state == "pulse" else _changed(event, state="pulse")]
             if event.state == "pulse":
                 self.counters["pulses"] += 1
                 return [event]
@@ -119,7 +117,7 @@ class AlarmStateTracker:
                     # A repeat that brings pictures is not swallowed: the pictures reach
                     # the sinks as a pulse tied to the open alarm.
                     return [
-                        dataclasses.replace(
+                        _changed(
                             event,
                             state="pulse",
                             attributes={**event.attributes, "repeat_of": active.start.id},
@@ -150,12 +148,13 @@ class AlarmStateTracker:
             self.counters["stops_by_device"] += 1
             attributes = {**active.last.attributes, **event.attributes}
             attributes.update(_ended(active.start, event.time, "device"))
-            stop = dataclasses.replace(event, attributes=attributes)
             if len(keys) > 1 or k != key:
                 # One device stop closing several alarms: each stop is its own event.
-                stop = dataclasses.replace(
-                    stop, id=new_event_id(), attributes={**attributes, **_sub_attrs(k)}
+                stop = _changed(
+                    event, id=new_event_id(), attributes={**attributes, **_sub_attrs(k)}
                 )
+            else:
+                stop = _changed(event, attributes=attributes)
             out.append(stop)
         return out
 
@@ -200,6 +199,30 @@ class AlarmStateTracker:
             if not self._active:
                 return None
             return min(a.last_seen + self.hold_for(k.type) for k, a in self._active.items())
+
+
+def _changed(
+    event: Event,
+    *,
+    state: State | None = None,
+    attributes: dict[str, Any] | None = None,
+    id: str | None = None,
+) -> Event:
+    """`dataclasses.replace` for the fields the tracker changes, at a third of its cost
+    (it runs for every stop)."""
+    return Event(
+        kind=event.kind,
+        type=event.type,
+        state=event.state if state is None else state,
+        device=event.device,
+        channel=event.channel,
+        time=event.time,
+        received=event.received,
+        attributes=event.attributes if attributes is None else attributes,
+        raw=event.raw,
+        files=event.files,
+        id=event.id if id is None else id,
+    )
 
 
 def _ended(start: Event, end: datetime, ended_by: str) -> dict[str, Any]:

@@ -38,6 +38,7 @@ from hikd.capabilities.download import (
     Recording,
     device_now,
     download,
+    pieces,
     search_recordings,
 )
 from hikd.events import Event
@@ -94,7 +95,14 @@ class RetryPolicy:
 class FetchedFile:
     path: Path
     size: int
+    """Bytes in all its pieces."""
     attempts: int
+    more: tuple[Path, ...] = ()
+    """Further pieces of a download above 1024 MB (``<stem>_1.ps``, ...)."""
+
+    @property
+    def paths(self) -> tuple[Path, ...]:
+        return (self.path, *self.more)
 
 
 class FetchFailed(Exception):
@@ -138,8 +146,7 @@ def fetch(
                 stop=stop,
                 progress=progress,
             )
-            final = _finish(part, folder, stem, end)
-            return FetchedFile(final, final.stat().st_size, attempt)
+            return _finish(part, folder, stem, end, attempt)
         except DownloadCancelled:
             _remove(part)
             raise
@@ -169,22 +176,26 @@ def fetch(
     raise FetchFailed(f"{last} (gave up after {policy.retries + 1} attempts)")
 
 
-def _finish(part: Path, folder: Path, stem: str, end: datetime) -> Path:
-    """Check the part file, make it durable and rename it into place."""
+def _finish(part: Path, folder: Path, stem: str, end: datetime, attempt: int) -> FetchedFile:
+    """Check the part file, make it durable and rename it (and its pieces) into place."""
     size = part.stat().st_size
     with part.open("rb") as f:
         head = f.read(IMKH_SIZE + 200)
         ext = container_of(head, size)
-    with part.open("rb+") as f:
-        os.fsync(f.fileno())
-    final = folder / f"{stem}.{ext}"
-    os.replace(part, final)
+    parts = pieces(part)
+    finals = [folder / f"{stem}.{ext}"]
+    finals += [folder / f"{stem}_{n}.{ext}" for n in range(1, len(parts))]
     # mtime = end of the footage: retention by age counts from there.
     stamp = end.timestamp() + 1
-    with contextlib.suppress(OSError):
-        os.utime(final, (stamp, stamp))
+    for piece, final in zip(parts, finals, strict=True):
+        with piece.open("rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(piece, final)
+        with contextlib.suppress(OSError):
+            os.utime(final, (stamp, stamp))
     _fsync_dir(folder)
-    return final
+    total = sum(final.stat().st_size for final in finals)
+    return FetchedFile(finals[0], total, attempt, tuple(finals[1:]))
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -196,9 +207,10 @@ def _fsync_dir(folder: Path) -> None:
             os.close(fd)
 
 
-def _remove(path: Path) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        path.unlink()
+def _remove(part: Path) -> None:
+    for piece in pieces(part):
+        with contextlib.suppress(FileNotFoundError):
+            piece.unlink()
 
 
 def existing_file(folder: Path, stem: str) -> Path | None:
@@ -234,7 +246,7 @@ def file_event(
             "end": end.isoformat(),
             **extra,
         },
-        files=(str(fetched.path),),
+        files=tuple(str(p) for p in fetched.paths),
     )
 
 

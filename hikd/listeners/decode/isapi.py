@@ -26,6 +26,7 @@ from hikd.listeners.decode.context import (
     snake,
 )
 from hikd.listeners.decode.pictures import save_pictures
+from hikd.listeners.decode.shapes import AlertShapes
 from hikd.listeners.decode.stats import DecodeStats
 from hikd.listeners.raw import RawAlarm, RawPicture
 
@@ -143,8 +144,12 @@ def _text(body: bytes) -> str:
 
 def _xml_alerts(text: str) -> list[dict[str, Any]]:
     source = _XML_DECL.sub("", text, count=1)
+    known = _shapes.read(source)
+    if known is not None:
+        return [known]
     try:
         root = ET.fromstring(source)
+        _shapes.learn(source, root)
     except ET.ParseError as first:
         # Some cameras send a bare "&" in names (hikvision_next works around the same).
         fixed = _BARE_AMP.sub("&amp;", source)
@@ -235,6 +240,14 @@ def _leaf(name: str, value: Any) -> Any:
         number = float(value)
         return number if math.isfinite(number) else value
     return value
+
+
+def _root_dict(root: ET.Element) -> dict[str, Any]:
+    return _xml_dict(root, 0)
+
+
+_shapes = AlertShapes(_root_dict, _leaf, _NUMERIC_FIELDS, ALERT)
+"""Alert bodies a device repeats are read without parsing them again (see shapes.py)."""
 
 
 def _reject_constant(name: str) -> Any:
@@ -425,7 +438,8 @@ def _flatten(node: dict[str, Any], out: dict[str, Any], parent: str, depth: int)
         if parent and key in out:
             key = f"{parent}_{key}"
         if key not in out:
-            out[key] = _leaf(name, value) if name in _NUMERIC_FIELDS else value
+            numeric = name in _NUMERIC_FIELDS and isinstance(value, str)
+            out[key] = _leaf(name, value) if numeric else value
     for key, value in nested:
         if isinstance(value, dict) and depth < _MAX_DEPTH:
             _flatten(value, out, key, depth + 1)
@@ -449,7 +463,7 @@ def _snake_tree(value: Any, depth: int) -> Any:
         for k, v in value.items():
             if isinstance(v, (dict, list)):
                 v = _snake_tree(v, inner)
-            elif k in _NUMERIC_FIELDS:
+            elif k in _NUMERIC_FIELDS and isinstance(v, str):
                 v = _leaf(k, v)
             out[keys.get(k) or _key(k)] = v
         return out

@@ -1,0 +1,593 @@
+"""Delivery benchmark (issue "Delivery"): simulator -> hikd -> outbox -> MQTT -> subscriber.
+
+    .venv/bin/python bench/bench_delivery.py [--devices 32] [--rate 1000] [--seconds 5]
+        [--rates 1000,2000,4000,6000,8000] [--step-seconds 3] [--no-pyhik]
+
+Every part in its own process: hikd.sim (32 devices), `hikd run` (real vendor library,
+disk + MQTT sinks), mosquitto, and the MQTT subscriber in this process. Latency is the
+subscriber's `time.monotonic_ns()` at receipt minus the `hikd_sim_sent_ns` the simulator
+wrote into the alarm (CLOCK_MONOTONIC is system-wide on Linux).
+
+`[alarms.hold_s] default = 0`: every alarm the simulator sends is a new start (and its
+stop follows), so an alarm is two hikd events and the comparison is hikd-produced events
+(read back from its disk sink) against events the subscriber received.
+
+Prints, from one run:
+1. latency p50/p99 and hikd's CPU per alarm at `--rate` (targets: p50 <= 1 ms, p99 <= 5 ms,
+   CPU <= 150 us per alarm), next to references on the same simulator: a plain Python
+   socket reader of the alertStreams (Basic auth, parts split by Content-Length) and
+   pyHik from PyPI (installed into the venv here when it is installable);
+2. the highest rate with zero loss end to end, stepping the rate up (target >= 5,000 ev/s).
+Asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import getpass
+import json
+import os
+import re
+import selectors
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+PASSWORD = "bench-Passw0rd"
+TYPES = "VMD,linedetection,fielddetection,tamperdetection"
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+DRAIN_IDLE_S = 10.0
+"""A step ends when nothing more arrives for this long (or everything has)."""
+SENT_NS = re.compile(rb"<hikdSimSentNs>(\d+)</hikdSimSentNs>")
+
+
+def pct(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def cpu_s(pid: int) -> float:
+    """utime + stime of a whole process (all threads), from /proc/<pid>/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def stop(process: subprocess.Popen[Any], timeout: float = 30) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+# -- the parts in their own processes ---------------------------------------------------
+def start_broker(workdir: Path) -> tuple[subprocess.Popen[bytes], int]:
+    binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    port = free_port()
+    lines = [
+        f"listener {port} 127.0.0.1",
+        "allow_anonymous true",
+        "persistence false",
+        # The default (1000 queued per client, then drop) would count the broker's own
+        # drops as hikd's loss when the subscriber falls behind at the highest rates.
+        "max_queued_messages 0",
+    ]
+    if os.geteuid() == 0:
+        lines.append(f"user {getpass.getuser()}")
+    config = workdir / "mosquitto.conf"
+    config.write_text("\n".join(lines) + "\n")
+    proc = subprocess.Popen(
+        [binary, "-c", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return proc, port
+        except OSError:
+            time.sleep(0.05)
+    stop(proc)
+    raise SystemExit("mosquitto did not start (apt-get install mosquitto)")
+
+
+def start_simulator(devices: int) -> tuple[subprocess.Popen[str], list[int]]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hikd.sim", "--devices", str(devices), "--port", "0",
+         "--password", PASSWORD],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        cwd=ROOT,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    ports: list[int] = []
+    while len(ports) < devices:
+        line = proc.stdout.readline()
+        if not line:
+            raise SystemExit("the simulator did not start")
+        ports.append(int(line.split()[2]))
+    return proc, ports
+
+
+def scenario(port: int, rate: int, devices: int, seconds: float) -> int:
+    """Run a paced load on the simulator (blocks until done); returns the alarms sent."""
+    out = subprocess.run(
+        [sys.executable, "-m", "hikd.sim", "scenario", "--port", str(port), "--rate", str(rate),
+         "--devices", str(devices), "--duration", str(seconds), "--types", TYPES],
+        check=True,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )  # fmt: skip
+    return int(json.loads(out.stdout)["sent"])
+
+
+def start_hikd(workdir: Path, ports: list[int], broker_port: int) -> subprocess.Popen[bytes]:
+    state = workdir / "state"
+    lines = [
+        "[daemon]", f'state_dir = "{state}"',
+        "[logging]", 'level = "warning"', 'format = "json"',
+        "[alarms.hold_s]", "default = 0",
+        "[sinks.disk]", f'path = "{state / "events"}"', "max_bytes = 4000000000",
+        "[sinks.mqtt]", 'host = "127.0.0.1"', f"port = {broker_port}",
+        'client_id = "hikd-bench"', "discovery = false",
+    ]  # fmt: skip
+    for i, port in enumerate(ports):
+        lines += ["[[devices]]", f'name = "cam{i:02d}"', 'host = "127.0.0.1"', f"port = {port}",
+                  f'password = "{PASSWORD}"']  # fmt: skip
+    config = workdir / "hikd.toml"
+    config.write_text("\n".join(lines) + "\n")
+    log = open(workdir / "hikd.log", "wb")  # noqa: SIM115 - the child keeps it
+    return subprocess.Popen(
+        [sys.executable, "-m", "hikd", "run", "--config", str(config)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=ROOT,
+    )
+
+
+# -- what arrives: the subscriber, and hikd's disk sink ---------------------------------
+class MqttSubscriber:
+    """QoS 1 on ``hikd/+/events``; notes the receive time of every message, parses later."""
+
+    def __init__(self, port: int) -> None:
+        import paho.mqtt.client as mqtt
+        from paho.mqtt.enums import CallbackAPIVersion
+
+        self.received: list[tuple[int, bytes]] = []
+        self._subscribed = threading.Event()
+        self._client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-subscriber")
+        self._client.on_message = lambda c, u, m: self.received.append(
+            (time.monotonic_ns(), bytes(m.payload))
+        )
+        self._client.on_subscribe = lambda *a: self._subscribed.set()
+        self._client.connect("127.0.0.1", port, keepalive=60)
+        self._client.loop_start()
+        self._client.subscribe("hikd/+/events", qos=1)
+        if not self._subscribed.wait(10):
+            raise SystemExit("the MQTT subscriber got no SUBACK")
+
+    def close(self) -> None:
+        self._client.disconnect()
+        self._client.loop_stop()
+
+
+class DiskReader:
+    """New complete lines of hikd's disk sink since the last call."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.offset = 0
+
+    def new_lines(self) -> list[bytes]:
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self.offset)
+                data = f.read()
+        except FileNotFoundError:
+            return []
+        end = data.rfind(b"\n") + 1
+        self.offset += end
+        return data[:end].splitlines()
+
+
+def event_id(line: bytes) -> bytes:
+    # Event.to_json() writes the id first: {"id":"<36 chars>",...
+    return line[7:43]
+
+
+def is_alarm_start(line: bytes) -> bool:
+    return b'"kind":"alarm"' in line[:120] and b'"state":"start"' in line[:200]
+
+
+@dataclass
+class Step:
+    rate: int
+    seconds: float
+    sent: int = 0
+    starts: int = 0
+    produced: int = 0
+    received: int = 0
+    missing: int = 0
+    drain_s: float = 0.0
+    cpu_s: float = 0.0
+    latencies_ms: list[float] = field(default_factory=list)
+
+    @property
+    def zero_loss(self) -> bool:
+        planned = int(self.rate * self.seconds)
+        return self.sent == planned and self.starts == self.sent and self.missing == 0
+
+
+def run_step(
+    rate: int,
+    seconds: float,
+    ports: list[int],
+    hikd: subprocess.Popen[bytes],
+    sub: MqttSubscriber,
+    disk: DiskReader,
+    seen: set[bytes],
+) -> Step:
+    """One paced load; then wait until every event hikd wrote to disk has reached the
+    subscriber, or nothing has moved for DRAIN_IDLE_S."""
+    step = Step(rate, seconds)
+    disk.new_lines()  # skip what came before
+    first = len(sub.received)
+    produced: set[bytes] = set()
+    cpu0 = cpu_s(hikd.pid)
+    step.sent = scenario(ports[0], rate, len(ports), seconds)
+    ended = time.monotonic()
+    checked = first
+    last_progress = time.monotonic()
+    while True:
+        lines = disk.new_lines()
+        produced.update(event_id(line) for line in lines)
+        step.starts += sum(1 for line in lines if is_alarm_start(line))
+        upto = len(sub.received)
+        seen.update(event_id(p) for _, p in sub.received[checked:upto])
+        if lines or upto > checked:
+            last_progress = time.monotonic()
+        checked = upto
+        missing = produced - seen
+        if (not missing and step.starts >= step.sent) or (
+            time.monotonic() - last_progress > DRAIN_IDLE_S
+        ):
+            break
+        time.sleep(0.1)
+    step.drain_s = max(0.0, last_progress - ended)
+    step.cpu_s = cpu_s(hikd.pid) - cpu0
+    step.produced, step.missing = len(produced), len(missing)
+    step.received = len(produced) - len(missing)
+    for now, payload in sub.received[first:checked]:
+        if b'"state":"start"' not in payload[:200]:
+            continue
+        event = json.loads(payload)
+        sent_ns = event["attributes"].get("hikd_sim_sent_ns")
+        if event["kind"] == "alarm" and sent_ns:
+            step.latencies_ms.append((now - int(sent_ns)) / 1e6)
+    return step
+
+
+def run_hikd_part(args: argparse.Namespace, ports: list[int], work: Path) -> dict[str, Any]:
+    broker, broker_port = start_broker(work)
+    hikd: subprocess.Popen[bytes] | None = None
+    sub: MqttSubscriber | None = None
+    try:
+        sub = MqttSubscriber(broker_port)
+        hikd = start_hikd(work, ports, broker_port)
+        deadline = time.monotonic() + 60
+        while sum(1 for _, p in list(sub.received) if b'"type":"armed"' in p) < len(ports):
+            if time.monotonic() > deadline or hikd.poll() is not None:
+                raise SystemExit(f"hikd did not arm every device:\n{read_tail(work / 'hikd.log')}")
+            time.sleep(0.1)
+        time.sleep(1.0)  # let the start-up burst (online, armed, discovery) settle
+        idle0, t0 = cpu_s(hikd.pid), time.monotonic()
+        time.sleep(2.0)
+        idle_per_s = (cpu_s(hikd.pid) - idle0) / (time.monotonic() - t0)
+        disk = DiskReader(work / "state" / "events" / "events.jsonl")
+        seen: set[bytes] = set()
+        main = run_step(args.rate, args.seconds, ports, hikd, sub, disk, seen)
+        steps = [
+            run_step(rate, args.step_seconds, ports, hikd, sub, disk, seen) for rate in args.rates
+        ]
+        return {"main": main, "steps": steps, "idle_cpu_per_s": idle_per_s}
+    finally:
+        if hikd is not None:
+            stop(hikd)
+        if sub is not None:
+            sub.close()
+        stop(broker)
+
+
+def read_tail(path: Path) -> str:
+    try:
+        return path.read_text(errors="replace")[-3000:]
+    except OSError:
+        return ""
+
+
+# -- references: a plain socket reader, and pyHik ---------------------------------------
+def reference(part: str, ports: list[int], rate: int, seconds: float) -> dict[str, Any]:
+    """Run a reference reader in its own process on the same simulator: it connects, says
+    ready, the scenario runs, then it is told how many alarms to expect and reports."""
+    proc = subprocess.Popen(
+        [sys.executable, __file__, "--part", part, "--ports", ",".join(map(str, ports))],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    try:
+        if proc.stdout.readline().strip() != "ready":
+            raise RuntimeError(proc.stderr.read()[-2000:] if proc.stderr else "no output")
+        sent = scenario(ports[0], rate, len(ports), seconds)
+        proc.stdin.write(f"{sent}\n")
+        proc.stdin.flush()
+        result = json.loads(proc.stdout.readline())
+        result["sent"] = sent
+        return dict(result)
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def wait_for_target(arrived: list[tuple[int, int]], quiet_s: float) -> None:
+    """Read the expected count from stdin; wait until it has arrived, or nothing more has
+    for `quiet_s`."""
+    target = int(sys.stdin.readline())
+    last, last_change = len(arrived), time.monotonic()
+    while len(arrived) < target and time.monotonic() - last_change < quiet_s:
+        time.sleep(0.05)
+        if len(arrived) != last:
+            last, last_change = len(arrived), time.monotonic()
+
+
+def report(arrived: list[tuple[int, int]], cpu: float) -> None:
+    latencies = [(now - sent) / 1e6 for now, sent in arrived]
+    print(json.dumps({"count": len(arrived), "cpu_s": cpu, "latencies_ms": latencies}))
+    sys.stdout.flush()
+    os._exit(0)  # reader threads may be blocked in recv; nothing to clean up
+
+
+def socket_reader(ports: list[int]) -> None:
+    """The floor: GET each alertStream with preemptive Basic auth, split the multipart
+    stream into parts by Content-Length, take hikdSimSentNs out of each alarm."""
+    auth = base64.b64encode(f"admin:{PASSWORD}".encode()).decode()
+    arrived: list[tuple[int, int]] = []
+    selector = selectors.DefaultSelector()
+    buffers: dict[socket.socket, bytearray] = {}
+    for port in ports:
+        sock = socket.create_connection(("127.0.0.1", port))
+        sock.sendall(
+            f"GET /ISAPI/Event/notification/alertStream HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+            f"Authorization: Basic {auth}\r\nConnection: keep-alive\r\n\r\n".encode()
+        )
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += sock.recv(4096)
+        if not head.startswith(b"HTTP/1.1 200"):
+            raise SystemExit(f"alertStream on {port}: {head[:60]!r}")
+        buffers[sock] = bytearray(head.partition(b"\r\n\r\n")[2])
+        selector.register(sock, selectors.EVENT_READ)
+
+    def read_loop() -> None:
+        while True:
+            for key, _ in selector.select():
+                sock = key.fileobj
+                assert isinstance(sock, socket.socket)
+                data = sock.recv(65536)
+                now = time.monotonic_ns()
+                buf = buffers[sock]
+                buf += data
+                while True:
+                    headers_end = buf.find(b"\r\n\r\n")
+                    if headers_end < 0:
+                        break
+                    length_at = buf.find(b"Content-Length: ", 0, headers_end)
+                    if length_at < 0:  # the boundary line before the first part
+                        del buf[: headers_end + 4]
+                        continue
+                    line_end = buf.find(b"\r\n", length_at)
+                    length = int(buf[length_at + 16 : line_end])
+                    body_end = headers_end + 4 + length
+                    if len(buf) < body_end:
+                        break
+                    match = SENT_NS.search(buf, headers_end, body_end)
+                    # The heartbeat (videoloss/inactive every 10 s) is no alarm.
+                    if match and buf.find(b"<eventType>videoloss", headers_end, body_end) < 0:
+                        arrived.append((now, int(match.group(1))))
+                    del buf[:body_end]
+
+    threading.Thread(target=read_loop, daemon=True).start()
+    cpu0 = sum(os.times()[:2])
+    print("ready", flush=True)
+    wait_for_target(arrived, quiet_s=5.0)
+    report(arrived, sum(os.times()[:2]) - cpu0)
+
+
+def pyhik_reader(ports: list[int]) -> None:
+    """pyHik's own stream reader (one thread per camera), timed where it hands a parsed
+    alert to its state machine (`HikCamera.process_stream`)."""
+    from pyhik.hikvision import HikCamera  # type: ignore[import-untyped]
+
+    arrived: list[tuple[int, int]] = []
+    original = HikCamera.process_stream
+
+    def timed(self: HikCamera, tree: Any) -> None:
+        now = time.monotonic_ns()
+        for element in tree.iter():
+            if element.tag.endswith("eventType") and element.text == "videoloss":
+                break  # the heartbeat, no alarm
+            if element.tag.endswith("hikdSimSentNs"):
+                arrived.append((now, int(element.text)))
+                break
+        original(self, tree)
+
+    HikCamera.process_stream = timed
+    cameras = [HikCamera("http://127.0.0.1", port, "admin", PASSWORD) for port in ports]
+    for camera in cameras:
+        camera.start_stream()
+    deadline = time.monotonic() + 30
+    while not all(c.stream_connected for c in cameras) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    cpu0 = sum(os.times()[:2])
+    print("ready", flush=True)
+    # pyHik holds the last alarm of each stream until more bytes come (the simulator's
+    # heartbeat, every 10 s): wait a little longer for those.
+    wait_for_target(arrived, quiet_s=12.0)
+    report(arrived, sum(os.times()[:2]) - cpu0)
+
+
+def pyhik_available() -> str | None:
+    """None when pyHik can be imported (installing it from PyPI if needed), else why not."""
+    check = [sys.executable, "-c", "import pyhik.hikvision"]
+    if subprocess.run(check, capture_output=True).returncode == 0:
+        return None
+    install = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "pyhik"],
+        capture_output=True,
+        text=True,
+    )
+    if install.returncode != 0 or subprocess.run(check, capture_output=True).returncode != 0:
+        lines = (install.stderr or install.stdout or "import failed").strip().splitlines()
+        return f"cannot be installed: {lines[-1] if lines else 'unknown error'}"
+    return None
+
+
+def pyhik_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("pyhik")
+    except PackageNotFoundError:
+        return "?"
+
+
+# -- main -----------------------------------------------------------------------------
+def ms(value: float) -> str:
+    return "-" if value != value else f"{value:.2f}"  # NaN when nothing was measured
+
+
+def ratio(a: float, b: float) -> str:
+    return f"{a / b:.2f}x" if b and a == a and b == b else "-"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--devices", type=int, default=32)
+    parser.add_argument("--rate", type=int, default=1000)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--rates", default="1000,2000,4000,6000,8000")
+    parser.add_argument("--step-seconds", type=float, default=3.0)
+    parser.add_argument("--no-pyhik", action="store_true", help="skip the pyHik reference")
+    parser.add_argument("--part", choices=["socket", "pyhik"], help=argparse.SUPPRESS)
+    parser.add_argument("--ports", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.part:
+        ports = [int(p) for p in args.ports.split(",")]
+        (socket_reader if args.part == "socket" else pyhik_reader)(ports)
+        return
+    args.rates = [int(r) for r in args.rates.split(",") if r]
+
+    pyhik_problem = "skipped (--no-pyhik)" if args.no_pyhik else pyhik_available()
+    sim, ports = start_simulator(args.devices)
+    refs: dict[str, dict[str, Any]] = {}
+    try:
+        with tempfile.TemporaryDirectory(prefix="hikd-bench-") as tmp:
+            ours = run_hikd_part(args, ports, Path(tmp))
+        refs["socket"] = reference("socket", ports, args.rate, args.seconds)
+        if pyhik_problem is None:
+            try:
+                refs["pyhik"] = reference("pyhik", ports, args.rate, args.seconds)
+            except (RuntimeError, ValueError) as error:
+                pyhik_problem = f"did not run: {str(error).strip().splitlines()[-1:]}"
+    finally:
+        sim.send_signal(signal.SIGTERM)
+        stop(sim)
+
+    main_step: Step = ours["main"]
+    h50, h99 = pct(main_step.latencies_ms, 0.5), pct(main_step.latencies_ms, 0.99)
+    h_cpu = main_step.cpu_s / max(1, main_step.sent) * 1e6
+    idle = ours["idle_cpu_per_s"]
+    print(
+        f"Delivery: {args.devices} devices, {args.rate} alarms/s for {args.seconds:g} s "
+        f"(types {TYPES}); hikd.sim, `hikd run` (real library), mosquitto and the subscriber "
+        f"each in their own process on {os.cpu_count()} cores"
+    )
+    print(f"{'':34} {'alarms':>7} {'received':>9} {'p50 ms':>7} {'p99 ms':>7} {'CPU us/alarm':>13}")
+    print(
+        f"{'hikd: sim -> outbox -> MQTT sub':34} {main_step.sent:>7} "
+        f"{len(main_step.latencies_ms):>9} {ms(h50):>7} {ms(h99):>7} {h_cpu:>13.1f}"
+    )
+    rows = {"socket": "socket reader of the alertStream", "pyhik": f"pyHik {pyhik_version()}"}
+    for key, label in rows.items():
+        ref = refs.get(key)
+        if ref is None:
+            print(f"{label:34} {pyhik_problem}")
+            continue
+        lat = ref["latencies_ms"]
+        cpu = ref["cpu_s"] / max(1, ref["sent"]) * 1e6
+        print(
+            f"{label:34} {ref['sent']:>7} {ref['count']:>9} {ms(pct(lat, 0.5)):>7} "
+            f"{ms(pct(lat, 0.99)):>7} {cpu:>13.1f}"
+        )
+        ref.update(p50=pct(lat, 0.5), p99=pct(lat, 0.99), cpu_us=cpu)
+    idle_us = idle * (main_step.drain_s + args.seconds) / max(1, main_step.sent) * 1e6
+    print(
+        f"  hikd: {main_step.produced} events produced for {main_step.sent} alarms "
+        f"(start + stop each), {main_step.missing} missing at the subscriber; its CPU "
+        f"includes an idle load of {idle * 100:.1f} % of a core ({idle_us:.1f} us/alarm)"
+    )
+    print("  targets: p50 <= 1 ms, p99 <= 5 ms, CPU <= 150 us per alarm")
+    for key, label in (("socket", "socket reader"), ("pyhik", "pyHik")):
+        ref = refs.get(key)
+        if ref is not None:
+            print(
+                f"  hikd / {label}: p50 {ratio(h50, ref['p50'])}, p99 {ratio(h99, ref['p99'])}, "
+                f"CPU per alarm {ratio(h_cpu, ref['cpu_us'])}"
+            )
+
+    print("\nZero loss end to end, stepping the rate up (each step "
+          f"{args.step_seconds:g} s; loss = hikd events on disk never received):")  # fmt: skip
+    print(
+        f"{'rate/s':>7} {'sent':>7} {'starts':>7} {'events':>7} {'missing':>8} {'drain s':>8} "
+        f"{'p50 ms':>7} {'p99 ms':>8} {'CPU us/alarm':>13}  zero loss"
+    )
+    best = 0
+    for s in ours["steps"]:
+        print(
+            f"{s.rate:>7} {s.sent:>7} {s.starts:>7} {s.produced:>7} {s.missing:>8} "
+            f"{s.drain_s:>8.1f} {ms(pct(s.latencies_ms, 0.5)):>7} "
+            f"{ms(pct(s.latencies_ms, 0.99)):>8} {s.cpu_s / max(1, s.sent) * 1e6:>13.1f}  "
+            f"{'yes' if s.zero_loss else 'no'}"
+        )
+        if s.zero_loss:
+            best = max(best, s.rate)
+    print(f"  highest zero-loss rate: {best} alarms/s (target >= 5,000)")
+
+
+if __name__ == "__main__":
+    main()
