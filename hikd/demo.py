@@ -21,6 +21,7 @@ from hikd.daemon import Daemon
 from hikd.events import Event
 from hikd.logs import setup_logging
 from hikd.sim import SimDeviceConfig, Simulator
+from hikd.sim.config import RecordingPlan
 
 DEFAULT_CONFIG = Path("config/demo.toml")
 # The simulator's password, handed to the daemon through the environment like a real one.
@@ -56,7 +57,9 @@ def describe(event: Event) -> str:
         details += f"after {float(event.attributes['duration_s']):.0f} s"
         if event.attributes.get("ended_by") == "hold_timeout":
             details += " (no news from the device)"
-    if event.files:
+    if event.kind == "file":
+        details += " ".join(str(f) for f in event.files)
+    elif event.files:
         details += f" pictures={len(event.files)}"
     return (
         f"{when}  {event.kind:<6} {event.device.name:<10} {where:<6} "
@@ -146,6 +149,8 @@ def demo(config_path: Path | None, duration: float = 0.0) -> int:
                 device_type="NVR",
                 ip_channels=4,
                 alarm_inputs=2,
+                # Three finished 2-minute recordings per channel for the download job.
+                recordings=RecordingPlan(per_channel=3, segment_s=120, bytes_per_second=20_000),
             )
         ]
     )

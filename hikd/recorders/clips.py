@@ -264,9 +264,10 @@ class ClipRecorder:
 
     def _wait_s(self) -> float:
         with self._lock:
+            full = len(self._busy) >= self.config.parallel
             dues = [r.due for k, r in self._pending.items() if k not in self._busy]
-        if not dues:
-            return 5.0
+        if not dues or full:
+            return 5.0  # a finishing download wakes the loop (None in the inbox)
         return min(5.0, max(0.0, min(dues) - time.time()))
 
     def _accept(self, event: Event) -> None:
@@ -285,7 +286,11 @@ class ClipRecorder:
     def _dispatch(self) -> None:
         now = time.time()
         with self._lock:
-            due = [r for k, r in self._pending.items() if k not in self._busy and r.due <= now]
+            # No more than the pool runs at once: nothing waits in the pool's queue, so
+            # close() has only running downloads to wait for.
+            free = max(0, self.config.parallel - len(self._busy))
+            waiting = (r for k, r in self._pending.items() if k not in self._busy)
+            due = sorted((r for r in waiting if r.due <= now), key=lambda r: r.due)[:free]
             for request in due:
                 self._busy.add(request.alarm_id)
         for request in due:

@@ -236,7 +236,7 @@ def _leaf(name: str, value: Any) -> Any:
         if (value.isdecimal() and len(value) <= 19) or _INT.match(value):
             return int(value)
         return value
-    if name in _FLOAT_FIELDS and _FLOAT.match(value):
+    if name in _FLOAT_FIELDS and (value.replace(".", "", 1).isdecimal() or _FLOAT.match(value)):
         number = float(value)
         return number if math.isfinite(number) else value
     return value

@@ -60,8 +60,8 @@ class _Shape(NamedTuple):
     pattern: re.Pattern[str]
     tree: dict[str, Any]
     """The body's dict with a `_Slot` for each group's leaf."""
-    slots: tuple[_Slot, ...]
-    """The groups in order, each with the leaf name that sets its conversion."""
+    converted: tuple[_Slot, ...]
+    """The groups whose text the leaf conversion applies to (by their leaf's name)."""
 
 
 ElementDict = Callable[[ET.Element], dict[str, Any]]
@@ -95,14 +95,10 @@ class AlertShapes:
                 continue
             if i >= _KEEP_ORDER:
                 self._to_front(shape)
-            texts = match.groups()
-            leaf, converted = self._leaf, self._converted
-            values = [
-                leaf(name, texts[index].strip())
-                if name in converted
-                else texts[index].strip()
-                for index, name in shape.slots
-            ]
+            values: list[Any] = [text.strip() for text in match.groups()]
+            leaf = self._leaf
+            for index, name in shape.converted:
+                values[index] = leaf(name, values[index])
             return _fill(shape.tree, values)
         return None
 
@@ -162,7 +158,8 @@ class AlertShapes:
         pattern = re.compile("".join(parts))
         if pattern.groups != len(found):
             return None
-        return _Shape(pattern, tree, tuple(found[i] for i in range(len(found))))
+        converted = tuple(found[i] for i in range(len(found)) if found[i].name in self._converted)
+        return _Shape(pattern, tree, converted)
 
 
 def _slots_in(tree: dict[str, Any], found: dict[int, _Slot]) -> dict[str, Any] | None:
