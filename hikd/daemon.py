@@ -286,9 +286,11 @@ class Daemon:
     def stop(self) -> None:
         deadline = time.monotonic() + self.config.sdk.shutdown_timeout_s
         self.notifier.stopping()
+        jobs_done = True
         if self.scheduler is not None:
             # Running jobs are told to stop; a download left half-way resumes next time.
-            self.scheduler.shutdown(wait_s=max(0.1, min(2.0, deadline - time.monotonic() - 2)))
+            wait_s = max(0.1, min(2.0, deadline - time.monotonic() - 2))
+            jobs_done = self.scheduler.shutdown(wait_s=wait_s)
         for server in self.listeners:
             server.stop()
         if self.arming is not None:
@@ -304,8 +306,8 @@ class Daemon:
             self.bus.stop(timeout=max(0.5, deadline - time.monotonic()))
         if self.outbox is not None:
             self.outbox.close()
-        if self.state is not None:
-            self.state.close()
+        if self.state is not None and jobs_done:
+            self.state.close()  # a job still running keeps it until the process ends
         if self.sdk is not None and self._owns_sdk:
             sdk = self.sdk
             cleaner = threading.Thread(target=sdk.cleanup, name="sdk-cleanup", daemon=True)
