@@ -61,9 +61,10 @@ CREATE TABLE IF NOT EXISTS cursors (
 );
 """
 
-# Events kept in memory after they are stored, so that a sink keeping up reads them
-# without decoding JSON again; a sink further behind reads from the database.
-_RECENT = 4096
+# Events kept in memory after they are stored, until every sink has acknowledged them,
+# so that a sink keeping up (or catching up after a burst) reads them without decoding
+# JSON again; a sink further behind reads from the database. ~2.5 kB each.
+_RECENT = 16384
 
 
 class OutboxClosed(RuntimeError):
@@ -102,6 +103,13 @@ class Outbox:
         self._conn: sqlite3.Connection | None = None
         try:
             self._conn = self._connect(synchronous)
+            self._insert_rows = max(
+                1,
+                min(
+                    _MAX_INSERT_ROWS,
+                    self._conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // 2,
+                ),
+            )
             self._load_state()
         except BaseException:
             if self._conn is not None:
@@ -275,29 +283,19 @@ class Outbox:
             stored: list[Event] = list(events)
             cut = dropped = 0
             cursors = self._cursors
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                _insert(conn, first, bodies)
-                if not cursors:
-                    # Nobody to deliver to: the rows are acknowledged by every sink.
-                    conn.execute("DELETE FROM events WHERE seq <= ?", (last,))
-                    count, nbytes = 0, 0
-                elif count > self.max_events or nbytes > self.max_bytes:
-                    cut, dropped, overflow, nbytes = self._drop_oldest(conn, last, count, nbytes)
-                    count -= dropped
-                    body = overflow.to_json().encode()
-                    last += 1
-                    conn.execute("INSERT INTO events (seq, body) VALUES (?, ?)", (last, body))
-                    conn.execute("UPDATE cursors SET seq = ? WHERE seq < ?", (cut, cut))
-                    cursors = {s: max(c, cut) for s, c in cursors.items()}
-                    count += 1
-                    nbytes += len(body)
-                    stored.append(overflow)
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:  # a failed COMMIT may have rolled back already
-                    conn.execute("ROLLBACK")
-                raise
+            if (
+                cursors
+                and count <= self.max_events
+                and nbytes <= self.max_bytes
+                and len(bodies) <= self._insert_rows
+            ):
+                # One INSERT is a transaction of its own: no BEGIN and COMMIT statements
+                # (each releases and retakes the GIL, see `_insert`).
+                _insert(conn, first, bodies, self._insert_rows)
+            else:
+                cut, dropped, count, nbytes, cursors, last = self._append_in_transaction(
+                    conn, bodies, stored, first, count, nbytes
+                )
             self._last_seq = last
             self._count = count
             self._bytes = nbytes
@@ -305,6 +303,46 @@ class Outbox:
             self._dropped += dropped
             self._remember_locked(first, stored, cut)
             return stored[len(events) :]
+
+    def _append_in_transaction(
+        self,
+        conn: sqlite3.Connection,
+        bodies: list[bytes],
+        stored: list[Event],
+        first: int,
+        count: int,
+        nbytes: int,
+    ) -> tuple[int, int, int, int, dict[str, int], int]:
+        """`append` when rows must also be deleted: nobody to deliver to, or the size limit
+        is reached (the overflow event is added to `stored`). Returns (last dropped seq,
+        how many dropped, rows and bytes after, cursors after, last seq)."""
+        last = first + len(bodies) - 1
+        cut = dropped = 0
+        cursors = self._cursors
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            _insert(conn, first, bodies, self._insert_rows)
+            if not cursors:
+                # Nobody to deliver to: the rows are acknowledged by every sink.
+                conn.execute("DELETE FROM events WHERE seq <= ?", (last,))
+                count, nbytes = 0, 0
+            elif count > self.max_events or nbytes > self.max_bytes:
+                cut, dropped, overflow, nbytes = self._drop_oldest(conn, last, count, nbytes)
+                count -= dropped
+                body = overflow.to_json().encode()
+                last += 1
+                conn.execute("INSERT INTO events (seq, body) VALUES (?, ?)", (last, body))
+                conn.execute("UPDATE cursors SET seq = ? WHERE seq < ?", (cut, cut))
+                cursors = {s: max(c, cut) for s, c in cursors.items()}
+                count += 1
+                nbytes += len(body)
+                stored.append(overflow)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:  # a failed COMMIT may have rolled back already
+                conn.execute("ROLLBACK")
+            raise
+        return cut, dropped, count, nbytes, cursors, last
 
     def _drop_oldest(
         self, conn: sqlite3.Connection, last: int, count: int, nbytes: int
@@ -366,10 +404,13 @@ class Outbox:
         else:
             self._recent = list(stored)
             self._recent_first = first
-        stale = max(0, cut - self._recent_first + 1)  # dropped rows must not be served
-        excess = len(self._recent) - stale - _RECENT
-        if stale or excess > _RECENT:  # trim in chunks: deleting a list's front is O(n)
-            n = min(len(self._recent), stale + max(0, excess))
+        # Rows the size limit dropped must not be served; past _RECENT, the oldest go.
+        self._forget_locked(max(cut - self._recent_first + 1, len(self._recent) - _RECENT))
+
+    def _forget_locked(self, n: int) -> None:
+        """Drop the `n` oldest remembered events."""
+        if n > 0:
+            n = min(n, len(self._recent))
             del self._recent[:n]
             self._recent_first += n
 
@@ -409,6 +450,8 @@ class Outbox:
             self._cursors = cursors
             self._count -= pruned[0]
             self._bytes -= pruned[1]
+            # What every sink has acknowledged is not read again.
+            self._forget_locked(min(cursors.values()) - self._recent_first + 1)
 
     def _prune(self, conn: sqlite3.Connection, cursors: dict[str, int]) -> tuple[int, int]:
         """Delete the rows every sink in `cursors` has acknowledged; (rows, bytes) deleted."""
@@ -448,31 +491,26 @@ class Outbox:
         self.close()
 
 
-def _insert(conn: sqlite3.Connection, first: int, bodies: list[bytes]) -> None:
+def _insert(conn: sqlite3.Connection, first: int, bodies: list[bytes], most: int) -> None:
     """Insert `bodies` as rows `first`, `first + 1`, ...
 
-    Many rows per INSERT statement rather than ``executemany``: that steps SQLite once per
-    row and releases the GIL each time, and a thread taking the GIL back from a busy
-    decoder thread waits up to the switch interval (5 ms) for it. Chunk sizes are powers
-    of two, so the connection's statement cache holds a handful of statements.
+    One INSERT of many rows rather than ``executemany``: that steps SQLite once per row
+    and releases the GIL each time, and a thread taking the GIL back from a busy decoder
+    thread waits up to the switch interval (5 ms) for it, so a batch took seconds.
     """
-    done = 0
-    while done < len(bodies):
-        size = _INSERT_ROWS
-        while size > len(bodies) - done:
-            size //= 2
-        params: list[int | bytes] = []
-        for seq, body in enumerate(bodies[done : done + size], first + done):
-            params += (seq, body)
-        conn.execute(_insert_sql(size), params)
-        done += size
+    for start in range(0, len(bodies), most):
+        chunk = bodies[start : start + most]
+        seqs = range(first + start, first + start + len(chunk))
+        params = [v for row in zip(seqs, chunk, strict=True) for v in row]
+        conn.execute(_insert_sql(len(chunk)), params)
 
 
-_INSERT_ROWS = 256
-"""Rows per INSERT at most (two parameters each, under SQLite's old limit of 999)."""
+_MAX_INSERT_ROWS = 4096
+"""Rows per INSERT at most (the bus stores up to 2000 events at a time); fewer where
+SQLite allows fewer parameters per statement."""
 
 
-@functools.cache
+@functools.lru_cache(maxsize=64)
 def _insert_sql(rows: int) -> str:
     return "INSERT INTO events (seq, body) VALUES " + ",".join(["(?, ?)"] * rows)
 

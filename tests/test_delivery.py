@@ -268,13 +268,16 @@ def test_topics_payloads_retain_qos_and_discovery(
     # Subscribed at QoS 2, so each message arrives at the QoS hikd published it with.
     with Subscriber(broker, ["hikd/#", "homeassistant/#"], qos=2) as sub:
         hikd = run_hikd(config, sim)
-        sub.wait_for(
-            lambda ms: any(
-                m.topic == "hikd/nvr/availability" and m.payload == b"online" for m in ms
-            ),
-            "hikd/nvr/availability online",
-            START_TIMEOUT_S,
-        )
+        try:
+            sub.wait_for(
+                lambda ms: any(
+                    m.topic == "hikd/nvr/availability" and m.payload == b"online" for m in ms
+                ),
+                "hikd/nvr/availability online",
+                START_TIMEOUT_S,
+            )
+        except AssertionError as error:
+            raise AssertionError(f"{error}\n{hikd.output()}") from None
         assert dev.wait_for_streams(1, timeout=START_TIMEOUT_S), hikd.output()
 
         def alarm_events(state_: str) -> list[dict[str, Any]]:

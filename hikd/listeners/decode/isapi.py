@@ -13,7 +13,7 @@ import math
 import re
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from hikd.events import Event, State, new_event_id
 from hikd.listeners.decode import types
@@ -73,6 +73,16 @@ _FLOAT_FIELDS = frozenset({"X", "Y", "x", "y", "width", "height"})
 _NUMERIC_FIELDS = _INT_FIELDS | _FLOAT_FIELDS
 _CHANNEL_FIELDS = ("channelID", "dynChannelID", "videoInputChannelID", "dynVideoInputChannelID")
 _INPUT_FIELDS = ("inputIOPortID", "dynInputIOPortID")
+_EVENT_FIELDS = (
+    "_root_only",
+    "eventType",
+    "DurationList",
+    "eventState",
+    "dateTime",
+    *_CHANNEL_FIELDS,
+    *_INPUT_FIELDS,
+)
+"""Every alert field `_alert_events` reads itself (the others reach it as attributes)."""
 _RENAMES = {"macAddress": "mac", "portNo": "port", "hddID": "disk"}
 _STRUCTURED = frozenset({"DetectionRegionList"})
 
@@ -119,12 +129,14 @@ def _decode_body(
                 raise MalformedBody("XML with a DOCTYPE or ENTITY declaration is refused")
             alerts = _xml_alerts(text)
         else:
-            alerts = _json_alerts(text)
+            alerts = [_Read(alert) for alert in _json_alerts(text)]
     except MalformedBody as exc:
         return [malformed(raw, ctx, stats, str(exc), data_type=raw.data_type)]
     events: list[Event] = []
-    for i, alert in enumerate(alerts):
-        events.extend(_alert_events(alert, raw, text, ctx, stats, pictures if i == 0 else []))
+    for i, (alert, attributes) in enumerate(alerts):
+        events.extend(
+            _alert_events(alert, raw, text, ctx, stats, pictures if i == 0 else [], attributes)
+        )
     return events
 
 
@@ -142,11 +154,22 @@ def _text(body: bytes) -> str:
 # --- XML and JSON into one shape: dicts of str -> leaf | dict | list ---------------------
 
 
-def _xml_alerts(text: str) -> list[dict[str, Any]]:
+class _Read(NamedTuple):
+    """One alert read from a body: its fields, and its attributes when the body had a
+    known shape (else `_alert_events` makes them from the fields)."""
+
+    fields: dict[str, Any]
+    attributes: dict[str, Any] | None = None
+
+
+def _xml_alerts(text: str) -> list[_Read]:
     source = _XML_DECL.sub("", text, count=1)
     known = _shapes.read(source)
     if known is not None:
-        return [known]
+        attributes = known["attributes"]
+        if known["regions"]:
+            _first_target(attributes)
+        return [_Read(known["fields"], attributes)]
     try:
         root = ET.fromstring(source)
         _shapes.learn(source, root)
@@ -162,12 +185,12 @@ def _xml_alerts(text: str) -> list[dict[str, Any]]:
     if _local(root.tag) != ALERT:
         nested = [el for el in root.iter() if _local(el.tag) == ALERT]
         if nested:
-            return [_xml_dict(el, 0) for el in nested]
+            return [_Read(_xml_dict(el, 0)) for el in nested]
         alert = _xml_dict(root, 0)
         if "eventType" not in alert:
             alert = {"eventType": _local(root.tag), "_root_only": True, **alert}
-        return [alert]
-    return [_xml_dict(root, 0)]
+        return [_Read(alert)]
+    return [_Read(_xml_dict(root, 0))]
 
 
 def _local(tag: Any) -> str:
@@ -246,7 +269,15 @@ def _root_dict(root: ET.Element) -> dict[str, Any]:
     return _xml_dict(root, 0)
 
 
-_shapes = AlertShapes(_root_dict, _leaf, _NUMERIC_FIELDS, ALERT)
+def _shape_plan(alert: dict[str, Any]) -> dict[str, Any]:
+    """What a body of a known shape is read into: the fields `_alert_events` reads and the
+    attributes as far as the alert's shape alone places them (`_first_target` is left)."""
+    attributes, regions = _placed_attributes(alert)
+    fields = {name: alert[name] for name in _EVENT_FIELDS if name in alert}
+    return {"fields": fields, "attributes": attributes, "regions": regions}
+
+
+_shapes = AlertShapes(_root_dict, _leaf, _NUMERIC_FIELDS, ALERT, _shape_plan)
 """Alert bodies a device repeats are read without parsing them again (see shapes.py)."""
 
 
@@ -286,7 +317,9 @@ def _alert_events(
     ctx: DecodeContext,
     stats: DecodeStats,
     pictures: list[RawPicture],
+    attributes: dict[str, Any] | None = None,
 ) -> list[Event]:
+    # Reads only the fields in _EVENT_FIELDS (bodies of a known shape bring no others).
     root_only = bool(alert.pop("_root_only", False))
     device_type = _str(alert.get("eventType"))
     if not device_type or device_type.lower() == "duration":
@@ -303,7 +336,8 @@ def _alert_events(
         stats.heartbeat(ctx.device.name)
         return []
 
-    attributes = _attributes(alert)
+    if attributes is None:
+        attributes = _attributes(alert)
     attributes["event_type"] = device_type
     channel, channel_field = _first_int(alert, _CHANNEL_FIELDS)
     alarm_input, input_field = _first_int(alert, _INPUT_FIELDS)
@@ -408,6 +442,17 @@ def _attributes(alert: dict[str, Any]) -> dict[str, Any]:
     """Every field of the alert, snake_case, flattened where that loses nothing; the
     detection regions as a list, with the first region's id, target and coordinates on top
     (what rules and automations key on)."""
+    attributes, regions = _placed_attributes(alert)
+    if regions:
+        _first_target(attributes)
+    return attributes
+
+
+def _placed_attributes(alert: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    """`_attributes` but for `_first_target`, and whether the alert had regions.
+
+    Where a value lands here depends on the alert's element names and nesting only,
+    never on a leaf value: shapes.py relies on it to place a body's leaf texts."""
     attributes: dict[str, Any] = {}
     _flatten(alert, attributes, "", 0)
     regions = _regions(alert.get("DetectionRegionList"))
@@ -417,11 +462,16 @@ def _attributes(alert: dict[str, Any]) -> dict[str, Any]:
         for key in ("region_id", "detection_target", "coordinates"):
             if key in first and key not in attributes:
                 attributes[key] = first[key]
-        if "detection_target" not in attributes:
-            targets = [r["detection_target"] for r in regions if r.get("detection_target")]
-            if targets:
-                attributes["detection_target"] = targets[0]
-    return attributes
+    return attributes, bool(regions)
+
+
+def _first_target(attributes: dict[str, Any]) -> None:
+    """Without a target in the first region, the first region that names one."""
+    if "detection_target" not in attributes:
+        regions = attributes["regions"]
+        targets = [r["detection_target"] for r in regions if r.get("detection_target")]
+        if targets:
+            attributes["detection_target"] = targets[0]
 
 
 def _flatten(node: dict[str, Any], out: dict[str, Any], parent: str, depth: int) -> None:

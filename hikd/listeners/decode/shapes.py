@@ -59,35 +59,44 @@ class _Slot(NamedTuple):
 class _Shape(NamedTuple):
     pattern: re.Pattern[str]
     tree: dict[str, Any]
-    """The body's dict with a `_Slot` for each group's leaf."""
+    """The body's plan with a `_Slot` where each group's leaf goes."""
     converted: tuple[_Slot, ...]
     """The groups whose text the leaf conversion applies to (by their leaf's name)."""
 
 
 ElementDict = Callable[[ET.Element], dict[str, Any]]
 Leaf = Callable[[str, str], Any]
+Plan = Callable[[dict[str, Any]], dict[str, Any]]
 
 
 class AlertShapes:
     """Reads alert bodies of known shapes; learns the shapes of bodies it is shown.
 
     `element_dict` is the decoder's own element-to-dict function and `leaf` its leaf
-    conversion (applied to the names in `converted`), so a body read here gives the same
-    dict as parsing it and calling `element_dict` on the root. Thread-safe."""
+    conversion (applied to the names in `converted`). `plan` derives what the decoder
+    wants from that dict (a dict of dicts, lists and leaves) and must place each leaf
+    value by the dict's keys and nesting alone, never looking at the value. Then for a
+    body read here ``read(source) == plan(element_dict(root of source))``. Thread-safe."""
 
     def __init__(
-        self, element_dict: ElementDict, leaf: Leaf, converted: Collection[str], root: str
+        self,
+        element_dict: ElementDict,
+        leaf: Leaf,
+        converted: Collection[str],
+        root: str,
+        plan: Plan,
     ) -> None:
         self._element_dict = element_dict
         self._leaf = leaf
         self._converted = frozenset(converted)
         self._root = root
+        self._plan = plan
         self._lock = threading.Lock()
         self._shapes: tuple[_Shape, ...] = ()
         self._seen: dict[str, int] = {}
 
     def read(self, source: str) -> dict[str, Any] | None:
-        """The dict of `source` if it has a known shape, else None."""
+        """The plan of `source` if it has a known shape, else None."""
         shapes = self._shapes
         for i, shape in enumerate(shapes):
             match = shape.pattern.fullmatch(source)
@@ -159,7 +168,7 @@ class AlertShapes:
         if pattern.groups != len(found):
             return None
         converted = tuple(found[i] for i in range(len(found)) if found[i].name in self._converted)
-        return _Shape(pattern, tree, converted)
+        return _Shape(pattern, self._plan(tree), converted)
 
 
 def _slots_in(tree: dict[str, Any], found: dict[int, _Slot]) -> dict[str, Any] | None:
@@ -207,14 +216,22 @@ def _fill(tree: dict[str, Any], values: list[Any]) -> dict[str, Any]:
         elif kind is dict:
             out[name] = _fill(value, values)
         elif kind is list:
-            out[name] = [
-                values[v.index]
-                if type(v) is _Slot
-                else _fill(v, values)
-                if type(v) is dict
-                else v
-                for v in value
-            ]
+            out[name] = _fill_list(value, values)
         else:
             out[name] = value
+    return out
+
+
+def _fill_list(items: list[Any], values: list[Any]) -> list[Any]:
+    out: list[Any] = []
+    for value in items:
+        kind = type(value)
+        if kind is _Slot:
+            out.append(values[value.index])
+        elif kind is dict:
+            out.append(_fill(value, values))
+        elif kind is list:
+            out.append(_fill_list(value, values))
+        else:
+            out.append(value)
     return out
