@@ -36,6 +36,7 @@ unit: $(STAMP) mosquitto
 test: lint typecheck unit
 
 bench: $(STAMP) mosquitto
+	$(BIN)/python -m pip install --quiet -e '.[sdk,dev,bench]'
 	$(BIN)/python bench/run_all.py
 
 clean:
