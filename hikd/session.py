@@ -144,6 +144,8 @@ class DeviceSession:
                 self._sleep(self.config.auth_retry_s)
                 continue
             except SdkError as exc:
+                if self._stop.is_set():
+                    return
                 delay = next(delays)
                 self._unreachable(exc, delay)
                 self._sleep(delay)
@@ -172,6 +174,10 @@ class DeviceSession:
                 https=self.config.https,
             )
         with self._lock:
+            if self._stop.is_set():
+                # close() ran while the login was under way: do not leave a session behind.
+                logout(self.sdk, result.user_id)
+                raise SdkError(3, "stopped while logging in")
             self.user_id = result.user_id
             self.facts = result.facts
         self._read_identity()
