@@ -21,11 +21,26 @@ State = Literal["start", "stop", "pulse"]
 _uuid_lock = threading.Lock()
 _last_ms = 0
 _seq = 0
+_random = b""
+_random_used = 0
+_RANDOM_POOL = 4096
+"""Random bytes read from the OS at a time. One os.urandom per id was a system call that
+releases the GIL, per event: the decoder thread then waited for the bus threads to hand
+the GIL back, which cost more than the decoding itself."""
+
+
+def _forget_random() -> None:
+    # A forked child must not hand out the parent's remaining random bytes again.
+    global _random, _random_used
+    _random, _random_used = b"", 0
+
+
+os.register_at_fork(after_in_child=_forget_random)
 
 
 def new_event_id() -> str:
     """A UUIDv7 string: unique, and sorts in creation order within this process."""
-    global _last_ms, _seq
+    global _last_ms, _seq, _random, _random_used
     with _uuid_lock:
         ms = time.time_ns() // 1_000_000
         if ms <= _last_ms:
@@ -39,7 +54,11 @@ def new_event_id() -> str:
             _seq = 0
         _last_ms = ms
         seq = _seq
-    rand = int.from_bytes(os.urandom(8), "big") & ((1 << 62) - 1)
+        if _random_used >= len(_random):
+            _random, _random_used = os.urandom(_RANDOM_POOL), 0
+        rand_bytes = _random[_random_used : _random_used + 8]
+        _random_used += 8
+    rand = int.from_bytes(rand_bytes, "big") & ((1 << 62) - 1)
     value = (ms << 80) | (0x7 << 76) | (seq << 64) | (0b10 << 62) | rand
     h = f"{value:032x}"
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
@@ -47,6 +66,18 @@ def new_event_id() -> str:
 
 # One encoder for every event (json.dumps with options builds a new one per call).
 _encode = json.JSONEncoder(separators=(",", ":"), default=str).encode
+_encode_string = json.encoder.encode_basestring_ascii
+
+
+def _json_value(value: Any) -> str:
+    kind = type(value)
+    if kind is str:
+        return _encode_string(value)
+    if value is None:
+        return "null"
+    if kind is int:
+        return int.__repr__(value)  # what the encoder writes for an int
+    return _encode(value)
 
 
 def utc_now() -> datetime:
@@ -98,9 +129,44 @@ class Event:
         }
 
     def to_json(self) -> str:
+        """`to_dict()` as compact JSON (non-ASCII escaped, unknown types as `str()`)."""
         text = self._json
         if text is None:
-            text = _encode(self.to_dict())
+            # The same text as encoding to_dict() whole, without building that dict (the
+            # outbox writer does this for every event).
+            device = self.device
+            files = self.files
+            text = "".join(
+                (
+                    '{"id":',
+                    _json_value(self.id),
+                    ',"kind":',
+                    _json_value(self.kind),
+                    ',"type":',
+                    _json_value(self.type),
+                    ',"state":',
+                    _json_value(self.state),
+                    ',"device":{"name":',
+                    _json_value(device.name),
+                    ',"serial":',
+                    _json_value(device.serial),
+                    ',"address":',
+                    _json_value(device.address),
+                    '},"channel":',
+                    _json_value(self.channel),
+                    ',"time":',
+                    _json_value(self.time.isoformat()),
+                    ',"received":',
+                    _json_value(self.received.isoformat()),
+                    ',"attributes":',
+                    _encode(self.attributes),
+                    ',"raw":',
+                    "null" if self.raw is None else _encode(self.raw),
+                    ',"files":',
+                    _encode(list(files)) if files else "[]",
+                    "}",
+                )
+            )
             object.__setattr__(self, "_json", text)
         return text
 

@@ -184,7 +184,8 @@ class Outbox:
         ).fetchone()
         self._count = int(count)
         self._bytes = int(nbytes)
-        if count and int(first) != self._last_seq - self._count + 1:
+        self._gaps = bool(count and int(first) != self._last_seq - self._count + 1)
+        if self._gaps:
             # Rows are only deleted from the front, so a gap means outside editing;
             # counting backlogs from seq numbers would then be wrong.
             log.warning(
@@ -438,11 +439,29 @@ class Outbox:
             if seq <= self._cursors[sink]:
                 return
             cursors = {**self._cursors, sink: seq}
-            conn.execute("BEGIN IMMEDIATE")
+            upto, pruned = self._prunable(conn, cursors)
+            if "\0" in sink:  # cannot be written as an SQL literal
+                statements = None
+            else:
+                # One script: executescript releases the GIL once per statement, execute()
+                # four times, and each time the sink's thread waits up to the switch
+                # interval to get it back from a busy decoder thread. Only integers and
+                # the quoted sink name go into the text.
+                statements = [
+                    "BEGIN IMMEDIATE",
+                    f"UPDATE cursors SET seq = {int(seq)} WHERE sink = {_sql_string(sink)}",
+                    f"DELETE FROM events WHERE seq <= {int(upto)}" if upto is not None else "",
+                    "COMMIT",
+                ]
             try:
-                conn.execute("UPDATE cursors SET seq = ? WHERE sink = ?", (seq, sink))
-                pruned = self._prune(conn, cursors)
-                conn.execute("COMMIT")
+                if statements is None:
+                    conn.execute("BEGIN IMMEDIATE")
+                    conn.execute("UPDATE cursors SET seq = ? WHERE sink = ?", (seq, sink))
+                    if upto is not None:
+                        conn.execute("DELETE FROM events WHERE seq <= ?", (upto,))
+                    conn.execute("COMMIT")
+                else:
+                    conn.executescript(";\n".join(filter(None, statements)) + ";")
             except BaseException:
                 if conn.in_transaction:  # a failed COMMIT may have rolled back already
                     conn.execute("ROLLBACK")
@@ -455,16 +474,31 @@ class Outbox:
 
     def _prune(self, conn: sqlite3.Connection, cursors: dict[str, int]) -> tuple[int, int]:
         """Delete the rows every sink in `cursors` has acknowledged; (rows, bytes) deleted."""
+        upto, pruned = self._prunable(conn, cursors)
+        if upto is not None:
+            conn.execute("DELETE FROM events WHERE seq <= ?", (upto,))
+        return pruned
+
+    def _prunable(
+        self, conn: sqlite3.Connection, cursors: dict[str, int]
+    ) -> tuple[int | None, tuple[int, int]]:
+        """The last seq every sink in `cursors` has acknowledged (None when no stored row
+        is), and (rows, bytes) stored up to there."""
         first_present = self._last_seq - self._count + 1
         upto = min(cursors.values(), default=self._last_seq)
         if upto < first_present:
-            return 0, 0
+            return None, (0, 0)
+        start = first_present - self._recent_first
+        if not self._gaps and start >= 0 and upto < self._recent_first + len(self._recent):
+            # Rows still remembered: their bodies are their JSON, no query needed.
+            count = upto - first_present + 1
+            nbytes = sum(_size(e.to_json()) for e in self._recent[start : start + count])
+            return upto, (count, nbytes)
         count, nbytes = conn.execute(
             "SELECT count(*), coalesce(sum(length(body)), 0) FROM events WHERE seq <= ?",
             (upto,),
         ).fetchone()
-        conn.execute("DELETE FROM events WHERE seq <= ?", (upto,))
-        return int(count), int(nbytes)
+        return upto, (int(count), int(nbytes))
 
     # -- the rest ----------------------------------------------------------------------
 
@@ -489,6 +523,16 @@ class Outbox:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _size(text: str) -> int:
+    """The bytes `text` takes stored (to_json() writes ASCII, so no encoding is needed)."""
+    return len(text) if text.isascii() else len(text.encode())
+
+
+def _sql_string(text: str) -> str:
+    """`text` as an SQLite string literal (SQLite has no backslash escapes)."""
+    return "'" + text.replace("'", "''") + "'"
 
 
 def _insert(conn: sqlite3.Connection, first: int, bodies: list[bytes], most: int) -> None:

@@ -46,7 +46,7 @@ def alarm_key(event: Event) -> AlarmKey:
     return AlarmKey(event.device.name, event.channel, event.type, sub)
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(slots=True)
 class _Active:
     start: Event
     last: Event

@@ -92,6 +92,8 @@ class MalformedBody(Exception):
 
 
 def decode_isapi(raw: RawAlarm, ctx: DecodeContext, stats: DecodeStats) -> list[Event]:
+    if not raw.pictures:
+        return _decode_body(raw, ctx, stats, [])
     pictures = [p for p in raw.pictures if not _is_embedded_alert(p)]
     embedded = [p for p in raw.pictures if _is_embedded_alert(p)]
     events = _decode_body(raw, ctx, stats, pictures)
@@ -172,7 +174,6 @@ def _xml_alerts(text: str) -> list[_Read]:
         return [_Read(known["fields"], attributes)]
     try:
         root = ET.fromstring(source)
-        _shapes.learn(source, root)
     except ET.ParseError as first:
         # Some cameras send a bare "&" in names (hikvision_next works around the same).
         fixed = _BARE_AMP.sub("&amp;", source)
@@ -182,6 +183,8 @@ def _xml_alerts(text: str) -> list[_Read]:
             root = ET.fromstring(fixed)
         except ET.ParseError as exc:
             raise MalformedBody(f"not well-formed XML: {exc}") from None
+    else:
+        _shapes.learn(source, root)
     if _local(root.tag) != ALERT:
         nested = [el for el in root.iter() if _local(el.tag) == ALERT]
         if nested:
@@ -277,7 +280,12 @@ def _shape_plan(alert: dict[str, Any]) -> dict[str, Any]:
     return {"fields": fields, "attributes": attributes, "regions": regions}
 
 
-_shapes = AlertShapes(_root_dict, _leaf, _NUMERIC_FIELDS, ALERT, _shape_plan)
+def alert_shapes() -> AlertShapes:
+    """A new, empty `AlertShapes` that reads bodies the way this decoder parses them."""
+    return AlertShapes(_root_dict, _leaf, _NUMERIC_FIELDS, _INT_FIELDS, ALERT, _shape_plan)
+
+
+_shapes = alert_shapes()
 """Alert bodies a device repeats are read without parsing them again (see shapes.py)."""
 
 

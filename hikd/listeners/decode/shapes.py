@@ -27,10 +27,11 @@ Why a match gives exactly what parsing would:
 
 from __future__ import annotations
 
+import operator
 import re
 import threading
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from typing import Any, NamedTuple
 
 _NAME = r"[A-Za-z_][A-Za-z0-9_.\-]*"
@@ -38,30 +39,48 @@ _TEXT = "[^<>&\r\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]*"
 _LEAF = re.compile(rf"<({_NAME})>({_TEXT})</\1>")
 _MARKER = re.compile("\ue000([0-9]+)\ue001")  # private-use characters: never markup
 
-MAX_SHAPES = 16
-"""Shapes kept (most recently used first); a device sends a handful."""
+MAX_SHAPES = 32
+"""Shapes kept, recently used first (a device sends a few: one per kind of alert)."""
 _LEARN_AFTER = 2
-"""Times a shape must come before it is compiled (compiling costs ~100 parses)."""
+"""Times a shape must come before it is compiled (compiling costs ~200 parses)."""
+_HITS_PER_COMPILE = 1000
+"""Past the first MAX_SHAPES compiles, one more per this many bodies read: bodies of
+ever new shapes, or more shapes than are kept, cannot make hikd compile all the time."""
 _MAX_SEEN = 256
 """Distinct shapes counted before the counts start over (bounds memory)."""
+_NEVER = -(1 << 62)
+"""The count of a shape that cannot be compiled (so it is not tried again)."""
 _KEEP_ORDER = 4
 """A match among the first few shapes does not reorder them (alerts of a few shapes
 alternate; a miss costs only the characters up to the first difference)."""
 
 
 class _Slot(NamedTuple):
-    """Where a group's text goes: group `index`, converted as a leaf called `name`."""
+    """Where a group's text goes: `group`, converted as a leaf called `name`."""
 
-    index: int
+    group: int
     name: str
 
 
+_Build = tuple[tuple[str, ...] | None, Callable[[list[Any]], Sequence[Any]]]
+_Refs = tuple[tuple[str, ...] | None, list[tuple[str, int]]]
+
+
 class _Shape(NamedTuple):
+    """A compiled shape. Reading a body builds a list of values: the group texts, then
+    `constants`, then one dict or list per entry of `builds` (each made of values before
+    it); the last one is the plan."""
+
     pattern: re.Pattern[str]
-    tree: dict[str, Any]
-    """The body's plan with a `_Slot` where each group's leaf goes."""
-    converted: tuple[_Slot, ...]
-    """The groups whose text the leaf conversion applies to (by their leaf's name)."""
+    constants: list[Any]
+    """The plan's leaves that are not group texts (fixed texts, flags)."""
+    wholes: tuple[Callable[[list[Any]], Sequence[str]], tuple[str, ...]] | None
+    """What picks the texts of the groups named in `wholes`, and their names; their
+    values follow the constants."""
+    others: tuple[tuple[int, str], ...]
+    """(group, name) of the other converted groups; their values follow."""
+    builds: tuple[_Build, ...]
+    """(keys of a dict, or None for a list; what picks its values), children first."""
 
 
 ElementDict = Callable[[ET.Element], dict[str, Any]]
@@ -73,27 +92,33 @@ class AlertShapes:
     """Reads alert bodies of known shapes; learns the shapes of bodies it is shown.
 
     `element_dict` is the decoder's own element-to-dict function and `leaf` its leaf
-    conversion (applied to the names in `converted`). `plan` derives what the decoder
-    wants from that dict (a dict of dicts, lists and leaves) and must place each leaf
-    value by the dict's keys and nesting alone, never looking at the value. Then for a
-    body read here ``read(source) == plan(element_dict(root of source))``. Thread-safe."""
+    conversion (applied to the names in `converted`; for those in `wholes` it must give
+    ``int(text)`` for up to 19 decimal digits, which is then done without calling it).
+    `plan` derives what the decoder wants from that dict (a dict of dicts, lists and
+    leaves) and must place each leaf value by the dict's keys and nesting alone, never
+    looking at the value. Then for a body read here
+    ``read(source) == plan(element_dict(root of source))``. Thread-safe."""
 
     def __init__(
         self,
         element_dict: ElementDict,
         leaf: Leaf,
         converted: Collection[str],
+        wholes: Collection[str],
         root: str,
         plan: Plan,
     ) -> None:
         self._element_dict = element_dict
         self._leaf = leaf
         self._converted = frozenset(converted)
+        self._wholes = frozenset(wholes)
         self._root = root
         self._plan = plan
         self._lock = threading.Lock()
         self._shapes: tuple[_Shape, ...] = ()
         self._seen: dict[str, int] = {}
+        self._hits = 0
+        self._compiles = 0
 
     def read(self, source: str) -> dict[str, Any] | None:
         """The plan of `source` if it has a known shape, else None."""
@@ -102,13 +127,34 @@ class AlertShapes:
             match = shape.pattern.fullmatch(source)
             if match is None:
                 continue
+            self._hits += 1  # unlocked: a lost count only delays the next compile
             if i >= _KEEP_ORDER:
                 self._to_front(shape)
-            values: list[Any] = [text.strip() for text in match.groups()]
+            values: list[Any] = list(map(str.strip, match.groups()))
+            values += shape.constants
             leaf = self._leaf
-            for index, name in shape.converted:
-                values[index] = leaf(name, values[index])
-            return _fill(shape.tree, values)
+            if shape.wholes is not None:
+                pick, names = shape.wholes
+                texts = pick(values)
+                if (
+                    "".join(texts).isdecimal()
+                    and min(map(len, texts)) > 0
+                    and max(map(len, texts)) <= 19
+                ):
+                    values += map(int, texts)  # what `leaf` gives for these, at C speed
+                else:
+                    values += [leaf(name, text) for name, text in zip(names, texts, strict=True)]
+            values += [leaf(name, values[group]) for group, name in shape.others]
+            add = values.append
+            for keys, pick in shape.builds:
+                # The keys and the picked values match by construction (strict costs).
+                add(
+                    list(pick(values))
+                    if keys is None
+                    else dict(zip(keys, pick(values), strict=False))
+                )
+            plan: dict[str, Any] = values[-1]
+            return plan
         return None
 
     def learn(self, source: str, root: ET.Element) -> None:
@@ -123,20 +169,27 @@ class AlertShapes:
             if len(self._seen) >= _MAX_SEEN:
                 self._seen.clear()
             seen = self._seen[skeleton] = self._seen.get(skeleton, 0) + 1
-            if seen != _LEARN_AFTER:
+            allowed = MAX_SHAPES + self._hits // _HITS_PER_COMPILE
+            if seen < _LEARN_AFTER or self._compiles >= allowed:
                 return
+            self._compiles += 1
+            del self._seen[skeleton]  # counted afresh should the shape be dropped later
         shape = self._compile(source)
-        if shape is not None:
-            with self._lock:
+        with self._lock:
+            if shape is None:
+                self._seen[skeleton] = _NEVER
+            else:
                 self._shapes = (shape, *self._shapes)[:MAX_SHAPES]
 
     def __len__(self) -> int:
         return len(self._shapes)
 
     def clear(self) -> None:
+        """Forget every shape (and what was counted)."""
         with self._lock:
             self._shapes = ()
             self._seen.clear()
+            self._hits = self._compiles = 0
 
     def _to_front(self, shape: _Shape) -> None:
         with self._lock:
@@ -161,35 +214,53 @@ class AlertShapes:
         if not isinstance(root.tag, str) or root.tag.rsplit("}", 1)[-1] != self._root:
             return None
         found: dict[int, _Slot] = {}
-        tree = _slots_in(self._element_dict(root), found)
-        if tree is None or sorted(found) != list(range(len(found))):
+        try:
+            tree = _slots_in(self._element_dict(root), found)
+        except _NotAShape:
             return None
         pattern = re.compile("".join(parts))
-        if pattern.groups != len(found):
-            return None
-        converted = tuple(found[i] for i in range(len(found)) if found[i].name in self._converted)
-        return _Shape(pattern, self._plan(tree), converted)
+        if sorted(found) != list(range(pattern.groups)):
+            return None  # a marker the parser did not keep (cut off below the depth limit)
+        slots = [found[i] for i in range(len(found))]
+        wholes = [slot for slot in slots if slot.name in self._wholes]
+        others = [s for s in slots if s.name in self._converted and s.name not in self._wholes]
+        constants, builds = _builds(self._plan(tree))
+        # The values of a body, in order: the group texts, the constants, the whole
+        # numbers, the other conversions, the builds. A converted group's value is its
+        # conversion, not its text.
+        start = {
+            "group": 0,
+            "constant": len(slots),
+            "build": len(slots) + len(constants) + len(wholes) + len(others),
+        }
+        converted_at = len(slots) + len(constants)
+        group_at = {slot.group: slot.group for slot in slots}
+        group_at.update((s.group, converted_at + i) for i, s in enumerate([*wholes, *others]))
+
+        def at(kind: str, i: int) -> int:
+            return group_at[i] if kind == "group" else start[kind] + i
+
+        return _Shape(
+            pattern,
+            constants,
+            (_picker([s.group for s in wholes]), tuple(s.name for s in wholes)) if wholes else None,
+            tuple((s.group, s.name) for s in others),
+            tuple((keys, _picker([at(*r) for r in refs])) for keys, refs in builds),
+        )
 
 
-def _slots_in(tree: dict[str, Any], found: dict[int, _Slot]) -> dict[str, Any] | None:
-    """`tree` with each marker text replaced by its `_Slot`; None if a marker is anywhere
-    but alone in a leaf, or comes twice."""
-    out: dict[str, Any] = {}
-    for name, value in tree.items():
-        if isinstance(value, list):
-            items = []
-            for item in value:
-                slot = _slot_value(name, item, found)
-                if slot is None:
-                    return None
-                items.append(slot)
-            out[name] = items
-        else:
-            slot = _slot_value(name, value, found)
-            if slot is None:
-                return None
-            out[name] = slot
-    return out
+class _NotAShape(Exception):
+    """A marker text came out anywhere but alone in a leaf, or twice."""
+
+
+def _slots_in(tree: dict[str, Any], found: dict[int, _Slot]) -> dict[str, Any]:
+    """`tree` with each marker text replaced by its `_Slot` (noted in `found`)."""
+    return {
+        name: [_slot_value(name, item, found) for item in value]
+        if isinstance(value, list)
+        else _slot_value(name, value, found)
+        for name, value in tree.items()
+    }
 
 
 def _slot_value(name: str, value: Any, found: dict[int, _Slot]) -> Any:
@@ -199,39 +270,47 @@ def _slot_value(name: str, value: Any, found: dict[int, _Slot]) -> Any:
         return value
     marker = _MARKER.fullmatch(value)
     if marker is None:
-        return None
-    index = int(marker.group(1))
-    if index in found:
-        return None
-    found[index] = _Slot(index, name)
-    return found[index]
+        raise _NotAShape(value)
+    group = int(marker.group(1))
+    if group in found:
+        raise _NotAShape(value)
+    found[group] = _Slot(group, name)
+    return found[group]
 
 
-def _fill(tree: dict[str, Any], values: list[Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for name, value in tree.items():
+def _builds(plan: dict[str, Any]) -> tuple[list[Any], list[_Refs]]:
+    """The constants of a plan with `_Slot` leaves (its other leaves), and its dicts and
+    lists, children first, each as its keys (None for a list) and its values as
+    ("group", group), ("constant", i) or ("build", i). A dict or list the plan holds in
+    two places is built once and is one object in both, as in the plan."""
+    constants: list[Any] = []
+    builds: list[_Refs] = []
+    built: dict[int, tuple[str, int]] = {}  # id() of a dict or list of the plan -> its build
+
+    def ref(value: Any) -> tuple[str, int]:
         kind = type(value)
         if kind is _Slot:
-            out[name] = values[value.index]
-        elif kind is dict:
-            out[name] = _fill(value, values)
-        elif kind is list:
-            out[name] = _fill_list(value, values)
-        else:
-            out[name] = value
-    return out
+            return "group", value.group
+        if kind is not dict and kind is not list:
+            constants.append(value)
+            return "constant", len(constants) - 1
+        if id(value) not in built:
+            if kind is dict:
+                builds.append((tuple(value), [ref(v) for v in value.values()]))
+            else:
+                builds.append((None, [ref(v) for v in value]))
+            built[id(value)] = ("build", len(builds) - 1)
+        return built[id(value)]
+
+    ref(plan)
+    return constants, builds
 
 
-def _fill_list(items: list[Any], values: list[Any]) -> list[Any]:
-    out: list[Any] = []
-    for value in items:
-        kind = type(value)
-        if kind is _Slot:
-            out.append(values[value.index])
-        elif kind is dict:
-            out.append(_fill(value, values))
-        elif kind is list:
-            out.append(_fill_list(value, values))
-        else:
-            out.append(value)
-    return out
+def _picker(indexes: list[int]) -> Callable[[list[Any]], Sequence[Any]]:
+    """What takes the values at `indexes` from a list, as a sequence (itemgetter gives a
+    bare value for one index, so one or none is a slice)."""
+    if len(indexes) > 1:
+        return operator.itemgetter(*indexes)
+    if indexes:
+        return operator.itemgetter(slice(indexes[0], indexes[0] + 1))
+    return operator.itemgetter(slice(0, 0))
