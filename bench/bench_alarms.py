@@ -64,7 +64,8 @@ def throughput(count: int) -> dict[str, float]:
             channel=1 + (i // 8) % 64,
             state="active" if i % 8 < 4 else "inactive",
         )
-        _ctype, body = render(alert, cfg, Stamp(i, time.monotonic_ns(), now, 80))
+        stamp = Stamp(i, time.monotonic_ns(), now.isoformat(timespec="seconds"), 80)
+        _ctype, body = render(alert, cfg, stamp)
         raws.append(RawAlarm(0x6009, b"", body + b"\r\n", time.time_ns(), data_type=1))
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -8,6 +8,7 @@ per device, and systemd must not have to kill hikd.
 
 from __future__ import annotations
 
+import gc
 import signal
 import sys
 import threading
@@ -169,6 +170,9 @@ class Daemon:
 
         if cfg.jobs:
             self._start_jobs(state_dir)
+        # Everything built so far lives as long as the daemon: keep the garbage collector
+        # from walking it again and again (about a tenth of the alarm path's time).
+        gc.freeze()
 
     def _start_jobs(self, state_dir: Path) -> None:
         """Scheduled and alarm-driven jobs (downloads, clips, snapshots, status, ...)."""
