@@ -75,9 +75,7 @@ def check_config_main(
     return 0
 
 
-def _raw_problems(
-    where: Path, validators: Sequence[Callable[[dict[str, Any]], None]]
-) -> list[str]:
+def _raw_problems(where: Path, validators: Sequence[Callable[[dict[str, Any]], None]]) -> list[str]:
     try:
         data = read_toml(where)
     except ConfigError:
