@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from hikd.events import Event
@@ -143,11 +143,17 @@ class DeviceFacts:
         return [*analog, *(c for c in ip if c not in analog)]
 
     def updated_from(self, event: Event) -> DeviceFacts:
-        """These facts with what `event` tells (its device serial; all an ``online`` says)."""
-        new = DeviceFacts.from_dict(self.to_dict())
-        if event.device.serial:
-            new.serial = event.device.serial
-        if not (event.kind == "health" and event.type == ONLINE):
+        """These facts with what `event` tells (its device serial; all an ``online`` says).
+        Returns these very facts when the event teaches nothing new (it is asked for every
+        event, and almost every event is an alarm with the serial already known)."""
+        serial = event.device.serial
+        online = event.kind == "health" and event.type == ONLINE
+        if not online and (not serial or serial == self.serial):
+            return self
+        new = self.copy()
+        if serial:
+            new.serial = serial
+        if not online:
             return new
         a = event.attributes
         new.serial = str(a.get("serial") or new.serial)
@@ -164,10 +170,33 @@ class DeviceFacts:
             new.channel_names = {_int(k): str(v) for k, v in names.items() if _int(k)}
         return new
 
+    def copy(self) -> DeviceFacts:
+        return DeviceFacts(
+            self.name,
+            self.serial,
+            self.model,
+            self.firmware,
+            self.via,
+            self.analog_channels,
+            self.start_channel,
+            self.ip_channels,
+            self.start_ip_channel,
+            dict(self.channel_names),
+        )
+
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["channel_names"] = {str(k): v for k, v in self.channel_names.items()}
-        return d
+        return {
+            "name": self.name,
+            "serial": self.serial,
+            "model": self.model,
+            "firmware": self.firmware,
+            "via": self.via,
+            "analog_channels": self.analog_channels,
+            "start_channel": self.start_channel,
+            "ip_channels": self.ip_channels,
+            "start_ip_channel": self.start_ip_channel,
+            "channel_names": {str(k): v for k, v in self.channel_names.items()},
+        }
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> DeviceFacts:

@@ -66,6 +66,7 @@ from hikd.sinks.mqtt_topics import (
 log = get_logger(__name__)
 
 STATE_FILE = "mqtt_state.json"
+SAVE_EVERY_S = 1.0
 _IMAGE_SUFFIXES = (".jpg", ".jpeg")
 _RECONNECT_MIN_S = 1
 _RECONNECT_MAX_S = 15
@@ -257,6 +258,8 @@ class MqttSink:
         if config.password is not None:
             register_secret(config.password.get_secret_value())
         self._lock = threading.Lock()
+        self._saved_at = 0.0
+        self._save_timer: threading.Timer | None = None
         """Held while the retained picture changes and is published, so a republish on
         connect never overtakes a newer state. Never held while waiting for the broker."""
         self._cond = threading.Condition()
@@ -302,7 +305,7 @@ class MqttSink:
                 tracked.append(
                     [self._publish(client, m.topic, m.payload, m.retain) for m in messages]
                 )
-            self.state.save()
+            self._save_soon()
         deadline = time.monotonic() + self.config.publish_timeout_s
         delivered = 0
         for infos in tracked:
@@ -323,9 +326,34 @@ class MqttSink:
                 raise SinkUnavailable(problem)
         return delivered
 
+    def _save_soon(self) -> None:
+        """Save the state file at most once a second (called with `_lock`). It is only a
+        cache for republishing after a restart; writing and fsyncing it after every batch
+        cost more than the batch (the outbox re-sends whatever is not acknowledged)."""
+        now = time.monotonic()
+        if now - self._saved_at >= SAVE_EVERY_S:
+            self.state.save()
+            self._saved_at = now
+        elif self._save_timer is None:
+            timer = threading.Timer(SAVE_EVERY_S - (now - self._saved_at), self._save_later)
+            timer.daemon = True
+            self._save_timer = timer
+            timer.start()
+
+    def _save_later(self) -> None:
+        with self._lock:
+            self._save_timer = None
+            self.state.save()
+            self._saved_at = time.monotonic()
+
     def close(self) -> None:
         """Say ``offline`` on the status topic (a clean disconnect discards the last will),
         then disconnect. Waits at most a couple of seconds."""
+        with self._lock:
+            if self._save_timer is not None:
+                self._save_timer.cancel()
+                self._save_timer = None
+            self.state.save()
         with self._cond:
             self._closing = True
             self._cond.notify_all()

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
+from typing import NamedTuple
 
 from hikd.events import Event
 
@@ -20,6 +22,7 @@ AVAILABILITY_TYPES = frozenset({ONLINE, OFFLINE})
 _NOT_IN_A_LEVEL = re.compile(r"[/+#\x00]")
 
 
+@lru_cache(maxsize=4096)  # device names and types: few, and asked for with every event
 def topic_level(text: str) -> str:
     """`text` made safe as one topic level: ``/`` would split it, ``+``/``#`` are wildcards
     that a broker refuses in a published topic, NUL is forbidden."""
@@ -48,8 +51,9 @@ def channel_level(channel: Where) -> str:
     return "device" if channel is None else str(channel)
 
 
-@dataclass(frozen=True, slots=True)
-class Message:
+class Message(NamedTuple):
+    """One MQTT message (a tuple: the MQTT client takes it as it is)."""
+
     topic: str
     payload: bytes
     retain: bool
