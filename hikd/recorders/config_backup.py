@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import os
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from hikd.capabilities.config_export import export_configuration
 from hikd.events import Event
+from hikd.files import write_atomically
 from hikd.recorders.base import JobContext, JobResult
 from hikd.sdk.errors import SdkError
 
@@ -57,17 +57,7 @@ def store_export(folder: Path, data: bytes, when: datetime) -> Path:
     while path.exists():
         path = folder / f"{stem}-{n}{SUFFIX}"
         n += 1
-    part = folder / f".{path.name}.part"
-    try:
-        with open(part, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(part, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            part.unlink()
-        raise
+    write_atomically(path, data, folder / f".{path.name}.part")
     return path
 
 

@@ -14,7 +14,6 @@ alarm carries ``attributes["alarm_id"]`` = the alarm event's id. The picture com
 from __future__ import annotations
 
 import contextlib
-import os
 import queue
 import threading
 from collections.abc import Callable, Collection, Mapping
@@ -27,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from hikd.capabilities.snapshot import snapshot
 from hikd.events import Event
+from hikd.files import write_atomically
 from hikd.recorders.base import JobContext, JobResult
 from hikd.recorders.retention import apply_retention
 from hikd.sdk.errors import SdkError
@@ -60,17 +60,7 @@ def device_folder(output: Path, session: DeviceSession, when: datetime) -> Path:
 def write_picture(path: Path, data: bytes) -> None:
     """Write through a temporary name: a reader never sees half a JPEG."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    part = path.with_name(path.name + ".part")
-    try:
-        with open(part, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(part, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            part.unlink()
-        raise
+    write_atomically(path, data)
 
 
 def snapshot_event(
