@@ -98,9 +98,6 @@ def start_broker(workdir: Path) -> tuple[subprocess.Popen[bytes], int]:
         # The default (1000 queued per client, then drop) would count the broker's own
         # drops as hikd's loss when the subscriber falls behind at the highest rates.
         "max_queued_messages 0",
-        # Without it the broker's PUBACKs wait for the client's delayed ACK (~40 ms):
-        # recommended for any broker hikd publishes to (README, MQTT).
-        "set_tcp_nodelay true",
     ]
     if os.geteuid() == 0:
         lines.append(f"user {getpass.getuser()}")
