@@ -227,3 +227,24 @@ def test_killed_device_reconnects_and_arming_resumes_by_itself(
     reborn.devices[0].trigger(type="fielddetection", channel=2)
     event = running.wait_event(type="intrusion", state="start")
     assert event["device"]["name"] == "phoenix"
+
+
+def test_a_device_that_refuses_arming_is_retried_and_holds_up_no_other(
+    start_sim: Callable[..., Simulator], run_daemon: Callable[..., Running]
+) -> None:
+    sim = start_sim(nvr("refuser"), nvr("willing"))
+    refuser, willing = sim.devices
+    refuser.alert_stream_status = 404  # no alertStream: the library says error 23
+    running = run_daemon(sim, extra="[arming]\nretry_s = 0.5\n")
+    failed = running.wait_event(type="arming_failed")
+    assert failed["device"]["name"] == "refuser" and failed["attributes"]["code"] == 23
+    # The other device was armed and delivers meanwhile.
+    assert willing.wait_for_streams(1, timeout=15)
+    willing.trigger(type="VMD", channel=1)
+    running.wait_event(type="motion", state="start")
+    # Once the device accepts, the retry arms it without a restart.
+    refuser.alert_stream_status = 200
+    assert refuser.wait_for_streams(1, timeout=15)
+    assert wait_for(
+        lambda: any(e["device"]["name"] == "refuser" for e in running.events(type="armed"))
+    )
