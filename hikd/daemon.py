@@ -9,6 +9,7 @@ per device, and systemd must not have to kill hikd.
 from __future__ import annotations
 
 import gc
+import ipaddress
 import signal
 import sys
 import threading
@@ -24,7 +25,7 @@ import structlog
 from hikd import __version__
 from hikd.bus import EventBus
 from hikd.config import Config, DeviceConfig, load_config
-from hikd.events import Event
+from hikd.events import DeviceRef, Event
 from hikd.listeners.alarm_state import AlarmStateTracker
 from hikd.listeners.arming import ArmingListener
 from hikd.listeners.decode import DecodeContext
@@ -213,8 +214,6 @@ class Daemon:
         return EventBus(outbox, sinks)
 
     def _context(self, device: DeviceConfig, picture_dir: Path) -> DecodeContext:
-        from hikd.events import DeviceRef
-
         return DecodeContext(
             device=DeviceRef(device.name, "", f"{device.host}:{device.port}"),
             utc_offset=device_timezone(device.timezone),
@@ -248,8 +247,6 @@ class Daemon:
         return hooks
 
     def _listen_allowed(self) -> dict[int, list[Network]]:
-        import ipaddress
-
         allowed: dict[int, list[Network]] = {}
         for listen in self.config.listen:
             if listen.allowed:

@@ -206,6 +206,20 @@ def _check_channel(session: DeviceSession, channel: int) -> None:
         raise UserError(f"device {session.name} has no channel {channel} (it has {have})")
 
 
+def _find_recordings(
+    session: DeviceSession, channel: int, since: datetime, until: datetime
+) -> list[Recording]:
+    """The channel's recordings in the span, or one line saying why there are none."""
+    from hikd.capabilities.download import search_recordings
+    from hikd.sdk.errors import SdkError
+
+    _check_channel(session, channel)
+    try:
+        return search_recordings(session, channel, since, until)
+    except SdkError as exc:
+        raise UserError(f"the search on {session.name} failed: {exc}") from None
+
+
 def _size(n: int) -> str:
     for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
         if n >= scale:
@@ -236,18 +250,12 @@ def search_command(
     end: str,
     out: TextIO | None = None,
 ) -> int:
-    from hikd.capabilities.download import search_recordings
-    from hikd.sdk.errors import SdkError
 
     out = out or sys.stdout
     config, device_config = _config_and_device(config_path, device)
     since, until = _span(device_config, start, end)
     with logged_in(device_config, config.sdk) as session:
-        _check_channel(session, channel)
-        try:
-            found = search_recordings(session, channel, since, until)
-        except SdkError as exc:
-            raise UserError(f"the search on {device} failed: {exc}") from None
+        found = _find_recordings(session, channel, since, until)
     rows: list[tuple[str, ...]] = [("start", "end", "size", "name")]
     rows += [(_wall(r.start), _wall(r.end), _size(r.size), r.name) for r in found]
     if found:
@@ -326,7 +334,7 @@ def download_command(
     out: TextIO | None = None,
     err: TextIO | None = None,
 ) -> int:
-    from hikd.capabilities.download import DownloadCancelled, device_now, search_recordings
+    from hikd.capabilities.download import DownloadCancelled, device_now
     from hikd.recorders.download import FetchFailed, RetryPolicy, existing_file, fetch
     from hikd.sdk.errors import SdkError
 
@@ -335,11 +343,7 @@ def download_command(
     config, device_config = _config_and_device(config_path, device)
     since, until = _span(device_config, start, end)
     with logged_in(device_config, config.sdk) as session:
-        _check_channel(session, channel)
-        try:
-            found = search_recordings(session, channel, since, until)
-        except SdkError as exc:
-            raise UserError(f"the search on {device} failed: {exc}") from None
+        found = _find_recordings(session, channel, since, until)
         folder = output.absolute() / session.name / str(channel)
         open_from = device_now(session) - timedelta(seconds=OPEN_MARGIN_S)
         still_open = [r for r in found if r.end >= open_from]

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import socket
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
 from hikd.config import DeviceConfig
+from hikd.events import Event
 from hikd.sim import Simulator
 
 
@@ -42,3 +44,23 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 15.0) -> bool:
             return True
         time.sleep(0.02)
     return predicate()
+
+
+class Collector:
+    """A `publish` callable that keeps every event, for any thread."""
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, event: Event) -> None:
+        with self._lock:
+            self.events.append(event)
+
+    def types(self) -> list[str]:
+        with self._lock:
+            return [e.type for e in self.events]
+
+    def matching(self, kind: str, type_: str) -> list[Event]:
+        with self._lock:
+            return [e for e in self.events if e.kind == kind and e.type == type_]

@@ -20,7 +20,7 @@ from hikd.session import DeviceSession
 from hikd.sim import SimDeviceConfig, Simulator
 from hikd.sim.config import RecordingPlan
 from hikd.state import StateStore
-from tests.support import device_config, wait_for
+from tests.support import Collector, device_config, wait_for
 
 NVR = DeviceRef("nvr", "SERIAL", "127.0.0.1:80")
 T0 = datetime(2024, 5, 1, 10, 2, 11, tzinfo=UTC)
@@ -106,20 +106,6 @@ def nvr(
         session.close()
 
 
-class Collector:
-    def __init__(self) -> None:
-        self.events: list[Event] = []
-        self._lock = threading.Lock()
-
-    def __call__(self, event: Event) -> None:
-        with self._lock:
-            self.events.append(event)
-
-    def clips(self) -> list[Event]:
-        with self._lock:
-            return [e for e in self.events if e.kind == "file" and e.type == "clip"]
-
-
 def test_a_clip_is_fetched_after_an_alarm_and_published_with_its_id(
     nvr: tuple[Simulator, DeviceSession], tmp_path: Path
 ) -> None:
@@ -152,10 +138,10 @@ def test_a_clip_is_fetched_after_an_alarm_and_published_with_its_id(
             scheduler.on_event(Event(kind="health", type="online", state="pulse", device=ref))
             scheduler.on_event(start)
             scheduler.on_event(stop)
-            assert wait_for(lambda: len(published.clips()) == 1, timeout=30)
+            assert wait_for(lambda: len(published.matching("file", "clip")) == 1, timeout=30)
         finally:
             assert scheduler.shutdown(wait_s=10)
-        [clip] = published.clips()
+        [clip] = published.matching("file", "clip")
         assert clip.attributes["alarm_id"] == start.id
         assert clip.attributes["alarm_type"] == "motion"
         assert clip.channel == 2 and clip.device.name == "nvr"
@@ -201,17 +187,17 @@ def test_a_clip_waiting_for_an_offline_device_is_fetched_after_a_restart(
         finally:
             recorder.close(timeout=5)
         assert list(state.items("clips", PENDING)) == [PENDING + pulse.id]
-    assert published.clips() == []
+    assert published.matching("file", "clip") == []
 
     # Second life: the device is back; the clip is fetched without a new alarm.
     with StateStore.open(tmp_path / "state") as state:
         recorder = ClipRecorder("clips", cfg, lambda: {"nvr": session}, published, state, tmp_path)
         recorder.start()
         try:
-            assert wait_for(lambda: len(published.clips()) == 1, timeout=30)
+            assert wait_for(lambda: len(published.matching("file", "clip")) == 1, timeout=30)
         finally:
             recorder.close(timeout=5)
-        [clip] = published.clips()
+        [clip] = published.matching("file", "clip")
         assert clip.attributes["alarm_id"] == pulse.id
         assert Path(clip.files[0]).is_file()
         assert state.items("clips", PENDING) == {}

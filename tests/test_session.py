@@ -2,32 +2,16 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 
 import pytest
 
-from hikd.events import Event
 from hikd.sdk.errors import AuthError, SdkError
 from hikd.sdk.library import Library
 from hikd.session import DeviceSession
 from hikd.sim import SimDeviceConfig, SimDisk, Simulator
-from tests.support import device_config, free_port, wait_for
-
-
-class Collector:
-    def __init__(self) -> None:
-        self.events: list[Event] = []
-        self._lock = threading.Lock()
-
-    def __call__(self, event: Event) -> None:
-        with self._lock:
-            self.events.append(event)
-
-    def types(self) -> list[str]:
-        with self._lock:
-            return [e.type for e in self.events]
+from tests.support import Collector, device_config, free_port, wait_for
 
 
 def test_login_reports_the_facts_the_device_serves(

@@ -15,12 +15,13 @@ from typing import Any, Literal
 from hikd.listeners.raw import RawAlarm, RawPicture
 from hikd.sdk.alarm_types import CHANNEL_TYPES, DISK_TYPES, IO_TYPES
 from hikd.sdk.constants import COMM_ALARM_V40, COMM_ISAPI_ALARM
+from hikd.sdk.convert import cstr
 from hikd.sdk.ffi import ffi
 from hikd.sdk.library import Library
 
-_V40_SIZE = 168  # sizeof(NET_DVR_ALARMINFO_V40), checked by the ABI test
+_V40_SIZE = ffi.sizeof("NET_DVR_ALARMINFO_V40")
 _V40_LIST_MAX = 4096
-_ALARMER_SIZE = 372  # sizeof(NET_DVR_ALARMER), checked by the ABI test
+_ALARMER_SIZE = ffi.sizeof("NET_DVR_ALARMER")
 _MSG_CALLBACK = "void(int, NET_DVR_ALARMER *, char *, unsigned int, void *)"
 
 Deliver = Callable[[RawAlarm], None]
@@ -182,9 +183,7 @@ def parse_alarmer(data: bytes) -> Alarmer:
     return Alarmer(
         user_id=int(a.lUserID) if a.byUserIDValid else None,
         # Over ISAPI bySerialValid is 1 but the serial is empty (part 1 §2, quirk 6).
-        serial=bytes(ffi.buffer(a.sSerialNumber)).split(b"\0", 1)[0].decode("ascii", "replace")
-        if a.bySerialValid
-        else "",
-        device_ip=ffi.string(a.sDeviceIP).decode("ascii", "replace") if a.byDeviceIPValid else "",
+        serial=cstr(a.sSerialNumber) if a.bySerialValid else "",
+        device_ip=cstr(a.sDeviceIP) if a.byDeviceIPValid else "",
         link_port=int(a.wLinkPort) if a.byLinkPortValid else 0,
     )

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 from hikd.sdk.constants import NET_DVR_CHECK_USER_STATUS
-from hikd.sdk.convert import cstr
+from hikd.sdk.convert import cstr, set_cstr
 from hikd.sdk.ffi import ffi
 from hikd.sdk.library import Library
 
@@ -103,10 +103,10 @@ def login(
 ) -> LoginResult:
     """One synchronous login attempt. Raises `SdkError` (with `.login_details` set)."""
     info_in = ffi.new("NET_DVR_USER_LOGIN_INFO *")
-    _set(info_in.sDeviceAddress, host, "host")
+    set_cstr(info_in.sDeviceAddress, host, "host")
     info_in.wPort = port
-    _set(info_in.sUserName, username, "username")
-    _set(info_in.sPassword, password, "password")
+    set_cstr(info_in.sUserName, username, "username")
+    set_cstr(info_in.sPassword, password, "password")
     info_in.bUseAsynLogin = 0
     info_in.byLoginMode = _LOGIN_MODES[mode]
     # byHttps: 0 HTTP, 1 HTTPS, 2 adaptive. byVerifyMode 0: the certificate is not verified
@@ -130,13 +130,6 @@ def login(
 
 def logout(sdk: Library, user_id: int) -> None:
     sdk.check(sdk.lib.NET_DVR_Logout(user_id))
-
-
-def _set(field: Any, value: str, what: str) -> None:
-    data = value.encode()
-    if len(data) >= len(field):
-        raise ValueError(f"{what} is too long for the SDK (at most {len(field) - 1} bytes)")
-    ffi.memmove(field, data + b"\0", len(data) + 1)
 
 
 def check_user_status(sdk: Library, user_id: int) -> None:
