@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test lint typecheck unit bench mosquitto clean
+.PHONY: demo test lint typecheck unit bench mosquitto seccomp clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,15 @@ mosquitto:
 	  $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends mosquitto >/dev/null; }
 
+# The systemd unit's test applies its seccomp rules with libseccomp (tests/unit_sandbox.py):
+# Debian's python3-seccomp for the system interpreter, and systemd-analyze for the groups.
+seccomp:
+	@{ /usr/bin/python3 -c 'import seccomp' 2>/dev/null && command -v systemd-analyze >/dev/null; } || { \
+	  echo "installing python3-seccomp and systemd-analyze from Debian's packages"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends \
+	    python3-seccomp systemd >/dev/null; }
+
 demo: $(STAMP)
 	$(BIN)/hikd demo --config config/demo.toml
 
@@ -30,7 +39,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-unit: $(STAMP) mosquitto
+unit: $(STAMP) mosquitto seccomp
 	$(BIN)/pytest
 
 test: lint typecheck unit

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import json
+import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
+from hikd.sim import SimDeviceConfig, Simulator
+from tests.support import wait_for
+from tests.test_cli import SECRET, password_env, write_config
 
 UNIT = Path(__file__).resolve().parent.parent / "systemd" / "hikd.service"
 
@@ -57,3 +66,122 @@ def test_systemd_accepts_the_unit(tmp_path: Path) -> None:
         if "hikd.service" in line and "mosquitto.service" not in line
     ]
     assert not problems, problems
+
+
+def test_the_unit_keeps_an_exposure_of_two_or_less() -> None:
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        pytest.skip("systemd-analyze is not installed")
+    result = subprocess.run(
+        [analyze, "security", "--offline=true", "--no-pager", str(UNIT)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    match = re.search(r"Overall exposure level for hikd\.service: ([\d.]+)", result.stdout)
+    assert match, result.stdout[-2000:] + result.stderr
+    assert float(match[1]) <= 2.0, result.stdout
+
+
+# -- the unit's seccomp rules, applied without systemd --------------------------------------
+SANDBOX = Path(__file__).resolve().parent / "unit_sandbox.py"
+SYSTEM_PYTHON = "/usr/bin/python3"
+
+
+def require_sandbox() -> None:
+    """systemd cannot run as PID 1 here: tests/unit_sandbox.py applies the unit's filters with
+    Debian's python3-seccomp (which `make test` installs)."""
+    if shutil.which("systemd-analyze") is None:
+        pytest.fail("systemd-analyze is missing: run `make test`, which installs it")
+    probe = subprocess.run(
+        [SYSTEM_PYTHON, "-c", "import seccomp"], capture_output=True, check=False
+    )
+    if probe.returncode != 0:
+        pytest.fail("python3-seccomp is missing: run `make test`, which installs it")
+
+
+def sandboxed_hikd(
+    unit: Path, config: Path, env: dict[str, str], log: Path
+) -> subprocess.Popen[bytes]:
+    hikd = [sys.executable, "-m", "hikd", "run", "--config", str(config)]
+    with open(log, "wb") as out:
+        return subprocess.Popen(
+            [SYSTEM_PYTHON, str(SANDBOX), str(unit), "--", *hikd],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, **env},
+        )
+
+
+def stop(process: subprocess.Popen[bytes]) -> int:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return process.returncode
+
+
+def disk_events(state: Path) -> list[dict[str, object]]:
+    return [
+        json.loads(line)
+        for path in sorted((state / "events").glob("*.jsonl"))
+        for line in path.read_text().splitlines()
+        if line.strip()
+    ]
+
+
+def test_hikd_runs_under_the_units_own_system_call_filter(
+    tmp_path: Path, start_sim: Callable[..., Simulator]
+) -> None:
+    """The library loads, a simulated device is armed and its alarm reaches the disk sink,
+    with the unit's SystemCallFilter=, RestrictAddressFamilies= and RestrictRealtime=."""
+    require_sandbox()
+    sim = start_sim(SimDeviceConfig(name="nvr", password=SECRET, ip_channels=2))
+    state = tmp_path / "state"
+    config = write_config(tmp_path / "hikd.toml", sim, state)
+    log = tmp_path / "hikd.log"
+    process = sandboxed_hikd(UNIT, config, password_env(sim, SECRET), log)
+    try:
+        armed = wait_for(
+            lambda: (
+                process.poll() is not None or any(e["type"] == "armed" for e in disk_events(state))
+            ),
+            timeout=60,
+        )
+        assert armed and process.poll() is None, log.read_text(errors="replace")[-3000:]
+        sim.devices[0].trigger(type="VMD", channel=2)
+        assert wait_for(
+            lambda: any(e["type"] == "motion" for e in disk_events(state)), timeout=30
+        ), log.read_text(errors="replace")[-3000:]
+    finally:
+        code = stop(process)
+    assert code == 0, log.read_text(errors="replace")[-3000:]
+
+
+def test_the_sandbox_kills_hikd_as_systemd_would_without_an_error_number(tmp_path: Path) -> None:
+    """The check above proves something: without SystemCallErrorNumber= (the unit before
+    this fix) the vendor library's first sched_setscheduler ends hikd with SIGSYS."""
+    require_sandbox()
+    unit = tmp_path / "hikd.service"
+    unit.write_text(
+        "".join(
+            line
+            for line in UNIT.read_text().splitlines(keepends=True)
+            if not line.startswith("SystemCallErrorNumber=")
+        )
+    )
+    state = tmp_path / "state"
+    config = tmp_path / "hikd.toml"
+    config.write_text(f'[daemon]\nstate_dir = "{state}"\n[sinks.disk]\npath = "{state}/events"\n')
+    log = tmp_path / "hikd.log"
+    process = sandboxed_hikd(unit, config, {}, log)
+    try:
+        process.wait(timeout=60)
+    finally:
+        code = stop(process)
+    assert code == -signal.SIGSYS, log.read_text(errors="replace")[-3000:]
+    assert "vendor library ready" not in log.read_text(errors="replace")
