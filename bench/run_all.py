@@ -15,6 +15,7 @@ RUNS = [
     ("in-process pipeline: bus + outbox + disk sink", ["bench_pipeline.py"]),
     ("delivery to MQTT", ["bench_delivery.py"]),
     ("downloads and search", ["bench_download.py"]),
+    ("an alert with a huge description", ["bench_big_alert.py"]),
 ]
 
 

@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hikd.events import DeviceRef, Event
+from hikd.listeners.alarm_state import AlarmStateTracker
 from hikd.listeners.decode import DecodeContext, DecodeStats, decode, isapi, shapes
 from hikd.listeners.raw import RawAlarm
 from hikd.sim.alerts import SimAlert, Stamp, render
@@ -202,3 +203,52 @@ def test_shapes_kept_and_compiled_are_bounded(fresh_shapes: shapes.AlertShapes) 
         )
     assert len(fresh_shapes) == shapes.MAX_SHAPES
     assert fresh_shapes._compiles == shapes.MAX_SHAPES
+
+
+def _big_alert(description: str, state: str = "active") -> str:
+    return (
+        "<EventNotificationAlert><channelID>1</channelID><eventType>VMD</eventType>"
+        f"<eventState>{state}</eventState><eventDescription>{description}</eventDescription>"
+        "</EventNotificationAlert>"
+    )
+
+
+@pytest.mark.parametrize(
+    ("description", "cut_key"),
+    [
+        # A ">" keeps the text from being a leaf: one 1.2 MB literal (1.5 s to compile).
+        ("line of text > more\r\n" * 57_000, "event_description"),
+        # Markup inside: one regex group per leaf (21 s to compile at 1.2 MB).
+        ("<b>bold</b> text " * 70_000, "b"),
+    ],
+    ids=["literal", "leaves"],
+)
+def test_a_huge_alert_is_never_compiled_and_its_texts_are_cut(
+    description: str, cut_key: str, fresh_shapes: shapes.AlertShapes
+) -> None:
+    # Issue 8 item 10: compiling it blocked the decoder thread (and every device) for
+    # seconds, and the stop repeated the whole description.
+    body = _big_alert(description)
+    for _ in range(shapes._LEARN_AFTER + 1):
+        [event] = decode(_raw(body), CTX, DecodeStats())
+    assert len(fresh_shapes) == 0
+    cut = event.attributes["truncated"]
+    assert set(cut) == {cut_key} and cut[cut_key] > 50_000
+    value = event.attributes[cut_key]
+    if isinstance(value, str):
+        assert value.startswith("line of text > more\nline") and value.endswith(" characters]")
+    assert len(event.to_json()) < 3 * isapi.MAX_TEXT
+    # The stop the tracker derives carries no more than the start did.
+    tracker = AlarmStateTracker({"default": 10})
+    [start] = tracker.feed(event)
+    [stop_event] = decode(_raw(_big_alert(description, "inactive")), CTX, DecodeStats())
+    [stop] = tracker.feed(stop_event)
+    assert stop.state == "stop" and stop.attributes["start_id"] == start.id
+    assert len(stop.to_json()) < 3 * isapi.MAX_TEXT
+
+
+def test_a_short_alert_keeps_its_texts_whole() -> None:
+    text = "d" * isapi.MAX_TEXT
+    [event] = decode(_raw(_big_alert(text)), CTX, DecodeStats())
+    assert event.attributes["event_description"] == text
+    assert "truncated" not in event.attributes

@@ -83,6 +83,13 @@ _EVENT_FIELDS = (
     *_INPUT_FIELDS,
 )
 """Every alert field `_alert_events` reads itself (the others reach it as attributes)."""
+MAX_TEXT = 4096
+"""Characters kept of any one text of an alert (a description, a name): the rest is cut
+off with a marker, and `truncated` says how long each cut text was. Devices' texts are
+short; a megabyte of description is a fault, and an event carries it into the outbox,
+every sink and the alarm's stop (issue 8 item 10)."""
+MAX_ITEMS = 256
+"""Entries kept of any one list of an alert (repeated elements), for the same reason."""
 _RENAMES = {"macAddress": "mac", "portNo": "port", "hddID": "disk"}
 _STRUCTURED = frozenset({"DetectionRegionList"})
 
@@ -346,6 +353,12 @@ def _alert_events(
 
     if attributes is None:
         attributes = _attributes(alert)
+    if len(text) > MAX_TEXT:
+        # Only a body this long can hold a text this long: short alerts skip the walk.
+        cut: dict[str, int] = {}
+        attributes = _capped(attributes, "", cut)
+        if cut:
+            attributes["truncated"] = cut
     attributes["event_type"] = device_type
     channel, channel_field = _first_int(alert, _CHANNEL_FIELDS)
     alarm_input, input_field = _first_int(alert, _INPUT_FIELDS)
@@ -529,6 +542,23 @@ def _snake_tree(value: Any, depth: int) -> Any:
         if inner > _MAX_DEPTH:
             return ["<truncated>"] * len(value)
         return [_snake_tree(v, inner) if isinstance(v, (dict, list)) else v for v in value]
+    return value
+
+
+def _capped(value: Any, path: str, cut: dict[str, int]) -> Any:
+    """`value` with every text longer than `MAX_TEXT` cut to it plus a marker and every
+    list cut to `MAX_ITEMS` entries; the path and full length of each noted in `cut`."""
+    if isinstance(value, str):
+        if len(value) <= MAX_TEXT:
+            return value
+        cut[path or "value"] = len(value)
+        return f"{value[:MAX_TEXT]}... [cut: {len(value)} characters]"
+    if isinstance(value, dict):
+        return {k: _capped(v, f"{path}.{k}" if path else k, cut) for k, v in value.items()}
+    if isinstance(value, list):
+        if len(value) > MAX_ITEMS:
+            cut[path or "value"] = len(value)
+        return [_capped(v, f"{path}[{i}]", cut) for i, v in enumerate(value[:MAX_ITEMS])]
     return value
 
 

@@ -51,6 +51,12 @@ _MAX_SEEN = 256
 _NEVER = -(1 << 62)
 """The count of a shape that cannot be compiled (so it is not tried again)."""
 _KEEP_ORDER = 4
+MAX_SOURCE = 16 * 1024
+"""Bodies longer than this are never compiled: compiling costs with the length of the
+markup and the number of leaves (a 1.2 MB description blocked the decoder thread for
+seconds, issue 8 item 10); devices' alerts are a few kB, region lists included."""
+MAX_LEAVES = 256
+"""Bodies with more leaves than this are never compiled (one regex group per leaf)."""
 """A match among the first few shapes does not reorder them (alerts of a few shapes
 alternate; a miss costs only the characters up to the first difference)."""
 
@@ -160,11 +166,15 @@ class AlertShapes:
     def learn(self, source: str, root: ET.Element) -> None:
         """`source` parsed into `root` without error: count its shape, and compile the
         shape when it has come often enough."""
+        if len(source) > MAX_SOURCE:
+            return
         if "&" in source or "<!" in source or "<?" in source or "\ue000" in source:
             return
         if not isinstance(root.tag, str) or root.tag.rsplit("}", 1)[-1] != self._root:
             return
-        skeleton = _LEAF.sub(r"<\1></\1>", source)
+        skeleton, leaves = _LEAF.subn(r"<\1></\1>", source)
+        if leaves > MAX_LEAVES:
+            return
         with self._lock:
             if len(self._seen) >= _MAX_SEEN:
                 self._seen.clear()
