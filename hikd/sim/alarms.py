@@ -11,8 +11,9 @@ import asyncio
 import contextlib
 import threading
 import time
+from collections import deque
 from collections.abc import Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from hikd.sim import documents
@@ -26,6 +27,8 @@ if TYPE_CHECKING:
 
 ALERT_STREAM_PATH = "/ISAPI/Event/notification/alertStream"
 MAX_SENT_LOG = 200_000
+MAX_MISSED = 50_000
+"""Alarms a device keeps for re-sending after a broken link (devices keep a bounded queue)."""
 STREAM_HEAD = (
     b"HTTP/1.1 200 OK\r\n"
     b"MIME-Version: 1.0\r\n"
@@ -68,6 +71,9 @@ class DeviceAlarms:
         self.streams_opened = 0
         self.clock = documents.DeviceClock(device.config)
         self.renderer = AlertRenderer(device.config)
+        self.missed: deque[tuple[SimAlert, Stamp]] = deque(maxlen=MAX_MISSED)
+        """Alarms raised while no stream was open, kept when `resend_missed` is on."""
+        self.resent = 0
         device.route("GET", ALERT_STREAM_PATH, self._open_stream)
 
     # ----- the stream --------------------------------------------------------------------
@@ -76,6 +82,7 @@ class DeviceAlarms:
         if self.stream_status != 200:
             return Response(self.stream_status, documents.not_supported(request.path), close=True)
         conn.write(STREAM_HEAD)
+        self._resend_missed(conn)
         self.streams.add(conn)
         self.streams_opened += 1
         beat = asyncio.create_task(self._heartbeat(conn))
@@ -85,6 +92,13 @@ class DeviceAlarms:
             self.streams.discard(conn)
             beat.cancel()
         return None
+
+    def _resend_missed(self, conn: Connection) -> None:
+        """Send what no stream heard, with its own time and number, marked as re-sent."""
+        while self.missed:
+            alert, stamp = self.missed.popleft()
+            conn.write(self.renderer.stream_parts(replace(alert, resent=True), stamp))
+            self.resent += 1
 
     async def _heartbeat(self, conn: Connection) -> None:
         cfg = self.device.config
@@ -123,6 +137,8 @@ class DeviceAlarms:
                 if not conn.closing:
                     conn.write(data)
                     written += 1
+        if not written and self.device.config.resend_missed:
+            self.missed.append((alert, stamp))
         pushes = 0
         if push:
             for target in self.push_targets:

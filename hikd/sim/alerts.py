@@ -87,6 +87,9 @@ class SimAlert:
     """Bytes per picture (0: the natural ~1 kB test card)."""
     extra: dict[str, str | int] = field(default_factory=dict)
     """More top-level fields, added as they are."""
+    resent: bool = False
+    """Sent again after a broken link: ``isDataRetransmission`` true (the vendor's ISAPI
+    field for "data re-uploaded once the network was back")."""
 
     def __post_init__(self) -> None:
         if not _NAME.fullmatch(self.type):
@@ -168,6 +171,8 @@ def alert_fields(alert: SimAlert, cfg: SimDeviceConfig, stamp: Stamp) -> dict[st
         out["hddID"] = alert.channel
     if kind.scope != "device":
         out["channelName"] = f"Camera {alert.channel:02d}"
+    if alert.resent:
+        out["isDataRetransmission"] = True
     if alert.pictures:
         out["picturesNumber"] = alert.pictures
     out.update(alert.extra)
@@ -234,6 +239,7 @@ class AlertRenderer:
         key = (
             alert.type, alert.channel, alert.state, alert.pictures, alert.fmt,
             alert.region_id, alert.target, alert.active_post_count, extra, port, numbered,
+            alert.resent,
         )  # fmt: skip
         found = self._templates.get(key)
         if found is None:

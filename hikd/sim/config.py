@@ -116,6 +116,13 @@ class SimDeviceConfig(BaseModel):
     """Ask RTSP clients for Digest authentication."""
     log_entries: int = Field(default=50, ge=0, le=100_000)
     """Entries in the device log before any activity (spread over the previous day)."""
+    log_alarms: bool = True
+    """Alarms are written to the device log (metaId ``Alarm/motionStart/<channel>``, ...); false
+    imitates a device whose log has no alarm entries, so nothing can be backfilled from it."""
+    resend_missed: bool = False
+    """Alarms raised while no alert stream was open are sent again, marked
+    ``isDataRetransmission``, with their own time, as soon as a stream opens (a device with
+    the vendor's "resume after broken network" switched on)."""
 
     heartbeat_s: float = Field(default=10.0, gt=0, lt=35)
     """alertStream heartbeat (videoloss/inactive) period; the library reconnects after 35 s idle."""

@@ -7,9 +7,9 @@ The library maps major/minor types from the `<metaId>` path (the tag must be spe
 
 from __future__ import annotations
 
+import bisect
 import re
 import threading
-from collections import deque
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 LOG_SEARCH_PATH = "/ISAPI/ContentMgmt/logSearch"
 META_PREFIX = "log.std-cgi.com"
-MAX_ENTRIES = 20_000
+MAX_ENTRIES = 200_000
 
 _BACKGROUND = [
     ("Operation", "localLogin", "admin", "127.0.0.1", "local login"),
@@ -37,18 +37,27 @@ _BACKGROUND = [
     ("Information", "systemRunningState", "", "", "running"),
 ]
 
-ALARM_MINOR = {
-    "VMD": "motionStart",
-    "IO": "alarmIn",
-    "videoloss": "videoLost",
-    "shelteralarm": "shelterAlarmStart",
-    "diskfull": "hdFull",
-    "diskerror": "hdError",
-    "nicbroken": "netBroken",
-    "ipconflict": "ipConflict",
-    "illaccess": "illegalAccess",
+# What a device writes to its log for an alarm: (major, start minor, stop minor). The
+# names are those the library maps to dwMajorType/dwMinorType (its table in
+# libHCGeneralCfgMgr.so has alarmIn, motionStart/Stop, hideStart, vcaStart/Stop, videoLost,
+# hdFull, ...; no hideStop). Real devices end the path with the channel (or alarm input):
+# ``log.hikvision.com/Alarm/motionStart/15``; the library copies that number into
+# dwChannel (dwAlarmInPort for alarmIn), its only source of the channel over ISAPI.
+_SMART = ("linedetection", "fielddetection", "regionEntrance", "regionExiting", "loitering",
+          "group", "rapidMove", "parking", "unattendedBaggage", "attendedBaggage")  # fmt: skip
+ALARM_LOG: dict[str, tuple[str, str, str | None]] = {
+    "VMD": ("Alarm", "motionStart", "motionStop"),
+    "IO": ("Alarm", "alarmIn", None),
+    "shelteralarm": ("Alarm", "hideStart", None),
+    "tamperdetection": ("Alarm", "hideStart", None),
+    **{name: ("Alarm", "vcaStart", "vcaStop") for name in _SMART},
+    "videoloss": ("Exception", "videoLost", None),
+    "diskfull": ("Exception", "hdFull", None),
+    "diskerror": ("Exception", "hdError", None),
+    "nicbroken": ("Exception", "netBroken", None),
+    "ipconflict": ("Exception", "ipConflict", None),
+    "illaccess": ("Exception", "illegalAccess", None),
 }
-EXCEPTION_TYPES = {"videoloss", "diskfull", "diskerror", "nicbroken", "ipconflict", "illaccess"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +77,9 @@ class DeviceLog:
 
     def __init__(self, device: SimDevice) -> None:
         self.device = device
-        self._entries: deque[LogEntry] = deque(maxlen=MAX_ENTRIES)
+        self._entries: list[LogEntry] = []
+        self._times: list[datetime] = []
+        """The entries' times, kept sorted with the entries (binary search per page)."""
         self._lock = threading.Lock()
         self.clock = documents.DeviceClock(device.config)
         count = device.config.log_entries
@@ -76,7 +87,7 @@ class DeviceLog:
         for i in range(count):
             major, minor, user, ip, info = _BACKGROUND[i % len(_BACKGROUND)]
             when = end - timedelta(days=1) + timedelta(seconds=i * 86_400 // max(1, count))
-            self._entries.append(LogEntry(when, major, minor, user, ip, info))
+            self._append(LogEntry(when, major, minor, user, ip, info))
         device.route("POST", LOG_SEARCH_PATH, self._search)
 
     def add(
@@ -91,19 +102,41 @@ class DeviceLog:
     ) -> None:
         when = self.clock.wall()
         with self._lock:
-            self._entries.append(LogEntry(when, major, minor, user, ip, info, channel))
+            self._append(LogEntry(when, major, minor, user, ip, info, channel))
+
+    def _append(self, entry: LogEntry) -> None:
+        if len(self._entries) >= MAX_ENTRIES:
+            del self._entries[: MAX_ENTRIES // 10]
+            del self._times[: MAX_ENTRIES // 10]
+        if not self._times or entry.time >= self._times[-1]:
+            self._entries.append(entry)
+            self._times.append(entry.time)
+        else:  # a clock set back: keep the order
+            at = bisect.bisect_right(self._times, entry.time)
+            self._entries.insert(at, entry)
+            self._times.insert(at, entry.time)
 
     def alarm(self, event_type: str, channel: int, state: str) -> None:
-        """Log an alarm the device raised (only starts, as devices do)."""
-        if state != "active" or event_type == "heartBeat":
+        """Log an alarm the device raised: its start, and its end where the log has a
+        name for it. Other types (smart events the log does not know) are logged by name."""
+        if event_type == "heartBeat" or not self.device.config.log_alarms:
             return
-        major = "Exception" if event_type in EXCEPTION_TYPES else "Alarm"
-        minor = ALARM_MINOR.get(event_type, event_type)
+        major, start, stop = ALARM_LOG.get(event_type, ("Alarm", event_type, None))
+        minor = start if state == "active" else stop
+        if minor is None:
+            return
         self.add(major, minor, info=f"{event_type} on channel {channel}", channel=channel)
 
     def entries(self) -> list[LogEntry]:
+        """The log, oldest first."""
         with self._lock:
-            return sorted(self._entries, key=lambda e: e.time)
+            return list(self._entries)
+
+    def between(self, start: datetime, end: datetime) -> list[LogEntry]:
+        with self._lock:
+            low = bisect.bisect_left(self._times, start)
+            high = bisect.bisect_right(self._times, end)
+            return self._entries[low:high]
 
     async def _search(self, request: Request, conn: Connection) -> Response:
         body = request.body
@@ -117,7 +150,7 @@ class DeviceLog:
                 400,
                 documents.response_status(request.path, 4, "Invalid XML Content", "badXmlContent"),
             )
-        matches = [e for e in self.entries() if start <= e.time <= end]
+        matches = self.between(start, end)
         page = matches[position : position + limit]
         if not page:
             status = "NO MATCHES"
@@ -143,7 +176,8 @@ def _item(entry: LogEntry, local_id: int) -> str:
     return (
         "<searchMatchItem>\n<logDescriptor>\n"
         + elements(
-            metaId=f"{META_PREFIX}/{entry.major}/{entry.minor}",
+            metaId=f"{META_PREFIX}/{entry.major}/{entry.minor}"
+            + (f"/{entry.channel}" if entry.channel else ""),
             StartDateTime=wall(entry.time),
             localID=local_id,
             paraType=0,
