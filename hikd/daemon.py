@@ -34,6 +34,7 @@ from hikd.listeners.listen import ListenServer
 from hikd.listeners.pipeline import AlarmPipeline, DeviceDirectory, Network
 from hikd.listeners.sdk_exceptions import SdkExceptionRouter
 from hikd.logs import setup_logging
+from hikd.native_stderr import route_native_stderr
 from hikd.outbox import Outbox
 from hikd.sdk.alarms import ArmingOptions
 from hikd.sdk.library import Library, SdkSettings
@@ -329,6 +330,7 @@ class Daemon:
 def run(config_path: Path | None) -> int:
     config = load_config(config_path)
     setup_logging(config.logging.level, config.logging.format)
+    route_native_stderr()
     daemon = Daemon(config)
     try:
         daemon.start()

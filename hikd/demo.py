@@ -20,6 +20,7 @@ from hikd.config import Config, load_config
 from hikd.daemon import Daemon
 from hikd.events import Event
 from hikd.logs import setup_logging
+from hikd.native_stderr import route_native_stderr
 from hikd.sim import SimDeviceConfig, Simulator
 from hikd.sim.config import RecordingPlan
 
@@ -123,6 +124,7 @@ def demo(config_path: Path | None, duration: float = 0.0) -> int:
     config = load_config(config_path or DEFAULT_CONFIG)
     # The demo's own lines show what happens; logs only when something goes wrong.
     setup_logging("warning", "console")
+    route_native_stderr()
     device = config.devices[0]
     password = device.password.get_secret_value() if device.password else DEMO_PASSWORD
 

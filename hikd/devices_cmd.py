@@ -8,6 +8,7 @@ from pathlib import Path
 
 from hikd.config import Config, DeviceConfig, load_config
 from hikd.logs import setup_logging
+from hikd.native_stderr import route_native_stderr
 from hikd.sdk.errors import SdkError
 from hikd.sdk.library import Library, SdkSettings
 from hikd.session import DeviceSession
@@ -71,6 +72,7 @@ def format_table(rows: list[tuple[str, ...]]) -> str:
 def devices(config_path: Path | None) -> int:
     config: Config = load_config(config_path)
     setup_logging("warning", config.logging.format)
+    route_native_stderr()
     sdk = Library.open(
         config.sdk.library_dir, SdkSettings(recv_timeout_ms=config.sdk.recv_timeout_ms)
     )

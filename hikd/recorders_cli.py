@@ -156,9 +156,11 @@ def _span(device: DeviceConfig, start: str, end: str) -> tuple[datetime, datetim
 def _config_and_device(config_path: Path | None, name: str) -> tuple[Config, DeviceConfig]:
     from hikd.config import load_config
     from hikd.logs import setup_logging
+    from hikd.native_stderr import route_native_stderr
 
     config = load_config(config_path)
     setup_logging("warning", config.logging.format)
+    route_native_stderr()
     try:
         return config, config.device(name)
     except KeyError:
@@ -469,6 +471,7 @@ def jobs_command(
 def _run_job(config: Config, specs: list[JobSpec], name: str, out: TextIO) -> int:
     """Log in to the job's devices, run it once, record it in the state db, log out."""
     from hikd.logs import setup_logging
+    from hikd.native_stderr import route_native_stderr
     from hikd.scheduler import JobScheduler
     from hikd.sdk.errors import SdkError
     from hikd.sdk.library import Library, SdkSettings
@@ -476,6 +479,7 @@ def _run_job(config: Config, specs: list[JobSpec], name: str, out: TextIO) -> in
     from hikd.state import StateStore
 
     setup_logging("warning", config.logging.format)
+    route_native_stderr()
     chosen = [s for s in specs if s.name == name]
     if not chosen:
         known = ", ".join(s.name for s in specs) or "none"
