@@ -9,6 +9,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 RUNS = [
+    ("vendor library start-up", ["bench_init.py"]),
     ("log in 256 devices", ["bench_login.py"]),
     ("log in and arm 256 devices", ["bench_login.py", "--arm"]),
     ("alarm path: callback, throughput, latency", ["bench_alarms.py"]),
