@@ -414,3 +414,39 @@ def test_pieces_of_a_download_above_1024_mb_move_into_place_together(tmp_path: P
     assert fetched.size == len(head) + 1800
     assert sorted(p.name for p in tmp_path.iterdir()) == ["A_B.ps", "A_B_1.ps", "A_B_2.ps"]
     assert all(p.stat().st_mtime == end.timestamp() + 1 for p in fetched.paths)
+
+
+def test_a_device_that_ignores_the_search_span_gets_only_the_window_fetched(
+    start_sim: Callable[..., Simulator], login: Login, tmp_path: Path
+) -> None:
+    # Issue 8 item 6: such a device listed 95 recordings from two years back for a 24 h
+    # window and hikd fetched them all. Here: two finished recordings, 6 and 3 minutes
+    # old, and a window of 4 minutes (2.4 of them before the open-recording margin).
+    sim = start_sim(SimDeviceConfig(name="nvr", recordings=plan(search_ignores_span=True)))
+    device = sim.devices[0]
+    session = login(sim)
+    now = datetime.now(UTC)
+    # What the device answers: every recording, whatever span was asked for.
+    everything = device.recording_list(1)
+    assert len(search_recordings(session, 1, now - timedelta(days=800), now)) == 3
+    assert search_recordings(session, 1, now - timedelta(days=800), now - timedelta(days=700)) == []
+    finished = [r for r in everything if not r.open]
+    newer = finished[-1]
+    inside = search_recordings(session, 1, now - timedelta(minutes=4), now)
+    assert [r.name for r in inside] == [newer.name, everything[-1].name]
+
+    events: list[Event] = []
+    with StateStore.open(tmp_path / "state") as state:
+        scheduler = JobScheduler(
+            [download_job(window_h=4 / 60)],
+            lambda: {"nvr": session},
+            events.append,
+            state,
+            threading.Event(),
+            tmp_path / "out",
+        )
+        [result] = scheduler.run_now("rec")
+        assert result.ok, result.summary
+        assert result.details["fetched"] == 1
+    folder = tmp_path / "out" / "rec" / "nvr" / "1"
+    assert [p.name for p in folder.iterdir()] == [f"{stem(newer.start, newer.end)}.ps"]

@@ -27,11 +27,14 @@ from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from hikd.logs import get_logger
 from hikd.sdk import playback
 from hikd.sdk.errors import SdkError
 
 if TYPE_CHECKING:
     from hikd.session import DeviceSession
+
+_log = get_logger(__name__)
 
 END_SIGNAL_WAIT_S = 6.0
 """The library's RTSP heartbeat period (5 s) plus a margin: how long a complete ISAPI
@@ -104,14 +107,26 @@ def _user_id(session: DeviceSession) -> int:
 def search_recordings(
     session: DeviceSession, channel: int, start: datetime, end: datetime
 ) -> list[Recording]:
-    """The recordings of `channel` overlapping [start, end], oldest first."""
+    """The recordings of `channel` overlapping [start, end], oldest first.
+
+    What the device answers is filtered by the span again: some devices ignore it and
+    list every recording they hold (95 from two years back for a 24 h window)."""
     tz = device_zone(session)
     # An ISAPI login refuses any file type but 0, "all" included (error 17, part 2 a).
     file_type = 0 if session.protocol == "isapi" else playback.ALL_FILE_TYPES
     found = playback.find_files(
         session.sdk, _user_id(session), channel, start, end, tz, file_type=file_type
     )
-    return [Recording(channel, f.start, f.end, f.size, f.name) for f in found]
+    inside = [f for f in found if f.start <= end and f.end >= start]
+    if len(inside) < len(found):
+        _log.warning(
+            "search_outside_span",
+            device=session.name,
+            channel=channel,
+            outside=len(found) - len(inside),
+            hint="the device ignored the search's time span; those recordings are left out",
+        )
+    return [Recording(channel, f.start, f.end, f.size, f.name) for f in inside]
 
 
 def download(

@@ -55,6 +55,9 @@ class RecordingPlan(BaseModel):
     starts); the timeline's clock runs on from there."""
     channels: list[int] | None = None
     """Channels that record (default: all)."""
+    search_ignores_span: bool = False
+    """Answer every search with all of a track's recordings, whatever its time span (some
+    devices do: two years of recordings for a 24 h window, issue 8 item 6)."""
 
 
 class PushTarget(BaseModel):

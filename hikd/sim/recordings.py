@@ -183,11 +183,12 @@ class RecordingStore:
                 documents.response_status(request.path, 4, "Invalid XML Content", "badXmlContent"),
             )
         search_id, tracks, start, end, position, limit = fields
+        anytime = self.plan.search_ignores_span
         matches = [
             rec
             for track in tracks
             for rec in self.recordings(track // 100)
-            if track % 100 == 1 and rec.start <= end and rec.end >= start
+            if track % 100 == 1 and (anytime or (rec.start <= end and rec.end >= start))
         ]
         page = matches[position : position + limit]
         if not page:
