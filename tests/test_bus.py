@@ -238,6 +238,72 @@ def test_a_failing_sink_recovers_and_gets_everything_in_order(
     assert [e.type for e in steady.events[-2:]] == ["sink_unavailable", "sink_unavailable"]
 
 
+class FirstThenRefused(Recorder):
+    """A UDP syslog sink whose remote receiver is down: each retry's first datagram goes
+    out before the refusal of the one before comes back, so every other send "delivers"
+    one event and the next is refused. A stand-in: on loopback the refusal is back before
+    the send returns, so the real sink cannot show this (tests/test_sink_syslog.py runs it
+    against a real receiver that is down)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.down = True
+        self.attempts = 0
+
+    def send(self, batch: Sequence[Event]) -> int:
+        self.attempts += 1
+        if not self.down:
+            return super().send(batch)
+        if self.attempts % 2:
+            return super().send(batch[:1])
+        raise SinkUnavailable("Connection refused")
+
+
+def test_an_outage_with_partial_sends_is_one_start_and_one_stop(
+    make_bus: Callable[..., tuple[EventBus, Outbox]],
+) -> None:
+    sink, health = FirstThenRefused(), list[Event]()
+    bus, _ = make_bus([("syslog", sink)], on_health=health.append)
+    for i in range(100):
+        bus.publish(alarm(i))
+    wait_until(lambda: sink.attempts >= 30)
+    sink.down = False
+    wait_until(lambda: "ev-00000099" in sink.alarm_ids())
+    wait_until(lambda: len(health) >= 2)
+    assert [(h.type, h.state) for h in health] == [
+        ("sink_unavailable", "start"),
+        ("sink_unavailable", "stop"),
+    ]
+
+
+def test_a_sink_that_keeps_failing_and_recovering_warns_once_a_minute(
+    make_bus: Callable[..., tuple[EventBus, Outbox]],
+) -> None:
+    class Outages(Recorder):
+        """Fails one send in every three: each failure is an outage of its own."""
+
+        attempts = 0
+
+        def send(self, batch: Sequence[Event]) -> int:
+            self.attempts += 1
+            if self.attempts % 3 == 1:
+                raise SinkUnavailable("Connection refused")
+            return super().send(batch)
+
+    sink, health = Outages(), list[Event]()
+    with capture_logs() as logs:
+        bus, _ = make_bus([("flappy", sink)], on_health=health.append)
+        for i in range(5):
+            bus.publish(alarm(i))
+            wait_until(lambda i=i: f"ev-{i:08d}" in sink.alarm_ids())  # type: ignore[misc]
+    starts = [h for h in health if h.state == "start"]
+    assert len(starts) >= 3  # each outage is still reported, start and stop ...
+    assert len([h for h in health if h.state == "stop"]) >= len(starts) - 1
+    lines = [e["event"] for e in logs if e["event"].startswith("sink ")]
+    # ... but the log says it once
+    assert lines == ["sink unavailable; retrying with backoff", "sink delivering again"]
+
+
 def test_open_failures_and_unexpected_exceptions_are_retried(
     make_bus: Callable[..., tuple[EventBus, Outbox]],
 ) -> None:

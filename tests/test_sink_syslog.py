@@ -8,6 +8,7 @@ import select
 import socket
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -273,6 +274,96 @@ def test_udp_long_message_is_cut_to_a_whole_character(
     message = SyslogMessage.parse(data.decode())  # still valid UTF-8 and RFC 5424
     assert params(message)["id"] == event.id
     assert message.msg.startswith("nvr is offline: éé")
+
+
+# -- UDP outages ------------------------------------------------------------------------
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])  # free, and nothing listens once closed
+
+
+def udp_ids(receiver: socket.socket, want: set[str], timeout: float = 15.0) -> list[str]:
+    """The event ids `receiver` gets, in order, until every id in `want` came. Datagrams
+    are read as fast as they come and parsed once: a slow reader overflows its buffer."""
+    got: list[str] = []
+    receiver.settimeout(timeout)
+    while not want <= set(got):
+        data = [receiver.recv(65535)]
+        receiver.setblocking(False)
+        try:
+            while True:
+                data.append(receiver.recv(65535))
+        except BlockingIOError:
+            pass
+        receiver.settimeout(timeout)
+        got += [params(SyslogMessage.parse(d.decode()))["id"] for d in data]
+    return got
+
+
+def test_udp_receiver_down_counts_nothing_delivered(tmp_path: Path) -> None:
+    """A refused datagram (ICMP port unreachable) is not delivered, on the first send and
+    on every retry; once the receiver is back, everything arrives in order."""
+    port = free_udp_port()
+    sink = make_sink(tmp_path, host="127.0.0.1", port=port)
+    batch = [alarm("motion", "start", c) for c in range(1, 4)]
+    try:
+        sink.open()
+        for _ in range(3):  # a retry opened a fresh socket whose first send "succeeded"
+            with pytest.raises(SinkUnavailable, match="refused"):
+                sink.send(batch)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as receiver:
+            receiver.bind(("127.0.0.1", port))
+            deliver_all(sink, batch)
+            got = udp_ids(receiver, {e.id for e in batch})
+    finally:
+        sink.close()
+    assert got == [e.id for e in batch]
+
+
+def test_udp_outage_through_the_bus_loses_nothing_and_is_one_outage(tmp_path: Path) -> None:
+    """330 events during a receiver outage were counted delivered and lost, and the sink's
+    health started and stopped on every retry; now each arrives once the receiver is back,
+    with one sink_unavailable start, one stop and one warning."""
+    from structlog.testing import capture_logs
+
+    from hikd.bus import EventBus
+    from hikd.outbox import Outbox
+
+    port = free_udp_port()
+    sink = make_sink(tmp_path, host="127.0.0.1", port=port)
+    outbox = Outbox(tmp_path / "outbox.sqlite")
+    changes: list[Event] = []
+    bus = EventBus(outbox, [("syslog", sink)], changes.append, backoff_first=0.01, backoff_max=0.05)
+    events = [alarm("motion", "pulse", c % 16 + 1) for c in range(100)]
+    try:
+        with capture_logs() as logs:
+            bus.start()
+            for event in events:
+                bus.publish(event)
+            deadline = time.monotonic() + 15
+            while bus.stats()["sinks"]["syslog"]["failures"] < 10:  # retried while down
+                assert time.monotonic() < deadline, bus.stats()
+                time.sleep(0.01)
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as receiver:
+                receiver.bind(("127.0.0.1", port))
+                got = udp_ids(receiver, {e.id for e in events})
+            deadline = time.monotonic() + 15
+            while len(changes) < 2:
+                assert time.monotonic() < deadline, changes
+                time.sleep(0.01)
+    finally:
+        bus.stop(timeout=2)
+        outbox.close()
+    assert [e.id for e in events] == [i for i in got if i in {e.id for e in events}]
+    assert [(e.type, e.state) for e in changes] == [
+        ("sink_unavailable", "start"),
+        ("sink_unavailable", "stop"),
+    ]
+    warnings = [entry for entry in logs if entry["log_level"] == "warning"]
+    assert len(warnings) == 1, warnings
 
 
 # -- TCP -------------------------------------------------------------------------------

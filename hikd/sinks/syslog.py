@@ -7,8 +7,11 @@ event's identity so a collector can de-duplicate re-sent events on ``id``; MSG i
 sentence a person reads ("motion started on nvr channel 3").
 
 Delivery is as good as the transport allows: TCP counts an event once ``sendall`` has
-returned (and notices a receiver that went away before writing to it again); a UDP or
-Unix datagram counts once the kernel took it. Entry point name: ``syslog``.
+returned (and notices a receiver that went away before writing to it again); a Unix
+datagram counts once the kernel took it. UDP is at most once: a datagram counts unless
+the receiver's host answered it with ICMP "port unreachable" (see `_Udp`); one sent while
+the receiver's host itself is down, or lost on the way, is gone. Entry point name:
+``syslog``.
 """
 
 from __future__ import annotations
@@ -226,6 +229,10 @@ class _Transport:
         if sock is not None:
             sock.close()
 
+    def failed(self, error: OSError) -> None:
+        """`send` raised `error`: drop the socket, the next send opens a new one."""
+        self.close()
+
     def send(self, message: bytes) -> None:
         raise NotImplementedError
 
@@ -252,6 +259,22 @@ class _Tcp(_Transport):
 
 
 class _Udp(_Transport):
+    """A connected UDP socket, kept across failures.
+
+    A datagram to a port nobody listens on comes back as ICMP "port unreachable"; the
+    kernel reports it on the *same connected socket* as ECONNREFUSED on its next send or
+    receive, once. A fresh socket would forget it, and its first send "succeeds": that is
+    how every event of an outage was counted as delivered and lost. So the socket is kept,
+    each datagram is followed by a look for a refusal already there (on loopback and a
+    LAN it arrives at once), and after a refusal the sink is "suspect": each datagram
+    then waits up to `_REFUSAL_WAIT_S` for one before it counts, until one gets through.
+    Datagrams sent before the first refusal came back are lost: UDP is at most once.
+    """
+
+    def __init__(self, config: SyslogConfig) -> None:
+        super().__init__(config)
+        self._suspect = False
+
     def _open(self) -> socket.socket:
         cfg = self.config
         family, type_, proto, _, address = socket.getaddrinfo(
@@ -259,13 +282,38 @@ class _Udp(_Transport):
         )[0]
         sock = socket.socket(family, type_, proto)
         sock.settimeout(cfg.timeout_s)
-        # Connected, so a "port unreachable" from an earlier datagram fails the next send
-        # (ECONNREFUSED: the outbox keeps that event) instead of all going silently nowhere.
         sock.connect(address)
         return sock
 
+    def failed(self, error: OSError) -> None:
+        if error.errno == errno.ECONNREFUSED and self._sock is not None:
+            self._suspect = True  # keep the socket: it is the one the refusals come back to
+        else:
+            self.close()
+
     def send(self, message: bytes) -> None:
-        self.connect().send(truncate(message, self.config.max_datagram_bytes))
+        sock = self.connect()
+        sock.send(truncate(message, self.config.max_datagram_bytes))
+        if _refused(sock, _REFUSAL_WAIT_S if self._suspect else 0.0):
+            self._suspect = True
+            raise ConnectionRefusedError(errno.ECONNREFUSED, os.strerror(errno.ECONNREFUSED))
+        self._suspect = False
+
+
+_REFUSAL_WAIT_S = 0.25
+"""How long a datagram sent after a refusal waits for another before it counts: longer
+than a round trip to any syslog receiver worth using over UDP."""
+
+
+def _refused(sock: socket.socket, wait: float) -> bool:
+    """Has an ICMP "port unreachable" come back on `sock` (within `wait` seconds)?
+
+    A pending socket error makes the socket readable; SO_ERROR reads and clears it.
+    A receiver that sends datagrams back is up (syslog receivers do not; none is read)."""
+    readable, _, _ = select.select([sock], [], [], wait)
+    if not readable:
+        return False
+    return sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == errno.ECONNREFUSED
 
 
 class _Unix(_Transport):
@@ -333,7 +381,7 @@ class SyslogSink:
             try:
                 self._transport.send(message)
             except OSError as error:
-                self._transport.close()
+                self._transport.failed(error)
                 if delivered:
                     return delivered
                 raise SinkUnavailable(self._problem(error)) from None

@@ -3,12 +3,20 @@
 Each sink has its own worker thread and its own cursor in the outbox, so a slow or dead
 sink only delays itself. Failures (``SinkUnavailable`` or any other exception, from
 ``open()`` or ``send()``) are retried with exponential backoff; the log gets one line when
-a sink starts failing and one when it delivers again, never one per retry.
+a sink starts failing and one when it delivers again, never one per retry, and at most
+one warning per sink every `WARN_INTERVAL_S` however often it fails and recovers.
+
+An outage ends when the sink has proved it delivers: a send that delivered its whole
+batch, or two sends in a row that delivered part of theirs. One send that delivered part
+and then failed is no proof: a syslog sink over UDP whose receiver is down "delivers"
+the first datagram of every retry; counting that as a recovery made a health event
+start and stop on every retry (136 in 8 s), each one more event for the failing sink.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -24,6 +32,10 @@ StateChange = Callable[[str, bool, str | None], None]
 
 # A safety net only: the bus wakes workers after every write.
 _IDLE_WAIT = 1.0
+
+WARN_INTERVAL_S = 60.0
+"""A sink's "unavailable" warning is logged at most this often; the next says how many
+outages it left unsaid."""
 
 
 class Backoff:
@@ -83,7 +95,10 @@ class SinkWorker:
         self._thread = threading.Thread(target=self._run, name=f"hikd-sink-{name}", daemon=True)
         self._opened = False
         self._failing = False
+        self._partial_sends = 0  # sends in a row that delivered part of a batch, while failing
         self._attempts = 0
+        self._warned_at = -WARN_INTERVAL_S
+        self._unwarned = 0  # outages not logged since the last warning
         self._delivered = 0
         self._failures = 0
         self._last_error: str | None = None
@@ -137,7 +152,6 @@ class SinkWorker:
                     self._fail("open", e)
                     continue
                 self._opened = True
-                self._recovered()
             self._wake.clear()
             try:
                 batch = self._outbox.read(self.name, cursor, self._batch_size)
@@ -147,8 +161,8 @@ class SinkWorker:
                 self._fail("outbox read", e)
                 continue
             if not batch:
-                if not self._failing:
-                    self._state = "idle"
+                self._recovered()  # opened, and nothing to prove: it is up
+                self._state = "idle"
                 self._wake.wait(_IDLE_WAIT)
                 continue
             if not self._failing:
@@ -172,6 +186,10 @@ class SinkWorker:
                 continue
             cursor = batch[sent - 1][0]
             self._delivered += sent
+            if sent < len(batch) and self._failing:
+                self._partial_sends += 1
+                if self._partial_sends < 2:
+                    continue
             self._recovered()
 
     def _fail(self, phase: str, error: Exception) -> None:
@@ -183,14 +201,22 @@ class SinkWorker:
             message = f"{phase} failed: {type(error).__name__}: {error}"
         self._last_error = message
         self._state = "failing"
+        self._partial_sends = 0
         if not self._failing:
             self._failing = True
             if isinstance(error, SinkUnavailable):
-                self._log.warning(
-                    "sink unavailable; retrying with backoff",
-                    error=message,
-                    max_backoff_s=self._backoff.cap,
-                )
+                now = time.monotonic()
+                if now - self._warned_at >= WARN_INTERVAL_S:
+                    self._warned_at = now
+                    self._log.warning(
+                        "sink unavailable; retrying with backoff",
+                        error=message,
+                        max_backoff_s=self._backoff.cap,
+                        **({"outages_not_logged": self._unwarned} if self._unwarned else {}),
+                    )
+                    self._unwarned = 0
+                else:
+                    self._unwarned += 1
             else:
                 # Not a condition the sink reported: most likely a bug, so keep the traceback.
                 self._log.error(
@@ -205,8 +231,10 @@ class SinkWorker:
     def _recovered(self) -> None:
         if not self._failing:
             return
-        self._log.info("sink delivering again", failed_attempts=self._attempts)
+        if not self._unwarned:  # its start was logged: so is its end
+            self._log.info("sink delivering again", failed_attempts=self._attempts)
         self._failing = False
+        self._partial_sends = 0
         self._attempts = 0
         self._backoff.reset()
         self._state = "delivering"
