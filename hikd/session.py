@@ -2,14 +2,23 @@
 
 A session logs in with ``NET_DVR_Login_V40`` and keeps trying with exponential backoff and
 jitter while the device is unreachable. A wrong password, a locked user or an unactivated
-device stops the retries for ``auth_retry_s`` (an hour by default): a device locks an
+device stops the retries for ``auth_retry_s`` (an hour by default), until the unlock time
+the device gives, or for good when the device says one try is left: a device locks an
 account after a few bad tries, and hikd must never be the cause.
 
 Once logged in, the library itself re-connects and re-logs in (seed 5.2.4; observed
-0x8040/0x8041 in sdk-over-isapi.md part 1 §3), so the session does not fight it: it only
+0x8040/0x8041 in sdk-over-isapi.md part 1 §3), so the session does not fight it: it
 watches (exception callback, periodic ``NET_DVR_CHECK_USER_STATUS``) and reports
-``online``/``offline`` as health events. Capabilities (ISAPI pass-through, later
-snapshots, downloads) pick the route that works on the session's protocol.
+``online``/``offline`` as health events. But the library re-logs in once only: after a
+refused re-login (0x8044, e.g. a changed password) it never tries again and the session
+stays dead for ever. So when the library gives up (0x8044, or the check fails
+``_DEAD_AFTER_CHECKS`` times in a row), hikd logs the session out and goes back to its
+own login loop, which knows about lock-out (`hikd.lockout`).
+
+Health episodes (``start`` ... ``stop``) of a session are tracked here, so that each
+start gets its stop, at the latest when the session is closed.
+Capabilities (ISAPI pass-through, later snapshots, downloads) pick the route that works
+on the session's protocol.
 """
 
 from __future__ import annotations
@@ -26,7 +35,13 @@ import structlog
 
 from hikd.events import DeviceRef, Event, health
 from hikd.isapi_xml import text_of
-from hikd.sdk.constants import EXCEPTION_EXCHANGE, EXCEPTION_RELOGIN_FAILED, RELOGIN_SUCCESS
+from hikd.lockout import next_try
+from hikd.sdk.constants import (
+    EXCEPTION_EXCHANGE,
+    EXCEPTION_RELOGIN_FAILED,
+    RELOGIN_SUCCESS,
+    RESUME_EXCHANGE,
+)
 from hikd.sdk.errors import AuthError, SdkError
 from hikd.sdk.login import DeviceFacts, LoginFailureDetails, check_user_status, login, logout
 from hikd.sdk.passthrough import IsapiReply, std_xml_config
@@ -42,6 +57,11 @@ SessionState = Literal["starting", "online", "offline", "auth_failed", "stopped"
 # Only so many logins run at once: a burst of 256 logins at start-up is fine for the
 # library but not for a small NVR's web server.
 _LOGIN_SLOTS = threading.BoundedSemaphore(16)
+
+# Failed session checks in a row after which hikd stops waiting for the library's own
+# re-login (a safety net for a lost 0x8044; a device that is merely down is no worse off:
+# the login loop backs off until it answers).
+_DEAD_AFTER_CHECKS = 3
 
 
 def backoff_delays(minimum: float, maximum: float, rng: random.Random) -> Any:
@@ -86,6 +106,9 @@ class DeviceSession:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._rng = random.Random()
+        self._library_gave_up = threading.Event()
+        self._episodes: set[str] = set()
+        """The types of the health episodes now open (started, not yet stopped)."""
 
     # -- identity ----------------------------------------------------------------------
     @property
@@ -123,6 +146,7 @@ class DeviceSession:
             logout(self.sdk, user_id)
         except SdkError as exc:
             log.debug("logout failed", device=self.name, error=str(exc))
+        self.end_episodes("hikd stopped")
         self._set_state("stopped")
 
     def wait_online(self, timeout: float) -> bool:
@@ -140,8 +164,11 @@ class DeviceSession:
             try:
                 self.login_once()
             except AuthError as exc:
-                self._auth_failed(exc)
-                self._sleep(self.config.auth_retry_s)
+                wait = self._auth_failed(exc)
+                if wait is None:
+                    self._stop.wait()  # never spend the last try: only a restart tries again
+                    return
+                self._sleep(wait)
                 continue
             except SdkError as exc:
                 if self._stop.is_set():
@@ -159,6 +186,8 @@ class DeviceSession:
                 self.config.reconnect_min_s, self.config.reconnect_max_s, self._rng
             )
             self._supervise()
+            if not self._stop.is_set():
+                self._drop_session()
 
     def login_once(self) -> DeviceFacts:
         """One login attempt; on success the session is online and hooks have run."""
@@ -210,12 +239,39 @@ class DeviceSession:
         self.firmware = text_of(reply.body, "firmwareVersion")
 
     def _supervise(self) -> None:
-        """Logged in: check the session now and then until stop or a forced re-login."""
+        """Logged in: check the session now and then. Returns on stop, or when the
+        library has given up on the session (then the caller logs it out)."""
+        failures = 0
         while not self._stop.is_set():
             self._sleep(self.check_interval_s)
-            if self._stop.is_set():
+            if self._stop.is_set() or self._library_gave_up.is_set():
                 return
-            self.check_online()
+            if self.check_online():
+                failures = 0
+                continue
+            failures += 1
+            if failures >= _DEAD_AFTER_CHECKS:
+                log.warning(
+                    "the vendor library did not get the session back; logging in again",
+                    device=self.name,
+                    failed_checks=failures,
+                )
+                return
+
+    def _drop_session(self) -> None:
+        """Close the alarm channel, log the dead session out, end its health episodes."""
+        self._library_gave_up.clear()
+        with self._lock:
+            user_id, self.user_id = self.user_id, None
+        if user_id is not None:
+            for hook in self.hooks.before_logout:
+                _call_hook(hook, self, "before_logout")
+            try:
+                logout(self.sdk, user_id)
+            except SdkError as exc:
+                log.debug("logout of the dead session failed", device=self.name, error=str(exc))
+        self._went_offline(self.last_error or "the session ended")
+        self.end_episodes("session closed")
 
     def check_online(self) -> bool:
         """NET_DVR_CHECK_USER_STATUS. On a 401 the library re-logs in by itself and returns
@@ -229,21 +285,52 @@ class DeviceSession:
         except SdkError as error:
             ok = False
             self._went_offline(f"session check failed: {error}")
-        if ok and self.state != "online":
-            self._set_state("online")
-            log.info("device reachable again", device=self.name)
-            self._publish(health(self.device, "online", **self.describe()))
+        if ok:
+            self._back_online("device reachable again")
         return ok
+
+    def _back_online(self, why: str) -> None:
+        self.episode("session_heartbeat_lost", "stop")
+        if self.state == "online" or self.user_id is None:
+            return
+        self._set_state("online")
+        log.info(why, device=self.name)
+        self._publish(health(self.device, "online", **self.describe()))
 
     # -- exception callback (already off the SDK thread) -------------------------------
     def on_sdk_exception(self, kind: int) -> None:
         if kind == EXCEPTION_EXCHANGE:
             self._went_offline("session heartbeat to the device failed")
-        elif kind == RELOGIN_SUCCESS and self.state != "online":
-            self._set_state("online")
-            self._publish(health(self.device, "online", **self.describe()))
+        elif kind in (RELOGIN_SUCCESS, RESUME_EXCHANGE):
+            self._back_online("the vendor library logged in again")
         elif kind == EXCEPTION_RELOGIN_FAILED:
-            self._went_offline("the library could not log in again")
+            # The library tries once and never again (sdk-over-isapi.md; README vendor
+            # notes): wake the supervisor so that hikd's own login loop takes over now.
+            self._went_offline("the vendor library could not log in again")
+            self._library_gave_up.set()
+            self._wake.set()
+
+    # -- health episodes ---------------------------------------------------------------
+    def episode(self, type_: str, state: Literal["start", "stop"], **attributes: Any) -> bool:
+        """Publish a ``start`` only when the episode is not open and a ``stop`` only when
+        it is: repeated codes of one outage make one episode. True if published."""
+        with self._lock:
+            is_open = type_ in self._episodes
+            if (state == "start") == is_open:
+                return False
+            if state == "start":
+                self._episodes.add(type_)
+            else:
+                self._episodes.discard(type_)
+        self._publish(health(self.device, type_, state, **attributes))
+        return True
+
+    def end_episodes(self, reason: str) -> None:
+        """Stop every open episode (the session they belong to is gone)."""
+        with self._lock:
+            types = list(self._episodes)
+        for type_ in types:
+            self.episode(type_, "stop", reason=reason)
 
     # -- pass-through ------------------------------------------------------------------
     def isapi(
@@ -290,21 +377,21 @@ class DeviceSession:
                 "still unreachable", device=self.name, error=str(exc), retry_in=round(delay, 1)
             )
 
-    def _auth_failed(self, exc: AuthError) -> None:
+    def _auth_failed(self, exc: AuthError) -> float | None:
+        """Report a refused login; return the seconds to wait (None: until stopped)."""
         details: LoginFailureDetails | None = getattr(exc, "login_details", None)
-        retries_left = details.retries_left if details else None
+        plan = next_try(self.name, exc.code, details, self.config.auth_retry_s)
         self.last_error = str(exc)
         self._set_state("auth_failed")
-        hint = (
-            f"check the user name and password of device {self.name!r}; hikd will not try again "
-            f"for {self.config.auth_retry_s:.0f} s so that the device does not lock the account"
-        )
+        unlock_at = plan.unlock_at.isoformat(timespec="seconds") if plan.unlock_at else None
         log.error(
             "login refused",
             device=self.name,
             error=str(exc),
-            retries_left=retries_left,
-            what_to_do=hint,
+            retries_left=plan.retries_left,
+            unlock_at=unlock_at,
+            next_try_s=None if plan.wait_s is None else round(plan.wait_s),
+            what_to_do=plan.what_to_do,
         )
         self._publish(
             health(
@@ -312,12 +399,17 @@ class DeviceSession:
                 "auth_failed",
                 code=exc.code,
                 reason=str(exc),
-                retries_left=retries_left,
-                next_try_s=self.config.auth_retry_s,
+                retries_left=plan.retries_left,
+                unlock_in_s=plan.unlock_in_s,
+                unlock_at=unlock_at,
+                next_try_s=plan.wait_s,
+                what_to_do=plan.what_to_do,
             )
         )
+        return plan.wait_s
 
     def _sleep(self, seconds: float) -> None:
+        """Wait ``seconds``, or until woken."""
         self._wake.wait(seconds)
         self._wake.clear()
 

@@ -55,7 +55,9 @@ def run_daemon(
 ) -> Iterator[Callable[..., Running]]:
     daemons: list[Daemon] = []
 
-    def start(sim: Simulator | None, extra: str = "", arm: bool = True) -> Running:
+    def start(
+        sim: Simulator | None, extra: str = "", arm: bool = True, device_extra: str = ""
+    ) -> Running:
         state = tmp_path / "state"
         events_dir = tmp_path / "events"
         lines = [
@@ -76,6 +78,7 @@ def run_daemon(
                 f"port = {dev.port}",
                 f"arm = {'true' if arm else 'false'}",
                 "reconnect_min_s = 0.2",
+                device_extra,
             ]
         path = tmp_path / "hikd.toml"
         path.write_text("\n".join(lines) + "\n")
