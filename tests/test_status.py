@@ -18,6 +18,7 @@ from hikd.sdk.library import Library
 from hikd.sdk.status import WorkStatusUnavailable, get_work_status
 from hikd.session import DeviceSession
 from hikd.sim import SimDeviceConfig, SimDisk, Simulator
+from hikd.sim.variants import DocumentVariants
 from hikd.state import StateStore
 from tests.standin.jobs import Events, job_context
 from tests.support import device_config
@@ -168,3 +169,59 @@ def test_an_unreachable_device_is_a_failed_run_without_status_events(
     assert "offline" in result.summary
     assert [e.type for e in events] == []
     assert session.state == "offline"
+
+
+# Spellings of the status documents real devices use (issue 8 item 4): port ids as
+# <ioPortID> + <ioPortType> (hikvision_next's captures of NVRs and cameras), <inputPort>,
+# <id>; /ISAPI/System/IO/status with inputs and outputs in one list; workingstatus as XML
+# whatever was asked; no namespace; another order with unknown elements; other case.
+SPELLINGS = {
+    "ioPortID": DocumentVariants(io_port_id="ioPortID"),
+    "inputPort": DocumentVariants(io_port_id="inputPort"),
+    "id": DocumentVariants(io_port_id="id"),
+    "io-status-ioPortID": DocumentVariants(
+        io_status="all", io_port_id="ioPortID", working_status="xml"
+    ),
+    "io-status-inputIOPortID": DocumentVariants(io_status="all", working_status="xml"),
+    "io-status-inputPort": DocumentVariants(io_status="all", io_port_id="inputPort"),
+    "workingstatus-xml": DocumentVariants(working_status="xml"),
+    "no-namespace": DocumentVariants(namespace=False, working_status="xml"),
+    "reordered": DocumentVariants(reordered=True),
+    "reordered-xml": DocumentVariants(reordered=True, working_status="xml", io_status="all"),
+    "lower-case": DocumentVariants(lower_case=True),
+    "lower-case-xml": DocumentVariants(lower_case=True, working_status="xml", io_status="all"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("spelling", SPELLINGS)
+def test_every_spelling_of_the_status_documents_reads_the_same(
+    spelling: str, sdk: Library, start_sim: Callable[..., Simulator]
+) -> None:
+    sim = start_sim(
+        SimDeviceConfig(
+            name="nvr",
+            ip_channels=4,
+            alarm_inputs=3,
+            alarm_outputs=2,
+            disks=[SimDisk(id=1), SimDisk(id=2, status="error")],
+            variants=SPELLINGS[spelling],
+        )
+    )
+    device = sim.devices[0]
+    device.set_input(2, True)
+    device.set_output(1, True)  # output 1 is no input 1: <ioPortType> tells them apart
+    device.set_channel_online(3, False)
+    session = DeviceSession(sdk, device_config(sim), Events())
+    session.login_once()
+    try:
+        status = work_status(session)
+    finally:
+        session.close()
+    assert [(d.id, d.status) for d in status.disks] == [(1, "ok"), (2, "error")]
+    assert [(c.channel, c.online) for c in status.channels] == [
+        (1, True), (2, True), (3, False), (4, True)
+    ]  # fmt: skip
+    assert status.alarm_inputs_active == [2]
+    assert status.alarm_outputs_active == [1]
+    # /ISAPI/System/deviceInfo, read by hikd itself for what DEVICEINFO_V40 lacks.
+    assert (session.model, session.firmware) == ("DS-7608NI-K2", "V4.74.105")

@@ -9,10 +9,15 @@ through the pass-through instead:
 * ``/ISAPI/ContentMgmt/Storage/hdd`` — disks with their status words and sizes (MiB);
 * ``/ISAPI/System/workingstatus?format=json`` — channels (recording, signal, online),
   and disk and I/O states as numbers;
-* ``/ISAPI/System/IO/inputs/status`` — alarm inputs.
+* ``/ISAPI/System/IO/inputs/status``, else ``/ISAPI/System/IO/status`` — alarm inputs.
 
 Every route ends in the same `WorkStatus`, so the status job never looks at the protocol.
 A camera without storage answers 404 to the hdd list: that is "no disks", not an error.
+
+Devices write these documents in several ways (see `hikd.isapi_xml`): a port is
+``<inputIOPortID>``, ``<ioPortID>`` with ``<ioPortType>``, ``<inputPort>`` or ``<id>``
+(hikvision_next's device captures); workingstatus comes as XML from firmware that ignores
+``format=json``. All are read; names match without namespace or case.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from hikd.isapi_xml import local, parse
+from hikd.isapi_xml import as_dict, fields, first, key, named, parse
 from hikd.sdk.errors import NotFoundError, NotSupportedError, SdkError
 from hikd.sdk.status import WorkState, WorkStatusUnavailable, get_work_status
 
@@ -32,6 +37,14 @@ if TYPE_CHECKING:
 HDD_URL = "/ISAPI/ContentMgmt/Storage/hdd"
 WORKING_STATUS_URL = "/ISAPI/System/workingstatus?format=json"
 INPUTS_URL = "/ISAPI/System/IO/inputs/status"
+IO_STATUS_URL = "/ISAPI/System/IO/status"
+"""Inputs and outputs in one list, told apart by <ioPortType> (devices without the former)."""
+
+_PORT_IDS = {
+    "input": ("inputIOPortID", "ioPortID", "inputPort", "id"),
+    "output": ("outputIOPortID", "ioPortID", "outputPort", "id"),
+}
+_ACTIVE = frozenset({"active", "true", "1", "on"})
 
 HEALTHY_DISK = frozenset({"ok", "idle", "sleeping", "standby"})
 """Disk states that are not a problem; anything else is a disk error."""
@@ -143,30 +156,60 @@ def _from_isapi(session: DeviceSession) -> WorkStatus:
     channels = [_json_channel(item) for item in _items(working, "ChanStatus")]
     io = _items(working, "IOStatus")
     inputs_body = _get(session, INPUTS_URL)
-    inputs = _json_active(io, "input") if inputs_body is None else _active_inputs(inputs_body)
+    ports_body = _get(session, IO_STATUS_URL) if inputs_body is None else None
+    if inputs_body is not None:
+        inputs = _active_ports(inputs_body, "input", "input")
+    elif ports_body is not None:
+        inputs = _active_ports(ports_body, "input", None)
+    else:
+        inputs = _json_active(io, "input")
+    outputs = _json_active(io, "output")
+    if not io and ports_body is not None:
+        outputs = _active_ports(ports_body, "output", None)
     return WorkStatus(
         source="isapi",
-        device_status=_DEVICE_STATUS.get(_int(working.get("devStatus")) or 0, "error"),
-        disks=disks,
-        channels=[c for c in channels if c is not None],
+        device_status=_DEVICE_STATUS.get(_int(working.get("devstatus")) or 0, "error"),
+        disks=sorted(disks, key=lambda d: d.id),
+        channels=sorted((c for c in channels if c is not None), key=lambda c: c.channel),
         alarm_inputs_active=inputs,
-        alarm_outputs_active=_json_active(io, "output"),
+        alarm_outputs_active=outputs,
     )
 
 
 def _working_status(body: bytes | None) -> dict[str, Any] | None:
+    """The WorkingStatus object with its keys in lower case, from the JSON asked for or
+    from the XML that firmware ignoring ``format=json`` sends instead."""
     if body is None:
         return None
     try:
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError):
+        root = parse(body)
+        if root is None or key(root.tag) != "workingstatus":
+            return None
+        lowered: dict[str, Any] = _lower_keys(as_dict(root))
+        return lowered
+    if not isinstance(data, dict):
         return None
-    inner = data.get("WorkingStatus") if isinstance(data, dict) else None
+    inner = _lower_keys(data).get("workingstatus")
     return inner if isinstance(inner, dict) else None
 
 
-def _items(data: dict[str, Any], key: str) -> list[dict[str, Any]]:
-    value = data.get(key)
+def _lower_keys(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k).lower(): _lower_keys(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_lower_keys(v) for v in value]
+    return value
+
+
+def _items(data: dict[str, Any], name: str) -> list[dict[str, Any]]:
+    """The entries called `name`, as a list, also where a device wraps them in a list
+    element (``<ChanStatusList><ChanStatus>``)."""
+    name = name.lower()
+    value = data.get(name)
+    if value is None and isinstance(data.get(f"{name}list"), dict):
+        value = data[f"{name}list"].get(name)
     if isinstance(value, dict):  # a single entry is sometimes sent without the list
         value = [value]
     return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
@@ -181,6 +224,8 @@ def _int(value: Any) -> int | None:
 
 def _flag(value: Any) -> bool | None:
     number = _int(value)
+    if number is None and isinstance(value, str) and value.strip():
+        return value.strip().lower() in _ACTIVE  # XML and some firmware: "true", "active"
     return None if number is None else number != 0
 
 
@@ -194,19 +239,17 @@ def _hdd_list(body: bytes) -> list[DiskStatus]:
     if root is None:
         return []
     disks = []
-    for element in root.iter():
-        if local(element.tag) != "hdd":
-            continue
-        fields = {local(child.tag): (child.text or "").strip() for child in element}
-        number = _int(fields.get("id"))
+    for element in named(root, "hdd"):
+        values = fields(element)
+        number = _int(values.get("id"))
         if number is None:
             continue
         disks.append(
             DiskStatus(
                 id=number,
-                status=_snake(fields.get("status", "")),
-                capacity_mb=_int(fields.get("capacity")) or 0,
-                free_mb=_int(fields.get("freeSpace")) or 0,
+                status=_snake(values.get("status", "")),
+                capacity_mb=_int(values.get("capacity")) or 0,
+                free_mb=_int(values.get("freespace")) or 0,
             )
         )
     return disks
@@ -215,21 +258,21 @@ def _hdd_list(body: bytes) -> list[DiskStatus]:
 def _json_disks(working: dict[str, Any]) -> list[DiskStatus]:
     disks = []
     for item in _items(working, "HDStatus"):
-        number = _int(item.get("hdNo"))
+        number = _int(item.get("hdno"))
         if number is None:
             continue
         code = _int(item.get("status"))
         status = _ISAPI_DISK_CODE.get(code, f"code_{code}") if code is not None else "unknown"
         disks.append(
             DiskStatus(
-                number, status, _int(item.get("volume")) or 0, _int(item.get("freeSpace")) or 0
+                number, status, _int(item.get("volume")) or 0, _int(item.get("freespace")) or 0
             )
         )
     return disks
 
 
 def _json_channel(item: dict[str, Any]) -> ChannelStatus | None:
-    number = _int(item.get("chanNo"))
+    number = _int(item.get("channo"))
     if number is None:
         return None
     return ChannelStatus(
@@ -243,24 +286,35 @@ def _json_channel(item: dict[str, Any]) -> ChannelStatus | None:
 def _json_active(io: list[dict[str, Any]], kind: str) -> list[int]:
     ports = []
     for item in io:
-        if str(item.get("ioType", "")).lower() != kind:
+        if str(item.get("iotype", "")).lower() != kind:
             continue
-        port, state = _int(item.get("ioPortNo")), _int(item.get("ioState"))
-        if port is not None and state:
+        port = _int(item.get("ioportno"))
+        if port is not None and _flag(item.get("iostate")):
             ports.append(port)
     return sorted(ports)
 
 
-def _active_inputs(body: bytes) -> list[int]:
+def _active_ports(body: bytes, kind: str, listed: str | None) -> list[int]:
+    """The active ports of `kind` in an IOPortStatus list. `listed` is the kind the whole
+    document is about (inputs/status), None where it holds both (IO/status): then each
+    port says its kind in <ioPortType>, or by the name of its id."""
     root = parse(body)
     if root is None:
         return []
     ports = []
-    for element in root.iter():
-        if local(element.tag) != "IOPortStatus":
+    for element in named(root, "IOPortStatus"):
+        values = fields(element)
+        said = values.get("ioporttype", "").lower()
+        if not said:
+            if first(values, "inputIOPortID", "inputPort"):
+                said = "input"
+            elif first(values, "outputIOPortID", "outputPort"):
+                said = "output"
+            else:
+                said = listed or ""
+        if said != kind:
             continue
-        fields = {local(child.tag): (child.text or "").strip() for child in element}
-        port = _int(fields.get("inputIOPortID") or fields.get("id"))
-        if port is not None and fields.get("ioState", "").lower() == "active":
+        port = _int(first(values, *_PORT_IDS[kind]))
+        if port is not None and values.get("iostate", "").lower() in _ACTIVE:
             ports.append(port)
     return sorted(ports)

@@ -16,6 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from hikd.errors import ConfigError
+from hikd.sim.variants import DocumentVariants
 
 DeviceType = Literal["IPCamera", "IPDome", "DVR", "NVR"]
 DiskStatus = Literal["ok", "error", "unformatted", "idle", "sleeping", "abnormal"]
@@ -130,6 +131,8 @@ class SimDeviceConfig(BaseModel):
     heartbeat_s: float = Field(default=10.0, gt=0, lt=35)
     """alertStream heartbeat (videoloss/inactive) period; the library reconnects after 35 s idle."""
     push_targets: list[PushTarget] = Field(default_factory=list)
+    variants: DocumentVariants = Field(default_factory=DocumentVariants)
+    """How the device spells the documents hikd reads (namespace, order, port ids, ...)."""
 
     @model_validator(mode="after")
     def _derive_identity(self) -> SimDeviceConfig:

@@ -175,6 +175,10 @@ class SimDevice:
         """Set an alarm input's state as /ISAPI/System/IO/inputs/status reports it."""
         self.status.set_input(port, active)
 
+    def set_output(self, port: int, active: bool) -> None:
+        """Set an alarm output's state as the IO status documents report it."""
+        self.status.set_output(port, active)
+
     def set_channel_online(self, channel: int, online: bool) -> None:
         self.status.set_channel_online(channel, online)
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from hikd.sim import documents
 from hikd.sim.auth import CAPABILITIES_PATH
 from hikd.sim.http import Connection, Request, Response
+from hikd.sim.variants import restyle_xml
 
 if TYPE_CHECKING:
     from hikd.sim.device import SimDevice
@@ -106,16 +107,17 @@ def add_system_documents(device: SimDevice) -> None:
     """Requests 3-12 of the login sequence, and /ISAPI/System/time. All optional for the
     library: each only fills some DEVICEINFO_V40 fields (part 1 §1)."""
     cfg = device.config
+    variants = cfg.variants
     camera = cfg.device_type in ("IPCamera", "IPDome")
     static: dict[str, Callable[[], bytes]] = {
         "/ISAPI/Security/capabilities": lambda: documents.security_capabilities(cfg),
         "/SDK/language": documents.language,
-        "/ISAPI/System/deviceInfo": lambda: documents.device_info(cfg),
+        "/ISAPI/System/deviceInfo": lambda: restyle_xml(documents.device_info(cfg), variants),
         "/ISAPI/System/IO/inputs": lambda: documents.io_inputs(cfg),
         "/ISAPI/System/IO/outputs": lambda: documents.io_outputs(cfg),
         "/ISAPI/System/Video/inputs/channels": lambda: documents.video_inputs(cfg),
         "/ISAPI/System/TwoWayAudio/channels": lambda: documents.audio_channels(cfg),
-        "/ISAPI/ContentMgmt/Storage/hdd": lambda: documents.hdd_list(cfg),
+        "/ISAPI/ContentMgmt/Storage/hdd": lambda: restyle_xml(documents.hdd_list(cfg), variants),
         "/ISAPI/System/time": lambda: documents.system_time(cfg),
     }
     # Cameras without IP or zero channels answer notSupport there, as real ones do.

@@ -10,7 +10,6 @@ c, f, g).
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 import threading
 import time
@@ -20,6 +19,7 @@ from hikd.sim import documents
 from hikd.sim.documents import elements
 from hikd.sim.http import JSON, Connection, Request, Response
 from hikd.sim.pictures import jpeg
+from hikd.sim.variants import json_body, restyle_xml
 
 if TYPE_CHECKING:
     from hikd.sim.device import SimDevice
@@ -37,12 +37,21 @@ class DeviceStatus:
         self.started = time.monotonic()
         self.offline_channels: set[int] = set()
         self.active_inputs: set[int] = set()
+        self.active_outputs: set[int] = set()
         self._lock = threading.Lock()
+        variants = device.config.variants
         device.route("GET", "/ISAPI/Security/adminAccesses", self._admin_accesses)
         device.route_static("GET", "/ISAPI/System/workingstatus", self._working_status)
-        device.route_static(
-            "GET", "/ISAPI/System/IO/inputs/status", lambda r: Response(200, self.input_status())
-        )
+        if variants.io_status == "inputs":
+            device.route_static(
+                "GET",
+                "/ISAPI/System/IO/inputs/status",
+                lambda r: Response(200, self.input_status()),
+            )
+        else:
+            device.route_static(
+                "GET", "/ISAPI/System/IO/status", lambda r: Response(200, self.io_status())
+            )
         device.route_static(
             "GET",
             "/ISAPI/System/configurationData",
@@ -62,6 +71,10 @@ class DeviceStatus:
     def set_input(self, port: int, active: bool) -> None:
         with self._lock:
             (self.active_inputs.add if active else self.active_inputs.discard)(port)
+
+    def set_output(self, port: int, active: bool) -> None:
+        with self._lock:
+            (self.active_outputs.add if active else self.active_outputs.discard)(port)
 
     def set_channel_online(self, channel: int, online: bool) -> None:
         with self._lock:
@@ -94,6 +107,7 @@ class DeviceStatus:
         with self._lock:
             offline = set(self.offline_channels)
             inputs = set(self.active_inputs)
+            outputs = set(self.active_outputs)
         channels = [
             {
                 "chanNo": ch,
@@ -118,6 +132,9 @@ class DeviceStatus:
         io = [
             {"ioPortNo": i, "ioType": "input", "ioState": 1 if i in inputs else 0}
             for i in range(1, cfg.alarm_inputs + 1)
+        ] + [
+            {"ioPortNo": i, "ioType": "output", "ioState": 1 if i in outputs else 0}
+            for i in range(1, cfg.alarm_outputs + 1)
         ]
         bad_disk = any(d.status not in ("ok", "idle", "sleeping") for d in cfg.disks)
         return {
@@ -131,9 +148,10 @@ class DeviceStatus:
         }
 
     def _working_status(self, request: Request) -> Response:
-        if request.query.get("format") == "json":
-            return Response(200, json.dumps(self.working_status()).encode(), JSON)
-        return Response(200, self._working_status_xml())
+        variants = self.device.config.variants
+        if request.query.get("format") == "json" and variants.working_status == "json":
+            return Response(200, json_body(self.working_status(), variants), JSON)
+        return Response(200, restyle_xml(self._working_status_xml(), variants))
 
     def _working_status_xml(self) -> bytes:
         data = self.working_status()["WorkingStatus"]
@@ -149,17 +167,32 @@ class DeviceStatus:
         return documents.document("WorkingStatus", inner)
 
     def input_status(self) -> bytes:
+        """/ISAPI/System/IO/inputs/status: the alarm inputs."""
         with self._lock:
             inputs = set(self.active_inputs)
-        ports = "".join(
-            "<IOPortStatus>\n"
-            + elements(
-                inputIOPortID=i, ioPortType="input", ioState="active" if i in inputs else "inactive"
-            )
-            + "</IOPortStatus>\n"
-            for i in range(1, self.device.config.alarm_inputs + 1)
+        count = self.device.config.alarm_inputs
+        ports = "".join(self._port("input", i, i in inputs) for i in range(1, count + 1))
+        return restyle_xml(
+            documents.document("IOPortStatusList", ports), self.device.config.variants
         )
-        return documents.document("IOPortStatusList", ports)
+
+    def io_status(self) -> bytes:
+        """/ISAPI/System/IO/status: inputs and outputs in one list."""
+        with self._lock:
+            inputs, outputs = set(self.active_inputs), set(self.active_outputs)
+        cfg = self.device.config
+        ports = "".join(self._port("input", i, i in inputs) for i in range(1, cfg.alarm_inputs + 1))
+        ports += "".join(
+            self._port("output", i, i in outputs) for i in range(1, cfg.alarm_outputs + 1)
+        )
+        return restyle_xml(documents.document("IOPortStatusList", ports), cfg.variants)
+
+    def _port(self, kind: str, number: int, active: bool) -> str:
+        name: str = self.device.config.variants.io_port_id
+        if kind == "output" and name in ("inputIOPortID", "inputPort"):
+            name = name.replace("input", "output")  # outputIOPortID, outputPort
+        fields = {name: number, "ioPortType": kind, "ioState": "active" if active else "inactive"}
+        return f"<IOPortStatus>\n{elements(**fields)}</IOPortStatus>\n"
 
     def snapshot(self, channel: int) -> bytes:
         """The JPEG `GET /ISAPI/Streaming/channels/<ch>01/picture` returns, byte for byte."""
