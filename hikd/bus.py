@@ -8,6 +8,12 @@ who publishes or what a sink does with an event.
 The in-memory queue is bounded (``max_queued``): if the outbox cannot keep up (a stalled
 disk), further events are dropped and counted, and a ``bus_overflow`` health event says
 how many once the writer catches up. Nothing is dropped silently.
+
+When the outbox cannot be written (its file system is full, an I/O error), events wait in
+memory up to that bound and the writer retries. An ``outbox_unwritable`` start goes to every
+sink straight from memory (``attributes.stored`` is false: it is never stored, a sink that
+cannot deliver it now gets it once it can); its stop is stored with the events that waited.
+One log line when it starts, one when it ends, whichever part of hikd met it first.
 """
 
 from __future__ import annotations
@@ -31,6 +37,10 @@ HealthCallback = Callable[[Event], None]
 # Events stored per outbox transaction at most: large enough for throughput, small
 # enough that sinks see the first events of a burst soon.
 _WRITE_BATCH = 2000
+
+# The outbox is retried at least this often while it cannot be written: once space
+# returns, the events waiting in memory are stored within this.
+_OUTBOX_RETRY_MAX_S = 5.0
 
 
 class EventBus:
@@ -63,6 +73,10 @@ class EventBus:
         self._drop_lock = threading.Lock()
         self._queue_dropped = 0
         self._queue_reported = 0
+        self._trouble_lock = threading.Lock()
+        self._trouble: Event | None = None  # the outbox_unwritable start, while it lasts
+        self._trouble_since = 0.0
+        self._held = 0  # events the writer holds (taken from the queue, not stored yet)
         self._workers = [
             SinkWorker(
                 name,
@@ -72,6 +86,7 @@ class EventBus:
                 backoff_first=backoff_first,
                 backoff_max=backoff_max,
                 on_state_change=self._sink_state_changed,
+                on_outbox_trouble=self._outbox_unwritable,
             )
             for name, sink in sinks
         ]
@@ -142,7 +157,7 @@ class EventBus:
         return {
             "sinks": sinks,
             "outbox": {"events": o.events, "bytes": o.bytes, "dropped": o.dropped},
-            "queue": {"queued": len(self._queue), "dropped": self._queue_dropped},
+            "queue": {"queued": len(self._queue) + self._held, "dropped": self._queue_dropped},
         }
 
     # -- inside --------------------------------------------------------------------------
@@ -160,13 +175,16 @@ class EventBus:
             log.error("event bus: dropping events (counted in stats)", reason=why)
 
     def _write_loop(self) -> None:
-        backoff = Backoff(*self._backoff)
-        failing = False
+        backoff = Backoff(self._backoff[0], min(self._backoff[1], _OUTBOX_RETRY_MAX_S))
         batch: list[Event] = []
         own: list[Event] = []  # the bus_overflow events in `batch`, reported once stored
         while True:
-            if not batch and not self._queue and not self._stopping.is_set():
-                self._wake.wait()
+            trouble = self._trouble is not None
+            if not batch and not self._queue:
+                if self._stopping.is_set():
+                    return
+                # While the outbox cannot be written, probe it now and then.
+                self._wake.wait(backoff.next() if trouble else None)
             self._wake.clear()
             while self._queue and len(batch) < _WRITE_BATCH:
                 batch.append(self._queue.popleft())
@@ -174,9 +192,13 @@ class EventBus:
             if overflow is not None:
                 batch.append(overflow)
                 own.append(overflow)
-            if batch:
+            # While the outbox cannot be written, the end of that is stored with the batch
+            # (or alone: it is the probe that finds the outbox writable again).
+            self._held = len(batch)
+            ended = self._trouble_end(len(batch) + len(self._queue)) if trouble else None
+            if batch or ended is not None:
                 try:
-                    stored_health = self._outbox.append(batch)
+                    stored_health = self._outbox.append([*batch, *([ended] if ended else [])])
                 except OutboxClosed:
                     log.error(
                         "event bus: the outbox was closed before these events were "
@@ -185,28 +207,77 @@ class EventBus:
                     )
                     return
                 except Exception as e:
-                    if not failing:
-                        failing = True
-                        log.error(
-                            "event bus: cannot store events in the outbox; "
-                            "retrying, events wait in memory",
-                            error=str(e),
-                        )
+                    self._outbox_unwritable(e, waiting=len(batch) + len(self._queue))
                     if self._abandon.wait(backoff.next()):
                         return
                     continue
-                if failing:
-                    failing = False
+                if ended is not None:
                     backoff.reset()
-                    log.info("event bus: storing events in the outbox again")
+                    self._trouble_ended(ended)
                 batch = []
+                self._held = 0
                 for worker in self._workers:
                     worker.wake()
                 for event in [*own, *stored_health]:
                     self._report(event)
                 own = []
-            elif self._stopping.is_set():
+
+    def _outbox_unwritable(self, error: Exception, waiting: int | None = None) -> None:
+        """The outbox could not be written (by the writer, or a sink's acknowledgement):
+        start an episode, unless one is on."""
+        with self._trouble_lock:
+            if self._trouble is not None:
                 return
+            waiting = len(self._queue) if waiting is None else waiting
+            self._trouble = health(
+                HIKD,
+                "outbox_unwritable",
+                state="start",
+                stored=False,
+                error=str(error),
+                path=str(self._outbox.path),
+                waiting=waiting,
+                max_queued=self._max_queued,
+            )
+            self._trouble_since = time.monotonic()
+        # One line for the episode, without a traceback: a full disk is not a bug.
+        log.error(
+            "event bus: cannot store events in the outbox; events wait in memory "
+            "and are stored once it can be written again",
+            error=str(error),
+            path=str(self._outbox.path),
+            max_queued=self._max_queued,
+        )
+        for worker in self._workers:
+            worker.send_unstored(self._trouble)
+        self._report(self._trouble)
+        self._wake.set()  # the writer probes the outbox even with nothing to store
+
+    def _trouble_end(self, waited: int) -> Event | None:
+        with self._trouble_lock:
+            start = self._trouble
+            if start is None:
+                return None
+            lasted = round(time.monotonic() - self._trouble_since, 1)
+        return health(
+            HIKD,
+            "outbox_unwritable",
+            state="stop",
+            start_id=start.id,
+            path=str(self._outbox.path),
+            waited=waited,
+            lasted_s=lasted,
+        )
+
+    def _trouble_ended(self, stop: Event) -> None:
+        with self._trouble_lock:
+            self._trouble = None
+        log.info(
+            "event bus: storing events in the outbox again",
+            waited=stop.attributes["waited"],
+            lasted_s=stop.attributes["lasted_s"],
+        )
+        self._report(stop)
 
     def _queue_overflow_event(self) -> Event | None:
         with self._drop_lock:

@@ -71,6 +71,13 @@ class OutboxClosed(RuntimeError):
     """The outbox was closed (the daemon is stopping)."""
 
 
+class OutboxUnwritable(RuntimeError):
+    """The outbox cannot be written now (its file system is full, an I/O error, ...).
+
+    Raised by `ack`: the cursor is kept in memory and written with the next `ack` that
+    succeeds, so delivered events are not sent again meanwhile (after a crash they are)."""
+
+
 @dataclass(frozen=True, slots=True)
 class OutboxStats:
     events: int
@@ -117,6 +124,7 @@ class Outbox:
             os.close(self._lock_fd)
             raise
         self._dropped = 0
+        self._unpersisted: set[str] = set()  # sinks whose cursor `ack` could not write
         self._recent: list[Event] = []
         self._recent_first = 0
 
@@ -432,40 +440,58 @@ class Outbox:
         return [(seq, _decode(seq, body)) for seq, body in rows]
 
     def ack(self, sink: str, seq: int) -> None:
-        """`sink` delivered everything up to and including `seq`; persist its cursor."""
+        """`sink` delivered everything up to and including `seq`; persist its cursor.
+
+        Raises `OutboxUnwritable` when the cursor cannot be written; it is kept in memory
+        and written by the next `ack` of any sink (call again with the same `seq` to retry).
+        """
         with self._lock:
             conn = self._require()
             seq = min(seq, self._last_seq)
-            if seq <= self._cursors[sink]:
+            if seq <= self._cursors[sink] and sink not in self._unpersisted:
                 return
-            cursors = {**self._cursors, sink: seq}
+            cursors = {**self._cursors, sink: max(seq, self._cursors[sink])}
             upto, pruned = self._prunable(conn, cursors)
-            if "\0" in sink:  # cannot be written as an SQL literal
+            # Every cursor only kept in memory is written too.
+            writes = {s: cursors[s] for s in {*self._unpersisted, sink}}
+            if any("\0" in s for s in writes):  # cannot be written as an SQL literal
                 statements = None
             else:
                 # One script: executescript releases the GIL once per statement, execute()
                 # four times, and each time the sink's thread waits up to the switch
                 # interval to get it back from a busy decoder thread. Only integers and
-                # the quoted sink name go into the text.
+                # the quoted sink names go into the text.
                 statements = [
                     "BEGIN IMMEDIATE",
-                    f"UPDATE cursors SET seq = {int(seq)} WHERE sink = {_sql_string(sink)}",
+                    *(
+                        f"UPDATE cursors SET seq = {int(c)} WHERE sink = {_sql_string(s)}"
+                        for s, c in writes.items()
+                    ),
                     f"DELETE FROM events WHERE seq <= {int(upto)}" if upto is not None else "",
                     "COMMIT",
                 ]
             try:
                 if statements is None:
                     conn.execute("BEGIN IMMEDIATE")
-                    conn.execute("UPDATE cursors SET seq = ? WHERE sink = ?", (seq, sink))
+                    for s, c in writes.items():
+                        conn.execute("UPDATE cursors SET seq = ? WHERE sink = ?", (c, s))
                     if upto is not None:
                         conn.execute("DELETE FROM events WHERE seq <= ?", (upto,))
                     conn.execute("COMMIT")
                 else:
                     conn.executescript(";\n".join(filter(None, statements)) + ";")
+            except sqlite3.OperationalError as e:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                # Delivered all the same: remember it, so the sink goes on after it.
+                self._cursors = cursors
+                self._unpersisted.add(sink)
+                raise OutboxUnwritable(f"outbox {self.path}: {e}") from None
             except BaseException:
                 if conn.in_transaction:  # a failed COMMIT may have rolled back already
                     conn.execute("ROLLBACK")
                 raise
+            self._unpersisted.clear()
             self._cursors = cursors
             self._count -= pruned[0]
             self._bytes -= pruned[1]

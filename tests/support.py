@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import socket
+import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
+
+import pytest
 
 from hikd.config import DeviceConfig
 from hikd.events import Event
@@ -64,3 +71,42 @@ class Collector:
     def matching(self, kind: str, type_: str) -> list[Event]:
         with self._lock:
             return [e for e in self.events if e.kind == kind and e.type == type_]
+
+
+@contextmanager
+def small_filesystem(where: Path, size_kib: int = 2048) -> Iterator[Path]:
+    """A real file system of `size_kib` mounted at `where` (tmpfs), unmounted afterwards.
+    Mounting needs root (the suite and CI run as root here); elsewhere the test is skipped."""
+    where.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs to fill needs root")
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size_kib}k,mode=0755", "tmpfs", str(where)],
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        pytest.skip(
+            f"cannot mount a tmpfs here (a container without CAP_SYS_ADMIN?): {done.stderr.strip()}"
+        )
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "--lazy", str(where)], check=False)
+
+
+def fill(filesystem: Path) -> Path:
+    """Fill `filesystem` to the last byte with one file; delete it to give the space back."""
+    filler = filesystem / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        for chunk in (1 << 16, 4096, 512, 1):
+            try:
+                while True:
+                    os.write(fd, b"\0" * chunk)
+            except OSError as error:
+                if error.errno != errno.ENOSPC:
+                    raise
+    finally:
+        os.close(fd)
+    return filler

@@ -156,6 +156,7 @@ class MqttState:
         self.devices: dict[str, _DeviceState] = {}
         self.alarms: dict[AlarmKey, _AlarmState] = {}
         self.dirty = False
+        self._save_failing = False  # one warning per episode (a full disk lasts)
 
     def device(self, name: str) -> _DeviceState:
         state = self.devices.get(name)
@@ -236,8 +237,15 @@ class MqttState:
             os.replace(tmp, self.path)
         except OSError as error:
             # Delivery goes on; only a restart would republish an older picture.
-            log.warning("cannot save MQTT state", path=str(self.path), error=str(error))
+            if not self._save_failing:
+                self._save_failing = True
+                log.warning("cannot save MQTT state", path=str(self.path), error=str(error))
+            with contextlib.suppress(OSError):
+                tmp.unlink()  # a half-written file must not keep the space it took
             return
+        if self._save_failing:
+            self._save_failing = False
+            log.info("MQTT state saved again", path=str(self.path))
         self.dirty = False
 
 

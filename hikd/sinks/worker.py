@@ -17,18 +17,26 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
+from hikd.events import Event
 from hikd.logs import get_logger
-from hikd.outbox import Outbox, OutboxClosed
+from hikd.outbox import Outbox, OutboxClosed, OutboxUnwritable
 from hikd.sinks.base import Sink, SinkUnavailable
 
 WorkerState = Literal["idle", "opening", "delivering", "failing", "stopped"]
 
 StateChange = Callable[[str, bool, str | None], None]
 """Called as (sink name, failing, error) when a sink starts failing or recovers."""
+
+OutboxTrouble = Callable[[Exception], None]
+"""Called when the outbox could not store this sink's acknowledgement."""
+
+_UNSTORED_KEPT = 16
+"""Events waiting to be sent straight from memory at most (the newest are kept)."""
 
 # A safety net only: the bus wakes workers after every write.
 _IDLE_WAIT = 1.0
@@ -79,6 +87,7 @@ class SinkWorker:
         backoff_first: float = 0.1,
         backoff_max: float = 30.0,
         on_state_change: StateChange | None = None,
+        on_outbox_trouble: OutboxTrouble | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be positive")
@@ -88,6 +97,9 @@ class SinkWorker:
         self._batch_size = batch_size
         self._backoff = Backoff(backoff_first, backoff_max)
         self._on_state_change = on_state_change
+        self._on_outbox_trouble = on_outbox_trouble
+        self._unstored: deque[Event] = deque(maxlen=_UNSTORED_KEPT)
+        self._ack_unwritten = False  # the last ack is only in the outbox's memory
         # One logger per worker, bound to its sink: every line says which sink it is about.
         self._log = get_logger(__name__, sink=name)
         self._wake = threading.Event()
@@ -109,6 +121,13 @@ class SinkWorker:
 
     def wake(self) -> None:
         """New events were stored."""
+        self._wake.set()
+
+    def send_unstored(self, event: Event) -> None:
+        """Send `event` before the next stored ones, straight from memory (never stored,
+        never acknowledged; for news that the outbox cannot store, such as its own
+        trouble). Kept until the sink takes it."""
+        self._unstored.append(event)
         self._wake.set()
 
     def request_stop(self) -> None:
@@ -153,6 +172,8 @@ class SinkWorker:
                     continue
                 self._opened = True
             self._wake.clear()
+            if self._unstored and not self._send_unstored():
+                continue
             try:
                 batch = self._outbox.read(self.name, cursor, self._batch_size)
             except OutboxClosed:
@@ -163,6 +184,8 @@ class SinkWorker:
             if not batch:
                 self._recovered()  # opened, and nothing to prove: it is up
                 self._state = "idle"
+                if self._ack_unwritten:
+                    self._ack(cursor)
                 self._wake.wait(_IDLE_WAIT)
                 continue
             if not self._failing:
@@ -176,13 +199,7 @@ class SinkWorker:
             except Exception as e:
                 self._fail("send", e)
                 continue
-            try:
-                self._outbox.ack(self.name, batch[sent - 1][0])
-            except OutboxClosed:
-                raise
-            except Exception as e:
-                # Delivered but not recorded: these events will be sent again.
-                self._fail("outbox ack", e)
+            if not self._ack(batch[sent - 1][0]):
                 continue
             cursor = batch[sent - 1][0]
             self._delivered += sent
@@ -191,6 +208,39 @@ class SinkWorker:
                 if self._partial_sends < 2:
                     continue
             self._recovered()
+
+    def _send_unstored(self) -> bool:
+        """Send the events waiting in memory; False if the sink failed."""
+        while self._unstored and not self._stop.is_set():
+            try:
+                if self.sink.send([self._unstored[0]]) != 1:
+                    raise SinkUnavailable("send() delivered none of 1 event")
+            except Exception as e:
+                self._fail("send", e)
+                return False
+            self._unstored.popleft()
+        return True
+
+    def _ack(self, seq: int) -> bool:
+        """Acknowledge up to `seq`; False (and the sink counted failing) if that failed
+        for another reason than an outbox that cannot be written."""
+        try:
+            self._outbox.ack(self.name, seq)
+        except OutboxClosed:
+            raise
+        except OutboxUnwritable as e:
+            # Delivered, and the outbox remembers it: not the sink's fault. The bus
+            # reports the outbox's trouble; the cursor is written by a later ack.
+            self._ack_unwritten = True
+            if self._on_outbox_trouble is not None:
+                self._on_outbox_trouble(e)
+            return True
+        except Exception as e:
+            # Delivered but not recorded: these events will be sent again.
+            self._fail("outbox ack", e)
+            return False
+        self._ack_unwritten = False
+        return True
 
     def _fail(self, phase: str, error: Exception) -> None:
         self._failures += 1

@@ -1,0 +1,70 @@
+"""A full file system under the outbox, for real (a small tmpfs filled to the last byte):
+delivery goes on from memory, says so once, and stores everything once space returns."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from structlog.testing import capture_logs
+
+from hikd.events import Event
+from hikd.outbox import Outbox
+from tests.support import fill, small_filesystem
+from tests.test_bus import Recorder, Stuck, alarm, new_bus, wait_until
+
+
+def test_a_full_state_dir_reports_once_waits_in_memory_and_stores_everything(
+    tmp_path: Path,
+) -> None:
+    with small_filesystem(tmp_path / "state") as state:
+        quick, slow, health = Recorder(), Stuck(), list[Event]()
+        outbox = Outbox(state / "outbox.sqlite")
+        bus = new_bus(outbox, [("quick", quick), ("slow", slow)], health.append)
+        try:
+            with capture_logs() as logs:
+                bus.start()
+                before = [alarm(i) for i in range(10)]
+                for event in before:
+                    bus.publish(event)
+                assert slow.entered.wait(10)  # "slow" holds them, not acknowledged yet
+                wait_until(lambda: len(quick.events) == 10)
+
+                filler = fill(state)
+                during = [alarm(i) for i in range(10, 210)]
+                for event in during:
+                    bus.publish(event)
+                # Every sink hears of it straight from memory, while the disk is full ...
+                wait_until(lambda: any(e.type == "outbox_unwritable" for e in quick.events))
+                slow.release.set()  # ... and "slow" delivers, though its ack cannot be stored
+                wait_until(lambda: any(e.type == "outbox_unwritable" for e in slow.events))
+                assert bus.stats()["queue"]["queued"] == 200  # waiting in memory
+                assert not quick.alarm_ids()[10:]
+
+                filler.unlink()  # space returns
+                for sink in (quick, slow):
+                    wait_until(lambda s=sink: len(s.alarm_ids()) == 210)  # type: ignore[misc]
+                wait_until(lambda: [h.state for h in health] == ["start", "stop"])
+                wait_until(
+                    lambda: all(s.events[-1].type == "outbox_unwritable" for s in (quick, slow))
+                )
+        finally:
+            slow.release.set()
+            bus.stop(timeout=2)
+            outbox.close()
+
+    every = [e.id for e in before + during]
+    for sink in (quick, slow):
+        assert sink.alarm_ids() == every, "lost, repeated or out of order"
+        unwritable = [e for e in sink.events if e.type == "outbox_unwritable"]
+        assert [(e.state, e.attributes.get("stored")) for e in unwritable] == [
+            ("start", False),
+            ("stop", None),
+        ]
+        assert unwritable[1].attributes["start_id"] == unwritable[0].id
+    assert unwritable[0].attributes["error"] == "database or disk is full"
+    assert unwritable[1].attributes["waited"] == 200
+    # The sinks themselves never failed: the outbox did, and that is said once.
+    assert not [e for e in quick.events + slow.events if e.type == "sink_unavailable"]
+    lines = [(e["log_level"], e["event"]) for e in logs if e["log_level"] != "debug"]
+    assert [level for level, _ in lines if level in ("warning", "error")] == ["error"], lines
+    assert not [e for e in logs if e.get("exc_info")], "a traceback for a full disk"
