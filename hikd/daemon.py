@@ -28,6 +28,7 @@ from hikd.config import Config, DeviceConfig, load_config
 from hikd.events import DeviceRef, Event
 from hikd.listeners.alarm_state import AlarmStateTracker
 from hikd.listeners.arming import ArmingListener
+from hikd.listeners.backfill import Backfill
 from hikd.listeners.decode import DecodeContext
 from hikd.listeners.decode.types import ONE_SHOT_TYPES
 from hikd.listeners.listen import ListenServer
@@ -87,6 +88,7 @@ class Daemon:
         self.pipeline: AlarmPipeline | None = None
         self.arming: ArmingListener | None = None
         self.router: SdkExceptionRouter | None = None
+        self.backfill: Backfill | None = None
         self.listeners: list[ListenServer] = []
         self.sessions: list[DeviceSession] = []
         self.directory = DeviceDirectory()
@@ -143,10 +145,13 @@ class Daemon:
                 deploy_type=_DEPLOY[cfg.arming.deploy_type],
                 alarm_info_v40=cfg.arming.alarm_info_v40,
                 upload_confirmation=cfg.arming.upload_confirmation,
+                resend_after_outage=cfg.arming.setup_alarm_param()["byBrokenNetHttp"],
             ),
             retry_s=cfg.arming.retry_s,
         )
         self.arming.start()
+
+        self._start_backfill(state_dir)
 
         self.router = SdkExceptionRouter(lambda: self.sessions, publish)
         self.sdk.add_exception_handler(self.router.handler)
@@ -176,18 +181,38 @@ class Daemon:
         # from walking it again and again (about a tenth of the alarm path's time).
         gc.freeze()
 
+    def _state_store(self, state_dir: Path) -> StateStore:
+        from hikd.state import StateStore
+
+        if self.state is None:
+            self.state = StateStore(state_dir / "state.sqlite")
+        return self.state
+
+    def _start_backfill(self, state_dir: Path) -> None:
+        """The log reader for alarms missed during gaps (README "Backfill")."""
+        devices = [d for d in self.config.devices if d.enabled and d.arm and d.backfill]
+        if not devices or self.pipeline is None:
+            return
+        self.backfill = Backfill(
+            devices,
+            lambda: {session.name: session for session in self.sessions},
+            self.publish,
+            self._state_store(state_dir),
+        )
+        self.pipeline.watchers.append(self.backfill.watch)
+        self.observers.append(self.backfill.observe)
+        self.backfill.start()
+
     def _start_jobs(self, state_dir: Path) -> None:
         """Scheduled and alarm-driven jobs (downloads, clips, snapshots, status, ...)."""
         from hikd.recorders_cli import default_output_dir
         from hikd.scheduler import JobScheduler
-        from hikd.state import StateStore
 
-        self.state = StateStore(state_dir / "state.sqlite")
         self.scheduler = JobScheduler(
             self.config.jobs,
             lambda: {session.name: session for session in self.sessions},
             self.publish,
-            self.state,
+            self._state_store(state_dir),
             threading.Event(),
             default_output_dir(self.config),
             devices=[device.name for device in self.config.devices],
@@ -293,6 +318,8 @@ class Daemon:
             # Running jobs are told to stop; a download left half-way resumes next time.
             wait_s = max(0.1, min(2.0, deadline - time.monotonic() - 2))
             jobs_done = self.scheduler.shutdown(wait_s=wait_s)
+        if self.backfill is not None:
+            self.backfill.closing()
         for server in self.listeners:
             server.stop()
         if self.arming is not None:
@@ -300,6 +327,9 @@ class Daemon:
         close_sessions(self.sessions, deadline - time.monotonic() - 1.0)
         if self.pipeline is not None:
             self.pipeline.stop(timeout=max(0.1, min(1.0, deadline - time.monotonic())))
+        if self.backfill is not None:
+            # After the decoder drained: until when each device was heard.
+            self.backfill.stop(timeout=max(0.1, min(2.0, deadline - time.monotonic())))
         if self.router is not None:
             if self.sdk is not None:
                 self.sdk.remove_exception_handler(self.router.handler)

@@ -37,6 +37,13 @@ class Running:
     def __init__(self, daemon: Daemon, events_dir: Path) -> None:
         self.daemon = daemon
         self.events_dir = events_dir
+        self.stopped = False
+
+    def stop(self) -> None:
+        """Stop the daemon now (as a restart of hikd does); the fixture then leaves it."""
+        if not self.stopped:
+            self.stopped = True
+            self.daemon.stop()
 
     def events(self, **match: Any) -> list[dict[str, Any]]:
         found = read_events(self.events_dir)
@@ -53,7 +60,7 @@ class Running:
 def run_daemon(
     sdk: Library, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Callable[..., Running]]:
-    daemons: list[Daemon] = []
+    runs: list[Running] = []
 
     def start(
         sim: Simulator | None, extra: str = "", arm: bool = True, device_extra: str = ""
@@ -83,15 +90,16 @@ def run_daemon(
         path = tmp_path / "hikd.toml"
         path.write_text("\n".join(lines) + "\n")
         daemon = Daemon(load_config(path), sdk=sdk)
-        daemons.append(daemon)
+        running = Running(daemon, events_dir)
+        runs.append(running)
         daemon.start()
-        return Running(daemon, events_dir)
+        return running
 
     try:
         yield start
     finally:
-        for daemon in daemons:
-            daemon.stop()
+        for running in runs:
+            running.stop()
 
 
 def nvr(name: str = "nvr", **overrides: Any) -> SimDeviceConfig:

@@ -174,19 +174,21 @@ def test_arming_maps_to_setupalarm_param_bytes(tmp_path: Path) -> None:
     path = write(
         tmp_path,
         '[arming]\nlevel = "low"\ndeploy_type = "realtime"\n'
-        "alarm_info_v40 = false\nupload_confirmation = true\n",
+        "alarm_info_v40 = false\nupload_confirmation = true\nresend_after_outage = false\n",
     )
     assert load_config(path, {}).arming.setup_alarm_param() == {
         "byLevel": 2,
         "byDeployType": 1,
         "byRetAlarmTypeV40": 0,
         "bySupport": 0b10,
+        "byBrokenNetHttp": 0,
     }
     assert ArmingConfig().setup_alarm_param() == {
         "byLevel": 0,
         "byDeployType": 0,
         "byRetAlarmTypeV40": 1,
         "bySupport": 0,
+        "byBrokenNetHttp": 0b11111,
     }
 
 

@@ -214,6 +214,11 @@ class DeviceConfig(Section):
     timezone: Annotated[str, AfterValidator(_timezone)] | None = None
     allowed_addresses: list[Address] = Field(default_factory=list)
     """Default: [host]."""
+    backfill: bool = True
+    """After every gap in arming (stream lost, device or hikd restarted) read the device's
+    log and publish the alarms that did not arrive live, marked ``backfilled``."""
+    backfill_max_h: Annotated[float, Field(gt=0, le=24 * 31)] = 24.0
+    """The longest gap read back, in hours (the newest part of a longer gap)."""
 
     _password_source: str = PrivateAttr(default="")
 
@@ -259,6 +264,10 @@ def password_env_name(device_name: str) -> str:
     return "HIKD_PASSWORD_" + device_name.upper().replace("-", "_")
 
 
+RESEND_AFTER_OUTAGE = 0b11111
+"""byBrokenNetHttp: bit 0 plates, 1 people counting, 2 heat map, 3 face capture, 4 face match."""
+
+
 class ArmingConfig(Section):
     """How hikd arms devices: the fields of NET_DVR_SETUPALARM_PARAM for
     NET_DVR_SetupAlarmChan_V41 (guide 5.16.2; field meanings from HCNetSDK.h)."""
@@ -275,6 +284,11 @@ class ArmingConfig(Section):
     upload_confirmation: bool = False
     """bySupport bit 1: the client confirms each upload (the device's resume-on-reconnect
     mechanism). bySupport bit 0 (medium level: 1 = no pictures) stays 0: pictures wanted."""
+    resend_after_outage: bool = True
+    """byBrokenNetHttp bits 0-4 (HCNetSDK.h): a private-protocol device that supports it
+    sends again the plate, people-counting, heat-map, face-capture and face-match results
+    it could not deliver while the link was down (marked ``resent``). Over ISAPI the library
+    sends nothing for it: a device re-sends on its own settings (README "Backfill")."""
     retry_s: Seconds = 30.0
     """How long to wait before trying again to arm a device that refused."""
 
@@ -285,6 +299,7 @@ class ArmingConfig(Section):
             "byDeployType": {"client": 0, "realtime": 1}[self.deploy_type],
             "byRetAlarmTypeV40": int(self.alarm_info_v40),
             "bySupport": 0b10 if self.upload_confirmation else 0,
+            "byBrokenNetHttp": RESEND_AFTER_OUTAGE if self.resend_after_outage else 0,
         }
 
 

@@ -15,7 +15,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import structlog
@@ -104,6 +104,9 @@ class AlarmPipeline:
         self._queue: queue.SimpleQueue[RawAlarm | None] = queue.SimpleQueue()
         self.enqueue: Callable[[RawAlarm], None] = self._queue.put
         self.counters: Counter[str] = Counter()
+        self.watchers: list[Callable[[Event], None]] = []
+        """Called on the decoder thread with every decoded event before start/stop
+        derivation (backfill's record of what arrived live); they must only note it."""
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
@@ -146,6 +149,15 @@ class AlarmPipeline:
                 return
             for event in decode(raw, context):
                 self.counters[f"{event.kind}:{event.type}"] += 1
+                for watch in self.watchers:
+                    watch(event)
+                if event.attributes.get("resent"):
+                    # An alarm of the past, sent again after a broken link: one record
+                    # with its own time, never merged into (or ending) a live alarm.
+                    self._publish(
+                        replace(event, state="pulse" if event.state == "start" else event.state)
+                    )
+                    continue
                 for out in self.tracker.feed(event):
                     self._publish(out)
         except Exception:

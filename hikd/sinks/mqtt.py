@@ -61,6 +61,7 @@ from hikd.sinks.mqtt_topics import (
     Topics,
     Where,
     event_messages,
+    of_the_past,
     where_of,
 )
 
@@ -609,7 +610,7 @@ class MqttSink:
                 device.availability = event.type
             self.state.dirty = True
         new_states: list[AlarmKey] = []
-        if event.kind == "alarm" and event.type not in NOT_DISCOVERED:
+        if event.kind == "alarm" and event.type not in NOT_DISCOVERED and not of_the_past(event):
             key = (name, where_of(event), event.type)
             alarm = self.state.alarms.get(key)
             pulse = event.state == "pulse"

@@ -84,6 +84,12 @@ class Topics:
         return self.state(device, channel, type_) + "/image"
 
 
+def of_the_past(event: Event) -> bool:
+    """A backfilled or re-sent alarm: it goes to the events topic but never changes the
+    current state a state topic shows."""
+    return bool(event.attributes.get("backfilled") or event.attributes.get("resent"))
+
+
 def event_messages(topics: Topics, event: Event) -> list[Message]:
     """Every message one event becomes, the event itself first.
 
@@ -94,7 +100,7 @@ def event_messages(topics: Topics, event: Event) -> list[Message]:
     device = event.device.name
     as_json = event.to_json().encode()
     messages = [Message(topics.events(device), as_json, retain=False)]
-    if event.kind == "alarm":
+    if event.kind == "alarm" and not of_the_past(event):
         topic = topics.state(device, where_of(event), event.type)
         if event.state == "start":
             messages.append(Message(topic, ON.encode(), retain=True))

@@ -370,6 +370,10 @@ def _alert_events(
             attributes.pop(snake(mapped), None)
     if ours == "io":
         channel = None
+    # isDataRetransmission: the device sends this alarm again after a broken link (the
+    # vendor's ISAPI field; XML text or JSON boolean). README "Backfill".
+    if str(attributes.pop("is_data_retransmission", "")).lower() in ("true", "1"):
+        attributes["resent"] = True
 
     received = received_at(raw)
     when, bad_time = _device_time(alert.get("dateTime"), ctx)

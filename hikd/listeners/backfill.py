@@ -1,0 +1,368 @@
+"""Backfill: the alarms that happened while hikd could not hear a device.
+
+A device is "deaf" from the moment its alert stream may have broken (the library's
+reconnect episode, arming lost or refused, the session offline; hikd itself down since the
+last time it heard the device, kept in ``state.sqlite``) until it is armed again. After
+each such gap this worker reads the device's log for the gap's window
+(NET_DVR_FindDVRLog_V30, seed 5.31.14) and publishes every alarm the log has that did not
+arrive live, marked ``attributes.backfilled``, with the device's time, then one ``backfill``
+health event for the gap.
+
+Never twice: an entry is skipped when a live alarm of its kind and channel has a device
+time within ``TOLERANCE_S`` of it (re-sent ones included), and every published entry is
+recorded in the state database, so an overlapping later gap skips it.
+
+Everything runs on this worker's thread: the decoder thread and the publishers only
+append to a deque or a queue; the log search never holds up arming.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
+from itertools import islice
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from hikd.events import Event, health
+from hikd.listeners.log_alarms import LogAlarm, is_alarm_entry, log_alarms, match_class
+from hikd.sdk.device_log import search_log
+from hikd.sdk.errors import SdkError
+
+if TYPE_CHECKING:
+    from hikd.config import DeviceConfig
+    from hikd.session import DeviceSession
+    from hikd.state import StateStore
+
+log = structlog.get_logger("hikd.backfill")
+
+JOB = "backfill"
+"""Its name in the state database."""
+LOOKBACK_S = 40.0
+"""How long before a reported break the stream may already have been silent: the library
+notices a dead stream only after 35 s without data (sdk-over-isapi.md part 1 §2)."""
+SETTLE_S = 2.0
+"""Wait after re-arming before reading the log: re-sent alarms and alarms in flight arrive
+live first, and the device has written its log."""
+TOLERANCE_S = 3.0
+"""A live alarm and a log entry this close in device time are the same alarm."""
+MAX_ENTRIES = 100_000
+"""Log entries read per gap at most."""
+RETRY_S = 30.0
+TRIES = 3
+_HEARD_EVERY_S = 1.0
+_LIVE_KEPT = 200_000
+_RECENT_KEPT = 1_000
+
+DEAF = frozenset(
+    {"offline", "arming_failed", "arming_lost", "arming_stalled", "relogin", "arming_reconnecting"}
+)
+"""Health types that say the device may have raised alarms nobody heard (start states)."""
+HEARING = frozenset({"armed", "rearmed"})
+
+
+@dataclass(slots=True)
+class _Gap:
+    start: datetime
+    end: datetime
+    due: float
+    tries: int = 0
+
+
+@dataclass(slots=True)
+class _Device:
+    config: DeviceConfig
+    deaf_since: datetime | None = None
+    hearing: bool = False
+    offset: tzinfo | None = None
+    """The UTC offset of the device's last live alarm (its log is in that wall clock)."""
+    live: deque[tuple[str, int | None, float, bool]] = field(
+        default_factory=lambda: deque(maxlen=_LIVE_KEPT)
+    )
+    """(match class, channel or input, device time as POSIX seconds, re-sent) per live alarm."""
+    gaps: list[_Gap] = field(default_factory=list)
+    unavailable: bool = False
+
+
+class Backfill:
+    def __init__(
+        self,
+        devices: list[DeviceConfig],
+        sessions: Callable[[], dict[str, DeviceSession]],
+        publish: Callable[[Event], None],
+        state: StateStore,
+        *,
+        settle_s: float = SETTLE_S,
+        lookback_s: float = LOOKBACK_S,
+        tolerance_s: float = TOLERANCE_S,
+    ) -> None:
+        self._devices = {d.name: _Device(d) for d in devices if d.backfill and d.arm}
+        self._sessions = sessions
+        self._publish = publish
+        self.state = state
+        self.settle_s = settle_s
+        self.lookback_s = lookback_s
+        self.tolerance_s = tolerance_s
+        self._queue: queue.SimpleQueue[tuple[str, str, datetime] | None] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._closing = False
+        self._hearing_at_close: list[str] = []
+
+    # -- lifecycle ---------------------------------------------------------------------
+    def start(self) -> None:
+        for name, device in self._devices.items():
+            saved = self.state.get(JOB, f"{name}/heard_until")
+            if saved:
+                # hikd was down (or the device host restarted) since it last heard the device.
+                device.deaf_since = datetime.fromisoformat(saved["time"])
+                if saved.get("offset_s") is not None:
+                    device.offset = _zone(float(saved["offset_s"]))
+                for kind, where, at, resent in saved.get("recent", []):
+                    device.live.append((kind, where, float(at), bool(resent)))
+        self._thread = threading.Thread(target=self._run, name="backfill", daemon=True)
+        self._thread.start()
+
+    def closing(self) -> None:
+        """hikd is stopping: what happens from now on is no gap of the device's."""
+        with self._lock:
+            self._closing = True
+            self._hearing_at_close = [n for n, d in self._devices.items() if d.hearing]
+
+    def stop(self, timeout: float = 2.0) -> None:
+        """After the alarm channels are closed and the decoder drained: note until when each
+        device was heard, so the next start knows the gap of hikd's own downtime."""
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join(timeout)
+            self._thread = None
+        now = datetime.now(UTC)
+        for name in self._hearing_at_close:
+            self._save_heard(name, now)
+
+    # -- what other threads call: note and return ----------------------------------------
+    def watch(self, event: Event) -> None:
+        """Every decoded alarm, on the decoder thread."""
+        device = self._devices.get(event.device.name)
+        if device is None or event.kind != "alarm" or event.state == "stop":
+            return
+        where = event.attributes.get("alarm_input") if event.type == "io" else event.channel
+        resent = bool(event.attributes.get("resent"))
+        with self._lock:
+            device.live.append((match_class(event.type), where, event.time.timestamp(), resent))
+            device.offset = event.time.tzinfo
+
+    def observe(self, event: Event) -> None:
+        """Every published event: health transitions go to the worker."""
+        if event.kind != "health" or event.device.name not in self._devices:
+            return
+        if event.type in HEARING:
+            self._queue.put(("hearing", event.device.name, event.received))
+        elif event.type in DEAF and event.state != "stop":
+            self._queue.put(("deaf", event.device.name, event.received))
+
+    # -- the worker --------------------------------------------------------------------
+    def _run(self) -> None:
+        next_save = time.monotonic() + _HEARD_EVERY_S
+        while True:
+            try:
+                item = self._queue.get(timeout=0.2)
+            except queue.Empty:
+                item = ("tick", "", datetime.now(UTC))
+            if item is None:
+                return
+            try:
+                self._transition(*item)
+                self._run_due()
+                if time.monotonic() >= next_save:
+                    next_save = time.monotonic() + _HEARD_EVERY_S
+                    self._save_all_heard()
+            except Exception:
+                log.exception("backfill worker error")
+
+    def _transition(self, what: str, name: str, at: datetime) -> None:
+        device = self._devices.get(name)
+        with self._lock:
+            if device is None or self._closing:
+                return
+        if what == "deaf":
+            device.hearing = False
+            if device.deaf_since is None:
+                device.deaf_since = at - timedelta(seconds=self.lookback_s)
+        elif what == "hearing":
+            device.hearing = True
+            if device.deaf_since is not None:
+                end = at + timedelta(seconds=1)
+                device.gaps.append(_Gap(device.deaf_since, end, time.monotonic() + self.settle_s))
+                device.deaf_since = None
+            self._save_heard(name, at)
+
+    def _run_due(self) -> None:
+        now = time.monotonic()
+        for name, device in self._devices.items():
+            for gap in [g for g in device.gaps if g.due <= now]:
+                device.gaps.remove(gap)
+                if not self._backfill(name, device, gap):
+                    gap.tries += 1
+                    if gap.tries < TRIES:
+                        gap.due = now + RETRY_S
+                        device.gaps.append(gap)
+
+    def _save_all_heard(self) -> None:
+        now = datetime.now(UTC)
+        for name, device in self._devices.items():
+            if device.hearing:
+                self._save_heard(name, now)
+
+    def _save_heard(self, name: str, when: datetime) -> None:
+        device = self._devices[name]
+        offset = device.offset.utcoffset(None) if device.offset is not None else None
+        # The last live alarms go with it: the log has whole seconds, so the next window
+        # begins with the second of the last alarms heard, and they must not come back.
+        since = when.timestamp() - self.tolerance_s - 1
+        with self._lock:
+            recent = [list(e) for e in device.live if e[2] >= since][-_RECENT_KEPT:]
+        value: dict[str, Any] = {"time": when.isoformat(), "recent": recent}
+        if offset is not None:
+            value["offset_s"] = offset.total_seconds()
+        self.state.put(JOB, f"{name}/heard_until", value)
+
+    # -- one gap -----------------------------------------------------------------------
+    def _backfill(self, name: str, device: _Device, gap: _Gap) -> bool:
+        """Read the log for the gap and publish what was missed; False: try again later."""
+        session = self._sessions().get(name)
+        if session is None or session.state != "online" or session.user_id is None:
+            return False
+        zone = device.config.tzinfo() or device.offset or UTC
+        max_h = device.config.backfill_max_h
+        start = max(gap.start, gap.end - timedelta(hours=max_h)).astimezone(zone)
+        start = start.replace(microsecond=0)
+        end = gap.end.astimezone(zone).replace(microsecond=0) + timedelta(seconds=1)
+        resent = self._resent_between(device, start, end)
+        report: dict[str, Any] = {
+            "gap_start": start.isoformat(),
+            "gap_end": end.isoformat(),
+            "resent": resent,
+            "backfilled": 0,
+        }
+        if device.unavailable:
+            self._publish(health(session.device, "backfill", **report, skipped="no alarm log"))
+            return True
+        search = search_log(session.sdk, session.user_id, start, end, zone)
+        try:
+            records = list(islice(search, MAX_ENTRIES))
+        except SdkError as exc:
+            log.warning("device log search for backfill failed", device=name, error=str(exc))
+            self._publish(
+                health(session.device, "backfill_failed", **report, code=exc.code, reason=str(exc))
+            )
+            return exc.code == 23  # 23: the device has no log search; trying again won't help
+        finally:
+            search.close()
+        alarms, stray_stops = log_alarms(records)
+        live = self._live_between(device, start, end)
+        inside = [e for e in live if start.timestamp() <= e[2] <= end.timestamp()]
+        if inside and not any(is_alarm_entry(r) for r in records):
+            # Alarms arrived live inside the window, yet the log has none of them.
+            self._mark_unavailable(session, name, device, report)
+            return True
+        published = skipped_live = already = 0
+        for alarm in alarms:
+            if self._heard_live(alarm, live):
+                skipped_live += 1
+            elif self.state.is_done(JOB, f"{name}|{alarm.start_id}"):
+                already += 1
+            else:
+                self._publish_alarm(session, name, alarm)
+                published += 1
+        report.update(
+            backfilled=published,
+            heard_live=skipped_live,
+            backfilled_before=already,
+            log_entries=len(records),
+            stops_without_start=stray_stops,
+        )
+        if len(records) >= MAX_ENTRIES:
+            report["truncated"] = True
+        log.info("backfill", device=name, **report)
+        self._publish(health(session.device, "backfill", **report))
+        return True
+
+    def _publish_alarm(self, session: DeviceSession, name: str, alarm: LogAlarm) -> None:
+        attributes: dict[str, Any] = {"backfilled": True, "log_type": alarm.start.minor_name}
+        if alarm.alarm_input is not None and alarm.type == "io":
+            attributes["alarm_input"] = alarm.alarm_input
+        channel = None if alarm.type == "io" else alarm.channel
+        first = Event(
+            kind="alarm",
+            type=alarm.type,
+            state="start" if alarm.stop is not None else "pulse",
+            device=session.device,
+            channel=channel,
+            time=alarm.time,
+            attributes=attributes,
+        )
+        self._publish(first)
+        self.state.mark_done(JOB, f"{name}|{alarm.start_id}", {"event": first.id})
+        if alarm.stop is not None and alarm.stop_id is not None:
+            stop_attributes = {
+                **attributes,
+                "log_type": alarm.stop.minor_name,
+                "start_id": first.id,
+            }
+            self._publish(
+                Event(
+                    kind="alarm",
+                    type=alarm.type,
+                    state="stop",
+                    device=session.device,
+                    channel=channel,
+                    time=alarm.end,
+                    attributes=stop_attributes,
+                )
+            )
+            self.state.mark_done(JOB, f"{name}|{alarm.stop_id}", {"start": first.id})
+
+    def _mark_unavailable(
+        self, session: DeviceSession, name: str, device: _Device, report: dict[str, Any]
+    ) -> None:
+        device.unavailable = True  # until hikd restarts: then it looks again
+        reason = (
+            "the device's log has no alarm entries although alarms arrived live: backfill "
+            "is off for this device; enable alarm logging on the device (or set "
+            "backfill = false to silence this)"
+        )
+        log.warning("backfill unavailable", device=name, hint=reason)
+        self._publish(health(session.device, "backfill_unavailable", **report, reason=reason))
+
+    # -- the live record ---------------------------------------------------------------
+    def _live_between(
+        self, device: _Device, start: datetime, end: datetime
+    ) -> list[tuple[str, int | None, float, bool]]:
+        low = start.timestamp() - self.tolerance_s
+        high = end.timestamp() + self.tolerance_s
+        with self._lock:
+            entries = list(device.live)
+        return [e for e in entries if low <= e[2] <= high]
+
+    def _resent_between(self, device: _Device, start: datetime, end: datetime) -> int:
+        return sum(1 for e in self._live_between(device, start, end) if e[3])
+
+    def _heard_live(self, alarm: LogAlarm, live: list[tuple[str, int | None, float, bool]]) -> bool:
+        kind = match_class(alarm.type)
+        low = alarm.time.timestamp() - self.tolerance_s
+        high = alarm.end.timestamp() + self.tolerance_s
+        return any(
+            c == kind and (where == alarm.where or alarm.where is None) and low <= t <= high
+            for c, where, t, _resent in live
+        )
+
+
+def _zone(offset_s: float) -> tzinfo:
+    return timezone(timedelta(seconds=offset_s))
