@@ -42,6 +42,10 @@ _WRITE_BATCH = 2000
 # returns, the events waiting in memory are stored within this.
 _OUTBOX_RETRY_MAX_S = 5.0
 
+# How often the writer looks for events other processes stored (`hikd jobs --run`, see
+# hikd/outbox_append.py): one cheap pragma each time.
+_OTHERS_POLL_S = 0.5
+
 
 class EventBus:
     def __init__(
@@ -178,14 +182,20 @@ class EventBus:
         backoff = Backoff(self._backoff[0], min(self._backoff[1], _OUTBOX_RETRY_MAX_S))
         batch: list[Event] = []
         own: list[Event] = []  # the bus_overflow events in `batch`, reported once stored
+        others_at = time.monotonic() + _OTHERS_POLL_S
         while True:
             trouble = self._trouble is not None
             if not batch and not self._queue:
                 if self._stopping.is_set():
                     return
                 # While the outbox cannot be written, probe it now and then.
-                self._wake.wait(backoff.next() if trouble else None)
+                self._wake.wait(backoff.next() if trouble else _OTHERS_POLL_S)
             self._wake.clear()
+            if time.monotonic() >= others_at:
+                others_at = time.monotonic() + _OTHERS_POLL_S
+                if self._others_stored():
+                    for worker in self._workers:
+                        worker.wake()
             while self._queue and len(batch) < _WRITE_BATCH:
                 batch.append(self._queue.popleft())
             overflow = self._queue_overflow_event()
@@ -221,6 +231,16 @@ class EventBus:
                 for event in [*own, *stored_health]:
                     self._report(event)
                 own = []
+
+    def _others_stored(self) -> bool:
+        """Did another process store events since the last look?"""
+        try:
+            return self._outbox.refresh()
+        except OutboxClosed:
+            return False
+        except Exception as e:  # the next append meets and reports the same trouble
+            log.debug("event bus: cannot look for other processes' events", error=str(e))
+            return False
 
     def _outbox_unwritable(self, error: Exception, waiting: int | None = None) -> None:
         """The outbox could not be written (by the writer, or a sink's acknowledgement):

@@ -49,8 +49,8 @@ HIKD = DeviceRef(name="hikd")
 OUTBOX_FILE = "outbox.sqlite"
 """The outbox's file name under the state directory."""
 
-_SCHEMA_VERSION = 1
-_SCHEMA = """
+SCHEMA_VERSION = 1
+SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     body BLOB NOT NULL
@@ -118,6 +118,7 @@ class Outbox:
                 ),
             )
             self._load_state()
+            self._data_version = self._conn.execute("PRAGMA data_version").fetchone()[0]
         except BaseException:
             if self._conn is not None:
                 self._conn.close()
@@ -152,33 +153,7 @@ class Outbox:
         return fd
 
     def _connect(self, synchronous: Synchronous) -> sqlite3.Connection:
-        try:
-            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            try:
-                mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-                if str(mode).lower() != "wal":
-                    raise sqlite3.OperationalError(f"cannot switch to WAL mode (got {mode})")
-                conn.execute(f"PRAGMA synchronous={synchronous}")
-                # Keep the WAL file from staying large after a burst.
-                conn.execute("PRAGMA journal_size_limit=67108864")
-                conn.execute("PRAGMA busy_timeout=5000")
-                version = conn.execute("PRAGMA user_version").fetchone()[0]
-                if version > _SCHEMA_VERSION:
-                    raise UserError(
-                        f"outbox {self.path} was written by a newer hikd (schema {version}); "
-                        "upgrade hikd or move the file away"
-                    )
-                conn.executescript(_SCHEMA)
-                conn.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
-            except BaseException:
-                conn.close()
-                raise
-        except sqlite3.DatabaseError as e:
-            raise UserError(
-                f"outbox {self.path} cannot be used ({e}); check the state directory, "
-                "or move the file away (its undelivered events are then lost)"
-            ) from None
-        return conn
+        return open_database(self.path, synchronous)
 
     def _load_state(self) -> None:
         conn = self._require()
@@ -284,34 +259,43 @@ class Outbox:
             return []
         bodies = [e.to_json().encode() for e in events]
         with self._lock:
-            conn = self._require()
-            first = self._last_seq + 1
-            last = first + len(bodies) - 1
-            count = self._count + len(bodies)
-            nbytes = self._bytes + sum(map(len, bodies))
-            stored: list[Event] = list(events)
-            cut = dropped = 0
-            cursors = self._cursors
-            if (
-                cursors
-                and count <= self.max_events
-                and nbytes <= self.max_bytes
-                and len(bodies) <= self._insert_rows
-            ):
-                # One INSERT is a transaction of its own: no BEGIN and COMMIT statements
-                # (each releases and retakes the GIL, see `_insert`).
-                _insert(conn, first, bodies, self._insert_rows)
-            else:
-                cut, dropped, count, nbytes, cursors, last = self._append_in_transaction(
-                    conn, bodies, stored, first, count, nbytes
-                )
-            self._last_seq = last
-            self._count = count
-            self._bytes = nbytes
-            self._cursors = cursors
-            self._dropped += dropped
-            self._remember_locked(first, stored, cut)
-            return stored[len(events) :]
+            try:
+                return self._append_locked(events, bodies)
+            except sqlite3.IntegrityError:
+                # Another process appended (`hikd.outbox_append`) since this one last
+                # looked: its rows took these sequence numbers. Count them, go after them.
+                self._sync_locked()
+                return self._append_locked(events, bodies)
+
+    def _append_locked(self, events: Sequence[Event], bodies: list[bytes]) -> list[Event]:
+        conn = self._require()
+        first = self._last_seq + 1
+        last = first + len(bodies) - 1
+        count = self._count + len(bodies)
+        nbytes = self._bytes + sum(map(len, bodies))
+        stored: list[Event] = list(events)
+        cut = dropped = 0
+        cursors = self._cursors
+        if (
+            cursors
+            and count <= self.max_events
+            and nbytes <= self.max_bytes
+            and len(bodies) <= self._insert_rows
+        ):
+            # One INSERT is a transaction of its own: no BEGIN and COMMIT statements
+            # (each releases and retakes the GIL, see `_insert`).
+            _insert(conn, first, bodies, self._insert_rows)
+        else:
+            cut, dropped, count, nbytes, cursors, last = self._append_in_transaction(
+                conn, bodies, stored, first, count, nbytes
+            )
+        self._last_seq = last
+        self._count = count
+        self._bytes = nbytes
+        self._cursors = cursors
+        self._dropped += dropped
+        self._remember_locked(first, stored, cut)
+        return stored[len(events) :]
 
     def _append_in_transaction(
         self,
@@ -430,7 +414,7 @@ class Outbox:
             start = max(after_cursor + 1, self._last_seq - self._count + 1)
             if start > self._last_seq or limit < 1:
                 return []
-            if self._recent and start >= self._recent_first:
+            if self._recent_first <= start < self._recent_first + len(self._recent):
                 i = start - self._recent_first
                 return list(enumerate(self._recent[i : i + limit], start))
             rows = conn.execute(
@@ -526,6 +510,35 @@ class Outbox:
         ).fetchone()
         return upto, (int(count), int(nbytes))
 
+    # -- other processes' events -------------------------------------------------------
+
+    def refresh(self) -> bool:
+        """Count the events another process appended (`hikd.outbox_append`) since this
+        one last looked; True if there are new ones to deliver. Cheap: one pragma when
+        nothing changed."""
+        with self._lock:
+            conn = self._require()
+            version = conn.execute("PRAGMA data_version").fetchone()[0]
+            if version == self._data_version:
+                return False
+            self._data_version = version
+            return self._sync_locked()
+
+    def _sync_locked(self) -> bool:
+        conn = self._require()
+        (newest,) = conn.execute("SELECT max(seq) FROM events").fetchone()
+        if newest is None or int(newest) <= self._last_seq:
+            return False
+        # Appended after this process's rows, so they follow them without a gap.
+        count, nbytes = conn.execute(
+            "SELECT count(*), coalesce(sum(length(body)), 0) FROM events WHERE seq > ?",
+            (self._last_seq,),
+        ).fetchone()
+        self._last_seq = int(newest)
+        self._count += int(count)
+        self._bytes += int(nbytes)
+        return True
+
     # -- the rest ----------------------------------------------------------------------
 
     def stats(self) -> OutboxStats:
@@ -549,6 +562,39 @@ class Outbox:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def open_database(path: Path, synchronous: Synchronous = "NORMAL") -> sqlite3.Connection:
+    """Open (and create) the outbox database at `path`: WAL, the schema, autocommit.
+    `UserError` when it cannot be used."""
+    try:
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        try:
+            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise sqlite3.OperationalError(f"cannot switch to WAL mode (got {mode})")
+            conn.execute(f"PRAGMA synchronous={synchronous}")
+            # Keep the WAL file from staying large after a burst.
+            conn.execute("PRAGMA journal_size_limit=67108864")
+            conn.execute("PRAGMA busy_timeout=5000")
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise UserError(
+                    f"outbox {path} was written by a newer hikd (schema {version}); "
+                    "upgrade hikd or move the file away"
+                )
+            if version < SCHEMA_VERSION:  # no write when there is nothing to do
+                conn.executescript(SCHEMA)
+                conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        except BaseException:
+            conn.close()
+            raise
+    except sqlite3.DatabaseError as e:
+        raise UserError(
+            f"outbox {path} cannot be used ({e}); check the state directory, "
+            "or move the file away (its undelivered events are then lost)"
+        ) from None
+    return conn
 
 
 def _size(text: str) -> int:

@@ -1,7 +1,9 @@
 """``hikd jobs``, ``hikd search`` and ``hikd download``.
 
 * ``hikd jobs`` lists the configured jobs with their next run and last result, read from
-  the state database (the daemon need not run); ``--run NAME`` runs one job once now.
+  the state database (the daemon need not run); ``--run NAME`` runs one job once now. Its
+  events go into the outbox of the configured state directory (see hikd/outbox_append.py),
+  so the daemon's sinks deliver them, now if it runs, else when it starts.
 * ``hikd search`` lists a channel's recordings between two times.
 * ``hikd download`` fetches them into ``DIR/<device>/<channel>/<start>_<end>.ps``, skipping
   those already there (run it again after an interruption and it goes on), with a
@@ -28,9 +30,13 @@ from typing import TYPE_CHECKING, TextIO
 from hikd.errors import UserError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from hikd.capabilities.download import Recording
     from hikd.config import Config, DeviceConfig, SdkConfig
+    from hikd.events import Event
     from hikd.jobs_config import JobSpec
+    from hikd.outbox_append import OutboxAppender
     from hikd.session import DeviceSession
 
 COMMANDS = ("jobs", "search", "download")
@@ -496,6 +502,11 @@ def _run_job(config: Config, specs: list[JobSpec], name: str, out: TextIO) -> in
             f"cannot open the state database in {config.daemon.state_dir}: {exc} "
             "(run as the user hikd runs as)"
         ) from None
+    try:
+        outbox = _open_outbox(config)
+    except BaseException:
+        state.close()
+        raise
     sdk = Library.open(
         config.sdk.library_dir,
         SdkSettings(
@@ -515,7 +526,7 @@ def _run_job(config: Config, specs: list[JobSpec], name: str, out: TextIO) -> in
         scheduler = JobScheduler(
             [spec],
             lambda: sessions,
-            lambda _event: None,
+            _storing(outbox),
             state,
             threading.Event(),
             default_output_dir(config),
@@ -525,10 +536,38 @@ def _run_job(config: Config, specs: list[JobSpec], name: str, out: TextIO) -> in
         for session in sessions.values():
             session.close()
         state.close()
+        outbox.close()
         sdk.cleanup()
     for result in results:
         status = "ok" if result.ok else "FAILED"
         print(
             f"{name} on {result.details.get('device', '?')}: {status}: {result.summary}", file=out
         )
+    if outbox.stored:
+        print(
+            f"{outbox.stored} event{'s' if outbox.stored != 1 else ''} stored in {outbox.path}: "
+            "the daemon's sinks deliver them (if hikd is not running, when it starts)",
+            file=out,
+        )
     return 0 if results and all(r.ok for r in results) else 1
+
+
+def _open_outbox(config: Config) -> OutboxAppender:
+    from hikd.outbox_append import OutboxAppender
+    from hikd.sinks.registry import enabled_sinks
+
+    return OutboxAppender(Path(config.daemon.state_dir), enabled_sinks(config.sinks))
+
+
+def _storing(outbox: OutboxAppender) -> Callable[[Event], None]:
+    """A job's `publish` that stores each event before it returns: a job marks what it
+    published as done right after, and nothing may be marked done that is not stored."""
+    from hikd.outbox import OutboxUnwritable
+
+    def publish(event: Event) -> None:
+        try:
+            outbox.append([event])
+        except OutboxUnwritable as exc:
+            raise UserError(str(exc)) from None  # the job fails; its cursor is not moved
+
+    return publish

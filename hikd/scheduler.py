@@ -14,6 +14,7 @@ Event-driven kinds (clips) are started here too and fed every event through `on_
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -203,7 +204,12 @@ class JobScheduler:
             else:
                 result = self._run_one(spec, session)
             result.details.setdefault("device", device)
-            self.state.record_run(spec.name, device, started, utc_now(), result.ok, result.summary)
+            try:
+                self.state.record_run(
+                    spec.name, device, started, utc_now(), result.ok, result.summary
+                )
+            except sqlite3.Error as exc:  # a full disk: the run happened all the same
+                log.warning("cannot record the job run", job=spec.name, error=str(exc))
             (log.info if result.ok else log.warning)(
                 "job run", job=spec.name, device=device, ok=result.ok, summary=result.summary
             )
@@ -223,6 +229,8 @@ class JobScheduler:
             return self.jobs[spec.name].run(ctx)
         except (UserError, SdkError, OSError) as exc:
             return JobResult(False, str(exc))
+        except sqlite3.OperationalError as exc:  # a full or failing disk, not a bug
+            return JobResult(False, f"cannot write the state database: {exc}")
         except Exception as exc:
             log.exception("job raised", job=spec.name, device=session.name)
             return JobResult(False, f"internal error: {exc!r}")

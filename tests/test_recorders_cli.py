@@ -4,13 +4,19 @@ a config file, against hikd.sim, through the real library."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from hikd.bus import EventBus
+from hikd.outbox import OUTBOX_FILE, Outbox
 from hikd.sim import SimDeviceConfig, Simulator
 from hikd.sim.config import RecordingPlan
+from hikd.state import StateStore
+from tests.support import fill, small_filesystem
+from tests.test_bus import Recorder, wait_until
 
 # The sub-commands as hikd's main parser mounts them (add_parsers + dispatch).
 RUNNER = """
@@ -161,3 +167,93 @@ def test_jobs_lists_next_and_last_runs_and_runs_one_on_demand(
     bad.write_text('[[jobs]]\nname = "x"\nkind = "download"\ninterval_s = 5\nwindow_h = -1\n')
     broken = hikd("jobs", "--config", str(bad), config=config, sim=sim)
     assert broken.returncode == 1 and "jobs.0.window_h" in broken.stderr
+
+
+def write_log_job_config(tmp_path: Path, sim: Simulator, state: Path) -> Path:
+    config = tmp_path / "logs.toml"
+    config.write_text(
+        f"""
+[daemon]
+state_dir = "{state}"
+
+[[devices]]
+name = "nvr"
+host = "127.0.0.1"
+port = {sim.devices[0].port}
+
+[sinks.disk]
+path = "{tmp_path / "events"}"
+
+[[jobs]]
+name = "logs"
+kind = "device_log"
+interval_s = 3600
+history_days = 2
+"""
+    )
+    return config
+
+
+def new_entries(ran: subprocess.CompletedProcess[str]) -> int:
+    found = re.search(r"logs on nvr: ok: (\d+) new log entries", ran.stdout)
+    assert found, ran.stdout + ran.stderr
+    return int(found.group(1))
+
+
+def test_a_manual_run_stores_its_events_for_the_running_daemons_sinks(
+    start_sim: Callable[..., Simulator], tmp_path: Path
+) -> None:
+    """`hikd jobs --run` of a device_log job reported "6 new log entries", marked them seen,
+    and none reached a sink. Now the running daemon's sinks get every one of them."""
+    sim = start_sim(SimDeviceConfig(name="nvr", log_entries=6))
+    state = tmp_path / "state"
+    state.mkdir()
+    config = write_log_job_config(tmp_path, sim, state)
+    sink = Recorder()  # the daemon's sink [sinks.disk], fed from the outbox
+    outbox = Outbox(state / OUTBOX_FILE)
+    bus = EventBus(outbox, [("disk", sink)])
+    bus.start()
+    try:
+        ran = hikd("jobs", "--run", "logs", config=config, sim=sim)
+        assert ran.returncode == 0, ran.stdout + ran.stderr
+        count = new_entries(ran)
+        assert count >= 6
+        assert f"{count} events stored in {state / OUTBOX_FILE}" in ran.stdout
+        wait_until(lambda: len([e for e in sink.events if e.kind == "log"]) == count)
+        # Only what is new since (the first run's own login and logout) comes again.
+        again = hikd("jobs", "--run", "logs", config=config, sim=sim)
+        count += new_entries(again)
+        wait_until(lambda: len([e for e in sink.events if e.kind == "log"]) == count)
+    finally:
+        bus.stop(timeout=2)
+        outbox.close()
+    logs = [e for e in sink.events if e.kind == "log"]
+    assert len({e.id for e in logs}) == count
+    assert {e.device.name for e in logs} == {"nvr"}
+
+
+def test_a_manual_run_that_cannot_store_its_events_marks_nothing_done(
+    start_sim: Callable[..., Simulator], tmp_path: Path
+) -> None:
+    sim = start_sim(SimDeviceConfig(name="nvr", log_entries=6))
+    with small_filesystem(tmp_path / "state") as state:
+        config = write_log_job_config(tmp_path, sim, state)
+        # The daemon runs: it holds the outbox and the state database open (their WAL
+        # files stay), so the full file system shows when events are stored, not before.
+        with Outbox(state / OUTBOX_FILE) as outbox, StateStore.open(state):
+            outbox.set_sinks(["disk"])
+            filler = fill(state)
+            failed = hikd("jobs", "--run", "logs", config=config, sim=sim)
+            filler.unlink()
+        assert failed.returncode == 1
+        assert "Traceback" not in failed.stderr + failed.stdout, failed.stderr
+        assert "logs on nvr: FAILED: cannot store events in the outbox" in failed.stdout, (
+            failed.stdout + failed.stderr
+        )
+        assert "database or disk is full" in failed.stdout
+        ran = hikd("jobs", "--run", "logs", config=config, sim=sim)
+        count = new_entries(ran)
+        assert count >= 6  # what the failed run read was not marked seen
+        with Outbox(state / OUTBOX_FILE) as outbox:
+            rows = outbox.read("disk", outbox.cursor("disk"), 1000)
+        assert len([e for _, e in rows if e.kind == "log"]) == count

@@ -96,6 +96,12 @@ def validate_sinks(sections: Mapping[str, Mapping[str, Any]]) -> None:
         raise ConfigError(problems)
 
 
+def enabled_sinks(sections: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """The names of the sinks the daemon builds from `sections`, in config order."""
+    validate_sinks(sections)
+    return [name for name, section in sections.items() if _prepare(name, section) is not None]
+
+
 def build_sinks(
     sections: Mapping[str, Mapping[str, Any]], context_factory: ContextFactory
 ) -> list[tuple[str, Sink]]:
