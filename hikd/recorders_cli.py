@@ -347,8 +347,10 @@ def download_command(
     from hikd.sdk.errors import SdkError
 
     out = out or sys.stdout
-    err = err or sys.stderr
     config, device_config = _config_and_device(config_path, device)
+    # Only now: the line above gives fd 2 to the vendor library's output (route_native_stderr)
+    # and Python a new sys.stderr; the old one would write into the library's log.
+    err = err or sys.stderr
     since, until = _span(device_config, start, end)
     with logged_in(device_config, config.sdk) as session:
         found = _find_recordings(session, channel, since, until)
