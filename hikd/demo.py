@@ -93,7 +93,12 @@ def watch_mqtt(host: str, port: int) -> Any:
                 text = f"{event['kind']} {event['type']} {event['state']}"
             except (ValueError, KeyError):
                 text = f"{len(payload)} bytes"
-        elif message.topic.endswith("/health") or len(payload) > 60:
+        elif "/health" in message.topic:
+            try:
+                text = str(json.loads(payload)["state"])
+            except (ValueError, KeyError, TypeError):
+                text = f"{len(payload)} bytes"
+        elif len(payload) > 60:
             text = f"{len(payload)} bytes of JSON"
         else:
             text = payload.decode("utf-8", "replace")

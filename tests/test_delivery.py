@@ -313,7 +313,8 @@ def test_topics_payloads_retain_qos_and_discovery(
         assert held["hikd/nvr/availability"].payload == b"online"
         assert held["hikd/nvr/2/motion"].payload == b"OFF"
         assert held["hikd/nvr/1/motion"].payload == b"OFF"  # announced before any alarm
-        assert json.loads(held["hikd/nvr/health"].payload)["kind"] == "health"
+        assert json.loads(held["hikd/nvr/health"].payload)["state"] == "ok"
+        assert json.loads(held["hikd/nvr/health/arming"].payload)["state"] == "ok"
         assert not [t for t in held if t.endswith("/events")]
 
         discovery = retained(broker, "homeassistant/#")

@@ -151,7 +151,7 @@ def test_connectivity_and_health_stay_available_while_the_device_is_offline() ->
     h = health_config(D, nvr_facts())
     assert h.topic == f"homeassistant/sensor/hikd_{SERIAL}_health/config"
     assert h.payload["state_topic"] == h.payload["json_attributes_topic"] == "hikd/nvr/health"
-    assert h.payload["value_template"] == "{{ value_json.type }}"
+    assert h.payload["value_template"] == "{{ value_json.state }}"
     assert [a["topic"] for a in h.payload["availability"]] == ["hikd/status"]
 
 

@@ -101,11 +101,12 @@ def test_events_states_health_and_availability(broker: Mosquitto, make_sink: Sin
         assert [m.payload for m in sub.on("hikd/nvr/3/motion")] == [b"ON", b"OFF"]
         # A pulse: the retained resting OFF first, then a live ON.
         assert [m.payload for m in sub.on("hikd/nvr/2/face_snap")] == [b"OFF", b"ON"]
-        assert json.loads(sub.last("hikd/nvr/health").payload)["type"] == "online"
+        assert json.loads(sub.last("hikd/nvr/health").payload)["state"] == "ok"
         assert sub.last("hikd/nvr/availability").payload == b"online"
 
     kept = retained(broker, "hikd/#")
-    assert {t: m.payload for t, m in kept.items() if t != "hikd/nvr/health"} == {
+    health_topics = {"hikd/nvr/health", "hikd/nvr/health/connectivity"}
+    assert {t: m.payload for t, m in kept.items() if t not in health_topics} == {
         "hikd/status": b"online",
         "hikd/nvr/availability": b"online",
         "hikd/nvr/3/motion": b"OFF",
@@ -113,17 +114,19 @@ def test_events_states_health_and_availability(broker: Mosquitto, make_sink: Sin
         "hikd/nvr/device/disk_full": b"ON",
         "hikd/nvr/2/face_snap": b"OFF",
     }
-    assert json.loads(kept["hikd/nvr/health"].payload)["id"] == batch[0].id
+    connectivity = json.loads(kept["hikd/nvr/health/connectivity"].payload)
+    assert connectivity["state"] == "ok" and connectivity["last"]["id"] == batch[0].id
     assert {m.qos for m in kept.values()} == {1}
 
-    # Offline: availability follows, health keeps the reason.
+    # Offline: availability follows, the connectivity concern keeps the reason.
     went = health(NVR, "offline", reason="session heartbeat to the device failed")
     assert sink.send([went]) == 1
-    kept = retained(broker, "hikd/nvr/+")
+    kept = retained(broker, "hikd/nvr/#")
     assert kept["hikd/nvr/availability"].payload == b"offline"
-    assert json.loads(kept["hikd/nvr/health"].payload)["attributes"]["reason"].startswith(
-        "session heartbeat"
-    )
+    connectivity = json.loads(kept["hikd/nvr/health/connectivity"].payload)
+    assert connectivity["state"] == "problem"
+    assert connectivity["problems"][0]["attributes"]["reason"].startswith("session heartbeat")
+    assert json.loads(kept["hikd/nvr/health"].payload)["problems"] == ["connectivity"]
 
 
 def test_qos_0_and_2(broker: Mosquitto, make_sink: SinkFactory) -> None:
@@ -312,14 +315,15 @@ def test_state_survives_a_restart(
 
     with Subscriber(broker, ["hikd/#"]) as sub:
         make_sink(broker, state_dir).open()
-        sub.wait_for(lambda ms: len(ms) == 5, "status, availability, health and two states")
+        sub.wait_for(lambda ms: len(ms) == 6, "status, availability, health and two states")
     kept = retained(broker, "hikd/#")
-    assert len(kept) == 5
+    assert len(kept) == 6
     assert kept["hikd/status"].payload == b"online"
     assert kept["hikd/nvr/availability"].payload == b"online"
     assert kept["hikd/nvr/2/motion"].payload == b"ON"
     assert kept["hikd/nvr/device/io"].payload == b"ON"
-    assert json.loads(kept["hikd/nvr/health"].payload)["type"] == "online"
+    assert json.loads(kept["hikd/nvr/health"].payload)["concerns"] == {"connectivity": "ok"}
+    assert json.loads(kept["hikd/nvr/health/connectivity"].payload)["state"] == "ok"
 
 
 def test_corrupt_state_file_is_ignored(

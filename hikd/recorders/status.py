@@ -16,7 +16,7 @@ compares it with the last one in the state database. Only changes become events:
 
 A problem present at the very first poll starts too (a disk that failed while hikd was
 not running is news). Each run also publishes a ``status`` health event with the whole
-snapshot, which the MQTT sink keeps retained as the device's latest health.
+snapshot (the ``status`` concern of `hikd.health`: it never overwrites a problem above).
 
 A status the device does not give (an ISAPI login's structured call, 189) is never read as
 "all fine": the run fails, the last snapshot stays, and no problem is declared over.

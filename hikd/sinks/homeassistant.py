@@ -387,8 +387,9 @@ def connectivity_config(
 def health_config(
     d: Discovery, facts: DeviceFacts, parent: DeviceFacts | None = None
 ) -> DiscoveryConfig:
-    """The last health event's type (online, offline, auth_failed, ...) with its details as
-    attributes. Available whenever hikd is: it explains why the device is offline."""
+    """The device's health summary: ``ok`` or ``problem``, each concern's state
+    (connectivity, arming, disk/1, ...) as attributes. Available whenever hikd is: it
+    explains why the device is offline."""
     uid = safe_id(f"hikd_{facts.identifier}_health")
     object_id = slug(f"{facts.name}_health")
     payload = _common(d, facts, parent, "sensor", uid, object_id)
@@ -396,9 +397,9 @@ def health_config(
         {
             "name": "Health",
             "state_topic": d.topics.health(facts.name),
-            "value_template": "{{ value_json.type }}",
+            "value_template": "{{ value_json.state }}",
             "json_attributes_topic": d.topics.health(facts.name),
-            "json_attributes_template": "{{ value_json.attributes | tojson }}",
+            "json_attributes_template": "{{ value_json.concerns | tojson }}",
             "entity_category": "diagnostic",
             "icon": "mdi:heart-pulse",
             "availability": _bridge_availability(d),

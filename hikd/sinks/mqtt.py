@@ -20,7 +20,7 @@ import socket
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -39,6 +39,7 @@ from pydantic import (
 import hikd
 from hikd.errors import UserError
 from hikd.events import Event
+from hikd.health import HealthBoard
 from hikd.logs import get_logger, register_secret
 from hikd.sinks.base import SinkContext, SinkUnavailable
 from hikd.sinks.homeassistant import (
@@ -52,7 +53,7 @@ from hikd.sinks.homeassistant import (
     device_configs,
 )
 from hikd.sinks.mqtt_topics import (
-    AVAILABILITY_TYPES,
+    AVAILABILITY,
     OFF,
     OFFLINE,
     ON,
@@ -72,6 +73,10 @@ SAVE_EVERY_S = 1.0
 _IMAGE_SUFFIXES = (".jpg", ".jpeg")
 _RECONNECT_MIN_S = 1
 _RECONNECT_MAX_S = 15
+
+
+def _json(data: Any) -> bytes:
+    return json.dumps(data, separators=(",", ":"), default=str).encode()
 
 
 def _default_client_id() -> str:
@@ -145,11 +150,11 @@ class _AlarmState:
 class _DeviceState:
     facts: DeviceFacts
     availability: str = ""
-    health: dict[str, Any] | None = None
+    health: HealthBoard = field(default_factory=HealthBoard)
 
 
 class MqttState:
-    """What is republished on every connect: device facts, availability and last health,
+    """What is republished on every connect: device facts, availability, health per concern,
     and the ON/OFF state of every alarm entity. In memory and in a small JSON file."""
 
     def __init__(self, path: Path) -> None:
@@ -190,7 +195,7 @@ class MqttState:
                 name: _DeviceState(
                     DeviceFacts.from_dict({**d["facts"], "name": name}),
                     str(d.get("availability") or ""),
-                    d.get("health"),
+                    HealthBoard.from_dict(d.get("concerns")),
                 )
                 for name, d in data.get("devices", {}).items()
             }
@@ -219,7 +224,7 @@ class MqttState:
                 name: {
                     "facts": s.facts.to_dict(),
                     "availability": s.availability,
-                    "health": s.health,
+                    "concerns": s.health.to_dict(),
                 }
                 for name, s in self.devices.items()
             },
@@ -549,13 +554,23 @@ class MqttSink:
                 self._publish(
                     client, self.topics.availability(name), device.availability, retain=True
                 )
-            if device.health is not None:
-                payload = json.dumps(device.health, separators=(",", ":"), default=str)
-                self._publish(client, self.topics.health(name), payload, retain=True)
+            self._publish_all(client, self._health_messages(name, list(device.health.concerns)))
         self._publish_all(client, [self._state_message(key) for key in self.state.alarms])
         if not discovery_first:
             self._publish_all(client, [c.message() for c in configs])
         self.state.save()
+
+    def _health_messages(self, name: str, concerns: list[str]) -> list[Message]:
+        """The retained summary and the given concerns of one device (`hikd.health`)."""
+        board = self.state.device(name).health
+        if not board.concerns:
+            return []
+        messages = [
+            Message(self.topics.concern(name, c), _json(board.concerns[c].to_dict()), True)
+            for c in concerns
+        ]
+        messages.append(Message(self.topics.health(name), _json(board.summary()), True))
+        return messages
 
     def _publish_all(self, client: mqtt.Client, messages: Sequence[Message]) -> None:
         for m in messages:
@@ -605,9 +620,12 @@ class MqttSink:
             self.state.dirty = True
             announce_device = True
         if event.kind == "health":
-            device.health = event.to_dict()
-            if event.type in AVAILABILITY_TYPES:
-                device.availability = event.type
+            availability = AVAILABILITY.get(event.type)
+            if availability is not None:
+                device.availability = availability
+            changed = device.health.apply(event)
+            if changed:
+                messages.extend(self._health_messages(name, changed))
             self.state.dirty = True
         new_states: list[AlarmKey] = []
         if event.kind == "alarm" and event.type not in NOT_DISCOVERED and not of_the_past(event):

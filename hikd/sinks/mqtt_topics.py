@@ -16,8 +16,8 @@ ON = "ON"
 OFF = "OFF"
 ONLINE = "online"
 OFFLINE = "offline"
-AVAILABILITY_TYPES = frozenset({ONLINE, OFFLINE})
-"""Health event types that also set ``<prefix>/<device>/availability``."""
+AVAILABILITY: dict[str, str] = {ONLINE: ONLINE, OFFLINE: OFFLINE, "auth_failed": OFFLINE}
+"""Health event types that also set ``<prefix>/<device>/availability``, and to what."""
 
 _NOT_IN_A_LEVEL = re.compile(r"[/+#\x00]")
 
@@ -75,7 +75,13 @@ class Topics:
         return f"{self.prefix}/{topic_level(device)}/events"
 
     def health(self, device: str) -> str:
+        """The summary of every concern's health (`hikd.health`)."""
         return f"{self.prefix}/{topic_level(device)}/health"
+
+    def concern(self, device: str, concern: str) -> str:
+        """One concern's health: ``.../health/connectivity``, ``.../health/disk/1``."""
+        levels = "/".join(topic_level(part) for part in concern.split("/"))
+        return f"{self.health(device)}/{levels}"
 
     def state(self, device: str, channel: Where, type_: str) -> str:
         return f"{self.prefix}/{topic_level(device)}/{channel_level(channel)}/{topic_level(type_)}"
@@ -109,7 +115,8 @@ def event_messages(topics: Topics, event: Event) -> list[Message]:
         else:
             messages.append(Message(topic, ON.encode(), retain=False))
     elif event.kind == "health":
-        messages.append(Message(topics.health(device), as_json, retain=True))
-        if event.type in AVAILABILITY_TYPES:
-            messages.append(Message(topics.availability(device), event.type.encode(), retain=True))
+        # The retained health (summary and concerns) is the sink's board, not the event.
+        availability = AVAILABILITY.get(event.type)
+        if availability is not None:
+            messages.append(Message(topics.availability(device), availability.encode(), True))
     return messages
