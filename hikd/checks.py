@@ -20,6 +20,31 @@ def _validate_jobs(config: Config) -> None:
     validate_jobs(config.jobs, [device.name for device in config.devices])
 
 
+def _validate_directories(config: Config) -> None:
+    """The directories hikd writes to can be created and written (by this user)."""
+    from hikd.errors import ConfigError
+    from hikd.files import directory_problem
+
+    wanted = [(config.daemon.state_dir, "daemon.state_dir")]
+    if config.daemon.picture_dir is not None:
+        wanted.append((config.daemon.picture_dir, "daemon.picture_dir"))
+    if config.sdk.log_dir is not None:
+        wanted.append((config.sdk.log_dir, "sdk.log_dir"))
+    for i, job in enumerate(config.jobs):
+        if isinstance(job, dict) and isinstance(job.get("output_dir"), str):
+            wanted.append((Path(job["output_dir"]), f"jobs.{i}.output_dir"))
+    problems: list[str] = []
+    for path, key in wanted:
+        inside = Path(path).is_relative_to(config.daemon.state_dir)
+        if problems and inside:
+            continue  # said already: the state directory cannot be made
+        problem = directory_problem(Path(path), key)
+        if problem:
+            problems.append(problem)
+    if problems:
+        raise ConfigError(problems)
+
+
 def _validate_raw_sinks(data: dict[str, Any]) -> None:
     from hikd.sinks.registry import validate_sinks
 
@@ -31,6 +56,6 @@ def _validate_raw_sinks(data: dict[str, Any]) -> None:
 def check_config(path: Path | None) -> int:
     return check_config_main(
         path,
-        extra_validators=[_validate_sinks, _validate_jobs],
+        extra_validators=[_validate_sinks, _validate_jobs, _validate_directories],
         raw_validators=[_validate_raw_sinks],
     )

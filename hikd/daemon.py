@@ -26,6 +26,7 @@ from hikd import __version__
 from hikd.bus import EventBus
 from hikd.config import Config, DeviceConfig, load_config
 from hikd.events import DeviceRef, Event
+from hikd.files import make_dir
 from hikd.listeners.alarm_state import AlarmStateTracker
 from hikd.listeners.arming import ArmingListener
 from hikd.listeners.backfill import Backfill
@@ -99,9 +100,10 @@ class Daemon:
         # The library's callbacks need the GIL to copy and enqueue; with the default 5 ms
         # switch interval a busy decoder or sink thread can hold them that long.
         sys.setswitchinterval(0.0005)
-        state_dir = Path(cfg.daemon.state_dir)
-        state_dir.mkdir(parents=True, exist_ok=True)
+        state_dir = make_dir(Path(cfg.daemon.state_dir), "daemon.state_dir")
         picture_dir = Path(cfg.daemon.picture_dir or state_dir / "pictures")
+        if cfg.sdk.log_dir is not None:
+            make_dir(cfg.sdk.log_dir, "sdk.log_dir")
 
         self.bus = self._build_bus(state_dir)
         self.bus.start()
@@ -232,8 +234,7 @@ class Daemon:
         self.outbox = outbox
 
         def context(name: str) -> SinkContext:
-            sink_dir = state_dir / "sinks" / name
-            sink_dir.mkdir(parents=True, exist_ok=True)
+            sink_dir = make_dir(state_dir / "sinks" / name, "daemon.state_dir")
             return SinkContext(name=name, state_dir=sink_dir, extra={"version": __version__})
 
         sinks = build_sinks(self.config.sinks, context)

@@ -352,6 +352,11 @@ def download_command(
     # and Python a new sys.stderr; the old one would write into the library's log.
     err = err or sys.stderr
     since, until = _span(device_config, start, end)
+    from hikd.files import directory_problem
+
+    problem = directory_problem(output.absolute(), "--output")
+    if problem:
+        raise UserError(problem)
     with logged_in(device_config, config.sdk) as session:
         found = _find_recordings(session, channel, since, until)
         folder = output.absolute() / session.name / str(channel)

@@ -204,3 +204,24 @@ def test_check_config_lists_every_problem_at_once(tmp_path: Path) -> None:
     assert any(line.startswith("sinks.mqtt.port:") for line in lines)
     assert any(line.startswith("sinks.nosuch:") for line in lines)
     assert "Traceback" not in result.stderr
+
+
+def test_a_state_dir_that_cannot_be_created_is_one_line(tmp_path: Path) -> None:
+    """`hikd run` printed a traceback (from mkdir) and `check-config` said ok."""
+    (tmp_path / "afile").write_text("")
+    config = tmp_path / "hikd.toml"
+    config.write_text(
+        f'[daemon]\nstate_dir = "{tmp_path / "afile" / "state"}"\n'
+        f'[[jobs]]\nname = "d"\nkind = "download"\ninterval_s = 60\n'
+        f'output_dir = "{tmp_path / "afile" / "videos"}"\n'
+    )
+    checked = hikd("check-config", "--config", str(config))
+    assert checked.returncode == 1, checked.stdout
+    assert f"daemon.state_dir: {tmp_path / 'afile' / 'state'} cannot be made" in checked.stderr
+    assert "jobs.0.output_dir" in checked.stderr
+    ran = hikd("run", "--config", str(config))
+    assert ran.returncode == 1
+    assert "Traceback" not in ran.stderr, ran.stderr
+    last = ran.stderr.strip().splitlines()[-1]
+    assert last.startswith("hikd: daemon.state_dir: cannot create or write"), ran.stderr
+    assert "choose another directory" in last

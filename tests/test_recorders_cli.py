@@ -257,3 +257,33 @@ def test_a_manual_run_that_cannot_store_its_events_marks_nothing_done(
         with Outbox(state / OUTBOX_FILE) as outbox:
             rows = outbox.read("disk", outbox.cursor("disk"), 1000)
         assert len([e for _, e in rows if e.kind == "log"]) == count
+
+
+def test_a_full_disk_during_a_download_says_so(
+    start_sim: Callable[..., Simulator], tmp_path: Path
+) -> None:
+    """A full disk was reported as "the library reported a network error"."""
+    plan = RecordingPlan(
+        per_channel=2, segment_s=60, gap_s=60, bytes_per_second=40000, channels=[1]
+    )
+    sim = start_sim(SimDeviceConfig(name="nvr", recordings=plan))
+    config = write_config(tmp_path, sim)
+    with small_filesystem(tmp_path / "videos", size_kib=256) as out:
+        (out / "nvr" / "1").mkdir(parents=True)
+        fill(out)
+        args = ("download", "-d", "nvr", "-n", "1", "--from", "2000-01-01", "--output", str(out))
+        full = hikd(*args, "--retries", "0", config=config, sim=sim)
+    assert full.returncode == 1
+    assert "Traceback" not in full.stderr, full.stderr
+    failed = [line for line in full.stderr.splitlines() if line.startswith("failed ")]
+    assert failed, full.stderr
+    for line in failed:
+        assert f"the disk holding {out / 'nvr' / '1'} is full" in line, line
+        assert "network error" not in line
+
+    not_a_folder = tmp_path / "afile"
+    not_a_folder.write_text("")
+    args = ("download", "-d", "nvr", "-n", "1", "--from", "2000-01-01", "-o", str(not_a_folder))
+    wrong = hikd(*args, config=config, sim=sim)
+    assert wrong.returncode == 1
+    assert wrong.stderr.strip() == f"hikd: --output: {not_a_folder} is not a directory"

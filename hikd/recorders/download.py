@@ -109,6 +109,32 @@ class FetchFailed(Exception):
     """Every attempt failed; the message says why the last one did."""
 
 
+class DiskFull(FetchFailed):
+    """The file system the download goes to is full: no retry would help."""
+
+
+FULL_BELOW = 1 << 20
+"""Free bytes under which a failed download is put down to a full disk."""
+
+
+def disk_full(folder: Path) -> str | None:
+    """One line saying that `folder`'s file system is full, or None when it is not.
+
+    The vendor library gives no reason when it cannot write: a full disk ends the download
+    with progress 200 or -1, which it documents as a network error (guide 5.14.36)."""
+    try:
+        st = os.statvfs(folder)
+    except OSError:
+        return None
+    free = st.f_bavail * st.f_frsize
+    if free >= FULL_BELOW:
+        return None
+    return (
+        f"the disk holding {folder} is full ({free // 1024} kB free): free space there, "
+        "or download elsewhere (a job's output_dir, hikd download --output)"
+    )
+
+
 def fetch(
     session: DeviceSession,
     folder: Path,
@@ -151,6 +177,10 @@ def fetch(
             _remove(part)
             raise
         except DownloadError as exc:
+            full = disk_full(folder)
+            if full is not None:
+                _remove(part)
+                raise DiskFull(full) from None
             last = str(exc)
         except SdkError as exc:
             if not exc.transient:
