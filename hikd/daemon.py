@@ -258,6 +258,7 @@ class Daemon:
                 start_ip_channel=facts.start_ip_channel if facts else 1,
                 utc_offset=device_timezone(device.timezone),
                 picture_dir=picture_dir,
+                channels=session.channels,
             )
             if session.user_id is not None:
                 self.directory.logged_in(device.name, session.user_id, context)

@@ -26,15 +26,19 @@ _COLUMNS = (
 )
 
 
+_CHANNEL_COLUMNS = ("channel", "name", "kind", "device id", "library", "private", "camera")
+"""hikd's number, then what each place of the device calls it (hikd.capabilities.channels)."""
+
+Probe = tuple[tuple[str, ...], list[tuple[str, ...]]]
+
+
 def _row(session: DeviceSession) -> tuple[str, ...]:
     facts = session.facts
     assert facts is not None
-    analog = (
-        f"{facts.analog_channels} analog from {facts.start_channel}"
-        if facts.analog_channels
-        else ""
-    )
-    ip = f"{facts.ip_channels} IP from {facts.start_ip_channel}" if facts.ip_channels else ""
+    # In hikd's numbering: analog 1..A, IP A+1..A+N (hikd.capabilities.channels).
+    analog = f"{facts.analog_channels} analog from 1" if facts.analog_channels else ""
+    first_ip = facts.analog_channels + 1
+    ip = f"{facts.ip_channels} IP from {first_ip}" if facts.ip_channels else ""
     return (
         session.name,
         f"{session.config.host}:{session.config.port}",
@@ -48,7 +52,22 @@ def _row(session: DeviceSession) -> tuple[str, ...]:
     )
 
 
-def probe(sdk: Library, device: DeviceConfig) -> tuple[str, ...] | str:
+def _channel_rows(session: DeviceSession) -> list[tuple[str, ...]]:
+    return [
+        (
+            str(c.number),
+            c.name or "-",
+            c.kind,
+            str(c.device_id),
+            str(c.library_channel),
+            str(c.private_channel),
+            c.source or "-",
+        )
+        for c in session.channels.channels
+    ]
+
+
+def probe(sdk: Library, device: DeviceConfig) -> Probe | str:
     """One login (never a retry: a wrong password must not count twice), facts, logout."""
     session = DeviceSession(sdk, device, publish=lambda _event: None)
     try:
@@ -56,7 +75,7 @@ def probe(sdk: Library, device: DeviceConfig) -> tuple[str, ...] | str:
     except SdkError as exc:
         return str(exc)
     try:
-        return _row(session)
+        return _row(session), _channel_rows(session)
     finally:
         session.close()
 
@@ -83,14 +102,20 @@ def devices(config_path: Path | None) -> int:
     finally:
         sdk.cleanup()
     table: list[tuple[str, ...]] = [_COLUMNS]
+    channel_tables: list[str] = []
     failures: list[str] = []
     for device, result in zip(enabled, results, strict=True):
         if isinstance(result, str):
             failures.append(f"{device.name} ({device.host}:{device.port}): {result}")
         else:
-            table.append(result)
+            table.append(result[0])
+            if result[1]:
+                rows = format_table([_CHANNEL_COLUMNS, *result[1]])
+                channel_tables.append(f"{device.name} channels:\n{rows}")
     if len(table) > 1:
         print(format_table(table))
+    for channels in channel_tables:
+        print(f"\n{channels}")
     for line in failures:
         print(line, file=sys.stderr)
     return 1 if failures else 0

@@ -208,9 +208,9 @@ def logged_in(device: DeviceConfig, sdk_config: SdkConfig | None = None) -> Iter
 
 
 def _check_channel(session: DeviceSession, channel: int) -> None:
-    facts = session.facts
-    if facts is not None and facts.channels and channel not in facts.channels:
-        have = ", ".join(str(c) for c in facts.channels)
+    have_channels = session.channels.numbers
+    if have_channels and channel not in have_channels:
+        have = ", ".join(str(c) for c in have_channels)
         raise UserError(f"device {session.name} has no channel {channel} (it has {have})")
 
 

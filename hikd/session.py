@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import structlog
 
+from hikd.capabilities.channels import ChannelMap, read_channel_map
 from hikd.events import DeviceRef, Event, health
 from hikd.isapi_xml import text_of
 from hikd.lockout import next_try
@@ -100,6 +101,8 @@ class DeviceSession:
         self.facts: DeviceFacts | None = None
         self.firmware: str = ""
         self.model: str = ""
+        self.channels = ChannelMap([])
+        """hikd's channel numbers and what each place of the device calls them."""
         self.last_error: str = ""
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -210,6 +213,7 @@ class DeviceSession:
             self.user_id = result.user_id
             self.facts = result.facts
         self._read_identity()
+        self.channels = read_channel_map(self)
         self.last_error = ""
         self._set_state("online")
         log.info(
@@ -226,6 +230,15 @@ class DeviceSession:
 
     def describe(self) -> dict[str, Any]:
         facts = self.facts.to_dict() if self.facts else {}
+        if self.facts and self.channels:
+            # Channels in hikd's numbering (analog 1..A, IP A+1..), whatever the library's
+            # start numbers were; each channel's ids on the device are in `channels`.
+            facts["start_channel"] = 1
+            facts["start_ip_channel"] = (
+                self.facts.analog_channels + 1 if self.facts.ip_channels else 0
+            )
+            facts["channels"] = self.channels.to_list()
+            facts["channel_names"] = {str(k): v for k, v in self.channels.names().items()}
         return {**facts, "model": self.model, "firmware": self.firmware}
 
     def _read_identity(self) -> None:

@@ -17,6 +17,7 @@ import pytest
 from hikd import __version__
 from hikd.sdk.library import Library, LibraryNotFound
 from hikd.sim import SimDeviceConfig, Simulator
+from hikd.sim.variants import DocumentVariants
 
 SECRET = "S3cret-Pass!word"
 
@@ -73,7 +74,12 @@ def test_devices_prints_a_table_and_the_error_per_device(
     tmp_path: Path, start_sim: Callable[..., Simulator]
 ) -> None:
     sim = start_sim(
-        SimDeviceConfig(name="nvr-a", ip_channels=8, alarm_inputs=4),
+        SimDeviceConfig(
+            name="nvr-a",
+            ip_channels=8,
+            alarm_inputs=4,
+            variants=DocumentVariants(ip_channel_first_id=33),
+        ),
         SimDeviceConfig(
             name="cam-b",
             device_type="IPCamera",
@@ -91,6 +97,21 @@ def test_devices_prints_a_table_and_the_error_per_device(
     assert row.split()[0] == "nvr-a" and "isapi" in row
     assert sim.devices[0].config.serial_number in row
     assert "8 IP from 1" in row
+    # The channel map: hikd's number, name, and what each place of the device calls it.
+    lines = result.stdout.splitlines()
+    at = lines.index("nvr-a channels:")
+    assert lines[at + 1].split()[:2] == ["channel", "name"]
+    assert lines[at + 2].split() == [
+        "1",
+        "IPCamera",
+        "01",
+        "ip",
+        "33",
+        "33",
+        "33",
+        "192.168.254.2:8000",
+    ]
+    assert lines[at + 9].split()[0] == "8"
     assert "cam-b" in result.stderr and "password" in result.stderr.lower()
     assert "Traceback" not in result.stderr
     # One login try per device: `hikd devices` must never push a device towards a lock.

@@ -17,7 +17,7 @@ import pytest
 from hikd.capabilities.snapshot import snapshot
 from hikd.events import DeviceRef, Event
 from hikd.recorders.snapshot import SnapshotConfig, SnapshotJob, SnapshotRecorder
-from hikd.sdk.errors import NotSupportedError
+from hikd.sdk.errors import NotFoundError
 from hikd.sdk.library import Library
 from hikd.session import DeviceSession
 from hikd.sim import SimDeviceConfig, Simulator
@@ -55,7 +55,7 @@ def test_snapshot_of_a_channel_the_device_lacks_fails_clearly(
     nvr: tuple[Simulator, DeviceSession],
 ) -> None:
     _sim, session = nvr
-    with pytest.raises(NotSupportedError):
+    with pytest.raises(NotFoundError, match="no such channel"):
         snapshot(session, 9)
 
 

@@ -29,7 +29,8 @@ pytestmark = pytest.mark.standin
 def test_capture_returns_the_devices_jpeg(standin: StandIn, standin_session: DeviceSession) -> None:
     """The real library cannot do this over ISAPI (CaptureJPEGPicture_NEW: error 189)."""
     assert snapshot(standin_session, 2) == expected_jpeg(2)
-    assert snapshot(standin_session, 33) == expected_jpeg(33)  # an IP channel
+    # IP channel 5 (after the 4 analog ones) is the private protocol's 33 (byStartDChan).
+    assert snapshot(standin_session, 5) == expected_jpeg(33)
     # Stream resolution (0xff) and best quality (0), seed 5.12.
     assert (standin.get("jpeg_pic_size"), standin.get("jpeg_quality")) == (0xFF, 0)
 
@@ -62,9 +63,10 @@ def test_scheduled_snapshots_on_a_private_session(
 ) -> None:
     """The real library cannot do this over ISAPI (error 189)."""
     ctx, events = job_context(standin_session, state_store, tmp_path)
-    result = SnapshotJob(SnapshotConfig(channels=[1, 34])).run(ctx)
+    result = SnapshotJob(SnapshotConfig(channels=[1, 6])).run(ctx)
     assert result.ok, result.summary
     assert [Path(e.files[0]).read_bytes() for e in events] == [expected_jpeg(1), expected_jpeg(34)]
+    assert [e.channel for e in events] == [1, 6]
 
 
 def test_configuration_export_uses_the_size_query(

@@ -47,9 +47,10 @@ def test_the_structured_status_is_read_field_by_field(
         (1, "error", 953_869, 1234),
         (2, "ok", 953_869, 120_832),
     ]
-    assert [c.channel for c in status.channels] == [1, 2, 3, 4, 33, 34]
+    # hikd's numbers: the library's IP channels 33 and 34 are 5 and 6.
+    assert [c.channel for c in status.channels] == [1, 2, 3, 4, 5, 6]
     by_channel = {c.channel: c for c in status.channels}
-    assert by_channel[33].recording is False and by_channel[1].recording is True
+    assert by_channel[5].recording is False and by_channel[1].recording is True
     assert by_channel[2].signal_lost is True and by_channel[3].signal_lost is False
     assert by_channel[1].online is None  # the private struct does not say
     assert (status.alarm_inputs_active, status.alarm_outputs_active) == ([3], [1])
@@ -91,7 +92,7 @@ def test_status_job_on_a_private_session(
     standin.set(disk1_status=4, not_recording=34)
     _result, events = poll(standin_session, state_store)
     assert sorted(changes(events), key=str) == [
-        ("channel_not_recording", "start", 34, None),
+        ("channel_not_recording", "start", 6, None),  # the library's 34
         ("disk_error", "start", None, 1),
     ]
     assert events.of_type("disk_error")[0].attributes["status"] == "unformatted"

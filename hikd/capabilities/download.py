@@ -107,7 +107,7 @@ def _user_id(session: DeviceSession) -> int:
 def search_recordings(
     session: DeviceSession, channel: int, start: datetime, end: datetime
 ) -> list[Recording]:
-    """The recordings of `channel` overlapping [start, end], oldest first.
+    """The recordings of `channel` (hikd's number) overlapping [start, end], oldest first.
 
     What the device answers is filtered by the span again: some devices ignore it and
     list every recording they hold (95 from two years back for a 24 h window)."""
@@ -115,7 +115,13 @@ def search_recordings(
     # An ISAPI login refuses any file type but 0, "all" included (error 17, part 2 a).
     file_type = 0 if session.protocol == "isapi" else playback.ALL_FILE_TYPES
     found = playback.find_files(
-        session.sdk, _user_id(session), channel, start, end, tz, file_type=file_type
+        session.sdk,
+        _user_id(session),
+        session.channels.library_channel(channel),
+        start,
+        end,
+        tz,
+        file_type=file_type,
     )
     inside = [f for f in found if f.start <= end and f.end >= start]
     if len(inside) < len(found):
@@ -142,7 +148,8 @@ def download(
     progress: Progress | None = None,
     poll_s: float = 0.1,
 ) -> int:
-    """Download `channel` from `start` to `end` (inclusive) into `target`; returns its size.
+    """Download `channel` (hikd's number) from `start` to `end` (inclusive) into `target`;
+    returns its size.
 
     With `name` (a recording's name from the search) a private-protocol session fetches
     that file by name; otherwise, and always over ISAPI, it goes by time. Raises
@@ -154,8 +161,9 @@ def download(
     if name and not isapi:
         handle = playback.start_by_name(session.sdk, user_id, name, target)
     else:
+        library_channel = session.channels.library_channel(channel)
         handle = playback.start_by_time(
-            session.sdk, user_id, channel, start, end, device_zone(session), target
+            session.sdk, user_id, library_channel, start, end, device_zone(session), target
         )
     limit = max(stall_timeout_s, END_SIGNAL_WAIT_S) if isapi else stall_timeout_s
     try:

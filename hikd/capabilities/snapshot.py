@@ -24,18 +24,19 @@ class NotAPicture(SdkError):
 
 
 def snapshot(session: DeviceSession, channel: int, timeout_ms: int = 10_000) -> bytes:
-    """The current picture of ``channel`` (the device's own channel number) as JPEG bytes.
-    Raises `SdkError` (`NotSupportedError` for a channel the device does not have)."""
+    """The current picture of ``channel`` (hikd's channel number) as JPEG bytes.
+    Raises `SdkError` (`NotFoundError` for a channel the device does not have)."""
     if session.protocol == "private":
         user_id = session.user_id
         if user_id is None:
             raise SdkError(3, "not logged in")
-        data = capture_jpeg(session.sdk, user_id, channel)
+        data = capture_jpeg(session.sdk, user_id, session.channels.library_channel(channel))
     else:
-        # Stream <ch>01 is the main stream of channel <ch> in ISAPI numbering. A 4 MiB first
-        # buffer: a too-small one fails with error 43 and no size hint (part 2 f), and each
-        # retry would ask the camera for a new picture.
-        url = f"/ISAPI/Streaming/channels/{channel}01/picture"
+        # Stream <id>01 is the main stream of the channel the device numbers <id> (its
+        # InputProxy or video input id). A 4 MiB first buffer: a too-small one fails with
+        # error 43 and no size hint (part 2 f), and each retry would ask the camera for a
+        # new picture.
+        url = f"/ISAPI/Streaming/channels/{session.channels.device_id(channel)}01/picture"
         data = session.isapi("GET", url, timeout_ms=timeout_ms, buffer=FIRST_BUFFER).body
     if not data.startswith(_JPEG_START):
         raise NotAPicture(0, f"channel {channel} sent {len(data)} bytes that are not a JPEG")

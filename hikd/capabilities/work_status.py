@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from hikd.isapi_xml import as_dict, fields, first, key, named, parse
@@ -110,8 +110,14 @@ def work_status(session: DeviceSession) -> WorkStatus:
         user_id = session.user_id
         if user_id is None:
             raise SdkError(3, "not logged in")
-        return _from_private(get_work_status(session.sdk, user_id))
-    return _from_isapi(session)
+        status = _from_private(get_work_status(session.sdk, user_id))
+        number = session.channels.from_library
+    else:
+        status = _from_isapi(session)
+        number = session.channels.from_device_id
+    # Channels in hikd's numbering (hikd.capabilities.channels), like every event's.
+    channels = [replace(c, channel=number(c.channel)) for c in status.channels]
+    return replace(status, channels=sorted(channels, key=lambda c: c.channel))
 
 
 def _from_private(state: WorkState) -> WorkStatus:

@@ -339,8 +339,7 @@ class DownloadJob:
         if ctx.output_dir is None:
             return JobResult(False, "no output folder configured")
         root = Path(ctx.output_dir)
-        facts = session.facts
-        available = facts.channels if facts else []
+        available = session.channels.numbers
         channels = cfg.channels or available
         missing = [c for c in channels if available and c not in available]
         channels = [c for c in channels if c not in missing]

@@ -132,7 +132,7 @@ class SnapshotJob:
         if ctx.output_dir is None:
             return JobResult(False, "no output folder configured")
         output = Path(ctx.output_dir)
-        available = session.facts.channels if session.facts else []
+        available = session.channels.numbers
         channels = self.config.channels or available
         taken: list[str] = []
         failed: dict[int, str] = {}

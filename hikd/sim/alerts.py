@@ -157,7 +157,7 @@ def alert_fields(alert: SimAlert, cfg: SimDeviceConfig, stamp: Stamp) -> dict[st
         "macAddress": cfg.mac_address,
     }
     if kind.scope != "device":
-        out["channelID"] = alert.channel
+        out.update(_channel_field(alert, cfg))
     out["dateTime"] = stamp.date_time
     out["activePostCount"] = alert.active_post_count
     out["eventType"] = alert.type
@@ -180,6 +180,20 @@ def alert_fields(alert: SimAlert, cfg: SimDeviceConfig, stamp: Stamp) -> dict[st
         out["hikdSimSeq"] = stamp.seq
     out["hikdSimSentNs"] = stamp.sent_ns
     return out
+
+
+def _channel_field(alert: SimAlert, cfg: SimDeviceConfig) -> dict[str, int]:
+    """How the alert names its channel (variants.alert_channel); IO alerts' <channelID>
+    is the input's number, as the simulator always sent it."""
+    how = cfg.variants.alert_channel
+    if kind_of(alert.type).scope == "io" or not 1 <= alert.channel <= cfg.channel_count:
+        return {"channelID": alert.channel}
+    if how == "dyn":
+        return {"dynChannelID": cfg.channel_id(alert.channel)}
+    if how == "private" and alert.channel > cfg.analog_channels:
+        # The private protocol's IP channels start at 33 (byStartDChan).
+        return {"channelID": 32 + alert.channel - cfg.analog_channels}
+    return {"channelID": cfg.channel_id(alert.channel)}
 
 
 def _xml(value: Any, name: str) -> str:

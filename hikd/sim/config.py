@@ -149,6 +149,21 @@ class SimDeviceConfig(BaseModel):
         """Video channels: analog ones are 1..A, IP ones follow (A+1..A+N)."""
         return self.analog_channels + self.ip_channels
 
+    def channel_id(self, channel: int) -> int:
+        """The device's own id of simulator channel `channel` (1..count): the same number
+        unless `variants.ip_channel_first_id` moves the IP channels' ids."""
+        first = self.variants.ip_channel_first_id
+        if first and channel > self.analog_channels:
+            return first + channel - self.analog_channels - 1
+        return channel
+
+    def channel_of_id(self, device_id: int) -> int | None:
+        """The simulator channel the device calls `device_id`; None if there is none."""
+        for channel in range(1, self.channel_count + 1):
+            if self.channel_id(channel) == device_id:
+                return channel
+        return None
+
 
 _DEFAULT_MODEL: dict[str, str] = {
     "IPCamera": "DS-2CD2143G2-I",

@@ -139,11 +139,12 @@ def video_inputs(cfg: SimDeviceConfig) -> bytes:
 
 
 def input_proxy_channels(cfg: SimDeviceConfig) -> bytes:
-    # IP channels follow the analog ones (the library ignores the ids and numbers them 1..N
-    # from byStartDChan=1 anyway, part 2 §1).
+    # IP channels follow the analog ones unless variants.ip_channel_first_id says (the
+    # library ignores the ids and numbers them 1..N from byStartDChan=1 anyway, part 2 §1).
     first = cfg.analog_channels + 1
     channels = []
-    for n, i in enumerate(range(first, first + cfg.ip_channels), start=1):
+    for n, channel in enumerate(range(first, first + cfg.ip_channels), start=1):
+        i = cfg.channel_id(channel)
         source = (
             "<sourceInputPortDescriptor>\n"
             + elements(

@@ -68,10 +68,6 @@ class Recording:
     def name(self) -> str:
         return f"ch{self.channel:02d}_{self.index:011d}"
 
-    @property
-    def track_id(self) -> int:
-        return self.channel * 100 + 1
-
 
 class RecordingStore:
     """The recordings of one device, computed from its `RecordingPlan`."""
@@ -169,7 +165,11 @@ class RecordingStore:
             f"starttime={compact(rec.start)}&endtime={compact(rec.end)}"
             f"&name={rec.name}&size={rec.size}"
         )
-        return f"rtsp://{host}:{port}/Streaming/tracks/{rec.track_id}/?{query}"
+        return f"rtsp://{host}:{port}/Streaming/tracks/{self.track_id(rec)}/?{query}"
+
+    def track_id(self, rec: Recording) -> int:
+        """The device's id of the recording's channel, main stream: ``<id>01``."""
+        return self.device.config.channel_id(rec.channel) * 100 + 1
 
     # ----- ISAPI ---------------------------------------------------------------------------
 
@@ -184,11 +184,13 @@ class RecordingStore:
             )
         search_id, tracks, start, end, position, limit = fields
         anytime = self.plan.search_ignores_span
+        channels = [self.device.config.channel_of_id(t // 100) for t in tracks if t % 100 == 1]
         matches = [
             rec
-            for track in tracks
-            for rec in self.recordings(track // 100)
-            if track % 100 == 1 and (anytime or (rec.start <= end and rec.end >= start))
+            for channel in channels
+            if channel is not None
+            for rec in self.recordings(channel)
+            if anytime or (rec.start <= end and rec.end >= start)
         ]
         page = matches[position : position + limit]
         if not page:
@@ -217,7 +219,7 @@ class RecordingStore:
         )
         return (
             "<searchMatchItem>\n"
-            + elements(sourceID=self.device.config.device_id, trackID=rec.track_id)
+            + elements(sourceID=self.device.config.device_id, trackID=self.track_id(rec))
             + f"<timeSpan>\n{span}</timeSpan>\n"
             + f"<mediaSegmentDescriptor>\n{media}</mediaSegmentDescriptor>\n"
             + "<metadataMatches>\n"

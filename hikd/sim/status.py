@@ -110,7 +110,7 @@ class DeviceStatus:
             outputs = set(self.active_outputs)
         channels = [
             {
-                "chanNo": ch,
+                "chanNo": cfg.channel_id(ch),
                 "enable": 1,
                 "online": 0 if ch in offline else 1,
                 "record": 1 if dev.recordings.is_recording(ch) else 0,
@@ -202,8 +202,8 @@ class DeviceStatus:
         match = re.fullmatch(SNAPSHOT_PATH, request.path)
         assert match is not None
         stream_id = int(match[1])
-        channel = stream_id // 100
-        if not 1 <= channel <= self.device.config.channel_count or stream_id % 100 == 0:
+        channel = self.device.config.channel_of_id(stream_id // 100)
+        if channel is None or stream_id % 100 == 0:
             return Response(404, documents.not_supported(request.path))
         return Response(200, self.snapshot(channel), "image/jpeg")
 

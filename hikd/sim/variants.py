@@ -4,8 +4,8 @@ hikd.sim writes one spelling of each document by default; real firmware differs 
 captures in hikvision_next's tests, the ISAPI guide): no namespace or another one, elements
 in another order, elements of its own, names in other case, alarm ports as
 ``<ioPortID>`` + ``<ioPortType>`` or ``<inputPort>``, workingstatus as XML whatever was
-asked, IP channels numbered from 33. Each is a knob here, so tests can run hikd and the
-real library against every spelling.
+asked, IP channels numbered from 33, alerts naming channels by another number. Each is a
+knob here, so tests can run hikd and the real library against every spelling.
 """
 
 from __future__ import annotations
@@ -39,7 +39,12 @@ class DocumentVariants(BaseModel):
     working_status: Literal["json", "xml"] = "json"
     """``xml``: /ISAPI/System/workingstatus answers XML even when asked for JSON."""
     ip_channel_first_id: int = Field(default=0, ge=0, le=512)
-    """The id of the first <InputProxyChannel> (0: right after the analog channels)."""
+    """The device's id of its first IP channel (0: right after the analog channels): the
+    InputProxy ids, stream and track ids (``<id>01``) and alerts' <channelID> follow it."""
+    alert_channel: Literal["id", "private", "dyn"] = "id"
+    """What alerts name a channel by: ``id``: <channelID> with the device's id; ``private``:
+    <channelID> with the private protocol's number (IP channels 33 and up, as some NVR
+    firmware sends); ``dyn``: <dynChannelID> with the device's id."""
 
 
 def restyle_xml(body: bytes, variants: DocumentVariants) -> bytes:

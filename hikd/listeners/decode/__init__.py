@@ -45,6 +45,10 @@ def _dispatch(raw: RawAlarm, ctx: DecodeContext, counters: DecodeStats) -> list[
         return decode_error_message(raw, ctx, counters)
     decoder = binary.DECODERS.get(raw.command)
     events = decoder(raw, ctx, counters) if decoder else [unknown_command(raw, ctx)]
+    if ctx.channels is not None:
+        # Binary alarms number channels as the library does on the session (byStartChan,
+        # byStartDChan): into hikd's numbering (hikd.capabilities.channels).
+        events = [_renumbered(event, ctx) for event in events]
     if raw.pictures and events:
         # Binary alarms carry no pictures unless the callback copied their pImage.
         first = events[0]
@@ -53,6 +57,17 @@ def _dispatch(raw: RawAlarm, ctx: DecodeContext, counters: DecodeStats) -> list[
             first, files=tuple(files), attributes={**first.attributes, "pictures": info}
         )
     return events
+
+
+def _renumbered(event: Event, ctx: DecodeContext) -> Event:
+    assert ctx.channels is not None
+    if event.channel is None:
+        return event
+    number = ctx.channels.from_library(event.channel)
+    if number == event.channel:
+        return event
+    attributes = {**event.attributes, "device_channel": event.channel}
+    return dataclasses.replace(event, channel=number, attributes=attributes)
 
 
 def _decode_error(

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from pathlib import Path
 from typing import Any
 
+from hikd.capabilities.channels import ChannelMap
 from hikd.events import DeviceRef, Event
 from hikd.listeners.decode.commands import command_name
 from hikd.listeners.decode.stats import DecodeStats
@@ -29,6 +30,9 @@ class DecodeContext:
     """The configured device timezone, for device times that carry no offset."""
     picture_dir: Path | None = None
     """Where pictures are written; None keeps only their sizes in attributes."""
+    channels: ChannelMap | None = None
+    """The device's channel map: alarms leave in hikd's channel numbering. None (a
+    device not logged in yet): channels as the alarm states them."""
 
 
 def received_at(raw: RawAlarm) -> datetime:

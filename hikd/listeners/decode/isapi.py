@@ -370,6 +370,11 @@ def _alert_events(
             attributes.pop(snake(mapped), None)
     if ours == "io":
         channel = None
+    elif channel is not None and ctx.channels is not None:
+        number = ctx.channels.from_alert(channel, dynamic=channel_field.startswith("dyn"))
+        if number != channel:
+            attributes["device_channel"] = channel  # what the device said, for support
+            channel = number
     # isDataRetransmission: the device sends this alarm again after a broken link (the
     # vendor's ISAPI field; XML text or JSON boolean). README "Backfill".
     if str(attributes.pop("is_data_retransmission", "")).lower() in ("true", "1"):
