@@ -9,7 +9,6 @@ per device, and systemd must not have to kill hikd.
 from __future__ import annotations
 
 import gc
-import ipaddress
 import signal
 import sys
 import threading
@@ -23,6 +22,7 @@ from zoneinfo import ZoneInfo
 import structlog
 
 from hikd import __version__
+from hikd.addresses import AddressSet, NameRefresher
 from hikd.bus import EventBus
 from hikd.config import Config, DeviceConfig, load_config
 from hikd.events import DeviceRef, Event
@@ -32,8 +32,9 @@ from hikd.listeners.arming import ArmingListener
 from hikd.listeners.backfill import Backfill
 from hikd.listeners.decode import DecodeContext
 from hikd.listeners.decode.types import ONE_SHOT_TYPES
+from hikd.listeners.front import SenderMap
 from hikd.listeners.listen import ListenServer
-from hikd.listeners.pipeline import AlarmPipeline, DeviceDirectory, Network
+from hikd.listeners.pipeline import AlarmPipeline, DeviceDirectory
 from hikd.listeners.sdk_exceptions import SdkExceptionRouter
 from hikd.logs import setup_logging
 from hikd.native_stderr import route_native_stderr
@@ -93,6 +94,8 @@ class Daemon:
         self.listeners: list[ListenServer] = []
         self.sessions: list[DeviceSession] = []
         self.directory = DeviceDirectory()
+        self.senders = SenderMap()
+        self.resolver: NameRefresher | None = None
 
     # -- start -------------------------------------------------------------------------
     def start(self) -> None:
@@ -133,7 +136,7 @@ class Daemon:
             self.directory,
             tracker,
             publish,
-            listen_allowed=self._listen_allowed(),
+            senders=self.senders,
             picture_dir=picture_dir,
         )
         self.pipeline.start()
@@ -159,11 +162,6 @@ class Daemon:
         self.sdk.add_exception_handler(self.router.handler)
         self.router.start()
 
-        for listen in cfg.listen:
-            server = ListenServer(self.sdk, self.pipeline, listen.address, listen.port)
-            server.start()
-            self.listeners.append(server)
-
         for device in cfg.devices:
             if not device.enabled:
                 continue
@@ -174,6 +172,9 @@ class Daemon:
             )
             session = DeviceSession(self.sdk, device, publish, self._hooks(device, picture_dir))
             self.sessions.append(session)
+
+        if cfg.listen:
+            self._start_listening()
         for session in self.sessions:
             session.start()
 
@@ -274,14 +275,25 @@ class Daemon:
         hooks.before_logout.append(logging_out)
         return hooks
 
-    def _listen_allowed(self) -> dict[int, list[Network]]:
-        allowed: dict[int, list[Network]] = {}
+    def _start_listening(self) -> None:
+        """The listen fronts; names in allow-lists and devices' addresses resolved first (a
+        listen sender is matched to its device by address)."""
+        assert self.sdk is not None and self.pipeline is not None
+        allowed = {
+            listen.port: AddressSet(listen.allowed, where=f"listen port {listen.port}")
+            for listen in self.config.listen
+        }
+        self.resolver = NameRefresher(
+            [*allowed.values(), *self.directory.address_sets()],
+            on_change=self.directory.addresses_changed,
+        )
+        self.resolver.start()
         for listen in self.config.listen:
-            if listen.allowed:
-                allowed[listen.port] = [
-                    ipaddress.ip_network(entry, strict=False) for entry in listen.allowed
-                ]
-        return allowed
+            server = ListenServer(
+                self.sdk, self.pipeline, listen, allowed[listen.port], self.senders, self.publish
+            )
+            server.start()
+            self.listeners.append(server)
 
     # -- run ---------------------------------------------------------------------------
     def status_line(self) -> str:
@@ -322,6 +334,8 @@ class Daemon:
             jobs_done = self.scheduler.shutdown(wait_s=wait_s)
         if self.backfill is not None:
             self.backfill.closing()
+        if self.resolver is not None:
+            self.resolver.stop()
         for server in self.listeners:
             server.stop()
         if self.arming is not None:

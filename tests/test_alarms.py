@@ -211,11 +211,15 @@ def test_listen_mode_accepts_allowed_senders_and_drops_the_others(
     assert pulse["attributes"]["repeat_of"] == start["id"]
     assert len(pulse["files"]) == 1 and Path(pulse["files"][0]).read_bytes()[:2] == b"\xff\xd8"
     assert len(running.events(type="line_crossing", state="start")) == 1
-    pipeline = running.daemon.pipeline
-    assert pipeline is not None
+    closed = running.daemon.listeners[1].front
+    assert closed is not None
 
-    device.push_to("127.0.0.1", closed_port, SimAlert(type="VMD", channel=1))
-    assert wait_for(lambda: pipeline.counters["listen_dropped"] >= 1)
+    result = device.push_to("127.0.0.1", closed_port, SimAlert(type="VMD", channel=1))
+    assert result.status is None  # cut off before its request was read: no answer
+    assert closed.refused_by_sender["127.0.0.1"] == 1
+    refused = running.wait_event(type="listen_refused")
+    assert refused["attributes"]["sender"] == "127.0.0.1"
+    assert refused["attributes"]["reason"] == "not allowed"
     assert not running.events(type="motion")
 
 

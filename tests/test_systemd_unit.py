@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from hikd.sim import SimDeviceConfig, Simulator
-from tests.support import wait_for
+from hikd.sim.alerts import SimAlert
+from tests.support import free_port, wait_for
 from tests.test_cli import SECRET, password_env, write_config
 
 UNIT = Path(__file__).resolve().parent.parent / "systemd" / "hikd.service"
@@ -137,12 +138,15 @@ def disk_events(state: Path) -> list[dict[str, object]]:
 def test_hikd_runs_under_the_units_own_system_call_filter(
     tmp_path: Path, start_sim: Callable[..., Simulator]
 ) -> None:
-    """The library loads, a simulated device is armed and its alarm reaches the disk sink,
-    with the unit's SystemCallFilter=, RestrictAddressFamilies= and RestrictRealtime=."""
+    """The library loads, a simulated device is armed, its alarms reach the disk sink over
+    its alert stream and through the listen front, with the unit's SystemCallFilter=,
+    RestrictAddressFamilies= and RestrictRealtime=."""
     require_sandbox()
     sim = start_sim(SimDeviceConfig(name="nvr", password=SECRET, ip_channels=2))
     state = tmp_path / "state"
-    config = write_config(tmp_path / "hikd.toml", sim, state)
+    port = free_port()
+    listen = f'[[listen]]\naddress = "127.0.0.1"\nport = {port}\n'
+    config = write_config(tmp_path / "hikd.toml", sim, state, extra=listen)
     log = tmp_path / "hikd.log"
     process = sandboxed_hikd(UNIT, config, password_env(sim, SECRET), log)
     try:
@@ -156,6 +160,12 @@ def test_hikd_runs_under_the_units_own_system_call_filter(
         sim.devices[0].trigger(type="VMD", channel=2)
         assert wait_for(
             lambda: any(e["type"] == "motion" for e in disk_events(state)), timeout=30
+        ), log.read_text(errors="replace")[-3000:]
+        # Listen mode: the front relays from a loopback address of the sender's own.
+        pushed = sim.devices[0].push_to("127.0.0.1", port, SimAlert(type="linedetection"))
+        assert pushed.status == 200, pushed
+        assert wait_for(
+            lambda: any(e["type"] == "line_crossing" for e in disk_events(state)), timeout=30
         ), log.read_text(errors="replace")[-3000:]
     finally:
         code = stop(process)

@@ -33,7 +33,27 @@ def notes(config: Config) -> list[str]:
                 f"note: devices.{i}.password: a password in the config file is readable by "
                 f"anyone who can read the file; prefer password_file or {device.password_env}"
             )
+    if config.listen:
+        result += _unresolved_names(config)
     return result
+
+
+def _unresolved_names(config: Config) -> list[str]:
+    """Host names that pushes are matched against and that do not resolve now: a note, as
+    DNS may come up after hikd (which resolves them again every few minutes)."""
+    from hikd.addresses import unresolved
+
+    where = {f"listen.{i}.allowed": lst.allowed for i, lst in enumerate(config.listen)}
+    for i, device in enumerate(config.devices):
+        where[f"devices.{i}.allowed_addresses"] = device.allowed_addresses
+    notes = []
+    for key, entries in where.items():
+        for name, error in unresolved(entries):
+            notes.append(
+                f"note: {key}: {name!r} does not resolve now ({error}); pushes from it are "
+                "refused until it does"
+            )
+    return notes
 
 
 def check_config_main(

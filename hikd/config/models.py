@@ -317,7 +317,16 @@ class ListenConfig(Section):
     address: Annotated[str, AfterValidator(_ip_address)] = "0.0.0.0"
     port: Port
     allowed: list[Address] = Field(default_factory=list)
-    """Who may push; default: every configured device's allowed_addresses."""
+    """Who may push; default: every configured device's allowed_addresses. Host names are
+    resolved at start and every 5 minutes."""
+    # Limits of hikd's listen front (README "The listen front"). The vendor library itself
+    # crashes at about 1,000 nesting levels and drops bodies of 64 MiB or more.
+    max_body_bytes: Annotated[int, _between(1024, 64 * 1024 * 1024 - 1)] = 16 * 1024 * 1024
+    max_header_bytes: Annotated[int, _between(1024, 1024 * 1024)] = 16384
+    max_depth: Annotated[int, _between(8, 200)] = 64
+    """Deepest nesting of XML elements or JSON objects/arrays accepted."""
+    read_timeout_s: Annotated[float, _between(0.1, 600.0)] = 10.0
+    """Time a sender has to send its whole request."""
 
 
 class AlarmsConfig(Section):

@@ -1,35 +1,118 @@
 """Listen servers: devices push alarms to hikd (seed 3.8.2, 5.17).
 
-One ``NET_DVR_StartListen_V30`` per configured address and port. The library answers each
-POST and hands the alarm to the callback with only the sender's socket address
-(sdk-over-isapi.md part 1 §4); the pipeline matches it to a configured device and drops
-senders that are not allowed (counted and logged), on its own thread.
+One per ``[[listen]]`` entry: hikd's own front (`hikd.listeners.front`) owns the public port
+and relays each vetted request to a ``NET_DVR_StartListen_V30`` on a loopback port that only
+it uses. The library hands the alarm to the callback with only the socket peer address
+(sdk-over-isapi.md part 1 §4): the relay's loopback address, which the pipeline maps back
+to the real sender (`SenderMap`).
 """
 
 from __future__ import annotations
 
+import socket
+from collections.abc import Callable
+
 import structlog
 
+from hikd.addresses import AddressSet
+from hikd.config import ListenConfig
+from hikd.errors import UserError
+from hikd.events import Event
+from hikd.listeners.front import ListenFront, SenderMap
 from hikd.listeners.pipeline import AlarmPipeline
+from hikd.listeners.vet import Limits
 from hikd.sdk.alarms import MessageCallback, start_listen, stop_listen
+from hikd.sdk.errors import SdkError
 from hikd.sdk.library import Library
 
 log = structlog.get_logger("hikd.listen")
 
+LIBRARY_ADDRESS = "127.0.0.1"
+_PORT_TRIES = 5
+
+
+def free_loopback_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((LIBRARY_ADDRESS, 0))
+        return int(sock.getsockname()[1])
+
 
 class ListenServer:
-    def __init__(self, sdk: Library, pipeline: AlarmPipeline, address: str, port: int) -> None:
+    def __init__(
+        self,
+        sdk: Library,
+        pipeline: AlarmPipeline,
+        config: ListenConfig,
+        allowed: AddressSet,
+        senders: SenderMap,
+        publish: Callable[[Event], None],
+    ) -> None:
         self.sdk = sdk
-        self.address = address
-        self.port = port
-        self.callback = MessageCallback(pipeline.enqueue, "listen", port)
+        self.config = config
+        self.address = config.address
+        self.port = config.port
+        self.allowed = allowed
+        self.senders = senders
+        self.publish = publish
+        self.callback = MessageCallback(pipeline.enqueue, "listen", config.port)
         self.handle: int | None = None
+        self.library_port = 0
+        self.front: ListenFront | None = None
 
     def start(self) -> None:
-        self.handle = start_listen(self.sdk, self.address, self.port, self.callback)
-        log.info("listening for pushed alarms", address=self.address, port=self.port)
+        self._start_library()
+        cfg = self.config
+        front = ListenFront(
+            cfg.address,
+            cfg.port,
+            self.library_port,
+            self.allowed,
+            self.senders,
+            self.publish,
+            Limits(
+                max_header_bytes=cfg.max_header_bytes,
+                max_body_bytes=cfg.max_body_bytes,
+                max_depth=cfg.max_depth,
+                read_timeout_s=cfg.read_timeout_s,
+            ),
+            relay_host=LIBRARY_ADDRESS,
+        )
+        try:
+            front.start()
+        except OSError as exc:
+            self.stop()
+            raise UserError(
+                f"cannot listen on {cfg.address}:{cfg.port} ([[listen]]): {exc.strerror or exc}; "
+                "is another program (or hikd) using the port?"
+            ) from None
+        self.front = front
+        log.info(
+            "listening for pushed alarms",
+            address=cfg.address,
+            port=cfg.port,
+            library_port=self.library_port,
+        )
+
+    def _start_library(self) -> None:
+        """StartListen_V30 on a free loopback port (another program may take it between
+        the probe and the call: then another port)."""
+        error: SdkError | None = None
+        for _ in range(_PORT_TRIES):
+            port = free_loopback_port()
+            try:
+                self.handle = start_listen(self.sdk, LIBRARY_ADDRESS, port, self.callback)
+            except SdkError as exc:
+                error = exc
+                continue
+            self.library_port = port
+            return
+        assert error is not None
+        raise error
 
     def stop(self) -> None:
+        front, self.front = self.front, None
+        if front is not None:
+            front.stop()
         handle, self.handle = self.handle, None
         if handle is not None:
             try:

@@ -9,7 +9,6 @@ happens here, on the decoder thread.
 
 from __future__ import annotations
 
-import ipaddress
 import queue
 import threading
 import time
@@ -20,15 +19,18 @@ from pathlib import Path
 
 import structlog
 
+from hikd.addresses import AddressSet
 from hikd.events import DeviceRef, Event
 from hikd.listeners.alarm_state import AlarmStateTracker
 from hikd.listeners.decode import DecodeContext, decode
+from hikd.listeners.front import SenderMap
 from hikd.listeners.raw import RawAlarm
 from hikd.sdk.alarms import parse_alarmer
 
 log = structlog.get_logger("hikd.alarms")
 
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+UNVETTED_LOG_EVERY_S = 60.0
+_MEMO_MAX = 4096
 
 
 @dataclass
@@ -36,25 +38,38 @@ class DeviceEntry:
     """What the pipeline knows of one configured device."""
 
     context: DecodeContext
-    addresses: frozenset[str]
+    addresses: AddressSet
     user_id: int | None = None
 
 
 class DeviceDirectory:
-    """Finds the device a message came from: by session (arming) or sender address (listen)."""
+    """Finds the device a message came from: by session (arming) or sender address (listen).
+
+    A device's addresses are its host and allowed_addresses: IP addresses, networks and
+    host names (resolved, `hikd.addresses`)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._by_name: dict[str, DeviceEntry] = {}
         self._by_user: dict[int, DeviceEntry] = {}
-        self._by_address: dict[str, DeviceEntry] = {}
+        self._memo: dict[str, DeviceEntry | None] = {}
 
-    def add(self, name: str, context: DecodeContext, addresses: Iterable[str]) -> None:
-        entry = DeviceEntry(context, frozenset(addresses))
+    def add(self, name: str, context: DecodeContext, addresses: Iterable[str] | AddressSet) -> None:
+        if not isinstance(addresses, AddressSet):
+            addresses = AddressSet(addresses, where=f"device {name}")
+        entry = DeviceEntry(context, addresses)
         with self._lock:
             self._by_name[name] = entry
-            for address in entry.addresses:
-                self._by_address[address] = entry
+            self._memo.clear()
+
+    def address_sets(self) -> list[AddressSet]:
+        with self._lock:
+            return [entry.addresses for entry in self._by_name.values()]
+
+    def addresses_changed(self) -> None:
+        """A host name resolves to other addresses now: match senders again."""
+        with self._lock:
+            self._memo.clear()
 
     def logged_in(self, name: str, user_id: int, context: DecodeContext) -> None:
         with self._lock:
@@ -81,7 +96,13 @@ class DeviceDirectory:
 
     def by_address(self, address: str) -> DecodeContext | None:
         with self._lock:
-            entry = self._by_address.get(address)
+            if address in self._memo:
+                entry = self._memo[address]
+            else:
+                entry = next((e for e in self._by_name.values() if address in e.addresses), None)
+                if len(self._memo) >= _MEMO_MAX:
+                    self._memo.clear()
+                self._memo[address] = entry
             return entry.context if entry else None
 
 
@@ -91,14 +112,15 @@ class AlarmPipeline:
         directory: DeviceDirectory,
         tracker: AlarmStateTracker,
         publish: Callable[[Event], None],
-        listen_allowed: dict[int, list[Network]] | None = None,
+        senders: SenderMap | None = None,
         picture_dir: Path | None = None,
         expire_every_s: float = 0.25,
     ) -> None:
         self.directory = directory
         self.tracker = tracker
         self._publish = publish
-        self._listen_allowed = listen_allowed or {}
+        self._senders = senders
+        self._unvetted_logged = 0.0
         self._picture_dir = picture_dir
         self._expire_every_s = expire_every_s
         self._queue: queue.SimpleQueue[RawAlarm | None] = queue.SimpleQueue()
@@ -171,17 +193,16 @@ class AlarmPipeline:
             if context is not None:
                 return context
         # Listen mode (and the 0x7fff messages it routes to the global callback): the
-        # sender's socket address is all the library gives (part 1 §4).
+        # sender's socket address is all the library gives (part 1 §4), the listen front's
+        # loopback address for the real sender, which the front checked against the
+        # allow-list before relaying.
         address = alarmer.device_ip
-        if raw.source == "listen" and not self._allowed(raw.listen_port, address):
-            self.counters["listen_dropped"] += 1
-            log.warning(
-                "alarm from a sender that is not allowed: dropped",
-                sender=address,
-                port=raw.listen_port,
-                hint="add it to listen.allowed or to the device's allowed_addresses",
-            )
-            return None
+        if raw.source == "listen" or self._relayed(address):
+            sender = self._senders.sender_of(address) if self._senders else None
+            if sender is None:
+                self._unvetted(address, raw.listen_port)
+                return None
+            address = sender
         context = self.directory.by_address(address)
         if context is not None:
             return context
@@ -191,12 +212,21 @@ class AlarmPipeline:
             picture_dir=self._picture_dir,
         )
 
-    def _allowed(self, port: int, address: str) -> bool:
-        networks = self._listen_allowed.get(port)
-        if networks is None:
-            return self.directory.by_address(address) is not None
-        try:
-            ip = ipaddress.ip_address(address)
-        except ValueError:
-            return False
-        return any(ip in network for network in networks)
+    def _relayed(self, address: str) -> bool:
+        return self._senders is not None and self._senders.is_alias(address)
+
+    def _unvetted(self, address: str, port: int) -> None:
+        """A message on the library's loopback listen port that did not come through the
+        listen front (another program on this machine connected to it): dropped."""
+        self.counters["listen_unvetted"] += 1
+        now = time.monotonic()
+        if now - self._unvetted_logged >= UNVETTED_LOG_EVERY_S:
+            self._unvetted_logged = now
+            log.warning(
+                "alarm that did not come through hikd's listen front: dropped",
+                sender=address,
+                port=port,
+                count=self.counters["listen_unvetted"],
+                hint="a program on this machine connects to the vendor library's loopback "
+                "listen port; devices must push to the [[listen]] port",
+            )
