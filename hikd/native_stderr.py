@@ -1,9 +1,9 @@
 """The vendor library's own output, through hikd's log pipeline.
 
-The library writes to file descriptor 2 from C (``loop[2] find 2 mac and 3 ip`` at every
-``NET_DVR_Init``, README "Vendor-library notes"), which would put a bare text line into a JSON
-log. `route_native_stderr` makes fd 2 a pipe read by one thread that logs each line as an
-event of the ``hikd.vendor`` logger, and gives Python's own writers (the log handler,
+The library writes to file descriptor 2 from C (a line at every ``NET_DVR_Init``, README
+"Vendor-library notes"), which would put a bare text line into a JSON log.
+`route_native_stderr` makes fd 2 a pipe read by one thread that logs each line as an event
+of the ``hikd.vendor`` logger, and gives Python's own writers (the log handler,
 tracebacks, faulthandler after a crash in C) a copy of the original stderr, so they stay
 visible even when the process dies before the reader has caught up.
 """

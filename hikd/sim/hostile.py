@@ -100,7 +100,10 @@ def send(
                 return Answer(None)
             sock.shutdown(socket.SHUT_WR)
             return _answer(sock)
-        except ConnectionError:
+        except OSError as exc:
+            if isinstance(exc, TimeoutError):
+                raise
+            # Reset by the host (ECONNRESET, EPIPE; ENOTCONN from shutdown after a reset).
             return Answer(None, reset=True)
 
 
@@ -125,7 +128,9 @@ def send_slowly(
                 return _answer(sock, chunk)
             sock.settimeout(max(0.1, deadline - time.monotonic()))
             return _answer(sock)
-        except ConnectionError:
+        except OSError as exc:
+            if isinstance(exc, TimeoutError):
+                raise
             return Answer(None, reset=True)
 
 
