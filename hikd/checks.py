@@ -33,6 +33,10 @@ def _validate_directories(config: Config) -> None:
     for i, job in enumerate(config.jobs):
         if isinstance(job, dict) and isinstance(job.get("output_dir"), str):
             wanted.append((Path(job["output_dir"]), f"jobs.{i}.output_dir"))
+    for name, section in config.sinks.items():
+        kind = section.get("type", name) if isinstance(section, dict) else None
+        if kind == "disk" and section.get("enabled", True) and isinstance(section.get("path"), str):
+            wanted.append((Path(section["path"]), f"sinks.{name}.path"))
     problems: list[str] = []
     for path, key in wanted:
         inside = Path(path).is_relative_to(config.daemon.state_dir)

@@ -235,11 +235,13 @@ def test_a_state_dir_that_cannot_be_created_is_one_line(tmp_path: Path) -> None:
         f'[daemon]\nstate_dir = "{tmp_path / "afile" / "state"}"\n'
         f'[[jobs]]\nname = "d"\nkind = "download"\ninterval_s = 60\n'
         f'output_dir = "{tmp_path / "afile" / "videos"}"\n'
+        f'[sinks.archive]\ntype = "disk"\npath = "{tmp_path / "afile" / "events"}"\n'
     )
     checked = hikd("check-config", "--config", str(config))
     assert checked.returncode == 1, checked.stdout
     assert f"daemon.state_dir: {tmp_path / 'afile' / 'state'} cannot be made" in checked.stderr
     assert "jobs.0.output_dir" in checked.stderr
+    assert "sinks.archive.path" in checked.stderr
     ran = hikd("run", "--config", str(config))
     assert ran.returncode == 1
     assert "Traceback" not in ran.stderr, ran.stderr
