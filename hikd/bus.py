@@ -249,7 +249,7 @@ class EventBus:
             if self._trouble is not None:
                 return
             waiting = len(self._queue) if waiting is None else waiting
-            self._trouble = health(
+            start = self._trouble = health(
                 HIKD,
                 "outbox_unwritable",
                 state="start",
@@ -269,8 +269,8 @@ class EventBus:
             max_queued=self._max_queued,
         )
         for worker in self._workers:
-            worker.send_unstored(self._trouble)
-        self._report(self._trouble)
+            worker.send_unstored(start)
+        self._report(start)
         self._wake.set()  # the writer probes the outbox even with nothing to store
 
     def _trouble_end(self, waited: int) -> Event | None:
