@@ -18,6 +18,7 @@ append to a deque or a queue; the log search never holds up arming.
 
 from __future__ import annotations
 
+import dataclasses
 import queue
 import threading
 import time
@@ -266,6 +267,8 @@ class Backfill:
         finally:
             search.close()
         alarms, stray_stops = log_alarms(records)
+        # The log names a camera as the device does: hikd's number, as live alarms have it.
+        alarms = [_renumbered(alarm, session) for alarm in alarms]
         live = self._live_between(device, start, end)
         inside = [e for e in live if start.timestamp() <= e[2] <= end.timestamp()]
         if inside and not any(is_alarm_entry(r) for r in records):
@@ -366,3 +369,9 @@ class Backfill:
 
 def _zone(offset_s: float) -> tzinfo:
     return timezone(timedelta(seconds=offset_s))
+
+
+def _renumbered(alarm: LogAlarm, session: DeviceSession) -> LogAlarm:
+    if alarm.channel is None or alarm.type == "io":
+        return alarm
+    return dataclasses.replace(alarm, channel=session.channels.from_alert(alarm.channel))

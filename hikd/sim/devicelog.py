@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from hikd.sim import documents
+from hikd.sim.alerts import kind_of
 from hikd.sim.documents import elements
 from hikd.sim.http import Connection, Request, Response
 from hikd.sim.recordings import parse_wall, wall
@@ -125,6 +126,8 @@ class DeviceLog:
         minor = start if state == "active" else stop
         if minor is None:
             return
+        if kind_of(event_type).scope not in ("io", "device"):
+            channel = self.device.config.channel_id(channel)  # the device's own id
         self.add(major, minor, info=f"{event_type} on channel {channel}", channel=channel)
 
     def entries(self) -> list[LogEntry]:
