@@ -17,6 +17,7 @@ RUNS = [
     ("delivery to MQTT", ["bench_delivery.py"]),
     ("downloads and search", ["bench_download.py"]),
     ("an alert with a huge description", ["bench_big_alert.py"]),
+    ("fault run: alarms missed while unarmed, without and with backfill", ["bench_backfill.py"]),
 ]
 
 

@@ -199,3 +199,35 @@ def test_alarms_of_the_past_never_change_a_state_topic() -> None:
             attributes={mark: True},
         )  # fmt: skip
         assert [m.topic for m in event_messages(Topics("hikd"), past)] == ["hikd/nvr/events"]
+
+
+def test_each_live_alarm_stands_for_one_log_entry_at_most() -> None:
+    from datetime import timedelta, timezone
+
+    from hikd.listeners.log_alarms import heard_live, log_alarms
+    from hikd.sdk.device_log import LogRecord
+
+    zone = timezone(timedelta(hours=1))
+    t0 = datetime(2026, 12, 6, 11, 0, 0, tzinfo=zone)
+
+    def motion(second: int, minor: int = 0x03, channel: int = 2) -> LogRecord:
+        return LogRecord(
+            t0 + timedelta(seconds=second), 1, minor, "alarm", "motdet_start",
+            "", "", channel, 0, 0, 0, 0, "",
+        )  # fmt: skip
+
+    # Two motion starts a second apart on one channel, one heard live: one is missed.
+    alarms, stray = log_alarms([motion(0), motion(1), motion(5, minor=0x04)])
+    assert stray == 0 and [(a.time.second, a.stop is not None) for a in alarms] == [
+        (0, False),
+        (1, True),
+    ]
+    live = [("motion", 2, t0.timestamp(), False)]
+    assert heard_live(alarms, live, 3) == [True, False]
+    # A live alarm one second off does not hide an entry of its own second from its owner.
+    late = [motion(0), motion(1)]
+    pairs, _ = log_alarms(late)
+    assert heard_live(pairs, [("motion", 2, t0.timestamp() + 1, False)], 3) == [False, True]
+    # Another channel or kind never matches.
+    other = [("motion", 3, t0.timestamp(), False), ("tamper", 2, t0.timestamp(), False)]
+    assert heard_live(alarms, other, 3) == [False, False]

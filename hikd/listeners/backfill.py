@@ -8,9 +8,10 @@ each such gap this worker reads the device's log for the gap's window
 arrive live, marked ``attributes.backfilled``, with the device's time, then one ``backfill``
 health event for the gap.
 
-Never twice: an entry is skipped when a live alarm of its kind and channel has a device
-time within ``TOLERANCE_S`` of it (re-sent ones included), and every published entry is
-recorded in the state database, so an overlapping later gap skips it.
+Never twice: an entry is skipped when a live alarm of its kind and channel (re-sent ones
+included) has a device time within ``TOLERANCE_S`` of it; each live alarm stands for one
+entry at most (`heard_live`). Every published entry is recorded in the state database,
+so an overlapping later gap skips it.
 
 Everything runs on this worker's thread: the decoder thread and the publishers only
 append to a deque or a queue; the log search never holds up arming.
@@ -26,13 +27,19 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
-from itertools import islice
+from itertools import islice, takewhile
 from typing import TYPE_CHECKING, Any
 
 import structlog
 
 from hikd.events import Event, health
-from hikd.listeners.log_alarms import LogAlarm, is_alarm_entry, log_alarms, match_class
+from hikd.listeners.log_alarms import (
+    LogAlarm,
+    heard_live,
+    is_alarm_entry,
+    log_alarms,
+    match_class,
+)
 from hikd.sdk.device_log import search_log
 from hikd.sdk.errors import SdkError
 
@@ -59,7 +66,7 @@ RETRY_S = 30.0
 TRIES = 3
 _HEARD_EVERY_S = 1.0
 _LIVE_KEPT = 200_000
-_RECENT_KEPT = 1_000
+_RECENT_KEPT = 20_000
 
 DEAF = frozenset(
     {"offline", "arming_failed", "arming_lost", "arming_stalled", "relogin", "arming_reconnecting"}
@@ -89,6 +96,9 @@ class _Device:
     """(match class, channel or input, device time as POSIX seconds, re-sent) per live alarm."""
     gaps: list[_Gap] = field(default_factory=list)
     unavailable: bool = False
+    skew_s: float = 0.0
+    """How far hikd's clock is ahead of the device's (its last live alarm's received time
+    minus its device time; includes up to a second of the device time's resolution)."""
 
 
 class Backfill:
@@ -115,6 +125,7 @@ class Backfill:
         self._thread: threading.Thread | None = None
         self._closing = False
         self._hearing_at_close: list[str] = []
+        self._closing_at = datetime.now(UTC)
 
     # -- lifecycle ---------------------------------------------------------------------
     def start(self) -> None:
@@ -125,6 +136,7 @@ class Backfill:
                 device.deaf_since = datetime.fromisoformat(saved["time"])
                 if saved.get("offset_s") is not None:
                     device.offset = _zone(float(saved["offset_s"]))
+                device.skew_s = float(saved.get("skew_s", 0.0))
                 for kind, where, at, resent in saved.get("recent", []):
                     device.live.append((kind, where, float(at), bool(resent)))
         self._thread = threading.Thread(target=self._run, name="backfill", daemon=True)
@@ -134,6 +146,7 @@ class Backfill:
         """hikd is stopping: what happens from now on is no gap of the device's."""
         with self._lock:
             self._closing = True
+            self._closing_at = datetime.now(UTC)
             self._hearing_at_close = [n for n, d in self._devices.items() if d.hearing]
 
     def stop(self, timeout: float = 2.0) -> None:
@@ -143,9 +156,17 @@ class Backfill:
             self._queue.put(None)
             self._thread.join(timeout)
             self._thread = None
-        now = datetime.now(UTC)
-        for name in self._hearing_at_close:
-            self._save_heard(name, now)
+        for name, device in self._devices.items():
+            # A gap not read back yet (or still open) is the next run's: it starts there.
+            starts = [g.start for g in device.gaps]
+            if device.deaf_since is not None:
+                starts.append(device.deaf_since)
+            if starts:
+                self._save_heard(name, min(starts))
+            elif name in self._hearing_at_close:
+                # Heard until the channels began to close; what still arrived after that
+                # is in the saved list of recent live alarms.
+                self._save_heard(name, self._closing_at)
 
     # -- what other threads call: note and return ----------------------------------------
     def watch(self, event: Event) -> None:
@@ -158,6 +179,8 @@ class Backfill:
         with self._lock:
             device.live.append((match_class(event.type), where, event.time.timestamp(), resent))
             device.offset = event.time.tzinfo
+            if not resent:
+                device.skew_s = (event.received - event.time).total_seconds()
 
     def observe(self, event: Event) -> None:
         """Every published event: health transitions go to the worker."""
@@ -196,11 +219,16 @@ class Backfill:
             device.hearing = False
             if device.deaf_since is None:
                 device.deaf_since = at - timedelta(seconds=self.lookback_s)
+                # Should hikd stop before the device is heard again, the next run starts
+                # the gap here, not at the last periodic save.
+                self._save_heard(name, device.deaf_since)
         elif what == "hearing":
             device.hearing = True
             if device.deaf_since is not None:
                 end = at + timedelta(seconds=1)
-                device.gaps.append(_Gap(device.deaf_since, end, time.monotonic() + self.settle_s))
+                # Read when the live alarms of the search's margin after the gap are in.
+                due = time.monotonic() + self.settle_s + self.tolerance_s + 1
+                device.gaps.append(_Gap(device.deaf_since, end, due))
                 device.deaf_since = None
             self._save_heard(name, at)
 
@@ -208,12 +236,15 @@ class Backfill:
         now = time.monotonic()
         for name, device in self._devices.items():
             for gap in [g for g in device.gaps if g.due <= now]:
-                device.gaps.remove(gap)
-                if not self._backfill(name, device, gap):
+                # The gap stays listed while it is read: a stop meanwhile keeps it.
+                done = self._backfill(name, device, gap)
+                if done is None:  # the device is offline now: later, no try used up
+                    gap.due = now + RETRY_S
+                elif done or gap.tries + 1 >= TRIES:
+                    device.gaps.remove(gap)
+                else:
                     gap.tries += 1
-                    if gap.tries < TRIES:
-                        gap.due = now + RETRY_S
-                        device.gaps.append(gap)
+                    gap.due = now + RETRY_S
 
     def _save_all_heard(self) -> None:
         now = datetime.now(UTC)
@@ -226,25 +257,32 @@ class Backfill:
         offset = device.offset.utcoffset(None) if device.offset is not None else None
         # The last live alarms go with it: the log has whole seconds, so the next window
         # begins with the second of the last alarms heard, and they must not come back.
-        since = when.timestamp() - self.tolerance_s - 1
-        with self._lock:
-            recent = [list(e) for e in device.live if e[2] >= since][-_RECENT_KEPT:]
+        since = when.timestamp() - device.skew_s - self.tolerance_s - 2
+        with self._lock:  # newest first, until older than needed (arrival order)
+            newest = takewhile(lambda e: e[2] >= since, reversed(device.live))
+            recent = [list(e) for e in islice(newest, _RECENT_KEPT)][::-1]
         value: dict[str, Any] = {"time": when.isoformat(), "recent": recent}
         if offset is not None:
             value["offset_s"] = offset.total_seconds()
+        value["skew_s"] = device.skew_s
         self.state.put(JOB, f"{name}/heard_until", value)
 
     # -- one gap -----------------------------------------------------------------------
-    def _backfill(self, name: str, device: _Device, gap: _Gap) -> bool:
-        """Read the log for the gap and publish what was missed; False: try again later."""
+    def _backfill(self, name: str, device: _Device, gap: _Gap) -> bool | None:
+        """Read the log for the gap and publish what was missed. False: the search failed,
+        try again; None: the device is not online."""
         session = self._sessions().get(name)
         if session is None or session.state != "online" or session.user_id is None:
-            return False
+            return None
         zone = device.config.tzinfo() or device.offset or UTC
         max_h = device.config.backfill_max_h
-        start = max(gap.start, gap.end - timedelta(hours=max_h)).astimezone(zone)
-        start = start.replace(microsecond=0)
-        end = gap.end.astimezone(zone).replace(microsecond=0) + timedelta(seconds=1)
+        # The gap is in hikd's clock; the log in the device's: shift by the skew, and
+        # widen by the tolerance for the skew's own second of uncertainty.
+        skew = timedelta(seconds=device.skew_s + self.tolerance_s)
+        start = max(gap.start, gap.end - timedelta(hours=max_h)) - skew
+        start = start.astimezone(zone).replace(microsecond=0)
+        end = (gap.end - timedelta(seconds=device.skew_s)).astimezone(zone)
+        end = end.replace(microsecond=0) + timedelta(seconds=1)
         resent = self._resent_between(device, start, end)
         report: dict[str, Any] = {
             "gap_start": start.isoformat(),
@@ -255,7 +293,10 @@ class Backfill:
         if device.unavailable:
             self._publish(health(session.device, "backfill", **report, skipped="no alarm log"))
             return True
-        search = search_log(session.sdk, session.user_id, start, end, zone)
+        # The search reaches a tolerance further on both sides: the live alarms near the
+        # window's ends then meet their own log entries, and none stands in for a missed one.
+        margin = timedelta(seconds=self.tolerance_s + 1)
+        search = search_log(session.sdk, session.user_id, start - margin, end + margin, zone)
         try:
             records = list(islice(search, MAX_ENTRIES))
         except SdkError as exc:
@@ -269,15 +310,18 @@ class Backfill:
         alarms, stray_stops = log_alarms(records)
         # The log names a camera as the device does: hikd's number, as live alarms have it.
         alarms = [_renumbered(alarm, session) for alarm in alarms]
-        live = self._live_between(device, start, end)
+        live = self._live_between(device, start - margin, end + margin)
         inside = [e for e in live if start.timestamp() <= e[2] <= end.timestamp()]
         if inside and not any(is_alarm_entry(r) for r in records):
             # Alarms arrived live inside the window, yet the log has none of them.
             self._mark_unavailable(session, name, device, report)
             return True
+        heard = heard_live(alarms, live, self.tolerance_s)
         published = skipped_live = already = 0
-        for alarm in alarms:
-            if self._heard_live(alarm, live):
+        for alarm, was_heard in zip(alarms, heard, strict=True):
+            if not start <= alarm.time <= end:
+                continue
+            if was_heard:
                 skipped_live += 1
             elif self.state.is_done(JOB, f"{name}|{alarm.start_id}"):
                 already += 1
@@ -356,15 +400,6 @@ class Backfill:
 
     def _resent_between(self, device: _Device, start: datetime, end: datetime) -> int:
         return sum(1 for e in self._live_between(device, start, end) if e[3])
-
-    def _heard_live(self, alarm: LogAlarm, live: list[tuple[str, int | None, float, bool]]) -> bool:
-        kind = match_class(alarm.type)
-        low = alarm.time.timestamp() - self.tolerance_s
-        high = alarm.end.timestamp() + self.tolerance_s
-        return any(
-            c == kind and (where == alarm.where or alarm.where is None) and low <= t <= high
-            for c, where, t, _resent in live
-        )
 
 
 def _zone(offset_s: float) -> tzinfo:

@@ -11,6 +11,7 @@ events are logged as "VCA alarm" without their kind, so they come back as
 
 from __future__ import annotations
 
+import bisect
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
@@ -150,6 +151,48 @@ def log_alarms(records: list[LogRecord]) -> tuple[list[LogAlarm], int]:
         )
     alarms.sort(key=lambda a: a.time)
     return alarms, stray_stops
+
+
+Live = tuple[str, int | None, float, bool]
+"""A live alarm: (match class, channel or alarm input, device time in POSIX seconds, re-sent)."""
+
+
+def heard_live(alarms: list[LogAlarm], live: list[Live], tolerance_s: float) -> list[bool]:
+    """Which of ``alarms`` arrived live. Each live alarm stands for one log entry at most, of
+    its kind and channel: exact seconds pair up first, then one second apart, ... up to the
+    tolerance, so a busy channel's live alarms cannot hide a missed one next to them; last,
+    an entry with a stop takes a live alarm inside its span (a device that logs one start
+    per motion episode while the stream repeats it every second)."""
+    times: dict[tuple[str, int | None], list[float]] = {}
+    for kind, where, at, _resent in live:
+        times.setdefault((kind, where), []).append(at)
+    wanted: dict[tuple[str, int | None], list[int]] = {}
+    for index, alarm in enumerate(alarms):
+        wanted.setdefault((match_class(alarm.type), alarm.where), []).append(index)
+    heard = [False] * len(alarms)
+    for key, indices in wanted.items():
+        free = sorted(times.get(key, []))
+        if not free:
+            continue
+        for distance in range(int(tolerance_s) + 1):
+            for index in indices:
+                if not heard[index]:
+                    at = alarms[index].time.timestamp()
+                    heard[index] = _take(free, at - distance - 0.5, at + distance + 0.5)
+        for index in indices:
+            alarm = alarms[index]
+            if not heard[index] and alarm.stop is not None:
+                heard[index] = _take(free, alarm.time.timestamp(), alarm.end.timestamp())
+    return heard
+
+
+def _take(free: list[float], low: float, high: float) -> bool:
+    """Remove one time within [low, high] from the sorted ``free``; False if none."""
+    at = bisect.bisect_left(free, low)
+    if at < len(free) and free[at] <= high:
+        del free[at]
+        return True
+    return False
 
 
 def _time(record: LogRecord) -> datetime:

@@ -51,6 +51,8 @@ class SentAlert:
     """Alert streams it was written to."""
     pushes: int
     """POSTs started to push targets."""
+    date_time: str = ""
+    """The alert's dateTime: the device's time of the alarm."""
 
 
 class DeviceAlarms:
@@ -146,7 +148,14 @@ class DeviceAlarms:
                 pushes += 1
         self.device.note_alarm(alert)
         sent = SentAlert(
-            seq, alert.type, alert.channel, alert.state, stamp.sent_ns, written, pushes
+            seq,
+            alert.type,
+            alert.channel,
+            alert.state,
+            stamp.sent_ns,
+            written,
+            pushes,
+            stamp.date_time,
         )
         with self._lock:
             if len(self.sent) >= MAX_SENT_LOG:
