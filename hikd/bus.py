@@ -69,7 +69,8 @@ class EventBus:
         self._on_health = on_health
         self._max_queued = max_queued
         self._backoff = (backoff_first, backoff_max)
-        self._queue: deque[Event] = deque()
+        # Events, and the markers of `wait_stored` (set once all before them are stored).
+        self._queue: deque[Event | threading.Event] = deque()
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._abandon = threading.Event()
@@ -112,6 +113,17 @@ class EventBus:
         self._queue.append(event)
         if not self._wake.is_set():  # skip the Event's lock when the writer is awake anyway
             self._wake.set()
+
+    def wait_stored(self, timeout: float) -> bool:
+        """Wait until every event published before this call is stored in the outbox.
+        False when that took longer than `timeout` (the outbox cannot be written) or the
+        bus is stopped: they are not stored (yet)."""
+        if self._closed:
+            return False
+        marker = threading.Event()
+        self._queue.append(marker)
+        self._wake.set()
+        return marker.wait(timeout)
 
     def stop(self, timeout: float = 5.0) -> None:
         """Store what is queued, then stop the workers; undelivered events stay stored.
@@ -182,6 +194,7 @@ class EventBus:
         backoff = Backoff(self._backoff[0], min(self._backoff[1], _OUTBOX_RETRY_MAX_S))
         batch: list[Event] = []
         own: list[Event] = []  # the bus_overflow events in `batch`, reported once stored
+        markers: list[threading.Event] = []  # of `wait_stored`, set once `batch` is stored
         others_at = time.monotonic() + _OTHERS_POLL_S
         while True:
             trouble = self._trouble is not None
@@ -197,7 +210,11 @@ class EventBus:
                     for worker in self._workers:
                         worker.wake()
             while self._queue and len(batch) < _WRITE_BATCH:
-                batch.append(self._queue.popleft())
+                item = self._queue.popleft()
+                if isinstance(item, threading.Event):
+                    markers.append(item)
+                else:
+                    batch.append(item)
             overflow = self._queue_overflow_event()
             if overflow is not None:
                 batch.append(overflow)
@@ -231,6 +248,9 @@ class EventBus:
                 for event in [*own, *stored_health]:
                     self._report(event)
                 own = []
+            for marker in markers:  # everything before them is stored now
+                marker.set()
+            markers = []
 
     def _others_stored(self) -> bool:
         """Did another process store events since the last look?"""

@@ -25,6 +25,7 @@ from hikd import __version__
 from hikd.addresses import AddressSet, NameRefresher
 from hikd.bus import EventBus
 from hikd.config import Config, DeviceConfig, load_config
+from hikd.errors import UserError
 from hikd.events import DeviceRef, Event
 from hikd.files import make_dir
 from hikd.listeners.alarm_state import AlarmStateTracker
@@ -51,6 +52,9 @@ if TYPE_CHECKING:
     from hikd.state import StateStore
 
 log = structlog.get_logger("hikd.daemon")
+
+STORED_WAIT_S = 30.0
+"""How long a job waits for its events to be stored before it gives up (a full disk)."""
 
 _LEVELS = {"high": 0, "medium": 1, "low": 2}
 _DEPLOY = {"client": 0, "realtime": 1}
@@ -219,10 +223,20 @@ class Daemon:
             threading.Event(),
             default_output_dir(self.config),
             devices=[device.name for device in self.config.devices],
+            stored=self._stored,
         )
         # Alarm-driven jobs (clips, snapshots on alarm) see every event; they only enqueue.
         self.observers.append(self.scheduler.on_event)
         self.scheduler.start()
+
+    def _stored(self) -> None:
+        """Return once every event published so far is stored in the outbox; what a job
+        marks done waits for this (`StateStore.waiting_for`)."""
+        if self.bus is not None and not self.bus.wait_stored(STORED_WAIT_S):
+            raise UserError(
+                f"its events are not stored in the outbox after {STORED_WAIT_S:g} s "
+                "(see the outbox_unwritable health event); nothing was marked done"
+            )
 
     def _build_bus(self, state_dir: Path) -> EventBus:
         limits = self.config.outbox

@@ -67,10 +67,13 @@ class JobScheduler:
         *,
         devices: Sequence[str] | None = None,
         max_workers: int = 4,
+        stored: Callable[[], None] | None = None,
     ) -> None:
         """`jobs_config`: the raw ``[[jobs]]`` tables (validated here; `ConfigError` on a
         problem) or specs from `parse_jobs`. `devices`: the configured device names, to
-        check the jobs' ``devices`` keys. `stop_event` is set by `shutdown`."""
+        check the jobs' ``devices`` keys. `stop_event` is set by `shutdown`. `stored`:
+        returns once what was published is stored (raises `UserError` when it cannot be);
+        a job's `put` and `mark_done` wait for it."""
         if jobs_config and all(isinstance(j, JobSpec) for j in jobs_config):
             self.specs: list[JobSpec] = [j for j in jobs_config if isinstance(j, JobSpec)]
         else:
@@ -79,6 +82,7 @@ class JobScheduler:
         self._sessions = sessions
         self._publish = publish
         self.state = state
+        self._job_state = state.waiting_for(stored) if stored is not None else state
         self.stop = stop_event
         self.output_dir = Path(output_dir)
         self.jobs: dict[str, Job] = {spec.name: spec.build() for spec in self.specs}
@@ -221,7 +225,7 @@ class JobScheduler:
             job=spec.name,
             session=session,
             publish=self._publish,
-            state=self.state,
+            state=self._job_state,
             stop=self.stop,
             output_dir=self.output_for(spec),
         )

@@ -14,10 +14,12 @@ lock keeps the store usable from the scheduler's worker threads and the clip rec
 
 from __future__ import annotations
 
+import copy
 import json
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -70,10 +72,20 @@ class StateStore:
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)
         self._lock = threading.Lock()
+        self._before_write: Callable[[], None] | None = None
 
     @classmethod
     def open(cls, state_dir: Path) -> StateStore:
         return cls(Path(state_dir) / FILE_NAME)
+
+    def waiting_for(self, stored: Callable[[], None]) -> StateStore:
+        """This database as a job sees it in the daemon: `put` and `mark_done` first call
+        `stored`, which returns once every event published so far is stored in the outbox
+        (or raises): nothing is marked done whose events could still be lost. The view
+        shares this store's connection (closing either closes both)."""
+        view = copy.copy(self)
+        view._before_write = stored
+        return view
 
     def close(self) -> None:
         with self._lock:
@@ -94,6 +106,8 @@ class StateStore:
         return default if row is None else json.loads(row[0])
 
     def put(self, job: str, key: str, value: Any) -> None:
+        if self._before_write is not None:
+            self._before_write()
         text = json.dumps(value, separators=(",", ":"), default=str)
         with self._lock, self._db:
             self._db.execute(
@@ -124,6 +138,8 @@ class StateStore:
         return row is not None
 
     def mark_done(self, job: str, item: str, info: dict[str, Any]) -> None:
+        if self._before_write is not None:
+            self._before_write()
         text = json.dumps(info, separators=(",", ":"), default=str)
         with self._lock, self._db:
             self._db.execute(

@@ -3,13 +3,21 @@ delivery goes on from memory, says so once, and stores everything once space ret
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from structlog.testing import capture_logs
 
+from hikd.errors import UserError
 from hikd.events import Event
 from hikd.outbox import Outbox
-from tests.support import fill, small_filesystem
+from hikd.scheduler import JobScheduler
+from hikd.sdk.library import Library
+from hikd.session import DeviceSession
+from hikd.sim import SimDeviceConfig, Simulator
+from hikd.state import StateStore
+from tests.support import Collector, device_config, fill, small_filesystem
 from tests.test_bus import Recorder, Stuck, alarm, new_bus, wait_until
 
 
@@ -68,3 +76,44 @@ def test_a_full_state_dir_reports_once_waits_in_memory_and_stores_everything(
     lines = [(e["log_level"], e["event"]) for e in logs if e["log_level"] != "debug"]
     assert [level for level, _ in lines if level in ("warning", "error")] == ["error"], lines
     assert not [e for e in logs if e.get("exc_info")], "a traceback for a full disk"
+
+
+def test_a_job_marks_nothing_done_while_its_events_cannot_be_stored(
+    tmp_path: Path, sdk: Library, start_sim: Callable[..., Simulator]
+) -> None:
+    """Inside the daemon a job's events go through the bus; what it marks done (a device
+    log's cursor) waits until they are stored, and is not written when they cannot be."""
+    sim = start_sim(SimDeviceConfig(name="nvr", log_entries=6))
+    session = DeviceSession(sdk, device_config(sim), Collector())
+    session.login_once()
+    state = StateStore(tmp_path / "state.sqlite")  # elsewhere: only the outbox's disk is full
+    with small_filesystem(tmp_path / "outbox") as disk:
+        sink = Recorder()
+        outbox = Outbox(disk / "outbox.sqlite")
+        bus = new_bus(outbox, [("quick", sink)])
+
+        def stored() -> None:
+            if not bus.wait_stored(1.0):
+                raise UserError("its events are not stored in the outbox")
+
+        job = {"name": "logs", "kind": "device_log", "interval_s": 3600, "history_days": 2}
+        scheduler = JobScheduler(
+            [job], lambda: {"nvr": session}, bus.publish, state, threading.Event(),
+            tmp_path / "files", stored=stored,
+        )  # fmt: skip
+        try:
+            bus.start()
+            filler = fill(disk)
+            (failed,) = scheduler.run_now("logs")
+            assert not failed.ok and "not stored" in failed.summary, failed.summary
+            assert state.get("logs", "nvr/cursor") is None  # nothing marked done
+            filler.unlink()
+            (ran,) = scheduler.run_now("logs")  # reads the same entries again
+            assert ran.ok, ran.summary
+            assert state.get("logs", "nvr/cursor") is not None
+            wait_until(lambda: len([e for e in sink.events if e.kind == "log"]) >= 12)
+        finally:
+            bus.stop(timeout=2)
+            outbox.close()
+            session.close()
+            state.close()
