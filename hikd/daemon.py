@@ -335,7 +335,10 @@ class Daemon:
                 last_status = status
 
     def _healthy(self) -> bool:
-        return self.pipeline is not None and self.pipeline.alive()
+        # A listen front whose thread ended leaves devices that push unheard: let systemd's
+        # watchdog restart hikd.
+        fronts = all(server.alive() for server in self.listeners)
+        return self.pipeline is not None and self.pipeline.alive() and fronts
 
     # -- stop --------------------------------------------------------------------------
     def stop(self) -> None:

@@ -212,7 +212,7 @@ def test_listen_mode_accepts_allowed_senders_and_drops_the_others(
     assert len(pulse["files"]) == 1 and Path(pulse["files"][0]).read_bytes()[:2] == b"\xff\xd8"
     assert len(running.events(type="line_crossing", state="start")) == 1
     closed = running.daemon.listeners[1].front
-    assert closed is not None
+    assert closed is not None and all(s.alive() for s in running.daemon.listeners)
 
     result = device.push_to("127.0.0.1", closed_port, SimAlert(type="VMD", channel=1))
     assert result.status is None  # cut off before its request was read: no answer
@@ -220,6 +220,14 @@ def test_listen_mode_accepts_allowed_senders_and_drops_the_others(
     refused = running.wait_event(type="listen_refused")
     assert refused["attributes"]["sender"] == "127.0.0.1"
     assert refused["attributes"]["reason"] == "not allowed"
+
+    # A program on this machine that skips the front and talks to the library's loopback
+    # port: the library takes it, hikd drops it (it cannot tell who sent it).
+    library_port = running.daemon.listeners[0].library_port
+    device.push_to("127.0.0.1", library_port, SimAlert(type="VMD", channel=2))
+    pipeline = running.daemon.pipeline
+    assert pipeline is not None
+    assert wait_for(lambda: pipeline.counters["listen_unvetted"] == 1)
     assert not running.events(type="motion")
 
 

@@ -145,6 +145,7 @@ def test_the_front_survives_hostile_senders_while_a_device_keeps_delivering(
     assert send(hostile.post(hostile.nested_xml(2000))) == 400
     assert send(hostile.post(hostile.nested_json(2000), "application/json")) == 400
     assert send(hostile.multipart([("application/xml", hostile.nested_xml(2000))])) == 400
+    assert send(hostile.broken_multipart()) == 400
     device_pushes()
     # Oversized, not HTTP, not an alarm, not whole.
     assert send(hostile.post(b"<a/>" * 20000)) == 413
@@ -194,7 +195,12 @@ def test_the_front_survives_hostile_senders_while_a_device_keeps_delivering(
     assert hikd.stop() == 0, hikd.output()[-3000:]
 
 
-def test_without_the_front_one_nested_post_from_anyone_kills_the_library(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "request_bytes",
+    [hostile.post(hostile.nested_xml(2000)), hostile.broken_multipart()],
+    ids=["nested", "broken-multipart"],
+)
+def test_without_the_front_one_post_from_anyone_kills_the_library(request_bytes: bytes) -> None:
     """Why the front exists: the vendor's own listen server, the allow-list applied after
     it parsed, dies of one POST. In a process of its own, so the suite survives it."""
     port = free_port()
@@ -217,7 +223,7 @@ def test_without_the_front_one_nested_post_from_anyone_kills_the_library(tmp_pat
     try:
         assert process.stdout is not None
         assert process.stdout.readline().strip() == b"listening"
-        hostile.send(DEVICE, port, hostile.post(hostile.nested_xml(2000)), source=STRANGER)
+        hostile.send(DEVICE, port, request_bytes, source=STRANGER)
         process.wait(timeout=60)
     finally:
         if process.poll() is None:

@@ -70,6 +70,8 @@ def test_multipart_is_rebuilt_with_hikds_own_part_headers_and_boundary() -> None
         (hostile.multipart([("application/json", hostile.nested_json(100))]), 400),
         (hostile.multipart([("image/jpeg", b"\xff\xd8\xff\xd9")]), 400),  # no alarm in it
         (hostile.post(b"--MIME_boundary\r\n", "multipart/form-data; boundary=MIME_boundary"), 400),
+        (hostile.broken_multipart(), 400),
+        (hostile.broken_multipart(b""), 400),
         (b"POST / HTTP/1.1\r\nContent-Length: 4\r\nContent-Length: 5\r\n\r\n<E/>", 400),
         (b"POST / HTTP/1.1\r\nContent-Length: 4\r\n folded\r\n\r\n<E/>", 400),
         (b"POST / HTTP/1.1\r\nContent-Length: -4\r\n\r\n<E/>", 411),

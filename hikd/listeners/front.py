@@ -187,6 +187,9 @@ class ListenFront:
         if failure:
             raise failure[0]
 
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
     def stop(self, timeout: float = 2.0) -> None:
         loop, thread = self._loop, self._thread
         if loop is None or thread is None:

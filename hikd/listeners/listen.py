@@ -109,6 +109,9 @@ class ListenServer:
         assert error is not None
         raise error
 
+    def alive(self) -> bool:
+        return self.front is not None and self.front.alive()
+
     def stop(self) -> None:
         front, self.front = self.front, None
         if front is not None:

@@ -54,15 +54,34 @@ def multipart(parts: list[tuple[str, bytes]], boundary: str = "MIME_boundary") -
     return post(body, f"multipart/form-data; boundary={boundary}")
 
 
+def broken_multipart(boundary: bytes = b"MIME_boundary", rest: bytes = b"x" * 23) -> bytes:
+    """A multipart POST whose part never ends its headers: one of these crashes the
+    vendor's listen server (SIGSEGV), whatever the boundary, empty included."""
+    body = b"--" + boundary + b"\r\n" + rest
+    return (
+        b"POST / HTTP/1.1\r\nContent-Type: multipart/form-data; boundary="
+        + boundary
+        + b"\r\nContent-Length: "
+        + str(len(body)).encode()
+        + b"\r\n\r\n"
+        + body
+    )
+
+
 def malformed_requests(seed: int, count: int) -> list[bytes]:
-    """Requests that are not well-formed HTTP: mutations of a valid alarm POST (bytes
-    flipped, cut, duplicated, header lines broken) and plain garbage."""
+    """Requests that are not well-formed: mutations of a valid alarm POST (bytes flipped,
+    cut, duplicated, header lines broken), broken multipart bodies with random boundaries,
+    and plain garbage."""
     rng = random.Random(seed)
     valid = post(b"<EventNotificationAlert><eventType>VMD</eventType></EventNotificationAlert>")
     out: list[bytes] = []
     for _ in range(count):
         data = bytearray(valid)
-        how = rng.randrange(5)
+        how = rng.randrange(6)
+        if how == 5:
+            boundary = rng.randbytes(rng.randint(0, 80)).replace(b"\r", b"").replace(b"\n", b"")
+            out.append(broken_multipart(boundary, rng.randbytes(rng.randint(0, 40))))
+            continue
         if how == 0:
             for _ in range(rng.randint(1, 8)):
                 data[rng.randrange(len(data))] = rng.randrange(256)
