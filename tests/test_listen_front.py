@@ -157,9 +157,17 @@ def test_the_front_survives_hostile_senders_while_a_device_keeps_delivering(
     assert send(hostile.post(b"\x00\x01binary", "application/octet-stream")) == 415
     assert send(hostile.post(b"<E/>")[:-2]) == 400
     device_pushes()
-    # A slow sender is answered 408 after read_timeout_s and holds nothing up.
+    # A slow sender is answered 408 after read_timeout_s and holds nothing up, not even
+    # with as many stuck requests as it may have at once (16): the next is turned away.
     slow = hostile.send_slowly(DEVICE, port, hostile.post(b"<E/>"), ALLOWED_HOSTILE, 0.2)
     assert slow.status == 408
+    stuck = [hostile.connect(DEVICE, port, ALLOWED_HOSTILE) for _ in range(16)]
+    try:
+        assert wait_for(lambda: send(hostile.post(b"<E/>")) == 503, timeout=10)
+        device_pushes()
+    finally:
+        for sock in stuck:
+            sock.close()
     device_pushes()
     # Mutations of a valid POST and garbage: each gets an answer, none reaches the library
     # unless it is a well-formed request.

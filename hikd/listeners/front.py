@@ -38,6 +38,8 @@ ALIAS_NETWORK = ipaddress.IPv4Network("127.242.0.0/16")
 """Loopback addresses the relay connects from, one per real sender (all of 127/8 is lo)."""
 MAX_CONNECTIONS = 128
 """Requests of allowed senders read at the same time (each holds up to max_body_bytes)."""
+MAX_PER_SENDER = 16
+"""Requests of one sender read at the same time (a device sends one at a time)."""
 RELAY_TIMEOUT_S = 30.0
 REPORT_EVERY_S = 60.0
 """A refused sender is logged (and a health event published) at most this often."""
@@ -139,6 +141,7 @@ class ListenFront:
         self._minute_start = 0.0
         self._reports = 0
         self._active = 0
+        self._by_sender: Counter[str] = Counter()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.Server | None = None
         self._thread: threading.Thread | None = None
@@ -218,11 +221,14 @@ class ListenFront:
             self._refused(sender or "unknown", "not allowed")
             writer.transport.abort()
             return
-        if self._active >= MAX_CONNECTIONS:
+        # Slow or stuck requests hold a place each until read_timeout_s: one sender may not
+        # take the places of the others.
+        if self._active >= MAX_CONNECTIONS or self._by_sender[sender] >= MAX_PER_SENDER:
             self._refused(sender, "too many requests at once")
             await self._answer(writer, 503)
             return
         self._active += 1
+        self._by_sender[sender] += 1
         try:
             status = await self._handle(sender, reader, writer)
         except Exception:
@@ -230,6 +236,9 @@ class ListenFront:
             status = 503
         finally:
             self._active -= 1
+            self._by_sender[sender] -= 1
+            if not self._by_sender[sender]:
+                del self._by_sender[sender]
         await self._answer(writer, status)
 
     async def _handle(

@@ -126,6 +126,13 @@ def send(
             return Answer(None, reset=True)
 
 
+def connect(host: str, port: int, source: str) -> socket.socket:
+    """A connection that sends nothing (the caller closes it)."""
+    sock = socket.create_connection((host, port), timeout=10, source_address=(source, 0))
+    sock.sendall(b"POST / HTTP/1.1\r\n")
+    return sock
+
+
 def send_slowly(
     host: str, port: int, data: bytes, source: str, pause_s: float, timeout: float = 30.0
 ) -> Answer:
