@@ -139,6 +139,20 @@ def test_a_backup_that_never_ends_is_stopped_at_its_timeout(
 
 
 @pytest.mark.standin
+def test_an_ip_channel_is_backed_up_by_the_librarys_number(
+    standin: StandIn, standin_session: DeviceSession, state_store: StateStore
+) -> None:
+    """The real library cannot do this over ISAPI (private protocol only). hikd's IP
+    channel 6 (after 4 analog ones) is the private protocol's 34 (byStartDChan 33)."""
+    standin.push_backup_states(c.BACKUP_SUCCESS)
+    result, events = back_up(standin_session, state_store, channels=[6])
+    assert result.ok, result.summary
+    assert standin.get("backup_channel") == 34
+    (done,) = events
+    assert (done.type, done.channel) == ("backup_done", 6)
+
+
+@pytest.mark.standin
 def test_shutdown_stops_a_running_backup(
     standin: StandIn, standin_session: DeviceSession, state_store: StateStore
 ) -> None:

@@ -86,8 +86,9 @@ def start_backup(
     disk: str,
     tz: tzinfo,
 ) -> BackupRun:
-    """Start backing up ``channel`` from ``start`` to ``end`` onto ``disk`` (a description
-    from `backup_disks`); ``tz`` is the zone of the device's clock."""
+    """Start backing up ``channel`` (hikd's number) from ``start`` to ``end`` onto ``disk``
+    (a description from `backup_disks`); ``tz`` is the zone of the device's clock."""
     user_id = require_private(session)
-    handle = sdk_backup.backup_by_time(session.sdk, user_id, channel, start, end, disk, tz)
+    library_channel = session.channels.library_channel(channel)
+    handle = sdk_backup.backup_by_time(session.sdk, user_id, library_channel, start, end, disk, tz)
     return BackupRun(session, handle)

@@ -95,7 +95,7 @@ class DeviceBackupJob:
         if not names:
             return JobResult(False, "the device has no backup medium (plug in a USB disk)")
         disk = cfg.disk or names[0]
-        channels = cfg.channels or (session.facts.channels if session.facts else [])
+        channels = cfg.channels or session.channels.numbers
         tz = session.config.tzinfo() or UTC
         end = datetime.now(tz).replace(microsecond=0)
         done: list[int] = []
