@@ -233,10 +233,10 @@ class DeviceSession:
         if self.facts and self.channels:
             # Channels in hikd's numbering (analog 1..A, IP A+1..), whatever the library's
             # start numbers were; each channel's ids on the device are in `channels`.
-            facts["start_channel"] = 1
-            facts["start_ip_channel"] = (
-                self.facts.analog_channels + 1 if self.facts.ip_channels else 0
-            )
+            analog = [c.number for c in self.channels.channels if c.kind == "analog"]
+            ip = [c.number for c in self.channels.channels if c.kind == "ip"]
+            facts.update(analog_channels=len(analog), ip_channels=len(ip), start_channel=1)
+            facts["start_ip_channel"] = ip[0] if ip else 0
             facts["channels"] = self.channels.to_list()
             facts["channel_names"] = {str(k): v for k, v in self.channels.names().items()}
         return {**facts, "model": self.model, "firmware": self.firmware}

@@ -174,3 +174,31 @@ def test_snapshots_searches_downloads_and_status_use_the_devices_ids(
     assert [(c.channel, c.online) for c in status.channels] == [
         (1, True), (2, True), (3, False), (4, True)
     ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "variants",
+    [
+        DocumentVariants(ip_channel_first_id=33, namespace=False, reordered=True),
+        # The library reads names case-sensitively: it counts no channel here, hikd does.
+        DocumentVariants(ip_channel_first_id=33, lower_case=True),
+    ],
+    ids=["no-namespace-reordered", "lower-case"],
+)
+def test_the_channel_lists_are_read_in_every_spelling(
+    variants: DocumentVariants, start_sim: Callable[..., Simulator], login: Login
+) -> None:
+    sim = start_sim(
+        SimDeviceConfig(name="dvr", analog_channels=2, ip_channels=2, variants=variants)
+    )
+    session = login(sim)
+    channels = session.channels.channels
+    assert [(c.number, c.kind, c.device_id, c.name) for c in channels] == [
+        (1, "analog", 1, "Camera 01"),
+        (2, "analog", 2, "Camera 02"),
+        (3, "ip", 33, "IPCamera 01"),
+        (4, "ip", 34, "IPCamera 02"),
+    ]
+    assert channels[2].source == "192.168.254.2:8000"
+    described = session.describe()
+    assert (described["start_ip_channel"], described["ip_channels"]) == (3, 2)

@@ -132,9 +132,9 @@ def read_channel_map(session: DeviceSession) -> ChannelMap:
     facts = session.facts
     if facts is None:
         return ChannelMap([])
-    analog = _get(session, VIDEO_INPUTS_URL) if facts.analog_channels else None
-    proxied = _get(session, INPUT_PROXY_URL) if facts.ip_channels else None
-    return channel_map(facts, analog, proxied)
+    # Both lists are read even where the library counted no channel: it reads them by
+    # exact, case-sensitive names, and a device spelling them otherwise gets 0 from it.
+    return channel_map(facts, _get(session, VIDEO_INPUTS_URL), _get(session, INPUT_PROXY_URL))
 
 
 def _get(session: DeviceSession, url: str) -> bytes | None:
@@ -150,7 +150,8 @@ def channel_map(facts: DeviceFacts, analog: bytes | None, proxied: bytes | None)
     isapi = facts.protocol != "private"
     channels: list[Channel] = []
     listed = _listed(analog, "VideoInputChannel")
-    for i in range(facts.analog_channels):
+    analog_count = max(facts.analog_channels, len(listed))
+    for i in range(analog_count):
         device_id, name, _source = listed[i] if i < len(listed) else (i + 1, "", "")
         library = device_id if isapi else facts.start_channel + i
         number = i + 1
@@ -160,7 +161,7 @@ def channel_map(facts: DeviceFacts, analog: bytes | None, proxied: bytes | None)
     count = max(facts.ip_channels, len(listed))
     first_private = facts.start_ip_channel if not isapi else PRIVATE_IP_START
     for i in range(count):
-        number = facts.analog_channels + i + 1
+        number = analog_count + i + 1
         device_id, name, source = listed[i] if i < len(listed) else (number, "", "")
         # Over ISAPI the library makes track and stream ids of the channel it is given
         # (``<channel>01``): giving it the device's id asks for the device's tracks.

@@ -115,15 +115,17 @@ def add_system_documents(device: SimDevice) -> None:
         "/ISAPI/System/deviceInfo": lambda: restyle_xml(documents.device_info(cfg), variants),
         "/ISAPI/System/IO/inputs": lambda: documents.io_inputs(cfg),
         "/ISAPI/System/IO/outputs": lambda: documents.io_outputs(cfg),
-        "/ISAPI/System/Video/inputs/channels": lambda: documents.video_inputs(cfg),
+        "/ISAPI/System/Video/inputs/channels": lambda: restyle_xml(
+            documents.video_inputs(cfg), variants
+        ),
         "/ISAPI/System/TwoWayAudio/channels": lambda: documents.audio_channels(cfg),
         "/ISAPI/ContentMgmt/Storage/hdd": lambda: restyle_xml(documents.hdd_list(cfg), variants),
         "/ISAPI/System/time": lambda: documents.system_time(cfg),
     }
     # Cameras without IP or zero channels answer notSupport there, as real ones do.
     if not camera or cfg.ip_channels:
-        static["/ISAPI/ContentMgmt/InputProxy/channels"] = lambda: documents.input_proxy_channels(
-            cfg
+        static["/ISAPI/ContentMgmt/InputProxy/channels"] = lambda: restyle_xml(
+            documents.input_proxy_channels(cfg), variants
         )
     if not camera or cfg.zero_channels:
         static["/ISAPI/ContentMgmt/ZeroVideo/channels"] = lambda: documents.zero_channels(cfg)
