@@ -8,7 +8,7 @@ the same number for the same camera."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,14 +19,14 @@ from hikd.capabilities.channels import channel_map
 from hikd.capabilities.download import download, search_recordings
 from hikd.capabilities.snapshot import snapshot
 from hikd.capabilities.work_status import work_status
-from hikd.sdk.library import Library
 from hikd.sdk.login import DeviceFacts
-from hikd.session import DeviceSession
 from hikd.sim import SimDeviceConfig, Simulator
 from hikd.sim.config import RecordingPlan
 from hikd.sim.variants import DocumentVariants
-from tests.support import device_config
-from tests.test_alarms import PASSWORD, Running, run_daemon  # noqa: F401  (a fixture)
+from tests.test_alarms import PASSWORD, Running, run_daemon
+from tests.test_download import Login, login
+
+__all__ = ["login", "run_daemon"]  # the fixtures, shared with test_alarms and test_download
 
 PROXY_FROM_33 = b"""<?xml version="1.0" encoding="UTF-8"?>
 <InputProxyChannelList version="2.0" xmlns="http://www.isapi.org/ver20/XMLSchema">
@@ -94,7 +94,7 @@ ALERT_CASES = {
 def test_alarms_carry_hikds_channel_number(
     case: str,
     start_sim: Callable[..., Simulator],
-    run_daemon: Callable[..., Running],  # noqa: F811
+    run_daemon: Callable[..., Running],
 ) -> None:
     variants, analog, sim_channel, number, said = ALERT_CASES[case]
     sim = start_sim(
@@ -113,26 +113,6 @@ def test_alarms_carry_hikds_channel_number(
     event = running.wait_event(type="motion", state="start")
     assert event["channel"] == number
     assert event["attributes"].get("device_channel") == said
-
-
-Login = Callable[..., DeviceSession]
-
-
-@pytest.fixture
-def login(sdk: Library, start_sim: Callable[..., Simulator]) -> Iterator[Login]:
-    sessions: list[DeviceSession] = []
-
-    def make(sim: Simulator) -> DeviceSession:
-        session = DeviceSession(sdk, device_config(sim), publish=lambda _e: None)
-        sessions.append(session)
-        session.login_once()
-        return session
-
-    try:
-        yield make
-    finally:
-        for session in sessions:
-            session.close()
 
 
 def test_snapshots_searches_downloads_and_status_use_the_devices_ids(
