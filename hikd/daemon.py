@@ -37,6 +37,7 @@ from hikd.listeners.front import SenderMap
 from hikd.listeners.listen import ListenServer
 from hikd.listeners.pipeline import AlarmPipeline, DeviceDirectory
 from hikd.listeners.sdk_exceptions import SdkExceptionRouter
+from hikd.listeners.stream_watch import StreamWatch
 from hikd.logs import setup_logging
 from hikd.native_stderr import route_native_stderr
 from hikd.outbox import Outbox
@@ -93,6 +94,7 @@ class Daemon:
         self.state: StateStore | None = None
         self.pipeline: AlarmPipeline | None = None
         self.arming: ArmingListener | None = None
+        self.stream_watch: StreamWatch | None = None
         self.router: SdkExceptionRouter | None = None
         self.backfill: Backfill | None = None
         self.listeners: list[ListenServer] = []
@@ -159,6 +161,11 @@ class Daemon:
             retry_s=cfg.arming.retry_s,
         )
         self.arming.start()
+        self.stream_watch = StreamWatch(
+            self.arming, lambda: self.sessions, misses=cfg.arming.heartbeat_misses
+        )
+        self.pipeline.part_watchers.append(self.stream_watch.on_part)
+        self.stream_watch.start()
 
         self._start_backfill(state_dir)
 
@@ -355,6 +362,8 @@ class Daemon:
             self.resolver.stop()
         for server in self.listeners:
             server.stop()
+        if self.stream_watch is not None:
+            self.stream_watch.stop()
         if self.arming is not None:
             self.arming.close()
         close_sessions(self.sessions, deadline - time.monotonic() - 1.0)

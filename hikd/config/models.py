@@ -291,6 +291,10 @@ class ArmingConfig(Section):
     sends nothing for it: a device re-sends on its own settings (README "Backfill")."""
     retry_s: Seconds = 30.0
     """How long to wait before trying again to arm a device that refused."""
+    heartbeat_misses: Annotated[float, Field(ge=0)] = 2.0
+    """A device that sends ``heartBeat`` parts is armed again at once when no part has come
+    for this many heartbeat periods (``arming_stalled``); 0 turns the watch off. Devices
+    whose heartbeat the vendor library swallows are never re-armed for being quiet."""
 
     def setup_alarm_param(self) -> dict[str, int]:
         """The NET_DVR_SETUPALARM_PARAM byte fields this section stands for."""

@@ -129,6 +129,9 @@ class AlarmPipeline:
         self.watchers: list[Callable[[Event], None]] = []
         """Called on the decoder thread with every decoded event before start/stop
         derivation (backfill's record of what arrived live); they must only note it."""
+        self.part_watchers: list[Callable[[str, RawAlarm], None]] = []
+        """Called on the decoder thread with the device's name and every message from it,
+        heartbeats included (the stream watch); they must only note it."""
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
@@ -169,6 +172,8 @@ class AlarmPipeline:
             context = self._context_for(raw)
             if context is None:
                 return
+            for note in self.part_watchers:
+                note(context.device.name, raw)
             for event in decode(raw, context):
                 self.counters[f"{event.kind}:{event.type}"] += 1
                 for watch in self.watchers:

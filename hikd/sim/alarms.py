@@ -17,7 +17,16 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from hikd.sim import documents
-from hikd.sim.alerts import HEARTBEAT, STREAM_BOUNDARY, AlertRenderer, SimAlert, Stamp, push_body
+from hikd.sim.alerts import (
+    HEARTBEAT,
+    HEARTBEAT_EVENT,
+    STREAM_BOUNDARY,
+    AlertRenderer,
+    SimAlert,
+    Stamp,
+    malformed_part,
+    push_body,
+)
 from hikd.sim.config import PushTarget
 from hikd.sim.http import Connection, Request, Response
 from hikd.sim.push import PushResult, post
@@ -76,6 +85,9 @@ class DeviceAlarms:
         self.missed: deque[tuple[SimAlert, Stamp]] = deque(maxlen=MAX_MISSED)
         """Alarms raised while no stream was open, kept when `resend_missed` is on."""
         self.resent = 0
+        self.heartbeat_s: float | None = device.config.heartbeat_s
+        """The heartbeat period now; None: the device has stopped sending heartbeats."""
+        self.malformed_sent = 0
         device.route("GET", ALERT_STREAM_PATH, self._open_stream)
 
     # ----- the stream --------------------------------------------------------------------
@@ -104,10 +116,24 @@ class DeviceAlarms:
 
     async def _heartbeat(self, conn: Connection) -> None:
         cfg = self.device.config
+        beat = HEARTBEAT_EVENT if cfg.heartbeat_event == "heartBeat" else HEARTBEAT
         while not conn.closing:
-            await asyncio.sleep(cfg.heartbeat_s)
+            await asyncio.sleep(self.heartbeat_s or 0.25)
+            if self.heartbeat_s is None:
+                continue
             stamp = Stamp(None, time.monotonic_ns(), self.clock.text(), self.device.port)
-            conn.write(self.renderer.stream_parts(HEARTBEAT, stamp))
+            conn.write(self.renderer.stream_parts(beat, stamp))
+
+    def send_malformed(self, kind: str) -> int:
+        """Write one broken part (`malformed_part`) to every open stream. On the loop."""
+        self.malformed_sent += 1
+        data = malformed_part(kind, self.malformed_sent)
+        written = 0
+        for conn in list(self.streams):
+            if not conn.closing:
+                conn.write(data)
+                written += 1
+        return written
 
     def close_streams(self) -> int:
         """Close every alert stream cleanly (on the loop); returns how many."""

@@ -117,6 +117,8 @@ class SimAlert:
 HEARTBEAT = SimAlert(type="videoloss", state="inactive", active_post_count=0)
 """The device heartbeat on an alert stream: the library swallows videoloss/inactive and
 reconnects the stream after 35 s without any part (sdk-over-isapi.md part 1 §2)."""
+HEARTBEAT_EVENT = SimAlert(type="heartBeat", channel=0, state="inactive", active_post_count=0)
+"""The heartbeat of firmware that sends ``heartBeat`` parts: the library delivers them."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -351,3 +353,41 @@ def push_body(
 
 def _as_dict(alert: SimAlert) -> dict[str, Any]:
     return {name: getattr(alert, name) for name in alert.__dataclass_fields__}
+
+
+_XML_PART = (
+    b'<?xml version="1.0" encoding="UTF-8"?>\r\n<EventNotificationAlert version="2.0" '
+    b'xmlns="http://www.isapi.org/ver20/XMLSchema"><eventType>VMD</eventType>'
+    b"<eventState>active</eventState><channelID>1</channelID></EventNotificationAlert>"
+)
+_NEXT = b"\r\n--" + STREAM_BOUNDARY + b"\r\n"
+
+
+def malformed_part(kind: str, seed: int = 0) -> bytes:
+    """Broken alertStream parts seen from real devices, each followed by the next boundary.
+
+    Measured with the real library (README, vendor-library notes): ``headerless`` (random
+    bytes where a part's headers belong), ``empty`` (a boundary straight after a
+    boundary) and ``boundary_in_body`` (a boundary line inside an XML body) make it
+    silently stop delivering anything on that stream until its own reconnect 35 s after
+    the last good part; ``empty_body`` (empty headers and body) and ``bad_xml`` cost only
+    that part (a 0x7fff message, code 8 or 7)."""
+    if kind == "headerless":
+        noise = bytes((seed * 131 + i * 197 + 61) % 256 for i in range(300))
+        return noise + _NEXT
+    if kind == "empty":
+        return _NEXT[2:]
+    if kind == "empty_body":
+        return b"\r\n" + _NEXT
+    if kind == "boundary_in_body":
+        head = b'Content-Type: application/xml; charset="UTF-8"\r\n'
+        head += b"Content-Length: %d\r\n\r\n" % (len(_XML_PART) + len(_NEXT))
+        return head + _XML_PART[:80] + _NEXT + _XML_PART[80:] + _NEXT
+    if kind == "bad_xml":
+        body = _XML_PART[:-30]
+        head = b'Content-Type: application/xml; charset="UTF-8"\r\n'
+        return head + b"Content-Length: %d\r\n\r\n" % len(body) + body + _NEXT
+    raise ValueError(f"unknown malformed part {kind!r}; known: {', '.join(MALFORMED_PARTS)}")
+
+
+MALFORMED_PARTS = ("headerless", "empty", "empty_body", "boundary_in_body", "bad_xml")

@@ -129,7 +129,10 @@ class SimDeviceConfig(BaseModel):
     the vendor's "resume after broken network" switched on)."""
 
     heartbeat_s: float = Field(default=10.0, gt=0, lt=35)
-    """alertStream heartbeat (videoloss/inactive) period; the library reconnects after 35 s idle."""
+    """alertStream heartbeat period; the library reconnects after 35 s without a part."""
+    heartbeat_event: Literal["videoloss", "heartBeat"] = "videoloss"
+    """What the heartbeat is: ``videoloss`` (eventState inactive; the library swallows it)
+    or ``heartBeat`` (delivered, so hikd can watch it; firmware of either kind exists)."""
     push_targets: list[PushTarget] = Field(default_factory=list)
     variants: DocumentVariants = Field(default_factory=DocumentVariants)
     """How the device spells the documents hikd reads (namespace, order, port ids, ...)."""

@@ -126,6 +126,15 @@ def _password(device: SimDevice, value: Any) -> None:
     device.set_password(str(value))
 
 
+def _heartbeat_s(device: SimDevice, value: Any) -> None:
+    """A period in seconds, or 0/null: the device stops sending heartbeats."""
+    device.alarms.heartbeat_s = float(value) if value else None
+
+
+def _malformed_part(device: SimDevice, value: Any) -> None:
+    device.alarms.send_malformed(str(value))
+
+
 def _per_item(value: Any) -> list[tuple[int, Any]]:
     """{"1": x, "2": y} -> [(1, x), (2, y)]: JSON keys are strings."""
     if not isinstance(value, dict):
@@ -179,6 +188,8 @@ _SETTINGS: dict[str, Callable[[SimDevice, Any], None]] = {
     "close_streams": _close_streams,
     "unlock": _unlock,
     "password": _password,
+    "heartbeat_s": _heartbeat_s,
+    "malformed_part": _malformed_part,
 }
 
 

@@ -298,6 +298,15 @@ class SimDevice:
 
         return self.call(on_loop())
 
+    def send_malformed(self, kind: str) -> int:
+        """Write one broken part to every open alert stream (`hikd.sim.alerts.malformed_part`:
+        headerless, empty, empty_body, boundary_in_body, bad_xml); returns how many."""
+
+        async def on_loop() -> int:
+            return self.alarms.send_malformed(kind)
+
+        return self.alarms.send_malformed(kind) if self._on_loop() else self.call(on_loop())
+
     def _on_loop(self) -> bool:
         try:
             return asyncio.get_running_loop() is self.loop
