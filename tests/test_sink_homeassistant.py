@@ -309,7 +309,7 @@ def test_republished_on_home_assistant_birth(broker: Mosquitto, sink: MqttSink) 
     before = configs(retained(broker, "homeassistant/#"))
     assert len(before) == 5
     with Subscriber(broker, ["homeassistant/#", "hikd/#"]) as ha:
-        ha.wait_for(lambda ms: len(configs(ms)) == 5 and len(ms) == 11, "what is retained")
+        ha.wait_for(lambda ms: len(configs(ms)) == 5 and len(ms) == 12, "what is retained")
         ha.clear()
         ha.publish("homeassistant/status", "online")  # Home Assistant (re)started
         ha.wait_for(
