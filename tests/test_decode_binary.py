@@ -9,6 +9,7 @@ callback would hand them over.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import struct
 import time
@@ -18,11 +19,13 @@ from typing import Any
 
 import pytest
 
+from hikd.capabilities.channels import channel_map
 from hikd.events import DeviceRef, Event
 from hikd.listeners.decode import DecodeContext, DecodeStats, decode
 from hikd.listeners.decode.types import ALARM_TYPES
 from hikd.listeners.raw import RawAlarm, RawPicture
 from hikd.sdk.ffi import ffi
+from hikd.sdk.login import DeviceFacts
 
 COMM_ALARM = 0x1100
 COMM_ALARM_RULE = 0x1102
@@ -67,6 +70,23 @@ def _v30(alarm_type: int, **arrays: list[int]) -> bytes:
 
 
 # --- COMM_ALARM_V30 --------------------------------------------------------------------
+
+
+def test_v30_channels_in_hikds_numbering_once_the_channel_map_is_known() -> None:
+    # The hybrid DVR over the private protocol: 16 analog, 4 IP from byStartDChan 33. hikd
+    # numbers the IP cameras 17..20 (README "Channel numbers").
+    facts = DeviceFacts(
+        serial="S", device_type="DVR", device_type_code=1, analog_channels=16, start_channel=1,
+        ip_channels=4, start_ip_channel=33, zero_channels=0, audio_channels=0, alarm_inputs=0,
+        alarm_outputs=0, disks=0, protocol="private",
+    )  # fmt: skip
+    ctx = dataclasses.replace(CTX, channels=channel_map(facts, None, None))
+    events, _ = _decode(COMM_ALARM_V30, _v30(3, byChannel=[2, 32, 35]), ctx)
+    assert [(e.channel, e.attributes.get("device_channel")) for e in events] == [
+        (3, None),
+        (17, 33),
+        (20, 36),
+    ]
 
 
 def test_v30_motion_one_event_per_channel_analog_then_ip() -> None:

@@ -51,7 +51,8 @@ class DeviceFacts:
 
     @property
     def channels(self) -> list[int]:
-        """Every video channel number, analog first, in the device's own numbering."""
+        """Every video channel number, analog first, as the vendor library numbers them on
+        this login (hikd's own numbers are the session's `channels`)."""
         analog = range(self.start_channel, self.start_channel + self.analog_channels)
         ip = range(self.start_ip_channel, self.start_ip_channel + self.ip_channels)
         return [*analog, *(c for c in ip if c not in analog)]

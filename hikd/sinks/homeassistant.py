@@ -134,10 +134,10 @@ class DeviceFacts:
         return self.name == HIKD_DEVICE and not self.serial
 
     def channels(self) -> list[int]:
-        """Every video channel in the device's own numbering, as the session reports it
-        from NET_DVR_DEVICEINFO_V30 (``byStartChan``, ``byStartDChan``: IP channels often
-        start at 33 on NVRs; over ISAPI the library says 1 and they overlap the analog
-        range, hence the de-duplication, as in `hikd.sdk.login.DeviceFacts.channels`)."""
+        """Every video channel in hikd's numbering, as the session's ``online`` event gives
+        it (analog 1..A, IP from ``start_ip_channel``; README "Channel numbers"). Older
+        events carried the library's start numbers, where IP channels could overlap the
+        analog range: hence the de-duplication."""
         analog = range(self.start_channel, self.start_channel + self.analog_channels)
         ip = range(self.start_ip_channel, self.start_ip_channel + self.ip_channels)
         return [*analog, *(c for c in ip if c not in analog)]
