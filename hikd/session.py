@@ -139,18 +139,23 @@ class DeviceSession:
     def close(self) -> None:
         """Run the before-logout hooks (close alarm channels) and log out. Idempotent."""
         self.request_stop()
+        if self._log_out("hikd stopped"):
+            self._set_state("stopped")
+
+    def _log_out(self, reason: str) -> bool:
+        """Close the alarm channel (before-logout hooks), log out, end the session's health
+        episodes with ``reason``. False when there was no session."""
         with self._lock:
             user_id, self.user_id = self.user_id, None
-        if user_id is None:
-            return
-        for hook in self.hooks.before_logout:
-            _call_hook(hook, self, "before_logout")
-        try:
-            logout(self.sdk, user_id)
-        except SdkError as exc:
-            log.debug("logout failed", device=self.name, error=str(exc))
-        self.end_episodes("hikd stopped")
-        self._set_state("stopped")
+        if user_id is not None:
+            for hook in self.hooks.before_logout:
+                _call_hook(hook, self, "before_logout")
+            try:
+                logout(self.sdk, user_id)
+            except SdkError as exc:
+                log.debug("logout failed", device=self.name, error=str(exc))
+        self.end_episodes(reason)
+        return user_id is not None
 
     def wait_online(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
@@ -272,19 +277,11 @@ class DeviceSession:
                 return
 
     def _drop_session(self) -> None:
-        """Close the alarm channel, log the dead session out, end its health episodes."""
+        """The library gave up: log the dead session out, so that the login loop starts
+        afresh (and the alarm channel is opened again after the new login)."""
         self._library_gave_up.clear()
-        with self._lock:
-            user_id, self.user_id = self.user_id, None
-        if user_id is not None:
-            for hook in self.hooks.before_logout:
-                _call_hook(hook, self, "before_logout")
-            try:
-                logout(self.sdk, user_id)
-            except SdkError as exc:
-                log.debug("logout of the dead session failed", device=self.name, error=str(exc))
+        self._log_out("session closed")
         self._went_offline(self.last_error or "the session ended")
-        self.end_episodes("session closed")
 
     def check_online(self) -> bool:
         """NET_DVR_CHECK_USER_STATUS. On a 401 the library re-logs in by itself and returns

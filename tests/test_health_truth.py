@@ -9,12 +9,8 @@ device, and a recovery ends the failure.
 from __future__ import annotations
 
 import json
-import uuid
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
-
-import pytest
 
 from hikd.events import DeviceRef, Event, health
 from hikd.health import HealthBoard
@@ -22,38 +18,14 @@ from hikd.recorders.status import StatusConfig, StatusJob
 from hikd.sdk.library import Library
 from hikd.session import DeviceSession
 from hikd.sim import SimDeviceConfig, SimDisk, Simulator
-from hikd.sinks.base import SinkContext
-from hikd.sinks.mqtt import MqttConfig, MqttSink
 from hikd.state import StateStore
 from tests.mosquitto import Mosquitto, retained
 from tests.standin.jobs import Events, job_context
 from tests.support import device_config, free_port
+from tests.test_sink_mqtt import SinkFactory, broker, make_sink
 
 pytest_plugins = ["tests.standin.fixtures"]
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Mosquitto]:
-    with Mosquitto(tmp_path / "broker") as b:
-        yield b
-
-
-@pytest.fixture
-def sink(broker: Mosquitto, tmp_path: Path) -> Iterator[MqttSink]:
-    config = MqttConfig(
-        host=broker.host,
-        port=broker.port,
-        client_id=f"hikd-test-{uuid.uuid4().hex[:8]}",
-        publish_timeout_s=5,
-        discovery=False,
-    )
-    made = MqttSink(config, SinkContext("mqtt", tmp_path / "mqtt", {"version": "0"}))
-    (tmp_path / "mqtt").mkdir()
-    made.open()
-    try:
-        yield made
-    finally:
-        made.close()
+__all__ = ["broker", "make_sink"]  # the MQTT fixtures of test_sink_mqtt, shared
 
 
 def health_now(broker: Mosquitto) -> dict[str, Any]:
@@ -70,9 +42,11 @@ def test_a_status_poll_never_hides_a_failure_and_a_recovery_ends_it(
     sdk: Library,
     start_sim: Callable[..., Simulator],
     broker: Mosquitto,
-    sink: MqttSink,
+    make_sink: SinkFactory,
     state_store: StateStore,
 ) -> None:
+    sink = make_sink(broker)
+    sink.open()
     port = free_port()
     config = SimDeviceConfig(name="nvr", port=port, disks=[SimDisk(id=1), SimDisk(id=2)])
     sim = start_sim(config)
