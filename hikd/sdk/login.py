@@ -10,12 +10,15 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
+from hikd.addresses import normal_ip, resolve_name
 from hikd.sdk.constants import NET_DVR_CHECK_USER_STATUS
 from hikd.sdk.convert import cstr, set_cstr
+from hikd.sdk.errors import error_class
 from hikd.sdk.ffi import ffi
 from hikd.sdk.library import Library
 
 LoginMode = Literal["private", "isapi", "adaptive"]
+NET_DVR_NETWORK_FAIL_CONNECT = 7  # guide 6.1: connecting to the device failed
 _LOGIN_MODES: dict[str, int] = {"private": 0, "isapi": 1, "adaptive": 2}
 _PROTOCOLS = {0: "private", 1: "isapi"}
 
@@ -93,6 +96,22 @@ class LoginFailureDetails:
     lock_seconds: int | None
 
 
+def device_address(host: str) -> str:
+    """The IP address to log in to. The library refuses a host name (error 17 over ISAPI,
+    README vendor-library notes), so a name is resolved here, at each login (DHCP or DNS
+    may have moved the device); IPv4 first, as the library's own default."""
+    if normal_ip(host) is not None:
+        return host
+    try:
+        addresses = resolve_name(host)
+    except (OSError, UnicodeError) as exc:
+        raise error_class(NET_DVR_NETWORK_FAIL_CONNECT)(
+            NET_DVR_NETWORK_FAIL_CONNECT,
+            f"host name {host!r} does not resolve ({exc}); check it or give the IP address",
+        ) from None
+    return sorted(addresses, key=lambda a: (":" in a, a))[0]
+
+
 def login(
     sdk: Library,
     host: str,
@@ -104,7 +123,7 @@ def login(
 ) -> LoginResult:
     """One synchronous login attempt. Raises `SdkError` (with `.login_details` set)."""
     info_in = ffi.new("NET_DVR_USER_LOGIN_INFO *")
-    set_cstr(info_in.sDeviceAddress, host, "host")
+    set_cstr(info_in.sDeviceAddress, device_address(host), "host")
     info_in.wPort = port
     set_cstr(info_in.sUserName, username, "username")
     set_cstr(info_in.sPassword, password, "password")
