@@ -119,3 +119,28 @@ def test_alarms_raised_without_a_stream_are_resent_when_one_opens(
     for sent, body in zip(missed, bodies[:2], strict=True):
         assert b"<hikdSimSeq>%d</hikdSimSeq>" % sent.seq in body  # its own number and time
     assert device.alarms.resent == 2
+
+
+def test_asking_for_resends_changes_nothing_the_library_sends_over_isapi(
+    sdk: Library, start_sim: Callable[..., Simulator], login: Callable[[Simulator], DeviceSession]
+) -> None:
+    # byBrokenNetHttp (and bySupport) are private-protocol requests: over ISAPI the library
+    # opens the same alertStream with or without them (README vendor-library notes).
+    sim = start_sim(SimDeviceConfig(name="nvr"))
+    device = sim.devices[0]
+    session = login(sim)
+    assert session.user_id is not None
+    seen = []
+    for options in (
+        ArmingOptions(),
+        ArmingOptions(resend_after_outage=0b11111, upload_confirmation=True),
+    ):
+        device.clear_requests()
+        handle = setup_alarm_channel(sdk, session.user_id, options)
+        try:
+            assert device.wait_for_streams(1)
+        finally:
+            close_alarm_channel(sdk, handle)
+        assert wait_for(lambda: device.stream_count == 0)
+        seen.append([t for t in device.request_targets if "Event" in t[1]])
+    assert seen[0] == seen[1] == [("GET", "/ISAPI/Event/notification/alertStream")]

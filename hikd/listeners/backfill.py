@@ -207,6 +207,7 @@ class Backfill:
                 if time.monotonic() >= next_save:
                     next_save = time.monotonic() + _HEARD_EVERY_S
                     self._save_all_heard()
+                    self._forget_old()
             except Exception:
                 log.exception("backfill worker error")
 
@@ -245,6 +246,19 @@ class Backfill:
                 else:
                     gap.tries += 1
                     gap.due = now + RETRY_S
+
+    def _forget_old(self) -> None:
+        """Drop live alarms no gap can reach any more (the record stays small)."""
+        now = datetime.now(UTC)
+        for device in self._devices.values():
+            starts = [now, *(g.start for g in device.gaps)]
+            if device.deaf_since is not None:
+                starts.append(device.deaf_since)
+            reach = self.lookback_s + 2 * self.tolerance_s + device.skew_s + 10
+            cutoff = min(starts).timestamp() - reach
+            with self._lock:
+                while device.live and device.live[0][2] < cutoff:
+                    device.live.popleft()
 
     def _save_all_heard(self) -> None:
         now = datetime.now(UTC)
