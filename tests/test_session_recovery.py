@@ -88,7 +88,7 @@ def test_never_the_last_try(sdk: Library, start_sim: Callable[..., Simulator]) -
 def test_a_locked_user_is_not_tried_before_the_unlock_time(
     sdk: Library, start_sim: Callable[..., Simulator]
 ) -> None:
-    sim = start_sim(nvr("locked", lock_after=1, lock_seconds=3))
+    sim = start_sim(nvr("locked", lock_after=1, lock_seconds=5))
     device = sim.devices[0]
     bad = DeviceSession(sdk, device_config(sim, password="wrong"), Collector())
     with pytest.raises(AuthError):
@@ -103,7 +103,7 @@ def test_a_locked_user_is_not_tried_before_the_unlock_time(
         assert wait_for(lambda: session.state == "online", timeout=20)
         refusal = events.matching("health", "auth_failed")[0].attributes
         assert refusal["code"] == 153
-        assert refusal["unlock_in_s"] in (2, 3)
+        assert 1 <= refusal["unlock_in_s"] <= 5  # what was left of the lock (whole seconds)
         assert refusal["unlock_at"]
         # One refused try, then one after the unlock time: not one every 0.2 s.
         assert device.count(LOGIN, "POST") == 2
