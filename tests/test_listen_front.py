@@ -280,3 +280,18 @@ def test_check_config_notes_a_name_that_does_not_resolve(tmp_path: Path) -> None
     notes = [line for line in result.stderr.splitlines() if "does not resolve" in line]
     assert len(notes) == 1 and notes[0].startswith("note: listen.0.allowed: 'no-such-nvr.invalid'")
     assert "Traceback" not in result.stderr
+
+
+def test_each_sender_has_a_loopback_address_of_its_own() -> None:
+    import ipaddress
+
+    from hikd.listeners.front import SenderMap
+
+    senders = SenderMap(ipaddress.IPv4Network("127.242.0.0/24"))
+    first = senders.alias_for("192.0.2.1")
+    assert senders.alias_for("192.0.2.1") == first and senders.sender_of(first) == "192.0.2.1"
+    aliases = {senders.alias_for(f"198.51.100.{i}") for i in range(253)}
+    assert len(aliases | {first}) == 254 and not {"127.242.0.0", "127.242.0.255"} & aliases
+    # Full: the sender seen longest ago gives its address up.
+    assert senders.alias_for("203.0.113.1") == first and senders.sender_of(first) == "203.0.113.1"
+    assert senders.is_alias(first) and not senders.is_alias("127.0.0.1")

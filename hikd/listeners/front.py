@@ -79,7 +79,7 @@ class SenderMap:
         self._by_alias: dict[str, str] = {}
         self._next = 0
         # .0 and .255 are left out: not every tool treats them as plain host addresses.
-        self._capacity = sum(1 for a in network.hosts() if int(a) & 0xFF not in (0, 255))
+        self._capacity = network.num_addresses // 256 * 254
 
     def alias_for(self, sender: str) -> str:
         with self._lock:
