@@ -53,6 +53,17 @@ def _assert_backfilled(running: Running, before: datetime) -> None:
         assert before.replace(microsecond=0) <= when <= datetime.fromisoformat(event["received"])
 
 
+def _armed(
+    start_sim: Callable[..., Simulator], run_daemon: Callable[..., Running], config: Any
+) -> tuple[Simulator, SimDevice, Running]:
+    """One simulated device, armed by a running daemon."""
+    sim = start_sim(config)
+    device = sim.devices[0]
+    running = run_daemon(sim)
+    assert device.wait_for_streams(1, timeout=15)
+    return sim, device, running
+
+
 def _live_motion(running: Running, device: SimDevice) -> None:
     device.trigger("VMD", channel=1)
     running.wait_event(type="motion", channel=1, state="start")
@@ -86,10 +97,9 @@ def _outage(device: SimDevice, running: Running, *, restart_device: bool) -> dat
 def test_alarms_of_a_stream_outage_are_backfilled_once(
     first_id: int, start_sim: Callable[..., Simulator], run_daemon: Callable[..., Running]
 ) -> None:
-    sim = start_sim(nvr(variants=DocumentVariants(ip_channel_first_id=first_id)))
-    device = sim.devices[0]
-    running = run_daemon(sim)
-    assert device.wait_for_streams(1, timeout=15)
+    _sim, device, running = _armed(
+        start_sim, run_daemon, nvr(variants=DocumentVariants(ip_channel_first_id=first_id))
+    )
     _live_motion(running, device)
     before = _outage(device, running, restart_device=False)
     (report,) = _report(running)
@@ -108,10 +118,7 @@ def test_alarms_of_a_stream_outage_are_backfilled_once(
 def test_alarms_raised_while_the_device_restarted_are_backfilled_once(
     start_sim: Callable[..., Simulator], run_daemon: Callable[..., Running]
 ) -> None:
-    sim = start_sim(nvr())
-    device = sim.devices[0]
-    running = run_daemon(sim)
-    assert device.wait_for_streams(1, timeout=15)
+    _sim, device, running = _armed(start_sim, run_daemon, nvr())
     _live_motion(running, device)
     before = _outage(device, running, restart_device=True)
     _report(running)
@@ -122,10 +129,7 @@ def test_alarms_raised_while_the_device_restarted_are_backfilled_once(
 def test_alarms_raised_while_hikd_was_down_are_backfilled_once_and_only_once(
     start_sim: Callable[..., Simulator], run_daemon: Callable[..., Running]
 ) -> None:
-    sim = start_sim(nvr())
-    device = sim.devices[0]
-    first = run_daemon(sim)
-    assert device.wait_for_streams(1, timeout=15)
+    sim, device, first = _armed(start_sim, run_daemon, nvr())
     _live_motion(first, device)
     first.stop()
     assert wait_for(lambda: device.stream_count == 0)
@@ -150,10 +154,7 @@ def test_alarms_raised_while_hikd_was_down_are_backfilled_once_and_only_once(
 def test_a_device_whose_log_has_no_alarms_gets_a_clear_health_event(
     start_sim: Callable[..., Simulator], run_daemon: Callable[..., Running]
 ) -> None:
-    sim = start_sim(nvr(log_alarms=False))
-    device = sim.devices[0]
-    running = run_daemon(sim)
-    assert device.wait_for_streams(1, timeout=15)
+    _sim, device, running = _armed(start_sim, run_daemon, nvr(log_alarms=False))
     _live_motion(running, device)
     _outage(device, running, restart_device=False)
     event = running.wait_event(type="backfill_unavailable", timeout=30)
@@ -164,10 +165,7 @@ def test_a_device_whose_log_has_no_alarms_gets_a_clear_health_event(
 def test_alarms_the_device_resends_arrive_once_marked_with_their_own_time(
     start_sim: Callable[..., Simulator], run_daemon: Callable[..., Running]
 ) -> None:
-    sim = start_sim(nvr(resend_missed=True))
-    device = sim.devices[0]
-    running = run_daemon(sim)
-    assert device.wait_for_streams(1, timeout=15)
+    _sim, device, running = _armed(start_sim, run_daemon, nvr(resend_missed=True))
     running.wait_event(type="armed")
     _cut_stream(device)
     missed = [device.trigger("VMD", channel=ch) for ch in (1, 2, 3)]

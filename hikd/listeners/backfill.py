@@ -34,6 +34,7 @@ import structlog
 
 from hikd.events import Event, health
 from hikd.listeners.log_alarms import (
+    Live,
     LogAlarm,
     heard_live,
     is_alarm_entry,
@@ -90,9 +91,7 @@ class _Device:
     hearing: bool = False
     offset: tzinfo | None = None
     """The UTC offset of the device's last live alarm (its log is in that wall clock)."""
-    live: deque[tuple[str, int | None, float, bool]] = field(
-        default_factory=lambda: deque(maxlen=_LIVE_KEPT)
-    )
+    live: deque[Live] = field(default_factory=lambda: deque(maxlen=_LIVE_KEPT))
     """(match class, channel or input, device time as POSIX seconds, re-sent) per live alarm."""
     gaps: list[_Gap] = field(default_factory=list)
     unavailable: bool = False
@@ -403,9 +402,7 @@ class Backfill:
         self._publish(health(session.device, "backfill_unavailable", **report, reason=reason))
 
     # -- the live record ---------------------------------------------------------------
-    def _live_between(
-        self, device: _Device, start: datetime, end: datetime
-    ) -> list[tuple[str, int | None, float, bool]]:
+    def _live_between(self, device: _Device, start: datetime, end: datetime) -> list[Live]:
         low = start.timestamp() - self.tolerance_s
         high = end.timestamp() + self.tolerance_s
         with self._lock:
