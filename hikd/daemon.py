@@ -26,7 +26,7 @@ from hikd.addresses import AddressSet, NameRefresher
 from hikd.bus import EventBus
 from hikd.config import Config, DeviceConfig, load_config
 from hikd.errors import UserError
-from hikd.events import DeviceRef, Event
+from hikd.events import DeviceRef, Event, health
 from hikd.files import make_dir
 from hikd.listeners.alarm_state import AlarmStateTracker
 from hikd.listeners.arming import ArmingListener
@@ -288,8 +288,12 @@ class Daemon:
                 self.arming.arm(session)
 
         def logging_out(session: DeviceSession) -> None:
-            if self.arming is not None:
+            if self.arming is not None and self.arming.is_armed(device.name):
                 self.arming.disarm(session)
+                # The arming concern's health must not say "armed" once the session is gone.
+                self.publish(health(session.device, "disarmed", reason="the session ended"))
+            elif self.arming is not None:
+                self.arming.disarm(session)  # a pending retry, if any
             self.directory.logged_out(device.name)
 
         hooks.on_login.append(logged_in)

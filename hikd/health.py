@@ -31,6 +31,7 @@ _PULSES: dict[str, tuple[str, Action]] = {
     "armed": ("arming", "ok"),
     "rearmed": ("arming", "ok"),
     "arming_failed": ("arming", "problem"),
+    "disarmed": ("arming", "problem"),
     "arming_lost": ("arming", "problem"),
     "arming_reconnect_closed": ("arming", "problem"),
 }

@@ -106,6 +106,7 @@ def board_after(*events: Event) -> dict[str, str]:
 
 
 def test_each_concern_has_its_own_state() -> None:
+    assert board_after(health(NVR, "armed"), health(NVR, "disarmed")) == {"arming": "problem"}
     assert board_after(
         health(NVR, "online"),
         health(NVR, "armed"),

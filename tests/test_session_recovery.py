@@ -48,6 +48,7 @@ def test_a_refused_relogin_goes_back_to_the_login_loop_and_rearms(
     device.forget_sessions()
     device.alarms.close_streams()
     refused = running.wait_event(type="auth_failed", timeout=30)
+    running.wait_event(type="disarmed")  # the dead session's alarm channel is closed
     # The library's own re-login took one try, hikd's login the next: 3 left of 5.
     assert refused["attributes"]["retries_left"] == 3
     assert refused["attributes"]["next_try_s"] == 2
