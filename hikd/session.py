@@ -335,6 +335,11 @@ class DeviceSession:
         self._publish(health(self.device, type_, state, **attributes))
         return True
 
+    def in_episode(self, type_: str) -> bool:
+        """Whether an episode of ``type_`` is open now."""
+        with self._lock:
+            return type_ in self._episodes
+
     def end_episodes(self, reason: str) -> None:
         """Stop every open episode (the session they belong to is gone)."""
         with self._lock:

@@ -16,7 +16,7 @@ import pytest
 
 from hikd.sim import Simulator
 from hikd.sim.device import SimDevice
-from tests.support import wait_for
+from tests.support import free_port, wait_for
 from tests.test_alarms import Running, nvr, run_daemon
 
 __all__ = ["run_daemon"]  # the daemon fixture of test_alarms, shared
@@ -99,3 +99,23 @@ def test_a_quiet_device_is_not_rearmed_and_a_stopped_heartbeat_rearms_once(
     quiet.trigger(type="VMD", channel=1)
     event = running.wait_event(type="motion", state="start")
     assert event["device"]["name"] == "quiet"
+
+
+def test_a_killed_device_is_left_to_the_librarys_own_reconnect(
+    start_sim: Callable[..., Simulator], run_daemon: Callable[..., Running]
+) -> None:
+    port = free_port()
+    config = nvr("phoenix", port=port, heartbeat_s=1, heartbeat_event="heartBeat")
+    sim = start_sim(config)
+    running = run_daemon(sim)
+    assert sim.devices[0].wait_for_streams(1, timeout=15)
+    assert wait_for(lambda: learned(running, "phoenix"), timeout=20)
+
+    sim.stop()  # its heartbeats stop too, but the library knows the link broke
+    running.wait_event(type="arming_reconnecting", state="start", timeout=20)
+    time.sleep(6)  # longer than the watch's limit (5 s): room for a wrong re-arm
+    reborn = start_sim(config)
+    running.wait_event(type="rearmed", timeout=30)
+    assert reborn.devices[0].wait_for_streams(1, timeout=15)
+    assert not running.events(type="arming_stalled")
+    assert not running.events(type="arming_failed")

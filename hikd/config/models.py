@@ -293,7 +293,7 @@ class ArmingConfig(Section):
     """How long to wait before trying again to arm a device that refused."""
     heartbeat_misses: Annotated[float, Field(ge=0)] = 2.0
     """A device that sends ``heartBeat`` parts is armed again at once when no part has come
-    for this many heartbeat periods (``arming_stalled``); 0 turns the watch off. Devices
+    for this many heartbeat periods, and at least 5 s (``arming_stalled``); 0: off. Devices
     whose heartbeat the vendor library swallows are never re-armed for being quiet."""
 
     def setup_alarm_param(self) -> dict[str, int]:

@@ -62,12 +62,16 @@ class StreamWatch:
         misses: float = 2.0,
         tick_s: float = 0.25,
         min_period_s: float = 1.0,
+        min_silence_s: float = 5.0,
     ) -> None:
         self.arming = arming
         self._sessions = sessions
         self.misses = misses
         self.tick_s = tick_s
         self.min_period_s = min_period_s
+        self.min_silence_s = min_silence_s
+        """Never less silence than this: a killed device's stream is the library's to
+        reconnect, and its 0x8006 comes about 2.6 s after the link breaks (part 1 §3)."""
         self._streams: dict[str, _Stream] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -123,9 +127,13 @@ class StreamWatch:
                 stream = self._streams.get(session.name)
             if stream is None:
                 continue
-            if session.state != "online" or not self.arming.is_armed(session.name):
-                # Not hikd's stream to judge now (logged out, arming failed, reconnecting):
-                # start afresh when it is armed again.
+            if (
+                session.state != "online"
+                or not self.arming.is_armed(session.name)
+                or session.in_episode("arming_reconnecting")
+            ):
+                # Not hikd's stream to judge now (logged out, arming failed, or the library
+                # reconnecting it by itself): start afresh when it is armed again.
                 with self._lock:
                     stream.last_part, stream.last_beat, stalled = now, None, stream.stalled_at
                     stream.stalled_at = None
@@ -145,11 +153,14 @@ class StreamWatch:
         if stalled_at is not None:
             if resumed:
                 session.episode("arming_stalled", "stop", silent_s=round(now - stalled_at, 1))
-            elif period is not None and now - stalled_at > self.misses * period:
+            elif period is not None and now - stalled_at > self._limit(period):
                 self._heartbeat_stopped(session, stream, period)
             return
-        if period is not None and silent_s > self.misses * period:
+        if period is not None and silent_s > self._limit(period):
             self._rearm(session, stream, period, silent_s)
+
+    def _limit(self, period: float) -> float:
+        return max(self.misses * period, self.min_silence_s)
 
     def _rearm(self, session: DeviceSession, stream: _Stream, period: float, silent: float) -> None:
         log.warning(
