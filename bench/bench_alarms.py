@@ -27,30 +27,22 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-PASSWORD = "bench-Passw0rd"
-
-
-def pct(values: Sequence[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+from common import PASSWORD, ROOT, pct, start_simulator
 
 
 # -- 1. in-process throughput ----------------------------------------------------------
 def throughput(count: int) -> dict[str, float]:
-    from hikd.bus import EventBus
+    from hikd.delivery.bus import EventBus
+    from hikd.delivery.outbox import Outbox
     from hikd.events import DeviceRef
     from hikd.listeners.alarm_state import AlarmStateTracker
     from hikd.listeners.decode import DecodeContext
     from hikd.listeners.pipeline import AlarmPipeline, DeviceDirectory
-    from hikd.listeners.raw import RawAlarm
-    from hikd.outbox import Outbox
+    from hikd.sdk.raw import NO_ALARMER, RawAlarm
     from hikd.sim.alerts import SimAlert, Stamp, render
     from hikd.sim.config import SimDeviceConfig
     from hikd.sinks.base import SinkContext
-    from hikd.sinks.disk import DiskSink
+    from hikd.sinks.disk.sink import DiskSink
 
     cfg = SimDeviceConfig(name="nvr")
     now = datetime.now(UTC)
@@ -66,7 +58,7 @@ def throughput(count: int) -> dict[str, float]:
         )
         stamp = Stamp(i, time.monotonic_ns(), now.isoformat(timespec="seconds"), 80)
         _ctype, body = render(alert, cfg, stamp)
-        raws.append(RawAlarm(0x6009, b"", body + b"\r\n", time.time_ns(), data_type=1))
+        raws.append(RawAlarm(0x6009, NO_ALARMER, body + b"\r\n", time.time_ns(), data_type=1))
 
     with tempfile.TemporaryDirectory() as tmp:
         state = Path(tmp)
@@ -112,24 +104,6 @@ def throughput(count: int) -> dict[str, float]:
 
 
 # -- 2/3. end-to-end latency -----------------------------------------------------------
-def start_simulator(devices: int) -> tuple[subprocess.Popen[str], list[int]]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "hikd.sim", "--devices", str(devices), "--port", "0",
-         "--password", PASSWORD],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        cwd=ROOT,
-    )
-    assert proc.stdout is not None
-    ports = []
-    while len(ports) < devices:
-        line = proc.stdout.readline()
-        if not line:
-            raise SystemExit("the simulator did not start")
-        ports.append(int(line.split()[2]))
-    return proc, ports
-
 
 def scenario(port: int, rate: int, devices: int, seconds: float) -> None:
     subprocess.run(
@@ -190,7 +164,7 @@ def hikd_run(ports: list[int], rate: int, seconds: float) -> dict[str, Any]:
     from hikd.daemon import Daemon
     from hikd.events import Event
     from hikd.sdk.alarms import MessageCallback
-    from hikd.sinks.disk import DiskSink
+    from hikd.sinks.disk.sink import DiskSink
 
     callback_ns: list[int] = []
     original = MessageCallback._on_message

@@ -22,7 +22,7 @@ import time
 
 from hikd.events import DeviceRef
 from hikd.listeners.decode import DecodeContext, DecodeStats, decode, isapi
-from hikd.listeners.raw import RawAlarm
+from hikd.sdk.raw import NO_ALARMER, RawAlarm
 
 CTX = DecodeContext(DeviceRef("nvr", "SERIAL", "10.0.0.2"))
 
@@ -44,7 +44,7 @@ def main() -> None:
     ):
         for size in (500_000, 1_200_000):
             source = body(description, size)
-            raw = RawAlarm(0x6009, b"\0" * 372, source.encode(), time.time_ns(), data_type=1)
+            raw = RawAlarm(0x6009, NO_ALARMER, source.encode(), time.time_ns(), data_type=1)
             isapi._shapes.clear()
             worst = 0.0
             for _ in range(3):

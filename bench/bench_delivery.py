@@ -38,25 +38,18 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from common import PASSWORD, ROOT, pct, start_simulator
 
-PASSWORD = "bench-Passw0rd"
 TYPES = "VMD,linedetection,fielddetection,tamperdetection"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 DRAIN_IDLE_S = 10.0
 """A step ends when nothing more arrives for this long (or everything has)."""
 SENT_NS = re.compile(rb"<hikdSimSentNs>(\d+)</hikdSimSentNs>")
 
-
-def pct(values: Sequence[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
 def free_port() -> int:
@@ -116,24 +109,6 @@ def start_broker(workdir: Path) -> tuple[subprocess.Popen[bytes], int]:
     stop(proc)
     raise SystemExit("mosquitto did not start (apt-get install mosquitto)")
 
-
-def start_simulator(devices: int) -> tuple[subprocess.Popen[str], list[int]]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "hikd.sim", "--devices", str(devices), "--port", "0",
-         "--password", PASSWORD],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        cwd=ROOT,
-    )  # fmt: skip
-    assert proc.stdout is not None
-    ports: list[int] = []
-    while len(ports) < devices:
-        line = proc.stdout.readline()
-        if not line:
-            raise SystemExit("the simulator did not start")
-        ports.append(int(line.split()[2]))
-    return proc, ports
 
 
 def scenario(port: int, rate: int, devices: int, seconds: float) -> int:

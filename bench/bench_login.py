@@ -19,10 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-PASSWORD = "bench-Passw0rd"
+from common import PASSWORD, ROOT, start_simulator
 
 
 def rss_mb() -> float:
@@ -31,32 +28,6 @@ def rss_mb() -> float:
             return int(line.split()[1]) / 1024
     return 0.0
 
-
-def start_simulator(count: int) -> tuple[subprocess.Popen[str], list[int]]:
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "hikd.sim",
-            "--devices",
-            str(count),
-            "--port",
-            "0",
-            "--password",
-            PASSWORD,
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-    )
-    ports: list[int] = []
-    assert proc.stdout is not None
-    while len(ports) < count:
-        line = proc.stdout.readline()
-        if not line:
-            raise SystemExit("the simulator did not start")
-        ports.append(int(line.split()[2]))
-    return proc, ports
 
 
 def bare_library(ports: list[int]) -> dict[str, float]:
@@ -92,7 +63,7 @@ def hikd_sessions(ports: list[int], arm: bool) -> dict[str, float]:
     import queue
 
     from hikd.config import DeviceConfig
-    from hikd.listeners.raw import RawAlarm
+    from hikd.devices.session import DeviceSession, SessionHooks, close_sessions
     from hikd.sdk.alarms import (
         ArmingOptions,
         MessageCallback,
@@ -100,7 +71,7 @@ def hikd_sessions(ports: list[int], arm: bool) -> dict[str, float]:
         setup_alarm_channel,
     )
     from hikd.sdk.library import Library
-    from hikd.session import DeviceSession, SessionHooks, close_sessions
+    from hikd.sdk.raw import RawAlarm
 
     sdk = Library.open()
     base = rss_mb()

@@ -23,12 +23,12 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from hikd.bus import EventBus
+from hikd.delivery.bus import EventBus
+from hikd.delivery.outbox import Outbox
 from hikd.events import DeviceRef, Event
 from hikd.logs import setup_logging
-from hikd.outbox import Outbox
 from hikd.sinks.base import SinkContext
-from hikd.sinks.disk import DiskSink, DiskSinkConfig
+from hikd.sinks.disk.sink import DiskSink, DiskSinkConfig
 
 BATCH = 500
 

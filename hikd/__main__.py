@@ -1,3 +1,3 @@
-from hikd.cli import main
+from hikd.cli.main import main
 
 raise SystemExit(main())

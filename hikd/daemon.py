@@ -23,42 +23,39 @@ import structlog
 
 from hikd import __version__
 from hikd.addresses import AddressSet, NameRefresher
-from hikd.bus import EventBus
 from hikd.config import Config, DeviceConfig, load_config
+from hikd.delivery.bus import EventBus
+from hikd.delivery.outbox import Outbox
+from hikd.devices.library import open_library
+from hikd.devices.sdk_exceptions import SdkExceptionRouter
+from hikd.devices.session import DeviceSession, SessionHooks, close_sessions
 from hikd.errors import UserError
 from hikd.events import DeviceRef, Event, health
 from hikd.files import make_dir
 from hikd.listeners.alarm_state import AlarmStateTracker
-from hikd.listeners.arming import ArmingListener
+from hikd.listeners.arming import ArmingListener, arming_options
 from hikd.listeners.backfill import Backfill
 from hikd.listeners.decode import DecodeContext
 from hikd.listeners.decode.types import ONE_SHOT_TYPES
 from hikd.listeners.front import SenderMap
 from hikd.listeners.listen import ListenServer
 from hikd.listeners.pipeline import AlarmPipeline, DeviceDirectory
-from hikd.listeners.sdk_exceptions import SdkExceptionRouter
 from hikd.listeners.stream_watch import StreamWatch
 from hikd.logs import setup_logging
 from hikd.native_stderr import route_native_stderr
-from hikd.outbox import Outbox
-from hikd.sdk.alarms import ArmingOptions
-from hikd.sdk.library import Library, SdkSettings
-from hikd.session import DeviceSession, SessionHooks, close_sessions
+from hikd.sdk.library import Library
 from hikd.sinks.base import SinkContext
 from hikd.sinks.registry import build_sinks
 from hikd.systemd import Notifier, watchdog_interval_s
 
 if TYPE_CHECKING:
-    from hikd.scheduler import JobScheduler
+    from hikd.jobs.scheduler import JobScheduler
     from hikd.state import StateStore
 
 log = structlog.get_logger("hikd.daemon")
 
 STORED_WAIT_S = 30.0
 """How long a job waits for its events to be stored before it gives up (a full disk)."""
-
-_LEVELS = {"high": 0, "medium": 1, "low": 2}
-_DEPLOY = {"client": 0, "realtime": 1}
 
 
 def device_timezone(value: str | None) -> tzinfo | None:
@@ -80,7 +77,8 @@ class Daemon:
         observers: Sequence[Callable[[Event], None]] = (),
         sdk: Library | None = None,
     ) -> None:
-        """``sdk``: an already open library to use (and leave open at stop), e.g. when
+        """``observers``: consumers that see every event (subscribed to the bus).
+        ``sdk``: an already open library to use (and leave open at stop), e.g. when
         several daemons share one process in the tests; by default the daemon opens it."""
         self.config = config
         self.observers = list(observers)
@@ -110,7 +108,7 @@ class Daemon:
         # switch interval a busy decoder or sink thread can hold them that long.
         sys.setswitchinterval(0.0005)
         state_dir = make_dir(Path(cfg.daemon.state_dir), "daemon.state_dir")
-        picture_dir = Path(cfg.daemon.picture_dir or state_dir / "pictures")
+        picture_dir = Path(cfg.daemon.picture_dir)
         if cfg.sdk.log_dir is not None:
             make_dir(cfg.sdk.log_dir, "sdk.log_dir")
 
@@ -118,17 +116,7 @@ class Daemon:
         self.bus.start()
         publish = self.publish
 
-        self.sdk = self.sdk or Library.open(
-            cfg.sdk.library_dir,
-            SdkSettings(
-                connect_timeout_ms=cfg.sdk.connect_timeout_ms,
-                connect_tries=cfg.sdk.connect_tries,
-                recv_timeout_ms=cfg.sdk.recv_timeout_ms,
-                reconnect_interval_ms=cfg.sdk.reconnect_interval_ms,
-                log_dir=cfg.sdk.log_dir,
-                log_level=cfg.sdk.log_level,
-            ),
-        )
+        self.sdk = self.sdk or open_library(cfg.sdk, daemon=True)
         log.info(
             "vendor library ready", version=self.sdk.version(), directory=str(self.sdk.directory)
         )
@@ -151,13 +139,7 @@ class Daemon:
             self.sdk,
             self.pipeline,
             publish,
-            ArmingOptions(
-                level=_LEVELS[cfg.arming.level],
-                deploy_type=_DEPLOY[cfg.arming.deploy_type],
-                alarm_info_v40=cfg.arming.alarm_info_v40,
-                upload_confirmation=cfg.arming.upload_confirmation,
-                resend_after_outage=cfg.arming.setup_alarm_param()["byBrokenNetHttp"],
-            ),
+            arming_options(cfg.arming),
             retry_s=cfg.arming.retry_s,
         )
         self.arming.start()
@@ -214,13 +196,14 @@ class Daemon:
             self._state_store(state_dir),
         )
         self.pipeline.watchers.append(self.backfill.watch)
-        self.observers.append(self.backfill.observe)
+        if self.bus is not None:
+            self.bus.subscribe(self.backfill.observe)
         self.backfill.start()
 
     def _start_jobs(self, state_dir: Path) -> None:
         """Scheduled and alarm-driven jobs (downloads, clips, snapshots, status, ...)."""
-        from hikd.recorders_cli import default_output_dir
-        from hikd.scheduler import JobScheduler
+        from hikd.jobs.config import default_output_dir
+        from hikd.jobs.scheduler import JobScheduler
 
         self.scheduler = JobScheduler(
             self.config.jobs,
@@ -233,7 +216,8 @@ class Daemon:
             stored=self._stored,
         )
         # Alarm-driven jobs (clips, snapshots on alarm) see every event; they only enqueue.
-        self.observers.append(self.scheduler.on_event)
+        if self.bus is not None:
+            self.bus.subscribe(self.scheduler.on_event)
         self.scheduler.start()
 
     def _stored(self) -> None:
@@ -260,7 +244,10 @@ class Daemon:
             return SinkContext(name=name, state_dir=sink_dir, extra={"version": __version__})
 
         sinks = build_sinks(self.config.sinks, context)
-        return EventBus(outbox, sinks)
+        bus = EventBus(outbox, sinks)
+        for consumer in self.observers:
+            bus.subscribe(consumer)
+        return bus
 
     def _context(self, device: DeviceConfig, picture_dir: Path) -> DecodeContext:
         return DecodeContext(
@@ -397,8 +384,6 @@ class Daemon:
 
     def publish(self, event: Event) -> None:
         """Every event of every part goes through here into the outbox."""
-        for observe in self.observers:
-            observe(event)
         if self.bus is not None:
             self.bus.publish(event)
 

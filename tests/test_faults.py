@@ -14,8 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from hikd.sim import SimDeviceConfig, Simulator
-from tests.mosquitto import Mosquitto
-from tests.test_delivery import (  # noqa: F401 - broker, subscribe, run_hikd are fixtures
+from tests.delivery.test_delivery import (  # noqa: F401 - broker, subscribe, run_hikd are fixtures
     EVENTS,
     SECRET,
     START_TIMEOUT_S,
@@ -29,6 +28,7 @@ from tests.test_delivery import (  # noqa: F401 - broker, subscribe, run_hikd ar
     wait_until,
     write_config,
 )
+from tests.mosquitto import Mosquitto
 
 RATE_S = 0.01
 """One alarm every 10 ms (the trigger loop's pause)."""

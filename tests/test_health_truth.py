@@ -12,17 +12,17 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from hikd.devices.session import DeviceSession
 from hikd.events import DeviceRef, Event, health
 from hikd.health import HealthBoard
 from hikd.recorders.status import StatusConfig, StatusJob
 from hikd.sdk.library import Library
-from hikd.session import DeviceSession
 from hikd.sim import SimDeviceConfig, SimDisk, Simulator
 from hikd.state import StateStore
 from tests.mosquitto import Mosquitto, retained
+from tests.sinks.mqtt.test_mqtt import SinkFactory, broker, make_sink
 from tests.standin.jobs import Events, job_context
 from tests.support import device_config, free_port
-from tests.test_sink_mqtt import SinkFactory, broker, make_sink
 
 pytest_plugins = ["tests.standin.fixtures"]
 __all__ = ["broker", "make_sink"]  # the MQTT fixtures of test_sink_mqtt, shared

@@ -1,7 +1,7 @@
 """What C code writes to fd 2 becomes a log event; Python's own tracebacks stay visible.
 
 Each case runs in a process of its own: the routing changes the process's fd 2. The vendor
-library's real output is checked by `hikd run` in tests/test_cli.py.
+library's real output is checked by `hikd run` in tests/cli/test_cli.py.
 """
 
 from __future__ import annotations

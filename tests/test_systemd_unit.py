@@ -16,8 +16,8 @@ import pytest
 
 from hikd.sim import SimDeviceConfig, Simulator
 from hikd.sim.alerts import SimAlert
+from tests.cli.test_cli import SECRET, password_env, write_config
 from tests.support import free_port, wait_for
-from tests.test_cli import SECRET, password_env, write_config
 
 UNIT = Path(__file__).resolve().parent.parent / "systemd" / "hikd.service"
 

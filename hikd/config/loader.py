@@ -11,23 +11,18 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
-from contextvars import ContextVar
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 from pydantic_settings import (
-    BaseSettings,
-    EnvSettingsSource,
-    InitSettingsSource,
-    PydanticBaseSettingsSource,
     SettingsError,
 )
 
 from hikd.config.models import Config, DeviceConfig, ListenConfig, password_env_name
 from hikd.config.passwords import resolve_password
 from hikd.config.problems import problems_from, register_secrets_in
+from hikd.config.sources import Inputs, inputs
 from hikd.errors import ConfigError
 
 DEFAULT_PATH = Path("/etc/hikd/hikd.toml")
@@ -35,46 +30,6 @@ ENV_PREFIX = "HIKD_"
 # Variables hikd reads itself, not settings: the config path, device passwords, and
 # the directory of the vendor library (hikd.sdk.library).
 _NOT_SETTINGS = re.compile(r"^HIKD_(CONFIG|SDK_DIR|PASSWORD_.+)$", re.IGNORECASE)
-
-
-@dataclass(frozen=True, slots=True)
-class _Inputs:
-    file_data: dict[str, Any]
-    env: Mapping[str, str]
-
-
-# settings_customise_sources() is a classmethod without arguments of ours: load_config
-# hands it the parsed file and the environment through this (thread- and task-safe) slot.
-_inputs: ContextVar[_Inputs | None] = ContextVar("hikd_config_inputs", default=None)
-
-
-class _MappingEnvSource(EnvSettingsSource):
-    """The pydantic-settings environment source, reading a given mapping (not os.environ)."""
-
-    def __init__(self, settings_cls: type[BaseSettings], env: Mapping[str, str]) -> None:
-        self._mapping = env
-        super().__init__(settings_cls)
-
-    def _load_env_vars(self) -> Mapping[str, str | None]:
-        return {key.lower(): value for key, value in self._mapping.items()}
-
-
-def settings_sources(
-    settings_cls: type[BaseSettings],
-    init_settings: PydanticBaseSettingsSource,
-    env_settings: PydanticBaseSettingsSource,
-) -> tuple[PydanticBaseSettingsSource, ...]:
-    """The sources of `Config`, strongest first: init kwargs, environment, TOML file."""
-    inputs = _inputs.get()
-    if inputs is None:  # a bare Config(): defaults and os.environ
-        return (init_settings, env_settings)
-    return (
-        init_settings,
-        _MappingEnvSource(settings_cls, inputs.env),
-        # The same as TomlConfigSettingsSource, minus the second read of a file that
-        # load_config already parsed (it needs the parse errors for its own messages).
-        InitSettingsSource(settings_cls, init_kwargs=inputs.file_data),
-    )
 
 
 def config_path(path: Path | None = None, env: Mapping[str, str] | None = None) -> Path:
@@ -98,7 +53,7 @@ def load_config(path: Path | None = None, env: Mapping[str, str] | None = None) 
 
     problems = _misspelt_env_names(env) + _list_item_env_names(env)
     settings_env = {k: v for k, v in env.items() if not _LIST_ITEM.match(k)}
-    token = _inputs.set(_Inputs(file_data, settings_env))
+    token = inputs.set(Inputs(file_data, settings_env))
     try:
         config = Config()
     except ValidationError as exc:
@@ -108,7 +63,7 @@ def load_config(path: Path | None = None, env: Mapping[str, str] | None = None) 
     except SettingsError as exc:
         raise ConfigError([*problems, _settings_problem(exc)]) from None
     finally:
-        _inputs.reset(token)
+        inputs.reset(token)
 
     problems += _device_problems(config.devices) + _listen_problems(config.listen)
     devices: list[DeviceConfig] = []

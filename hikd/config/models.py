@@ -29,6 +29,8 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from hikd.config.sources import settings_sources
+
 N = TypeVar("N", int, float)
 
 
@@ -264,10 +266,6 @@ def password_env_name(device_name: str) -> str:
     return "HIKD_PASSWORD_" + device_name.upper().replace("-", "_")
 
 
-RESEND_AFTER_OUTAGE = 0b11111
-"""byBrokenNetHttp: bit 0 plates, 1 people counting, 2 heat map, 3 face capture, 4 face match."""
-
-
 class ArmingConfig(Section):
     """How hikd arms devices: the fields of NET_DVR_SETUPALARM_PARAM for
     NET_DVR_SetupAlarmChan_V41 (guide 5.16.2; field meanings from HCNetSDK.h)."""
@@ -295,16 +293,6 @@ class ArmingConfig(Section):
     """A device that sends ``heartBeat`` parts is armed again at once when no part has come
     for this many heartbeat periods, and at least 5 s (``arming_stalled``); 0: off. Devices
     whose heartbeat the vendor library swallows are never re-armed for being quiet."""
-
-    def setup_alarm_param(self) -> dict[str, int]:
-        """The NET_DVR_SETUPALARM_PARAM byte fields this section stands for."""
-        return {
-            "byLevel": {"high": 0, "medium": 1, "low": 2}[self.level],
-            "byDeployType": {"client": 0, "realtime": 1}[self.deploy_type],
-            "byRetAlarmTypeV40": int(self.alarm_info_v40),
-            "bySupport": 0b10 if self.upload_confirmation else 0,
-            "byBrokenNetHttp": RESEND_AFTER_OUTAGE if self.resend_after_outage else 0,
-        }
 
 
 def _ip_address(value: str) -> str:
@@ -409,9 +397,6 @@ class Config(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # Imported here: the loader imports this module.
-        from hikd.config.loader import settings_sources
-
         return settings_sources(settings_cls, init_settings, env_settings)
 
     def device(self, name: str) -> DeviceConfig:

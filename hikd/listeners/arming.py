@@ -14,9 +14,12 @@ from collections.abc import Callable
 
 import structlog
 
+from hikd.config import ArmingConfig
+from hikd.devices.session import DeviceSession
 from hikd.events import Event, health
 from hikd.listeners.pipeline import AlarmPipeline
 from hikd.sdk.alarms import (
+    RESEND_AFTER_OUTAGE,
     ArmingOptions,
     MessageCallback,
     close_alarm_channel,
@@ -25,9 +28,23 @@ from hikd.sdk.alarms import (
 )
 from hikd.sdk.errors import SdkError
 from hikd.sdk.library import Library
-from hikd.session import DeviceSession
 
 log = structlog.get_logger("hikd.arming")
+
+
+_LEVELS = {"high": 0, "medium": 1, "low": 2}
+_DEPLOY = {"client": 0, "realtime": 1}
+
+
+def arming_options(config: ArmingConfig) -> ArmingOptions:
+    """What the ``[arming]`` section asks of NET_DVR_SetupAlarmChan_V41."""
+    return ArmingOptions(
+        level=_LEVELS[config.level],
+        deploy_type=_DEPLOY[config.deploy_type],
+        alarm_info_v40=config.alarm_info_v40,
+        upload_confirmation=config.upload_confirmation,
+        resend_after_outage=RESEND_AFTER_OUTAGE if config.resend_after_outage else 0,
+    )
 
 
 class ArmingListener:

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from hikd.devices.capabilities.device_log import device_log
 from hikd.events import Event, health
 from hikd.listeners.log_alarms import (
     Live,
@@ -41,12 +42,11 @@ from hikd.listeners.log_alarms import (
     log_alarms,
     match_class,
 )
-from hikd.sdk.device_log import search_log
 from hikd.sdk.errors import SdkError
 
 if TYPE_CHECKING:
     from hikd.config import DeviceConfig
-    from hikd.session import DeviceSession
+    from hikd.devices.session import DeviceSession
     from hikd.state import StateStore
 
 log = structlog.get_logger("hikd.backfill")
@@ -309,7 +309,7 @@ class Backfill:
         # The search reaches a tolerance further on both sides: the live alarms near the
         # window's ends then meet their own log entries, and none stands in for a missed one.
         margin = timedelta(seconds=self.tolerance_s + 1)
-        search = search_log(session.sdk, session.user_id, start - margin, end + margin, zone)
+        search = device_log(session, start - margin, end + margin, zone)
         try:
             records = list(islice(search, MAX_ENTRIES))
         except SdkError as exc:

@@ -28,9 +28,9 @@ from collections.abc import Callable
 import structlog
 
 from hikd.addresses import AddressSet, normal_ip
+from hikd.delivery.outbox import HIKD
 from hikd.events import Event, health
 from hikd.listeners.vet import Limits, Refused, parse_head, rebuild
-from hikd.outbox import HIKD
 
 log = structlog.get_logger("hikd.listen")
 

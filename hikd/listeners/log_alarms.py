@@ -4,7 +4,7 @@ Over ISAPI the library maps the entry's ``<metaId>`` path to major/minor types w
 table (``Alarm/alarmIn``, ``motionStart``/``motionStop``, ``hideStart``, ``vcaStart``/
 ``vcaStop``, ``Exception/videoLost``, ...) and takes the path's trailing number as the
 channel (the alarm input for ``alarmIn``): ``log.hikvision.com/Alarm/motionStart/15``
-(sdk-over-isapi.md part 2 §e; measured in tests/test_sim_device_log_alarms.py). Smart
+(sdk-over-isapi.md part 2 §e; measured in tests/sim/test_device_log_alarms.py). Smart
 events are logged as "VCA alarm" without their kind, so they come back as
 ``smart_detection`` and match any live smart event of the channel.
 """

@@ -24,8 +24,7 @@ from hikd.events import DeviceRef, Event
 from hikd.listeners.alarm_state import AlarmStateTracker
 from hikd.listeners.decode import DecodeContext, decode
 from hikd.listeners.front import SenderMap
-from hikd.listeners.raw import RawAlarm
-from hikd.sdk.alarms import parse_alarmer
+from hikd.sdk.raw import RawAlarm
 
 log = structlog.get_logger("hikd.alarms")
 
@@ -192,7 +191,7 @@ class AlarmPipeline:
             log.exception("alarm pipeline error", command=hex(raw.command))
 
     def _context_for(self, raw: RawAlarm) -> DecodeContext | None:
-        alarmer = parse_alarmer(raw.alarmer)
+        alarmer = raw.alarmer
         if raw.source == "arming":
             context = self.directory.by_user(alarmer.user_id)
             if context is not None:

@@ -27,9 +27,9 @@ from dataclasses import dataclass, field
 
 import structlog
 
+from hikd.devices.session import DeviceSession
 from hikd.listeners.arming import ArmingListener
-from hikd.listeners.raw import RawAlarm
-from hikd.session import DeviceSession
+from hikd.sdk.raw import RawAlarm
 
 log = structlog.get_logger("hikd.arming")
 

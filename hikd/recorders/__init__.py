@@ -1,2 +1,3 @@
-"""Recorders: scheduled jobs that fetch things from devices (recordings, snapshots,
-configuration exports, status, logs, device-side backups)."""
+"""Recorders: the job kinds that fetch things from devices (recordings, clips, snapshots,
+configuration exports, status, logs, device-side backups), each registered in the
+``hikd.jobs`` entry-point group."""

@@ -19,7 +19,7 @@ import contextlib
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
@@ -29,15 +29,15 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 import structlog
 from pydantic import BaseModel, ConfigDict, Field
 
-from hikd.capabilities.download import DownloadCancelled, compact, device_zone
+from hikd.devices.capabilities.recordings import DownloadCancelled, compact, device_zone
 from hikd.events import Event, health
-from hikd.recorders.base import JobContext, JobResult
-from hikd.recorders.download import FetchFailed, RetryPolicy, fetch, file_event
+from hikd.jobs.base import EventContext, EventDrivenJob, JobContext, JobResult
+from hikd.recorders.fetch_recordings import FetchFailed, RetryPolicy, fetch, file_event
 from hikd.recorders.retention import apply_retention
 from hikd.sdk.errors import SdkError
 
 if TYPE_CHECKING:
-    from hikd.session import DeviceSession
+    from hikd.devices.session import DeviceSession
     from hikd.state import StateStore
 
 log = structlog.get_logger("hikd.recorders.clips")
@@ -157,7 +157,7 @@ def _time(value: Any) -> datetime | None:
     return parsed if parsed.tzinfo is not None else None
 
 
-Sessions = Callable[[], "dict[str, DeviceSession]"]
+Sessions = Callable[[], "Mapping[str, DeviceSession]"]
 
 
 class ClipRecorder:
@@ -403,34 +403,30 @@ class ClipRecorder:
         apply_retention(self.output_dir, cfg.keep_days, cfg.keep_bytes)
 
 
-class ClipJob:
+class ClipJob(EventDrivenJob):
     """Kind ``clips``. Event-driven: the scheduler starts its `ClipRecorder` and feeds it
     events; a schedule (cron/interval_s), if any, only retries what is waiting."""
 
     kind: ClassVar[str] = "clips"
     Config: ClassVar[type[BaseModel]] = ClipConfig
-    event_driven: ClassVar[bool] = True
 
     def __init__(self, config: BaseModel) -> None:
         assert isinstance(config, ClipConfig)
         self.config = config
         self.recorder: ClipRecorder | None = None
 
-    def start_recorder(
-        self,
-        job: str,
-        sessions: Sessions,
-        publish: Callable[[Event], None],
-        state: StateStore,
-        output_dir: Path,
-        devices: list[str] | None,
-        stop: threading.Event,
-    ) -> ClipRecorder:
+    def start(self, ctx: EventContext) -> None:
         self.recorder = ClipRecorder(
-            job, self.config, sessions, publish, state, output_dir, devices, stop
+            ctx.job,
+            self.config,
+            ctx.sessions,
+            ctx.publish,
+            ctx.state,
+            ctx.output_dir,
+            ctx.devices,
+            ctx.stop,
         )
         self.recorder.start()
-        return self.recorder
 
     def on_event(self, event: Event) -> None:
         if self.recorder is not None:

@@ -1,7 +1,7 @@
 """Configuration backups (kind ``config_backup``): the device's configuration file, kept
 only when it changed.
 
-Each run exports the file (`hikd.capabilities.config_export`: GetConfigFile_V30 on private
+Each run exports the file (`hikd.devices.capabilities.config_export`: GetConfigFile_V30 on private
 sessions, ``/ISAPI/System/configurationData`` on ISAPI ones) and compares its SHA-256 with
 the last stored export's (state database). A new one is written as::
 
@@ -24,14 +24,14 @@ from typing import TYPE_CHECKING, Annotated, ClassVar
 import structlog
 from pydantic import BaseModel, ConfigDict, Field
 
-from hikd.capabilities.config_export import export_configuration
+from hikd.devices.capabilities.config_export import export_configuration
 from hikd.events import Event
 from hikd.files import write_atomically
-from hikd.recorders.base import JobContext, JobResult
+from hikd.jobs.base import Job, JobContext, JobResult
 from hikd.sdk.errors import SdkError
 
 if TYPE_CHECKING:
-    from hikd.session import DeviceSession
+    from hikd.devices.session import DeviceSession
 
 log = structlog.get_logger("hikd.recorders.config_backup")
 
@@ -88,7 +88,7 @@ def apply_config_retention(
     return removed
 
 
-class ConfigBackupJob:
+class ConfigBackupJob(Job):
     """Kind ``config_backup``: store the configuration file when it changed."""
 
     kind: ClassVar[str] = "config_backup"

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 import structlog
 from pydantic import BaseModel, ConfigDict, Field
 
-from hikd.capabilities.backup import (
+from hikd.devices.capabilities.backup import (
     BackupNotSupported,
     BackupRun,
     BackupState,
@@ -32,11 +32,11 @@ from hikd.capabilities.backup import (
     start_backup,
 )
 from hikd.events import Event
-from hikd.recorders.base import JobContext, JobResult
+from hikd.jobs.base import Job, JobContext, JobResult
 from hikd.sdk.errors import SdkError
 
 if TYPE_CHECKING:
-    from hikd.session import DeviceSession
+    from hikd.devices.session import DeviceSession
 
 log = structlog.get_logger("hikd.recorders.device_backup")
 
@@ -66,7 +66,7 @@ class BackupOutcome:
         return self.state is not None and self.state.outcome == "done"
 
 
-class DeviceBackupJob:
+class DeviceBackupJob(Job):
     """Kind ``device_backup``: back up each channel onto the device's own medium."""
 
     kind: ClassVar[str] = "device_backup"

@@ -24,13 +24,14 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 import structlog
 from pydantic import BaseModel, ConfigDict, Field
 
+from hikd.devices.capabilities.device_log import device_log
 from hikd.events import Event
-from hikd.recorders.base import JobContext, JobResult
-from hikd.sdk.device_log import LogRecord, search_log
+from hikd.jobs.base import Job, JobContext, JobResult
+from hikd.sdk.device_log import LogRecord
 from hikd.sdk.errors import SdkError
 
 if TYPE_CHECKING:
-    from hikd.session import DeviceSession
+    from hikd.devices.session import DeviceSession
 
 log = structlog.get_logger("hikd.recorders.device_log")
 
@@ -93,7 +94,7 @@ def _zone(session: DeviceSession) -> tzinfo:
     return session.config.tzinfo() or UTC
 
 
-class DeviceLogJob:
+class DeviceLogJob(Job):
     """Kind ``device_log``: every new log entry of the device, once."""
 
     kind: ClassVar[str] = "device_log"
@@ -121,7 +122,7 @@ class DeviceLogJob:
         seen = set(cursor.get("seen", []))
         # The end lies a day ahead: a device clock that runs fast still has its newest
         # entries found.
-        search = search_log(session.sdk, user_id, since, now + timedelta(days=1), tz)
+        search = device_log(session, since, now + timedelta(days=1), tz)
         try:
             records = list(islice(search, cfg.max_entries))
         except SdkError as exc:

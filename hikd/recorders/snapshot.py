@@ -8,7 +8,7 @@ Files::
 
 Each picture ends in a file event (kind ``file``, type ``snapshot``); one taken for an
 alarm carries ``attributes["alarm_id"]`` = the alarm event's id. The picture comes from
-`hikd.capabilities.snapshot`, which picks the route that works on the session's protocol.
+`hikd.devices.capabilities.snapshot`, which picks the route that works on the session's protocol.
 """
 
 from __future__ import annotations
@@ -24,16 +24,15 @@ from typing import TYPE_CHECKING, Annotated, ClassVar
 import structlog
 from pydantic import BaseModel, ConfigDict, Field
 
-from hikd.capabilities.snapshot import snapshot
+from hikd.devices.capabilities.snapshot import snapshot
 from hikd.events import Event
 from hikd.files import write_atomically
-from hikd.recorders.base import JobContext, JobResult
+from hikd.jobs.base import EventContext, EventDrivenJob, JobContext, JobResult
 from hikd.recorders.retention import apply_retention
 from hikd.sdk.errors import SdkError
 
 if TYPE_CHECKING:
-    from hikd.session import DeviceSession
-    from hikd.state import StateStore
+    from hikd.devices.session import DeviceSession
 
 log = structlog.get_logger("hikd.recorders.snapshot")
 
@@ -85,39 +84,27 @@ def _device_now(session: DeviceSession) -> datetime:
     return datetime.now(session.config.tzinfo() or UTC).replace(microsecond=0)
 
 
-class SnapshotJob:
+class SnapshotJob(EventDrivenJob):
     """Kind ``snapshot``: one picture per channel each run (cron/interval_s), and with
     ``on_alarm`` one of an alarm's channel when it starts (the scheduler starts the
     `SnapshotRecorder` and feeds it every event)."""
 
     kind: ClassVar[str] = "snapshot"
     Config: ClassVar[type[BaseModel]] = SnapshotConfig
-    event_driven: ClassVar[bool] = True
-    """May run on events: the scheduler then accepts a job without a schedule."""
 
     def __init__(self, config: BaseModel) -> None:
         assert isinstance(config, SnapshotConfig)
         self.config = config
         self.recorder: SnapshotRecorder | None = None
 
-    def start_recorder(
-        self,
-        job: str,
-        sessions: Callable[[], Mapping[str, DeviceSession]],
-        publish: Publish,
-        state: StateStore,
-        output_dir: Path,
-        devices: list[str] | None,
-        stop: threading.Event,
-    ) -> SnapshotRecorder | None:
-        """Called by the scheduler at start; only ``on_alarm`` jobs get a recorder."""
+    def start(self, ctx: EventContext) -> None:
+        """Only ``on_alarm`` jobs get a recorder."""
         if not self.config.on_alarm:
-            return None
+            return
         self.recorder = SnapshotRecorder.from_config(
-            self.config, sessions, publish, output_dir, devices
+            self.config, ctx.sessions, ctx.publish, ctx.output_dir, ctx.devices
         )
         self.recorder.start()
-        return self.recorder
 
     def on_event(self, event: Event) -> None:
         if self.recorder is not None:

@@ -2,7 +2,7 @@
 channels and alarm ports.
 
 Each run checks the session (NET_DVR_CHECK_USER_STATUS, which reports ``online`` /
-``offline`` itself), reads the work status through `hikd.capabilities.work_status` and
+``offline`` itself), reads the work status through `hikd.devices.capabilities.work_status` and
 compares it with the last one in the state database. Only changes become events:
 
 | type | start when | stop when | key |
@@ -30,13 +30,13 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 import structlog
 from pydantic import BaseModel, ConfigDict, Field
 
-from hikd.capabilities.work_status import WorkStatus, work_status
+from hikd.devices.capabilities.work_status import WorkStatus, work_status
 from hikd.events import Event
-from hikd.recorders.base import JobContext, JobResult
+from hikd.jobs.base import Job, JobContext, JobResult
 from hikd.sdk.errors import SdkError
 
 if TYPE_CHECKING:
-    from hikd.session import DeviceSession
+    from hikd.devices.session import DeviceSession
 
 log = structlog.get_logger("hikd.recorders.status")
 
@@ -118,7 +118,7 @@ def problem_event(
     )
 
 
-class StatusJob:
+class StatusJob(Job):
     """Kind ``status``: online check and work status, events on change."""
 
     kind: ClassVar[str] = "status"

@@ -1,8 +1,9 @@
 """Alarm channels and listen servers: the SDK calls of seed 5.16 / 5.17 and their callback.
 
 The message callback runs on the library's own thread with buffers that are valid only
-during the call. It copies the bytes into a `RawAlarm`, hands it to ``deliver`` (a queue's
-``put_nowait``) and returns: no SDK call, no parsing, no I/O, no lock held for long.
+during the call. It copies the bytes into a `RawAlarm` (with the four sender fields of
+NET_DVR_ALARMER read out), hands it to ``deliver`` (a queue's ``put_nowait``) and returns:
+no SDK call, no I/O, no lock held for long.
 """
 
 from __future__ import annotations
@@ -12,16 +13,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from hikd.listeners.raw import RawAlarm, RawPicture
 from hikd.sdk.alarm_types import CHANNEL_TYPES, DISK_TYPES, IO_TYPES
 from hikd.sdk.constants import COMM_ALARM_V40, COMM_ISAPI_ALARM
 from hikd.sdk.convert import cstr
 from hikd.sdk.ffi import ffi
 from hikd.sdk.library import Library
+from hikd.sdk.raw import NO_ALARMER, Alarmer, RawAlarm, RawPicture
 
 _V40_SIZE = ffi.sizeof("NET_DVR_ALARMINFO_V40")
 _V40_LIST_MAX = 4096
-_ALARMER_SIZE = ffi.sizeof("NET_DVR_ALARMER")
 _MSG_CALLBACK = "void(int, NET_DVR_ALARMER *, char *, unsigned int, void *)"
 
 Deliver = Callable[[RawAlarm], None]
@@ -45,15 +45,15 @@ class MessageCallback:
     def _on_message(self, command: int, alarmer: Any, info: Any, length: int, _user: Any) -> None:
         try:
             received = time.time_ns()
-            alarmer_bytes = ffi.buffer(alarmer, _ALARMER_SIZE)[:] if alarmer else b""
+            sender = read_alarmer(alarmer)
             if command == COMM_ISAPI_ALARM and info:
-                raw = _copy_isapi(command, alarmer_bytes, info, received)
+                raw = _copy_isapi(command, sender, info, received)
             elif command == COMM_ALARM_V40 and info and length == _V40_SIZE:
                 payload = ffi.buffer(info, length)[:] + _v40_list(info)
-                raw = RawAlarm(command, alarmer_bytes, payload, received)
+                raw = RawAlarm(command, sender, payload, received)
             else:
                 payload = ffi.buffer(info, length)[:] if info and length else b""
-                raw = RawAlarm(command, alarmer_bytes, payload, received)
+                raw = RawAlarm(command, sender, payload, received)
             raw.source = self._source
             raw.listen_port = self._port
             self._deliver(raw)
@@ -87,7 +87,7 @@ def _v40_list(info_ptr: Any) -> bytes:
     return ffi.buffer(info.pAlarmData, 4 * count)[:] if count > 0 else b""
 
 
-def _copy_isapi(command: int, alarmer: bytes, info_ptr: Any, received: int) -> RawAlarm:
+def _copy_isapi(command: int, alarmer: Alarmer, info_ptr: Any, received: int) -> RawAlarm:
     info = ffi.cast("NET_DVR_ALARM_ISAPI_INFO *", info_ptr)
     size = int(info.dwAlarmDataLen)
     body = ffi.buffer(info.pAlarmData, size)[:] if info.pAlarmData and size else b""
@@ -103,6 +103,10 @@ def _copy_isapi(command: int, alarmer: bytes, info_ptr: Any, received: int) -> R
     return RawAlarm(
         command, alarmer, body, received, data_type=int(info.byDataType), pictures=pictures
     )
+
+
+RESEND_AFTER_OUTAGE = 0b11111
+"""byBrokenNetHttp: bit 0 plates, 1 people counting, 2 heat map, 3 face capture, 4 face match."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,20 +170,10 @@ def stop_listen(sdk: Library, handle: int) -> None:
     sdk.check(sdk.lib.NET_DVR_StopListen_V30(handle))
 
 
-@dataclass(frozen=True, slots=True)
-class Alarmer:
-    """The fields of NET_DVR_ALARMER hikd uses, read from the copied bytes."""
-
-    user_id: int | None
-    serial: str
-    device_ip: str
-    link_port: int
-
-
-def parse_alarmer(data: bytes) -> Alarmer:
-    if len(data) < _ALARMER_SIZE:
-        return Alarmer(None, "", "", 0)
-    a = ffi.from_buffer("NET_DVR_ALARMER *", data)
+def read_alarmer(a: Any) -> Alarmer:
+    """The sender of a message, read from the callback's NET_DVR_ALARMER pointer."""
+    if not a:
+        return NO_ALARMER
     return Alarmer(
         user_id=int(a.lUserID) if a.byUserIDValid else None,
         # Over ISAPI bySerialValid is 1 but the serial is empty (part 1 §2, quirk 6).

@@ -5,7 +5,7 @@ NET_DVR_GetDiskList, NET_DVR_BackupByTime, NET_DVR_GetBackupProgress, NET_DVR_St
 Private protocol only. Over an ISAPI login GetDiskList fails with 189, and BackupByTime
 opens the private protocol on the HTTP port and fails after the receive timeout (5 s,
 error 10) — sdk-over-isapi.md part 2 d. Callers check the session's protocol first
-(``hikd.capabilities.backup``).
+(``hikd.devices.capabilities.backup``).
 """
 
 from __future__ import annotations

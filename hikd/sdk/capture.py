@@ -1,7 +1,7 @@
 """JPEG capture on private-protocol sessions: NET_DVR_CaptureJPEGPicture_NEW (seed 5.12.2).
 
 Over an ISAPI login the library refuses it (error 189, no request sent); hikd then uses
-the ISAPI pass-through instead (``hikd.capabilities.snapshot``, sdk-over-isapi.md part 2 f).
+the ISAPI pass-through instead (``hikd.devices.capabilities.snapshot``, sdk-over-isapi.md part 2 f).
 """
 
 from __future__ import annotations

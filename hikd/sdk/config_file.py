@@ -3,7 +3,7 @@
 The device's whole configuration as one opaque binary file. The guide's two-step use:
 a call with a NULL buffer and size 0 returns the size needed, a second one the content.
 Over ISAPI hikd reads ``/ISAPI/System/configurationData`` through the pass-through instead
-(``hikd.capabilities.config_export``).
+(``hikd.devices.capabilities.config_export``).
 """
 
 from __future__ import annotations

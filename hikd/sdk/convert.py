@@ -93,7 +93,8 @@ def utc_offset(flag: int, hours: bytes | int, minutes: bytes | int) -> timezone 
 
 def cstr(field: Any) -> str:
     """The text in a fixed `char[N]`/`BYTE[N]` array, a `char *`, or bytes: up to the first
-    NUL (or the whole array when full), decoded as UTF-8 with bad bytes replaced."""
+    NUL (or the whole array when full); UTF-8, else GBK (the vendor's Chinese firmware
+    names devices and cameras in it), else UTF-8 with bad bytes replaced."""
     if isinstance(field, bytes | bytearray):
         data = bytes(field)
     else:
@@ -104,7 +105,13 @@ def cstr(field: Any) -> str:
             data = bytes(ffi.buffer(field))
         else:
             raise TypeError(f"expected a char array or pointer, got {ctype.cname}")
-    return data.split(b"\0", 1)[0].decode("utf-8", errors="replace")
+    data = data.split(b"\0", 1)[0]
+    for encoding in ("utf-8", "gbk"):
+        try:
+            return data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    return data.decode("utf-8", errors="replace")
 
 
 def set_cstr(field: Any, value: str, what: str = "value") -> None:

@@ -159,7 +159,7 @@ def error_for(code: int, vendor_message: str = "") -> SdkError:
 
 
 # (code, macro name, what it means). Values of names that HCNetSDK.h defines are checked
-# against the header by tests/test_sdk_errors.py; the RAID and N+1 macros are expressions
+# against the header by tests/sdk/test_errors.py; the RAID and N+1 macros are expressions
 # in the header (base + n), so only the guide gives their values.
 _ERRORS: tuple[tuple[int, str, str], ...] = (
     # 6.1 network library

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from hikd.config import DeviceConfig
-from hikd.session import DeviceSession
+from hikd.devices.session import DeviceSession
 from hikd.state import StateStore
 from tests.standin import BuildError, StandIn, build
 from tests.standin.jobs import Events

@@ -6,9 +6,9 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+from hikd.devices.session import DeviceSession
 from hikd.events import Event
-from hikd.recorders.base import JobContext
-from hikd.session import DeviceSession
+from hikd.jobs.base import JobContext
 from hikd.state import StateStore
 
 

@@ -20,7 +20,7 @@ from hikd.listeners.decode.errors import decode_error_message
 from hikd.listeners.decode.isapi import decode_isapi
 from hikd.listeners.decode.pictures import save_pictures
 from hikd.listeners.decode.stats import DecodeStats, stats
-from hikd.listeners.raw import RawAlarm
+from hikd.sdk.raw import RawAlarm
 
 __all__ = ["DecodeContext", "DecodeStats", "decode", "stats"]
 
@@ -47,7 +47,7 @@ def _dispatch(raw: RawAlarm, ctx: DecodeContext, counters: DecodeStats) -> list[
     events = decoder(raw, ctx, counters) if decoder else [unknown_command(raw, ctx)]
     if ctx.channels is not None:
         # Binary alarms number channels as the library does on the session (byStartChan,
-        # byStartDChan): into hikd's numbering (hikd.capabilities.channels).
+        # byStartDChan): into hikd's numbering (hikd.devices.capabilities.channels).
         events = [_renumbered(event, ctx) for event in events]
     if raw.pictures and events:
         # Binary alarms carry no pictures unless the callback copied their pImage.

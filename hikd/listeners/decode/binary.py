@@ -26,18 +26,17 @@ from hikd.events import Event, State
 from hikd.listeners.decode import commands, types
 from hikd.listeners.decode.context import (
     DecodeContext,
-    c_string,
     device_tz,
     local_time,
     malformed,
-    offset_tz,
     raw_binary,
     received_at,
 )
 from hikd.listeners.decode.stats import DecodeStats
-from hikd.listeners.raw import RawAlarm
 from hikd.sdk import alarm_types
-from hikd.sdk.ffi import ffi
+from hikd.sdk.convert import utc_offset
+from hikd.sdk.raw import RawAlarm
+from hikd.sdk.structs import sizeof, text, view
 
 Decoder = Callable[[RawAlarm, DecodeContext, DecodeStats], list[Event]]
 
@@ -69,20 +68,13 @@ class _Alarm:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _view(name: str, payload: bytes) -> Any | None:
-    """A read-only view of `payload` as struct `name`, or None when it is too short."""
-    if len(payload) < ffi.sizeof(name):
-        return None
-    return ffi.from_buffer(f"{name} *", payload)
-
-
 def _too_short(raw: RawAlarm, ctx: DecodeContext, stats: DecodeStats, name: str) -> list[Event]:
     return [
         malformed(
             raw,
             ctx,
             stats,
-            f"{len(raw.payload)} bytes, shorter than {name} ({ffi.sizeof(name)} bytes)",
+            f"{len(raw.payload)} bytes, shorter than {name} ({sizeof(name)} bytes)",
             struct=name,
         )
     ]
@@ -91,17 +83,6 @@ def _too_short(raw: RawAlarm, ctx: DecodeContext, stats: DecodeStats, name: str)
 def _set(array: Any) -> list[int]:
     """Indexes of the non-zero entries of a BYTE/DWORD flag array."""
     return [i for i, value in enumerate(array) if value]
-
-
-def _char(value: Any) -> int:
-    """A C ``char`` field (cffi gives a 1-byte ``bytes``) as a signed number."""
-    if isinstance(value, bytes):
-        return int.from_bytes(value[:1] or b"\0", "little", signed=True)
-    return int(value)
-
-
-def _text(array: Any) -> str:
-    return c_string(bytes(ffi.buffer(array)))
 
 
 def _number(value: float) -> float | None:
@@ -193,7 +174,7 @@ def _v30_channel(ctx: DecodeContext, index: int) -> int:
 
 def decode_alarm_v30(raw: RawAlarm, ctx: DecodeContext, stats: DecodeStats) -> list[Event]:
     name = "NET_DVR_ALARMINFO_V30"
-    info = _view(name, raw.payload)
+    info = view(name, raw.payload)
     if info is None:
         return _too_short(raw, ctx, stats, name)
     alarm_type = int(info.dwAlarmType)
@@ -215,7 +196,7 @@ def decode_alarm(raw: RawAlarm, ctx: DecodeContext, stats: DecodeStats) -> list[
     """COMM_ALARM: NET_DVR_ALARMINFO of devices before V3.0 (16 analog channels, DWORD
     flags; the guide's 4.7 example reads dwChannel[i] == 1 as channel i + 1)."""
     name = "NET_DVR_ALARMINFO"
-    info = _view(name, raw.payload)
+    info = view(name, raw.payload)
     if info is None:
         return _too_short(raw, ctx, stats, name)
     alarm_type = int(info.dwAlarmType)
@@ -233,7 +214,7 @@ def decode_alarm(raw: RawAlarm, ctx: DecodeContext, stats: DecodeStats) -> list[
 
 def decode_alarm_v40(raw: RawAlarm, ctx: DecodeContext, stats: DecodeStats) -> list[Event]:
     name = "NET_DVR_ALARMINFO_V40"
-    info = _view(name, raw.payload)
+    info = view(name, raw.payload)
     if info is None:
         return _too_short(raw, ctx, stats, name)
     header = info.struAlarmFixedHeader
@@ -241,9 +222,7 @@ def decode_alarm_v40(raw: RawAlarm, ctx: DecodeContext, stats: DecodeStats) -> l
 
     # cTimeDifferenceH/M are valid only when byTimeDiffFlag is 1 (header comment);
     # otherwise the time is the device's wall clock in its configured zone.
-    tz = None
-    if int(header.byTimeDiffFlag) == 1:
-        tz = offset_tz(_char(header.cTimeDifferenceH), _char(header.cTimeDifferenceM))
+    tz = utc_offset(int(header.byTimeDiffFlag), header.cTimeDifferenceH, header.cTimeDifferenceM)
     t = header.struAlarmTime
     when = local_time(
         ctx,
@@ -259,7 +238,7 @@ def decode_alarm_v40(raw: RawAlarm, ctx: DecodeContext, stats: DecodeStats) -> l
     if when is None:
         alarm.extra["device_time_invalid"] = True
 
-    tail = raw.payload[ffi.sizeof(name) :]
+    tail = raw.payload[sizeof(name) :]
     union = header.uStruAlarm
     expected = 0
     if alarm_type in IO_TYPES:
@@ -299,13 +278,13 @@ def decode_ipccfg(raw: RawAlarm, ctx: DecodeContext, stats: DecodeStats) -> list
     struct are never copied out."""
     v31 = raw.command == commands.COMM_IPCCFG_V31
     name = "NET_DVR_IPALARMINFO_V31" if v31 else "NET_DVR_IPALARMINFO"
-    info = _view(name, raw.payload)
+    info = view(name, raw.payload)
     if info is None:
         return _too_short(raw, ctx, stats, name)
     devices = []
     for i, dev in enumerate(info.struIPDevInfo):
         enabled = bool(dev.byEnable if v31 else dev.dwEnable)
-        address = _text(dev.struIP.sIpV4)
+        address = text(dev.struIP.sIpV4)
         if enabled or address:
             entry: dict[str, Any] = {
                 "id": i + 1,
@@ -314,7 +293,7 @@ def decode_ipccfg(raw: RawAlarm, ctx: DecodeContext, stats: DecodeStats) -> list
                 "enabled": enabled,
             }
             if v31:
-                entry["domain"] = _text(dev.byDomain)
+                entry["domain"] = text(dev.byDomain)
             devices.append(entry)
     channels = []
     for i, chan in enumerate(info.struIPChanInfo):
@@ -349,7 +328,7 @@ def decode_hot_spare(raw: RawAlarm, ctx: DecodeContext, stats: DecodeStats) -> l
     """COMM_ALARM_HOT_SPARE: an N+1 hot-spare set-up lost a member (dwExceptionCase 0 =
     network exception)."""
     name = "NET_DVR_ALARM_HOT_SPARE"
-    info = _view(name, raw.payload)
+    info = view(name, raw.payload)
     if info is None:
         return _too_short(raw, ctx, stats, name)
     case = int(info.dwExceptionCase)
@@ -360,7 +339,7 @@ def decode_hot_spare(raw: RawAlarm, ctx: DecodeContext, stats: DecodeStats) -> l
             "hot_spare_exception",
             exception_case=case,
             reason=HOT_SPARE_CASES.get(case, f"case_{case}"),
-            device_ip=_text(info.struDeviceIP.sIpV4),
+            device_ip=text(info.struDeviceIP.sIpV4),
         )
     ]
 
@@ -373,13 +352,12 @@ def decode_vqd(raw: RawAlarm, ctx: DecodeContext, stats: DecodeStats) -> list[Ev
     Both start with dwSize, so dwSize says which one came."""
     payload = raw.payload
     size = struct.unpack_from("<I", payload)[0] if len(payload) >= 4 else 0
-    if size == ffi.sizeof("NET_DVR_VQD_ALARM") or (
-        size != ffi.sizeof("NET_DVR_VQD_DIAGNOSE_INFO")
-        and len(payload) >= ffi.sizeof("NET_DVR_VQD_ALARM")
+    if size == sizeof("NET_DVR_VQD_ALARM") or (
+        size != sizeof("NET_DVR_VQD_DIAGNOSE_INFO") and len(payload) >= sizeof("NET_DVR_VQD_ALARM")
     ):
         return _vqd_alarm(raw, ctx, stats)
     name = "NET_DVR_VQD_DIAGNOSE_INFO"
-    info = _view(name, payload)
+    info = view(name, payload)
     if info is None:
         return _too_short(raw, ctx, stats, name)
     found = info.struVQDDiagnoseExceptionInfo
@@ -408,7 +386,7 @@ def decode_vqd(raw: RawAlarm, ctx: DecodeContext, stats: DecodeStats) -> list[Ev
 
 def _vqd_alarm(raw: RawAlarm, ctx: DecodeContext, stats: DecodeStats) -> list[Event]:
     name = "NET_DVR_VQD_ALARM"
-    info = _view(name, raw.payload)
+    info = view(name, raw.payload)
     if info is None:
         return _too_short(raw, ctx, stats, name)
     dev = info.struDevInfo
@@ -422,7 +400,7 @@ def _vqd_alarm(raw: RawAlarm, ctx: DecodeContext, stats: DecodeStats) -> list[Ev
             _abs_time(ctx, int(info.dwAbsTime)),
             {
                 "threshold": _number(float(info.fThreshold)),
-                "device_ip": _text(dev.struDevIP.sIpV4),
+                "device_ip": text(dev.struDevIP.sIpV4),
                 "ivms_channel": int(dev.byIvmsChannel),
                 "picture_size": int(info.dwPicDataLen),
             },
@@ -473,7 +451,7 @@ def decode_rule(raw: RawAlarm, ctx: DecodeContext, stats: DecodeStats) -> list[E
     """COMM_ALARM_RULE: NET_VCA_RULE_ALARM, a behaviour-analysis rule fired (line
     crossing, intrusion, region entrance, ...), with the rule and the target."""
     name = "NET_VCA_RULE_ALARM"
-    info = _view(name, raw.payload)
+    info = view(name, raw.payload)
     if info is None:
         return _too_short(raw, ctx, stats, name)
     rule = info.struRuleInfo
@@ -486,7 +464,7 @@ def decode_rule(raw: RawAlarm, ctx: DecodeContext, stats: DecodeStats) -> list[E
     attributes: dict[str, Any] = {
         "event_type": device_name,
         "rule_id": int(rule.byRuleID),
-        "rule_name": _text(rule.byRuleName),
+        "rule_name": text(rule.byRuleName),
         "scene_id": int(rule.bySceneID),
         "event_type_ex": event_type_ex,
         "event_type_bits": event_bits,
@@ -497,7 +475,7 @@ def decode_rule(raw: RawAlarm, ctx: DecodeContext, stats: DecodeStats) -> list[E
             "width": _number(float(rect.fWidth)),
             "height": _number(float(rect.fHeight)),
         },
-        "device_ip": _text(dev.struDevIP.sIpV4),
+        "device_ip": text(dev.struDevIP.sIpV4),
         "ivms_channel": int(dev.byIvmsChannel),
         "alarm_id": int(info.dwAlarmID),
         "relative_time": int(info.dwRelativeTime),

@@ -7,16 +7,16 @@ import base64
 import functools
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, timezone, tzinfo
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
-from hikd.capabilities.channels import ChannelMap
+from hikd.devices.capabilities.channels import ChannelMap
 from hikd.events import DeviceRef, Event
 from hikd.listeners.decode.commands import command_name
 from hikd.listeners.decode.stats import DecodeStats
 from hikd.listeners.decode.types import UNKNOWN
-from hikd.listeners.raw import RawAlarm
+from hikd.sdk.raw import RawAlarm
 
 
 @dataclass(frozen=True)
@@ -59,15 +59,6 @@ def local_time(
         return datetime(year, month, day, hour, minute, second, tzinfo=tz or device_tz(ctx))
     except (ValueError, OverflowError):
         return None
-
-
-def offset_tz(hours: int, minutes: int) -> timezone | None:
-    """A UTC offset from the header's cTimeDifferenceH / cTimeDifferenceM pair, where the
-    minutes carry their own sign (-30, 30, 45); None when out of range."""
-    total = hours * 60 + minutes
-    if not -24 * 60 < total < 24 * 60:
-        return None
-    return timezone(timedelta(minutes=total))
 
 
 def raw_binary(raw: RawAlarm) -> dict[str, Any]:
@@ -130,15 +121,3 @@ def snake(name: str) -> str:
     """``inputIOPortID`` -> ``input_io_port_id``, ``hikdSimSentNs`` -> ``hikd_sim_sent_ns``."""
     s = _CAMEL_2.sub(r"\1_\2", _CAMEL_1.sub(r"\1_\2", name))
     return _NON_WORD.sub("_", s).strip("_").lower()
-
-
-def c_string(data: bytes) -> str:
-    """A fixed-size ``char[]`` from a struct: up to the first NUL; UTF-8, else GBK (the
-    vendor's Chinese firmware), else replacement characters."""
-    data = data.split(b"\0", 1)[0]
-    for encoding in ("utf-8", "gbk"):
-        try:
-            return data.decode(encoding)
-        except UnicodeDecodeError:
-            continue
-    return data.decode("utf-8", "replace")

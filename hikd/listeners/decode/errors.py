@@ -13,9 +13,10 @@ import struct
 
 from hikd.events import Event
 from hikd.listeners.decode.commands import command_name
-from hikd.listeners.decode.context import DecodeContext, c_string, malformed
+from hikd.listeners.decode.context import DecodeContext, malformed
 from hikd.listeners.decode.stats import DecodeStats
-from hikd.listeners.raw import RawAlarm
+from hikd.sdk.convert import cstr
+from hikd.sdk.raw import RawAlarm
 
 KNOWN_CODES = {
     6: "The JSON message contains errors in format.",
@@ -30,7 +31,7 @@ def decode_error_message(raw: RawAlarm, ctx: DecodeContext, stats: DecodeStats) 
     if len(raw.payload) < _HEAD.size:
         return [malformed(raw, ctx, stats, "error message shorter than its 8-byte header")]
     alarm_type, code = _HEAD.unpack_from(raw.payload)
-    message = c_string(raw.payload[_HEAD.size :]) or KNOWN_CODES.get(code, "")
+    message = cstr(raw.payload[_HEAD.size :]) or KNOWN_CODES.get(code, "")
     return [
         malformed(
             raw,

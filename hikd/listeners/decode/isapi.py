@@ -28,7 +28,7 @@ from hikd.listeners.decode.context import (
 from hikd.listeners.decode.pictures import save_pictures
 from hikd.listeners.decode.shapes import AlertShapes
 from hikd.listeners.decode.stats import DecodeStats
-from hikd.listeners.raw import RawAlarm, RawPicture
+from hikd.sdk.raw import RawAlarm, RawPicture
 
 DATA_BINARY = 0
 DATA_XML = 1

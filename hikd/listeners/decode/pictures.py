@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from hikd.listeners.decode.context import DecodeContext
-from hikd.listeners.raw import RawPicture
+from hikd.sdk.raw import RawPicture
 
 _UNSAFE = re.compile(r"[^0-9A-Za-z._-]+")
 

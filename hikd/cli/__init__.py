@@ -1,0 +1,1 @@
+"""The ``hikd`` command line: one module per command, `output` for what they print."""

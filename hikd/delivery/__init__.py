@@ -1,0 +1,1 @@
+"""Delivery: the event bus, the durable outbox, and one worker per sink."""

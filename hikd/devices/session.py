@@ -1,0 +1,455 @@
+"""Device sessions: one per configured device — login, facts, reconnect, logout.
+
+A session logs in with ``NET_DVR_Login_V40`` and keeps trying with exponential backoff and
+jitter while the device is unreachable. A wrong password, a locked user or an unactivated
+device stops the retries for ``auth_retry_s`` (an hour by default), until the unlock time
+the device gives, or for good when the device says one try is left: a device locks an
+account after a few bad tries, and hikd must never be the cause.
+
+Once logged in, the library itself re-connects and re-logs in (seed 5.2.4; observed
+0x8040/0x8041 in sdk-over-isapi.md part 1 §3), so the session does not fight it: it
+watches (exception callback, periodic ``NET_DVR_CHECK_USER_STATUS``) and reports
+``online``/``offline`` as health events. But the library re-logs in once only: after a
+refused re-login (0x8044, e.g. a changed password) it never tries again and the session
+stays dead for ever. So when the library gives up (0x8044, or the check fails
+``_DEAD_AFTER_CHECKS`` times in a row), hikd logs the session out and goes back to its
+own login loop, which knows about lock-out (`hikd.devices.lockout`).
+
+Health episodes (``start`` ... ``stop``) of a session are tracked here, so that each
+start gets its stop, at the latest when the session is closed.
+Capabilities (ISAPI pass-through, later snapshots, downloads) pick the route that works
+on the session's protocol.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+import structlog
+
+from hikd.devices.capabilities.channels import ChannelMap, read_channel_map
+from hikd.devices.lockout import next_try
+from hikd.events import DeviceRef, Event, health
+from hikd.isapi_xml import text_of
+from hikd.sdk.constants import (
+    EXCEPTION_EXCHANGE,
+    EXCEPTION_RELOGIN_FAILED,
+    RELOGIN_SUCCESS,
+    RESUME_EXCHANGE,
+)
+from hikd.sdk.errors import AuthError, SdkError
+from hikd.sdk.login import DeviceFacts, LoginFailureDetails, check_user_status, login, logout
+from hikd.sdk.passthrough import IsapiReply, std_xml_config
+
+if TYPE_CHECKING:
+    from hikd.config import DeviceConfig
+    from hikd.sdk.library import Library
+
+log = structlog.get_logger("hikd.devices.session")
+
+SessionState = Literal["starting", "online", "offline", "auth_failed", "stopped"]
+
+# Only so many logins run at once: a burst of 256 logins at start-up is fine for the
+# library but not for a small NVR's web server.
+_LOGIN_SLOTS = threading.BoundedSemaphore(16)
+
+# Failed session checks in a row after which hikd stops waiting for the library's own
+# re-login (a safety net for a lost 0x8044; a device that is merely down is no worse off:
+# the login loop backs off until it answers).
+_DEAD_AFTER_CHECKS = 3
+
+
+def backoff_delays(minimum: float, maximum: float, rng: random.Random) -> Any:
+    """Exponential backoff with full jitter in [delay/2, delay], capped at ``maximum``."""
+    delay = minimum
+    while True:
+        yield rng.uniform(delay / 2, delay)
+        delay = min(delay * 2, maximum)
+
+
+@dataclass
+class SessionHooks:
+    """Who wants to know when a session comes and goes (arming, polls)."""
+
+    on_login: list[Callable[[DeviceSession], None]] = field(default_factory=list)
+    before_logout: list[Callable[[DeviceSession], None]] = field(default_factory=list)
+
+
+class DeviceSession:
+    def __init__(
+        self,
+        sdk: Library,
+        config: DeviceConfig,
+        publish: Callable[[Event], None],
+        hooks: SessionHooks | None = None,
+        check_interval_s: float = 30.0,
+    ) -> None:
+        self.sdk = sdk
+        self.config = config
+        self.name = config.name
+        self._publish = publish
+        self.hooks = hooks or SessionHooks()
+        self.check_interval_s = check_interval_s
+        self.state: SessionState = "starting"
+        self.user_id: int | None = None
+        self.facts: DeviceFacts | None = None
+        self.firmware: str = ""
+        self.model: str = ""
+        self.channels = ChannelMap([])
+        """hikd's channel numbers and what each place of the device calls them."""
+        self.last_error: str = ""
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._rng = random.Random()
+        self._library_gave_up = threading.Event()
+        self._episodes: set[str] = set()
+        """The types of the health episodes now open (started, not yet stopped)."""
+
+    # -- identity ----------------------------------------------------------------------
+    @property
+    def device(self) -> DeviceRef:
+        serial = self.facts.serial if self.facts else ""
+        return DeviceRef(self.name, serial, f"{self.config.host}:{self.config.port}")
+
+    @property
+    def protocol(self) -> str:
+        return self.facts.protocol if self.facts else ""
+
+    # -- lifecycle ---------------------------------------------------------------------
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name=f"session-{self.name}", daemon=True)
+        self._thread.start()
+
+    def request_stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+
+    def join(self, timeout: float | None = None) -> None:
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def close(self) -> None:
+        """Run the before-logout hooks (close alarm channels) and log out. Idempotent."""
+        self.request_stop()
+        if self._log_out("hikd stopped"):
+            self._set_state("stopped")
+
+    def _log_out(self, reason: str) -> bool:
+        """Close the alarm channel (before-logout hooks), log out, end the session's health
+        episodes with ``reason``. False when there was no session."""
+        with self._lock:
+            user_id, self.user_id = self.user_id, None
+        if user_id is not None:
+            for hook in self.hooks.before_logout:
+                _call_hook(hook, self, "before_logout")
+            try:
+                logout(self.sdk, user_id)
+            except SdkError as exc:
+                log.debug("logout failed", device=self.name, error=str(exc))
+        self.end_episodes(reason)
+        return user_id is not None
+
+    def wait_online(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.state == "online":
+                return True
+            time.sleep(0.02)
+        return self.state == "online"
+
+    # -- the connect loop --------------------------------------------------------------
+    def _run(self) -> None:
+        delays = backoff_delays(self.config.reconnect_min_s, self.config.reconnect_max_s, self._rng)
+        while not self._stop.is_set():
+            try:
+                self.login_once()
+            except AuthError as exc:
+                wait = self._auth_failed(exc)
+                if wait is None:
+                    self._stop.wait()  # never spend the last try: only a restart tries again
+                    return
+                self._sleep(wait)
+                continue
+            except SdkError as exc:
+                if self._stop.is_set():
+                    return
+                delay = next(delays)
+                self._unreachable(exc, delay)
+                self._sleep(delay)
+                continue
+            except Exception:
+                # A bug, not the device: say so loudly, and keep the session alive.
+                log.exception("unexpected error while logging in", device=self.name)
+                self._sleep(next(delays))
+                continue
+            delays = backoff_delays(
+                self.config.reconnect_min_s, self.config.reconnect_max_s, self._rng
+            )
+            self._supervise()
+            if not self._stop.is_set():
+                self._drop_session()
+
+    def login_once(self) -> DeviceFacts:
+        """One login attempt; on success the session is online and hooks have run."""
+        password = self.config.password.get_secret_value() if self.config.password else ""
+        with _LOGIN_SLOTS:
+            result = login(
+                self.sdk,
+                self.config.host,
+                self.config.port,
+                self.config.username,
+                password,
+                mode=self.config.login_mode,
+                https=self.config.https,
+            )
+        with self._lock:
+            if self._stop.is_set():
+                # close() ran while the login was under way: do not leave a session behind.
+                logout(self.sdk, result.user_id)
+                raise SdkError(3, "stopped while logging in")
+            self.user_id = result.user_id
+            self.facts = result.facts
+        self._read_identity()
+        self.channels = read_channel_map(self)
+        self.last_error = ""
+        self._set_state("online")
+        log.info(
+            "logged in",
+            device=self.name,
+            serial=result.facts.serial,
+            protocol=result.facts.protocol,
+            channels=len(result.facts.channels),
+        )
+        self._publish(health(self.device, "online", **self.describe()))
+        for hook in self.hooks.on_login:
+            _call_hook(hook, self, "on_login")
+        return result.facts
+
+    def describe(self) -> dict[str, Any]:
+        facts = self.facts.to_dict() if self.facts else {}
+        if self.facts and self.channels:
+            # Channels in hikd's numbering (analog 1..A, IP A+1..), whatever the library's
+            # start numbers were; each channel's ids on the device are in `channels`.
+            analog = [c.number for c in self.channels.channels if c.kind == "analog"]
+            ip = [c.number for c in self.channels.channels if c.kind == "ip"]
+            facts.update(analog_channels=len(analog), ip_channels=len(ip), start_channel=1)
+            facts["start_ip_channel"] = ip[0] if ip else 0
+            facts["channels"] = self.channels.to_list()
+            facts["channel_names"] = {str(k): v for k, v in self.channels.names().items()}
+        return {**facts, "model": self.model, "firmware": self.firmware}
+
+    def _read_identity(self) -> None:
+        """Model and firmware are not in DEVICEINFO_V40: ask /ISAPI/System/deviceInfo.
+        Best effort: older private-protocol devices may not answer it."""
+        try:
+            reply = self.isapi("GET", "/ISAPI/System/deviceInfo", timeout_ms=3000, buffer=16 * 1024)
+        except SdkError:
+            return
+        self.model = text_of(reply.body, "model")
+        self.firmware = text_of(reply.body, "firmwareVersion")
+
+    def _supervise(self) -> None:
+        """Logged in: check the session now and then. Returns on stop, or when the
+        library has given up on the session (then the caller logs it out)."""
+        failures = 0
+        while not self._stop.is_set():
+            self._sleep(self.check_interval_s)
+            if self._stop.is_set() or self._library_gave_up.is_set():
+                return
+            if self.check_online():
+                failures = 0
+                continue
+            failures += 1
+            if failures >= _DEAD_AFTER_CHECKS:
+                log.warning(
+                    "the vendor library did not get the session back; logging in again",
+                    device=self.name,
+                    failed_checks=failures,
+                )
+                return
+
+    def _drop_session(self) -> None:
+        """The library gave up: log the dead session out, so that the login loop starts
+        afresh (and the alarm channel is opened again after the new login)."""
+        self._library_gave_up.clear()
+        self._log_out("session closed")
+        self._went_offline(self.last_error or "the session ended")
+
+    def check_online(self) -> bool:
+        """NET_DVR_CHECK_USER_STATUS. On a 401 the library re-logs in by itself and returns
+        TRUE; a dead device gives error 7 (sdk-over-isapi.md part 2 §c)."""
+        user_id = self.user_id
+        if user_id is None:
+            return False
+        try:
+            check_user_status(self.sdk, user_id)
+            ok = True
+        except SdkError as error:
+            ok = False
+            self._went_offline(f"session check failed: {error}")
+        if ok:
+            self._back_online("device reachable again")
+        return ok
+
+    def _back_online(self, why: str) -> None:
+        self.episode("session_heartbeat_lost", "stop")
+        if self.state == "online" or self.user_id is None:
+            return
+        self._set_state("online")
+        log.info(why, device=self.name)
+        self._publish(health(self.device, "online", **self.describe()))
+
+    # -- exception callback (already off the SDK thread) -------------------------------
+    def on_sdk_exception(self, kind: int) -> None:
+        if kind == EXCEPTION_EXCHANGE:
+            self._went_offline("session heartbeat to the device failed")
+        elif kind in (RELOGIN_SUCCESS, RESUME_EXCHANGE):
+            self._back_online("the vendor library logged in again")
+        elif kind == EXCEPTION_RELOGIN_FAILED:
+            # The library tries once and never again (sdk-over-isapi.md; README vendor
+            # notes): wake the supervisor so that hikd's own login loop takes over now.
+            self._went_offline("the vendor library could not log in again")
+            self._library_gave_up.set()
+            self._wake.set()
+
+    # -- health episodes ---------------------------------------------------------------
+    def episode(self, type_: str, state: Literal["start", "stop"], **attributes: Any) -> bool:
+        """Publish a ``start`` only when the episode is not open and a ``stop`` only when
+        it is: repeated codes of one outage make one episode. True if published."""
+        with self._lock:
+            is_open = type_ in self._episodes
+            if (state == "start") == is_open:
+                return False
+            if state == "start":
+                self._episodes.add(type_)
+            else:
+                self._episodes.discard(type_)
+        self._publish(health(self.device, type_, state, **attributes))
+        return True
+
+    def in_episode(self, type_: str) -> bool:
+        """Whether an episode of ``type_`` is open now."""
+        with self._lock:
+            return type_ in self._episodes
+
+    def end_episodes(self, reason: str) -> None:
+        """Stop every open episode (the session they belong to is gone)."""
+        with self._lock:
+            types = list(self._episodes)
+        for type_ in types:
+            self.episode(type_, "stop", reason=reason)
+
+    # -- pass-through ------------------------------------------------------------------
+    def isapi(
+        self,
+        method: str,
+        url: str,
+        body: bytes = b"",
+        timeout_ms: int = 5000,
+        buffer: int = 256 * 1024,
+    ) -> IsapiReply:
+        """Any ISAPI request through the session; ``buffer`` is the first reply buffer
+        (a GET is repeated with a larger one when the reply does not fit)."""
+        user_id = self.user_id
+        if user_id is None:
+            raise SdkError(3, "not logged in")
+        return std_xml_config(self.sdk, user_id, method, url, body, timeout_ms, buffer)
+
+    # -- state and reporting -----------------------------------------------------------
+    def _set_state(self, state: SessionState) -> None:
+        self.state = state
+
+    def _went_offline(self, reason: str) -> None:
+        if self.state == "offline":
+            return
+        self._set_state("offline")
+        self.last_error = reason
+        log.warning("device offline", device=self.name, reason=reason)
+        self._publish(health(self.device, "offline", reason=reason))
+
+    def _unreachable(self, exc: SdkError, delay: float) -> None:
+        first = self.state != "offline"
+        self.last_error = str(exc)
+        if first:
+            self._set_state("offline")
+            log.warning(
+                "cannot reach device, retrying with backoff",
+                device=self.name,
+                address=f"{self.config.host}:{self.config.port}",
+                error=str(exc),
+            )
+            self._publish(health(self.device, "offline", reason=str(exc), code=exc.code))
+        else:
+            log.debug(
+                "still unreachable", device=self.name, error=str(exc), retry_in=round(delay, 1)
+            )
+
+    def _auth_failed(self, exc: AuthError) -> float | None:
+        """Report a refused login; return the seconds to wait (None: until stopped)."""
+        details: LoginFailureDetails | None = getattr(exc, "login_details", None)
+        plan = next_try(self.name, exc.code, details, self.config.auth_retry_s)
+        self.last_error = str(exc)
+        self._set_state("auth_failed")
+        unlock_at = plan.unlock_at.isoformat(timespec="seconds") if plan.unlock_at else None
+        log.error(
+            "login refused",
+            device=self.name,
+            error=str(exc),
+            retries_left=plan.retries_left,
+            unlock_at=unlock_at,
+            next_try_s=None if plan.wait_s is None else round(plan.wait_s),
+            what_to_do=plan.what_to_do,
+        )
+        self._publish(
+            health(
+                self.device,
+                "auth_failed",
+                code=exc.code,
+                reason=str(exc),
+                retries_left=plan.retries_left,
+                unlock_in_s=plan.unlock_in_s,
+                unlock_at=unlock_at,
+                next_try_s=plan.wait_s,
+                what_to_do=plan.what_to_do,
+            )
+        )
+        return plan.wait_s
+
+    def _sleep(self, seconds: float) -> None:
+        """Wait ``seconds``, or until woken."""
+        self._wake.wait(seconds)
+        self._wake.clear()
+
+
+def _call_hook(hook: Callable[[DeviceSession], None], session: DeviceSession, what: str) -> None:
+    try:
+        hook(session)
+    except Exception:
+        log.exception("session hook failed", device=session.name, hook=what)
+
+
+def close_sessions(sessions: list[DeviceSession], timeout_s: float) -> int:
+    """Close alarm channels and log out of every session in parallel, within ``timeout_s``.
+
+    The library's own close/logout took 2 to 12 s for 256 sessions (sdk-over-isapi.md,
+    performance facts): one slow device must not hold up the others or the shutdown.
+    Returns how many sessions did not finish in time."""
+    for session in sessions:
+        session.request_stop()
+    if not sessions:
+        return 0
+    pool = ThreadPoolExecutor(max_workers=min(32, len(sessions)), thread_name_prefix="logout")
+    futures = [pool.submit(session.close) for session in sessions]
+    _done, pending = wait(futures, timeout=max(0.1, timeout_s))
+    pool.shutdown(wait=False, cancel_futures=True)
+    if pending:
+        log.warning("some devices did not log out in time", count=len(pending))
+    return len(pending)

@@ -1,0 +1,73 @@
+"""``[sinks.mqtt]``: the MQTT sink's settings (README "MQTT", sample.toml)."""
+
+from __future__ import annotations
+
+import socket
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    FilePath,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
+
+
+def _default_client_id() -> str:
+    return f"hikd-{socket.gethostname()}"
+
+
+class MqttConfig(BaseModel):
+    """``[sinks.mqtt]``"""
+
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = "localhost"
+    port: int = Field(default=1883, ge=1, le=65535)
+    tls: bool = False
+    ca_file: FilePath | None = None
+    cert_file: FilePath | None = None
+    key_file: FilePath | None = None
+    tls_insecure: bool = False
+    """Accept a broker certificate whose host name does not match (self-signed set-ups)."""
+    username: str | None = None
+    password: SecretStr | None = None
+    password_file: FilePath | None = None
+    client_id: str = Field(default_factory=_default_client_id, min_length=1)
+    qos: int = Field(default=1, ge=0, le=2)
+    keepalive: int = Field(default=60, ge=5, le=65535)
+    topic_prefix: str = "hikd"
+    discovery: bool = True
+    discovery_prefix: str = "homeassistant"
+    discovery_types: list[str] = Field(default_factory=lambda: ["motion"])
+    """Alarm types announced on every channel before their first event; any other type
+    gets its entity when it is first seen."""
+    off_delay_s: int = Field(default=5, ge=1)
+    """How long Home Assistant shows a one-shot (pulse) alarm as on."""
+    images: bool = False
+    """Publish an event's JPEG pictures on ``<prefix>/<device>/<channel>/<type>/image``."""
+    publish_timeout_s: float = Field(default=10.0, gt=0)
+
+    @field_validator("topic_prefix", "discovery_prefix")
+    @classmethod
+    def _valid_prefix(cls, value: str) -> str:
+        value = value.strip().strip("/")
+        if not value:
+            raise ValueError("must not be empty")
+        if any(c in value for c in "+#\x00"):
+            raise ValueError("must not contain '+', '#' or NUL (they are MQTT wildcards)")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> MqttConfig:
+        if not self.tls and (self.ca_file or self.cert_file or self.key_file or self.tls_insecure):
+            raise ValueError("ca_file, cert_file, key_file and tls_insecure need tls = true")
+        if self.key_file and not self.cert_file:
+            raise ValueError("key_file needs cert_file (the client certificate)")
+        if self.password is not None and self.password_file is not None:
+            raise ValueError("set password or password_file, not both")
+        if (self.password is not None or self.password_file is not None) and not self.username:
+            raise ValueError("a password needs a username")
+        return self

@@ -1,0 +1,167 @@
+"""The retained picture the MQTT sink keeps on the broker: which messages an event makes
+necessary (availability, health, alarm states, Home Assistant discovery) and everything to
+republish after a connect or Home Assistant's restart. No I/O: the sink publishes."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from hikd.events import Event
+from hikd.sinks.mqtt.discovery import (
+    NOT_DISCOVERED,
+    AlarmEntity,
+    Discovery,
+    DiscoveryConfig,
+    alarm_config,
+    configured_entities,
+    device_configs,
+)
+from hikd.sinks.mqtt.state import AlarmKey, AlarmState, MqttState
+from hikd.sinks.mqtt.topics import (
+    AVAILABILITY,
+    OFF,
+    ON,
+    ONLINE,
+    Message,
+    Topics,
+    of_the_past,
+    where_of,
+)
+
+
+def _json(data: Any) -> bytes:
+    return json.dumps(data, separators=(",", ":"), default=str).encode()
+
+
+class RetainedPicture:
+    """What hikd has told the broker to remember, kept in `MqttState`."""
+
+    def __init__(
+        self,
+        state: MqttState,
+        topics: Topics,
+        discovery: Discovery,
+        announce: bool,
+        discovery_types: list[str],
+    ) -> None:
+        self.state = state
+        self.topics = topics
+        self.discovery = discovery
+        self.announce = announce
+        """Home Assistant discovery on (``[sinks.mqtt] discovery``)."""
+        self.discovery_types = discovery_types
+
+    def republish(self, discovery_first: bool) -> list[Message]:
+        """Everything retained, from memory, in order: status, then per device availability
+        and health, alarm states, and discovery (first when Home Assistant asked for it)."""
+        configs: list[DiscoveryConfig] = []
+        if self.announce:
+            for name in list(self.state.devices):
+                self.add_configured(name)
+                configs.extend(self.device_discovery(name))
+        messages: list[Message] = []
+        if discovery_first:
+            messages.extend(c.message() for c in configs)
+        messages.append(Message(self.topics.status(), ONLINE.encode(), True))
+        for name, device in self.state.devices.items():
+            if device.availability:
+                messages.append(
+                    Message(self.topics.availability(name), device.availability.encode(), True)
+                )
+            messages.extend(self.health_messages(name, list(device.health.concerns)))
+        messages.extend(self.state_message(key) for key in self.state.alarms)
+        if not discovery_first:
+            messages.extend(c.message() for c in configs)
+        return messages
+
+    def health_messages(self, name: str, concerns: list[str]) -> list[Message]:
+        """The retained summary and the given concerns of one device (`hikd.health`)."""
+        board = self.state.device(name).health
+        if not board.concerns:
+            return []
+        messages = [
+            Message(self.topics.concern(name, c), _json(board.concerns[c].to_dict()), True)
+            for c in concerns
+        ]
+        messages.append(Message(self.topics.health(name), _json(board.summary()), True))
+        return messages
+
+    def state_message(self, key: AlarmKey) -> Message:
+        name, channel, type_ = key
+        value = self.state.alarms[key].value
+        return Message(self.topics.state(name, channel, type_), value.encode(), retain=True)
+
+    def add_configured(self, name: str) -> list[AlarmKey]:
+        """Give the configured types (`discovery_types`) on every channel an ``OFF`` state,
+        so their entities show "clear" rather than "unknown" before the first alarm."""
+        added: list[AlarmKey] = []
+        facts = self.state.device(name).facts
+        for entity in configured_entities(facts, self.discovery_types):
+            key = (name, entity.channel, entity.type)
+            if key not in self.state.alarms:
+                self.state.alarms[key] = AlarmState(OFF, entity.pulse)
+                self.state.dirty = True
+                added.append(key)
+        return added
+
+    def device_discovery(self, name: str) -> list[DiscoveryConfig]:
+        facts = self.state.device(name).facts
+        parent = self.state.find(facts.via)
+        return device_configs(self.discovery, facts, self.state.alarms_of(name), parent)
+
+    def learn(self, event: Event) -> list[Message]:
+        """Update the retained picture with `event`; return the untracked messages this
+        makes necessary first: discovery for a new device, new facts or a new alarm
+        entity, and the ``OFF`` states of newly announced entities."""
+        discovery = self.announce
+        name = event.device.name
+        known = name in self.state.devices
+        device = self.state.device(name)
+        messages: list[Message] = []
+        announce_device = not known
+        facts = device.facts.updated_from(event)
+        if facts != device.facts:
+            if discovery and known and facts.identifier != device.facts.identifier:
+                # New unique ids: remove the entities announced under the old ones.
+                messages.extend(
+                    Message(c.topic, b"", retain=True) for c in self.device_discovery(name)
+                )
+            device.facts = facts
+            self.state.dirty = True
+            announce_device = True
+        if event.kind == "health":
+            availability = AVAILABILITY.get(event.type)
+            if availability is not None:
+                device.availability = availability
+            changed = device.health.apply(event)
+            if changed:
+                messages.extend(self.health_messages(name, changed))
+            self.state.dirty = True
+        new_states: list[AlarmKey] = []
+        if event.kind == "alarm" and event.type not in NOT_DISCOVERED and not of_the_past(event):
+            key = (name, where_of(event), event.type)
+            alarm = self.state.alarms.get(key)
+            pulse = event.state == "pulse"
+            value = ON if event.state == "start" else OFF
+            if alarm is None or (pulse and not alarm.pulse):
+                # New, or first seen as a pulse: (re)announce it, now with off_delay.
+                alarm = self.state.alarms[key] = AlarmState(value, pulse)
+                self.state.dirty = True
+                if pulse:
+                    # The retained resting state; the pulse's own ON is not retained.
+                    new_states.append(key)
+                if discovery and not announce_device:
+                    entity = AlarmEntity(where_of(event), event.type, alarm.pulse)
+                    parent = self.state.find(device.facts.via)
+                    messages.append(
+                        alarm_config(self.discovery, device.facts, entity, parent).message()
+                    )
+            elif alarm.value != value:
+                alarm.value = value
+                self.state.dirty = True
+        if announce_device and discovery:
+            new_states.extend(self.add_configured(name))
+            messages.extend(c.message() for c in self.device_discovery(name))
+        messages.extend(self.state_message(key) for key in new_states)
+        return messages

@@ -1,0 +1,359 @@
+"""The MQTT sink: every event to ``<prefix>/<device>/events``, retained ON/OFF states,
+availability and health, and Home Assistant discovery (architecture.md, "MQTT layout").
+
+Delivery: `send()` returns how many events of the batch the broker acknowledged (PUBACK
+for QoS 1, PUBCOMP for QoS 2, written to the socket for QoS 0). The durable outbox re-sends
+the rest, so paho's own in-memory re-send queue is emptied after a failure: that queue
+would be lost on a restart anyway, and the outbox is the one place that remembers.
+
+The retained picture (status, availability, states, health, discovery) is republished on
+every connect and whenever Home Assistant announces itself on ``<discovery_prefix>/status``.
+It is kept in ``<state_dir>/mqtt_state.json`` so a restart republishes it correctly.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from pydantic import BaseModel
+
+import hikd
+from hikd.errors import UserError
+from hikd.events import Event
+from hikd.logs import get_logger, register_secret
+from hikd.sinks.base import SinkContext, SinkUnavailable
+from hikd.sinks.mqtt.client import QuickAckClient
+from hikd.sinks.mqtt.config import MqttConfig
+from hikd.sinks.mqtt.discovery import Discovery
+from hikd.sinks.mqtt.retained import RetainedPicture
+from hikd.sinks.mqtt.state import STATE_FILE, MqttState
+from hikd.sinks.mqtt.topics import (
+    OFFLINE,
+    ONLINE,
+    Message,
+    Topics,
+    event_messages,
+    where_of,
+)
+
+log = get_logger(__name__)
+
+SAVE_EVERY_S = 1.0
+_IMAGE_SUFFIXES = (".jpg", ".jpeg")
+_RECONNECT_MIN_S = 1
+_RECONNECT_MAX_S = 15
+
+
+class MqttSink:
+    """Publishes events to an MQTT broker (entry point ``mqtt``)."""
+
+    Config: ClassVar[type[BaseModel]] = MqttConfig
+
+    def __init__(self, config: MqttConfig, context: SinkContext) -> None:
+        self.config = config
+        self.context = context
+        self.topics = Topics(config.topic_prefix)
+        version = str(context.extra.get("version") or hikd.__version__)
+        self.discovery = Discovery(
+            self.topics, config.discovery_prefix, config.off_delay_s, config.qos, version
+        )
+        self.state = MqttState(context.state_dir / STATE_FILE)
+        self.state.load()
+        self.retained = RetainedPicture(
+            self.state, self.topics, self.discovery, config.discovery, config.discovery_types
+        )
+        if config.password is not None:
+            register_secret(config.password.get_secret_value())
+        self._lock = threading.Lock()
+        self._saved_at = 0.0
+        self._save_timer: threading.Timer | None = None
+        """Held while the retained picture changes and is published, so a republish on
+        connect never overtakes a newer state. Never held while waiting for the broker."""
+        self._cond = threading.Condition()
+        self._connected = False
+        self._closing = False
+        self._problem = f"not connected yet to the MQTT broker at {self._where}"
+        self._client: mqtt.Client | None = None
+
+    @property
+    def _where(self) -> str:
+        return f"{self.config.host}:{self.config.port}"
+
+    # -- Sink protocol -----------------------------------------------------------------
+    def open(self) -> None:
+        """Connect, waiting up to ``publish_timeout_s`` for the broker; from then on paho's
+        network thread reconnects by itself. On failure nothing is left running (the
+        worker calls open() again, and close() only after an open() that succeeded)."""
+        with self._cond:
+            self._closing = False
+        if self._client is None:
+            self._client = self._start_client()
+        if not self._wait_connected(self.config.publish_timeout_s):
+            with self._cond:
+                problem = self._problem
+            self.close()
+            raise SinkUnavailable(problem)
+
+    def send(self, batch: Sequence[Event]) -> int:
+        if not batch:
+            return 0
+        if self._client is None:
+            self.open()
+        client = self._client
+        assert client is not None
+        if not self._wait_connected(self.config.publish_timeout_s):
+            raise SinkUnavailable(self._problem)
+        images = [self._image_messages(event) for event in batch]
+        tracked: list[list[mqtt.MQTTMessageInfo]] = []
+        with self._lock:
+            for event, pictures in zip(batch, images, strict=True):
+                self._publish_all(client, self.retained.learn(event))
+                messages = [*event_messages(self.topics, event), *pictures]
+                tracked.append(
+                    [self._publish(client, m.topic, m.payload, m.retain) for m in messages]
+                )
+            self._save_soon()
+        deadline = time.monotonic() + self.config.publish_timeout_s
+        delivered = 0
+        for infos in tracked:
+            if not all(self._acknowledged(info, deadline) for info in infos):
+                break
+            delivered += 1
+        if delivered < len(batch):
+            # The outbox re-sends what is not acknowledged; paho must not re-send it too.
+            client.drop_out_messages()
+            if delivered == 0:
+                with self._cond:
+                    problem = (
+                        self._problem
+                        if not self._connected
+                        else f"the MQTT broker at {self._where} did not acknowledge within "
+                        f"{self.config.publish_timeout_s:g} s"
+                    )
+                raise SinkUnavailable(problem)
+        return delivered
+
+    def _save_soon(self) -> None:
+        """Save the state file at most once a second (called with `_lock`). It is only a
+        cache for republishing after a restart; writing and fsyncing it after every batch
+        cost more than the batch (the outbox re-sends whatever is not acknowledged)."""
+        now = time.monotonic()
+        if now - self._saved_at >= SAVE_EVERY_S:
+            self.state.save()
+            self._saved_at = now
+        elif self._save_timer is None:
+            timer = threading.Timer(SAVE_EVERY_S - (now - self._saved_at), self._save_later)
+            timer.daemon = True
+            self._save_timer = timer
+            timer.start()
+
+    def _save_later(self) -> None:
+        with self._lock:
+            self._save_timer = None
+            self.state.save()
+            self._saved_at = time.monotonic()
+
+    def close(self) -> None:
+        """Say ``offline`` on the status topic (a clean disconnect discards the last will),
+        then disconnect. Waits at most a couple of seconds."""
+        with self._lock:
+            if self._save_timer is not None:
+                self._save_timer.cancel()
+                self._save_timer = None
+            self.state.save()
+        with self._cond:
+            self._closing = True
+            self._cond.notify_all()
+        client, self._client = self._client, None
+        if client is None:
+            return
+        try:
+            if client.is_connected():
+                info = client.publish(
+                    self.topics.status(), OFFLINE, qos=self.config.qos, retain=True
+                )
+                deadline = time.monotonic() + min(2.0, self.config.publish_timeout_s)
+                while not info.is_published() and time.monotonic() < deadline:
+                    if not client.is_connected():
+                        break
+                    info.wait_for_publish(0.05)
+        except (RuntimeError, ValueError):
+            pass
+        finally:
+            client.disconnect()
+            client.loop_stop()
+            with self._cond:
+                self._connected = False
+
+    # -- connection --------------------------------------------------------------------
+    def _start_client(self) -> mqtt.Client:
+        cfg = self.config
+        client = QuickAckClient(
+            CallbackAPIVersion.VERSION2,
+            client_id=cfg.client_id,
+            clean_session=True,
+            protocol=mqtt.MQTTv311,
+        )
+        # A bug in a callback must not end paho's network thread (and with it every
+        # reconnect); the callbacks log their own errors.
+        client.suppress_exceptions = True
+        # No in-flight limit: a dropped message (see send) would otherwise keep its slot.
+        client.max_inflight_messages_set(0)
+        client.reconnect_delay_set(_RECONNECT_MIN_S, _RECONNECT_MAX_S)
+        if cfg.username:
+            client.username_pw_set(cfg.username, self._password())
+        if cfg.tls:
+            try:
+                client.tls_set(
+                    ca_certs=str(cfg.ca_file) if cfg.ca_file else None,
+                    certfile=str(cfg.cert_file) if cfg.cert_file else None,
+                    keyfile=str(cfg.key_file) if cfg.key_file else None,
+                )
+            except (OSError, ValueError) as error:
+                raise UserError(f"mqtt: cannot use the TLS files: {error}") from None
+            client.tls_insecure_set(cfg.tls_insecure)
+        client.will_set(self.topics.status(), OFFLINE, qos=cfg.qos, retain=True)
+        client.on_connect = self._on_connect
+        client.on_connect_fail = self._on_connect_fail
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        client.connect_async(cfg.host, cfg.port, keepalive=cfg.keepalive)
+        client.loop_start()
+        return client
+
+    def _password(self) -> str | None:
+        cfg = self.config
+        if cfg.password is not None:
+            return cfg.password.get_secret_value()
+        if cfg.password_file is None:
+            return None
+        try:
+            secret = cfg.password_file.read_text(encoding="utf-8").rstrip("\r\n")
+        except OSError as error:
+            raise UserError(
+                f"mqtt.password_file: cannot read {cfg.password_file}: {error.strerror}"
+            ) from None
+        register_secret(secret)
+        return secret
+
+    def _wait_connected(self, timeout: float) -> bool:
+        with self._cond:
+            self._cond.wait_for(lambda: self._connected or self._closing, timeout)
+            return self._connected and not self._closing
+
+    def _on_connect(
+        self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any
+    ) -> None:
+        if reason.is_failure:
+            with self._cond:
+                self._problem = (
+                    f"the MQTT broker at {self._where} refused the connection ({reason}); "
+                    "check mqtt username, password and client_id"
+                )
+            log.warning(
+                "MQTT broker refused the connection", broker=self._where, reason=str(reason)
+            )
+            return
+        try:
+            if self.config.discovery:
+                client.subscribe(self._birth_topic, qos=1)
+            with self._lock:
+                self._republish(client, discovery_first=False)
+        except Exception:
+            log.exception("cannot republish the MQTT state after connecting")
+        with self._cond:
+            self._connected = True
+            self._cond.notify_all()
+        log.info("connected to the MQTT broker", broker=self._where)
+
+    def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
+        with self._cond:
+            self._problem = (
+                f"cannot connect to the MQTT broker at {self._where}; "
+                "check that it runs and mqtt host/port"
+            )
+
+    def _on_disconnect(
+        self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any
+    ) -> None:
+        with self._cond:
+            was_connected = self._connected
+            self._connected = False
+            if was_connected and not self._closing:
+                # (Not after a refused CONNECT: its reason is the one to tell.)
+                self._problem = f"lost the connection to the MQTT broker at {self._where}"
+            self._cond.notify_all()
+        if was_connected and not self._closing:
+            log.warning(
+                "lost the connection to the MQTT broker", broker=self._where, reason=str(reason)
+            )
+
+    @property
+    def _birth_topic(self) -> str:
+        return f"{self.config.discovery_prefix}/status"
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        # Home Assistant's birth message: it (re)started and forgot what it was told. A
+        # retained birth arrives on every subscribe; `_on_connect` republishes anyway.
+        if message.topic != self._birth_topic or message.retain:
+            return
+        if message.payload.strip().lower() != ONLINE.encode():
+            return
+        try:
+            with self._lock:
+                self._republish(client, discovery_first=True)
+        except Exception:
+            log.exception("cannot republish discovery for Home Assistant")
+
+    # -- the retained picture ----------------------------------------------------------
+    def _publish(
+        self, client: mqtt.Client, topic: str, payload: bytes | str, retain: bool
+    ) -> mqtt.MQTTMessageInfo:
+        return client.publish(topic, payload, qos=self.config.qos, retain=retain)
+
+    def _republish(self, client: mqtt.Client, discovery_first: bool) -> None:
+        """Everything retained (`RetainedPicture.republish`). Called with `_lock` held."""
+        self._publish_all(client, self.retained.republish(discovery_first))
+        self.state.save()
+
+    def _publish_all(self, client: mqtt.Client, messages: Sequence[Message]) -> None:
+        for m in messages:
+            self._publish(client, m.topic, m.payload, m.retain)
+
+    def _image_messages(self, event: Event) -> list[Message]:
+        if not self.config.images:
+            return []
+        messages = []
+        topic = self.topics.image(event.device.name, where_of(event), event.type)
+        for path in event.files:
+            if not path.lower().endswith(_IMAGE_SUFFIXES):
+                continue
+            try:
+                data = Path(path).read_bytes()
+            except OSError as error:
+                log.warning("cannot read an event's picture", path=path, error=str(error))
+                continue
+            messages.append(Message(topic, data, retain=True))
+        return messages
+
+    # -- acknowledgements --------------------------------------------------------------
+    def _acknowledged(self, info: mqtt.MQTTMessageInfo, deadline: float) -> bool:
+        """Wait for the broker's acknowledgement of one message, until `deadline` or until
+        the connection drops (then it will not come on this connection)."""
+        while True:
+            if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_AGAIN):
+                return False
+            if info.is_published():
+                return True
+            if time.monotonic() >= deadline or not self._connected or self._closing:
+                return False
+            try:
+                info.wait_for_publish(min(0.2, max(0.0, deadline - time.monotonic())))
+            except (RuntimeError, ValueError):
+                return False

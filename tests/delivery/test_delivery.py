@@ -1,0 +1,442 @@
+"""Delivery through the whole daemon: `hikd run` processes with the real vendor library,
+hikd.sim devices and a real mosquitto (architecture.md, "Delivery" and "MQTT layout").
+
+What a user relies on: events on the right topics with the right payloads, retain flags
+and QoS; Home Assistant discovery, republished on HA's birth message; and at-least-once
+delivery: every event hikd wrote to its disk sink also reaches an MQTT subscriber, across
+a broker outage and across a SIGKILL of hikd with a backlog in the outbox.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from hikd.delivery.outbox import OUTBOX_FILE, Outbox
+from hikd.sim import SimDeviceConfig, Simulator
+from tests.mosquitto import Mosquitto, Subscriber, retained
+
+SECRET = "Deliver-Pass!w0rd"
+EVENTS = "hikd/+/events"
+STATUS = "hikd/status"
+RATE = 200
+TYPES = ("VMD", "linedetection")
+START_TIMEOUT_S = 30.0
+DRAIN_TIMEOUT_S = 60.0
+
+
+# -- a broker that survives its own restart ---------------------------------------------
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[Mosquitto]:
+    """A mosquitto with persistence: on a restart it keeps retained messages, the
+    subscriber's persistent session and the messages queued for it, so whatever the
+    subscriber misses is hikd's loss, not the test broker's."""
+    b = Mosquitto(tmp_path / "broker")
+    store = tmp_path / "broker" / "store"
+    store.mkdir()
+    text = b.config_path.read_text().replace(
+        "persistence false\n", f"persistence true\npersistence_location {store}/\n"
+    )
+    # mosquitto drops QoS 1 messages beyond 1000 queued per client by default, even for a
+    # connected one: the backlog hikd re-sends after an outage would overflow it.
+    b.config_path.write_text(text + "max_queued_messages 0\n")
+    with b:
+        yield b
+
+
+class LosslessSubscriber:
+    """A QoS 1 subscriber with a persistent session (fixed client id, clean_session=False)
+    that reconnects by itself (paho's loop thread): across a broker restart the broker
+    keeps its subscriptions and the messages queued for it."""
+
+    def __init__(self, broker: Mosquitto, topics: Iterable[str]) -> None:
+        self.broker = broker
+        self.topics = list(topics)
+        self.messages: list[tuple[str, bytes]] = []
+        self._ids: set[str] = set()
+        self._cond = threading.Condition()
+        self._subscribed = threading.Event()
+        self._client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=f"delivery-test-{uuid.uuid4().hex[:8]}",
+            clean_session=False,
+        )
+        self._client.reconnect_delay_set(1, 2)
+        self._client.on_connect = self._on_connect
+        self._client.on_subscribe = lambda *args: self._subscribed.set()
+        self._client.on_message = self._on_message
+
+    def _on_connect(self, client: mqtt.Client, *args: Any) -> None:
+        # The session keeps the subscription; subscribing again costs nothing and also
+        # covers a broker that lost it.
+        client.subscribe([(topic, 1) for topic in self.topics])
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        payload = bytes(msg.payload)
+        with self._cond:
+            self.messages.append((msg.topic, payload))
+            if msg.topic.endswith("/events"):
+                self._ids.add(json.loads(payload)["id"])
+            self._cond.notify_all()
+
+    def start(self) -> LosslessSubscriber:
+        self._client.connect(self.broker.host, self.broker.port, keepalive=60)
+        self._client.loop_start()
+        if not self._subscribed.wait(START_TIMEOUT_S):
+            raise RuntimeError("the test subscriber got no SUBACK")
+        return self
+
+    def stop(self) -> None:
+        self._client.disconnect()
+        self._client.loop_stop()
+
+    def event_ids(self) -> set[str]:
+        with self._cond:
+            return set(self._ids)
+
+    def payloads(self, topic: str) -> list[bytes]:
+        with self._cond:
+            return [p for t, p in self.messages if t == topic]
+
+    def wait_for(self, condition: Callable[[], bool], what: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while not condition():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise AssertionError(f"timed out waiting for {what}")
+                self._cond.wait(min(remaining, 0.2))
+
+
+@pytest.fixture
+def subscribe(broker: Mosquitto) -> Iterator[Callable[..., LosslessSubscriber]]:
+    started: list[LosslessSubscriber] = []
+
+    def start(*topics: str) -> LosslessSubscriber:
+        sub = LosslessSubscriber(broker, topics)
+        started.append(sub)
+        return sub.start()
+
+    try:
+        yield start
+    finally:
+        for sub in started:
+            sub.stop()
+
+
+# -- hikd as a user runs it ---------------------------------------------------------------
+class HikdProcess:
+    """One `hikd run` process; its output goes to a file (a full pipe would block it)."""
+
+    def __init__(self, config: Path, env: dict[str, str], log: Path) -> None:
+        self.log = log
+        with open(log, "ab") as out:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "hikd", "run", "--config", str(config)],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env={**os.environ, **env},
+            )
+
+    def kill(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")[-4000:]
+
+
+@pytest.fixture
+def run_hikd(tmp_path: Path) -> Iterator[Callable[[Path, Simulator], HikdProcess]]:
+    """run_hikd(config, sim) -> a running `hikd run`, stopped after the test."""
+    started: list[HikdProcess] = []
+
+    def run(config: Path, sim: Simulator) -> HikdProcess:
+        env = {f"HIKD_PASSWORD_{d.name.upper().replace('-', '_')}": SECRET for d in sim.devices}
+        process = HikdProcess(config, env, tmp_path / f"hikd-{len(started)}.log")
+        started.append(process)
+        return process
+
+    try:
+        yield run
+    finally:
+        for process in started:
+            process.stop()
+
+
+def write_config(path: Path, sim: Simulator, state: Path, broker: Mosquitto, hold_s: float) -> Path:
+    lines = [
+        "[daemon]",
+        f'state_dir = "{state}"',
+        "[logging]",
+        'format = "json"',
+        "[alarms.hold_s]",
+        f"default = {hold_s}",
+    ]
+    for dev in sim.devices:
+        lines += [
+            "[[devices]]",
+            f'name = "{dev.name}"',
+            'host = "127.0.0.1"',
+            f"port = {dev.port}",
+            "reconnect_min_s = 0.2",
+        ]
+    lines += [
+        "[sinks.disk]",
+        f'path = "{state / "events"}"',
+        "[sinks.mqtt]",
+        f'host = "{broker.host}"',
+        f"port = {broker.port}",
+        f'client_id = "hikd-{uuid.uuid4().hex[:8]}"',
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def disk_events(state: Path) -> list[dict[str, Any]]:
+    """What hikd's disk sink wrote: complete lines only (hikd may be writing one now)."""
+    events = []
+    for path in sorted((state / "events").glob("*.jsonl")):
+        data = path.read_bytes()
+        complete = data[: data.rfind(b"\n") + 1]
+        events += [json.loads(line) for line in complete.splitlines() if line.strip()]
+    return events
+
+
+def alarm_starts(state: Path) -> set[str]:
+    return {e["id"] for e in disk_events(state) if e["kind"] == "alarm" and e["state"] == "start"}
+
+
+def wait_until(condition: Callable[[], bool], what: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def wait_all_delivered(sub: LosslessSubscriber, state: Path, hikd: HikdProcess) -> set[str]:
+    """Wait until every event id in the disk sink has reached the subscriber; returns them."""
+    deadline = time.monotonic() + DRAIN_TIMEOUT_S
+    while True:
+        produced = {e["id"] for e in disk_events(state)}
+        missing = produced - sub.event_ids()
+        if not missing:
+            return produced
+        if time.monotonic() >= deadline:
+            raise AssertionError(
+                f"{len(missing)} of {len(produced)} events hikd wrote to disk never reached "
+                f"the MQTT subscriber, e.g. {sorted(missing)[:3]}\n{hikd.output()}"
+            )
+        time.sleep(0.2)
+
+
+# -- 1. the MQTT layout -------------------------------------------------------------------
+def test_topics_payloads_retain_qos_and_discovery(
+    tmp_path: Path,
+    start_sim: Callable[..., Simulator],
+    broker: Mosquitto,
+    run_hikd: Callable[[Path, Simulator], HikdProcess],
+) -> None:
+    sim = start_sim(SimDeviceConfig(name="nvr", password=SECRET))
+    dev = sim.devices[0]
+    serial = dev.config.serial_number
+    state = tmp_path / "state"
+    config = write_config(tmp_path / "hikd.toml", sim, state, broker, hold_s=60)
+    # Subscribed at QoS 2, so each message arrives at the QoS hikd published it with.
+    with Subscriber(broker, ["hikd/#", "homeassistant/#"], qos=2) as sub:
+        hikd = run_hikd(config, sim)
+        try:
+            sub.wait_for(
+                lambda ms: any(
+                    m.topic == "hikd/nvr/availability" and m.payload == b"online" for m in ms
+                ),
+                "hikd/nvr/availability online",
+                START_TIMEOUT_S,
+            )
+        except AssertionError as error:
+            raise AssertionError(f"{error}\n{hikd.output()}") from None
+        assert dev.wait_for_streams(1, timeout=START_TIMEOUT_S), hikd.output()
+
+        def alarm_events(state_: str) -> list[dict[str, Any]]:
+            found = [json.loads(m.payload) for m in sub.on("hikd/nvr/events")]
+            return [e for e in found if e["kind"] == "alarm" and e["state"] == state_]
+
+        sent = dev.trigger("VMD", channel=2)
+        sub.wait_for(lambda ms: bool(alarm_events("start")), "the motion start", 15)
+        sub.wait_for(
+            lambda ms: any(m.topic == "hikd/nvr/2/motion" and m.payload == b"ON" for m in ms),
+            "hikd/nvr/2/motion ON",
+            15,
+        )
+        dev.trigger("VMD", channel=2, state="inactive")
+        sub.wait_for(lambda ms: bool(alarm_events("stop")), "the motion stop", 15)
+        sub.wait_for(lambda ms: sub.last("hikd/nvr/2/motion").payload == b"OFF", "OFF", 15)
+
+        (start,) = alarm_events("start")
+        assert start["type"] == "motion" and start["channel"] == 2
+        assert start["device"]["name"] == "nvr" and start["device"]["serial"] == serial
+        assert start["attributes"]["hikd_sim_seq"] == sent.seq
+        assert {"id", "time", "received", "attributes", "raw", "files"} <= start.keys()
+        (stop,) = alarm_events("stop")
+        assert stop["attributes"]["start_id"] == start["id"]
+        assert stop["attributes"]["ended_by"] == "device"
+        for topic in ("hikd/nvr/events", "hikd/nvr/2/motion", STATUS, "hikd/nvr/availability"):
+            assert {m.qos for m in sub.on(topic)} == {1}, topic
+
+        # What a late subscriber (Home Assistant after a restart) is told: only the
+        # retained picture, never an old event.
+        held = retained(broker, "hikd/#")
+        assert held[STATUS].payload == b"online"
+        assert held["hikd/nvr/availability"].payload == b"online"
+        assert held["hikd/nvr/2/motion"].payload == b"OFF"
+        assert held["hikd/nvr/1/motion"].payload == b"OFF"  # announced before any alarm
+        assert json.loads(held["hikd/nvr/health"].payload)["state"] == "ok"
+        assert json.loads(held["hikd/nvr/health/arming"].payload)["state"] == "ok"
+        assert not [t for t in held if t.endswith("/events")]
+
+        discovery = retained(broker, "homeassistant/#")
+        configs = {t: json.loads(m.payload) for t, m in discovery.items()}
+        motion = configs[f"homeassistant/binary_sensor/hikd_{serial}_2_motion/config"]
+        assert motion["unique_id"] == f"hikd_{serial}_2_motion"
+        assert motion["state_topic"] == "hikd/nvr/2/motion"
+        assert (motion["payload_on"], motion["payload_off"]) == ("ON", "OFF")
+        assert motion["device_class"] == "motion"
+        assert motion["availability_mode"] == "all"
+        assert {a["topic"] for a in motion["availability"]} == {STATUS, "hikd/nvr/availability"}
+        for topic, payload in configs.items():
+            component, uid = topic.split("/")[1:3]
+            assert payload["unique_id"] == uid, topic
+            assert payload["device"]["identifiers"] == [serial], topic
+            assert payload["device"]["name"] == "nvr", topic
+            assert payload["availability"], topic
+            assert payload["default_entity_id"].startswith(f"{component}."), topic
+        assert f"homeassistant/binary_sensor/hikd_{serial}_connectivity/config" in configs
+        assert f"homeassistant/sensor/hikd_{serial}_health/config" in configs
+
+        # Home Assistant restarted and forgot everything: its birth message gets every
+        # discovery config again.
+        sub.clear()
+        sub.publish("homeassistant/status", "online")
+        sub.wait_for(
+            lambda ms: set(configs) <= {m.topic for m in ms},
+            "every discovery config again after the birth message",
+            15,
+        )
+
+
+# -- 2. a broker outage -------------------------------------------------------------------
+def test_every_event_arrives_across_a_broker_outage(
+    tmp_path: Path,
+    start_sim: Callable[..., Simulator],
+    broker: Mosquitto,
+    subscribe: Callable[..., LosslessSubscriber],
+    run_hikd: Callable[[Path, Simulator], HikdProcess],
+) -> None:
+    sim = start_sim(
+        SimDeviceConfig(name="nvr-a", password=SECRET),
+        SimDeviceConfig(name="nvr-b", password=SECRET),
+    )
+    state = tmp_path / "state"
+    # Hold 0: every alarm the simulator sends is its own start (and stop), so there are
+    # thousands of distinct events to lose.
+    config = write_config(tmp_path / "hikd.toml", sim, state, broker, hold_s=0)
+    sub = subscribe(EVENTS)
+    hikd = run_hikd(config, sim)
+    for dev in sim.devices:
+        assert dev.wait_for_streams(1, timeout=START_TIMEOUT_S), hikd.output()
+    sub.wait_for(
+        lambda: len(sub.event_ids()) >= 2 * len(sim.devices), "the online events", START_TIMEOUT_S
+    )
+
+    sent = sim.run_scenario(RATE, TYPES, duration=3.0).sent
+    broker.stop()
+    sent += sim.run_scenario(RATE, TYPES, duration=10.0).sent
+    broker.start()  # same port, same store
+    sent += sim.run_scenario(RATE, TYPES, duration=3.0).sent
+
+    # Every alarm the devices sent became an event on disk ...
+    wait_until(lambda: len(alarm_starts(state)) >= sent, f"{sent} alarm starts on disk", 30)
+    assert len(alarm_starts(state)) == sent
+    # ... and every event on disk reached the subscriber.
+    produced = wait_all_delivered(sub, state, hikd)
+    assert len(produced) > 2 * sent
+    outage = [
+        e
+        for e in disk_events(state)
+        if e["type"] == "sink_unavailable" and e["attributes"].get("sink") == "mqtt"
+    ]
+    assert {e["state"] for e in outage} == {"start", "stop"}, "hikd did not notice the outage"
+
+
+# -- 3. SIGKILL with a backlog ------------------------------------------------------------
+def test_sigkill_with_a_backlog_then_restart_delivers_everything(
+    tmp_path: Path,
+    start_sim: Callable[..., Simulator],
+    broker: Mosquitto,
+    subscribe: Callable[..., LosslessSubscriber],
+    run_hikd: Callable[[Path, Simulator], HikdProcess],
+) -> None:
+    sim = start_sim(SimDeviceConfig(name="nvr", password=SECRET))
+    state = tmp_path / "state"
+    config = write_config(tmp_path / "hikd.toml", sim, state, broker, hold_s=0)
+    sub = subscribe(EVENTS, STATUS)
+
+    def status() -> bytes:
+        found = sub.payloads(STATUS)
+        return found[-1] if found else b""
+
+    first = run_hikd(config, sim)
+    assert sim.devices[0].wait_for_streams(1, timeout=START_TIMEOUT_S), first.output()
+    sub.wait_for(lambda: status() == b"online" and bool(sub.event_ids()), "online", 15)
+
+    # SIGSTOP, not a stop: hikd stays connected (so the broker is there to see it die and
+    # publish its last will) but gets no PUBACK, so its events pile up in the outbox.
+    broker.pause()
+    try:
+        sent = sim.run_scenario(RATE, TYPES, duration=2.0).sent
+        wait_until(lambda: len(alarm_starts(state)) >= sent, f"{sent} alarm starts on disk", 30)
+        first.kill()
+    finally:
+        broker.resume()
+    assert len(alarm_starts(state)) == sent
+
+    with Outbox(state / OUTBOX_FILE) as outbox:
+        backlog = {event.id for _, event in outbox.read("mqtt", outbox.cursor("mqtt"), 10**7)}
+    assert len(backlog) >= sent, "hikd was killed without a backlog: the test proves nothing"
+
+    # The broker saw the connection die: the last will says offline, retained.
+    sub.wait_for(lambda: status() == b"offline", "the last will on hikd/status", 15)
+    assert retained(broker, STATUS)[STATUS].payload == b"offline"
+    # What the dead hikd had written to its socket arrived before its will (one ordered
+    # connection); the rest of the backlog (beyond its one in-flight batch) only the
+    # outbox can deliver now.
+    assert backlog - sub.event_ids(), "the whole backlog arrived without a restart"
+
+    second = run_hikd(config, sim)
+    sub.wait_for(lambda: status() == b"online", "hikd/status online after the restart", 30)
+    produced = wait_all_delivered(sub, state, second)
+    assert backlog <= produced <= sub.event_ids()
+    assert retained(broker, STATUS)[STATUS].payload == b"online"

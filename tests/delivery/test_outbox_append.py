@@ -1,0 +1,74 @@
+"""Other processes store events in the daemon's outbox (hikd/delivery/outbox_append.py): beside a
+running daemon, and before its first start."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from hikd.delivery.bus import EventBus
+from hikd.delivery.outbox import OUTBOX_FILE, Outbox
+from hikd.delivery.outbox_append import OutboxAppender
+from tests.delivery.test_bus import Recorder, alarm, wait_until
+
+# A second process appending while the daemon's outbox is open and appending too.
+APPENDER = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+    from hikd.events import DeviceRef, Event
+    from hikd.delivery.outbox_append import OutboxAppender
+    state, first, count = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+    with OutboxAppender(state, ["quick"]) as outbox:
+        for i in range(first, first + count, 10):
+            outbox.append([
+                Event(kind="log", type="operation", state="pulse", device=DeviceRef("nvr"),
+                      id=f"ev-{n:08d}", attributes={"n": n})
+                for n in range(i, min(i + 10, first + count))
+            ])
+    """
+)
+
+
+def test_events_of_another_process_reach_the_running_daemons_sinks(tmp_path: Path) -> None:
+    sink = Recorder()
+    outbox = Outbox(tmp_path / OUTBOX_FILE)
+    bus = EventBus(outbox, [("quick", sink)], backoff_first=0.01, backoff_max=0.05)
+    bus.start()
+    try:
+        other = subprocess.Popen(
+            [sys.executable, "-c", APPENDER, str(tmp_path), "100000", "600"],
+        )
+        try:
+            for i in range(600):  # the daemon's own, meanwhile
+                bus.publish(alarm(i))
+            assert other.wait(60) == 0
+        finally:
+            if other.poll() is None:
+                other.kill()
+                other.wait()
+        wait_until(lambda: len(sink.events) == 1200)
+    finally:
+        bus.stop(timeout=2)
+        outbox.close()
+    numbers = [e.attributes["n"] for e in sink.events]
+    assert len(set(numbers)) == 1200, "an event lost or delivered twice"
+    assert [n for n in numbers if n < 100000] == list(range(600))  # each in its own order
+    assert [n for n in numbers if n >= 100000] == list(range(100000, 100600))
+
+
+def test_events_stored_before_the_first_start_are_delivered_by_it(tmp_path: Path) -> None:
+    with OutboxAppender(tmp_path, ["mqtt", "disk"]) as appender:
+        appender.append([alarm(i) for i in range(5)])
+        assert appender.stored == 5
+    with Outbox(tmp_path / OUTBOX_FILE) as outbox:
+        outbox.set_sinks(["mqtt", "disk"])  # what the daemon does at its start
+        for sink in ("mqtt", "disk"):
+            rows = outbox.read(sink, outbox.cursor(sink), 100)
+            assert [e.id for _, e in rows] == [f"ev-{i:08d}" for i in range(5)]
+        # and the daemon goes on after them
+        outbox.append([alarm(5)])
+        rows = outbox.read("disk", outbox.cursor("disk"), 100)
+        assert [e.id for _, e in rows][-1] == "ev-00000005"

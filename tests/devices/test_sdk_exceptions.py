@@ -1,0 +1,77 @@
+"""The library's exception codes become health events (seed 5.2.12).
+
+The real library raises 0x8000/0x8006/0x8016/0x8040/0x8041/0x8044 in tests/listeners/test_alarms.py
+and tests/devices/test_session_recovery.py; 0x8022/0x8023 (alarms the library itself dropped) and
+most other codes cannot be provoked against the simulator, so these feed the router the
+integers the callback would hand it.
+"""
+
+from __future__ import annotations
+
+from hikd.config import DeviceConfig
+from hikd.devices.sdk_exceptions import SdkExceptionRouter, describe_exception
+from hikd.devices.session import DeviceSession
+from hikd.events import Event
+from hikd.sdk.constants import EXCEPTION_NAMES
+from hikd.sdk.library import Library
+
+
+def router_for(sdk: Library) -> tuple[SdkExceptionRouter, DeviceSession, list[Event]]:
+    events: list[Event] = []
+    config = DeviceConfig(name="nvr", host="127.0.0.1", port=8000, password="x")
+    session = DeviceSession(sdk, config, events.append)
+    session.user_id = 3
+    return SdkExceptionRouter(lambda: [session], events.append), session, events
+
+
+def test_lost_alarms_are_counted_and_reconnects_are_one_episode(sdk: Library) -> None:
+    router, _session, events = router_for(sdk)
+    router.route(0x8023, 3, 0)
+    router.route(0x8022, 3, 0)
+    lost = [e for e in events if e.type == "alarms_lost"]
+    assert [e.attributes["count"] for e in lost] == [1, 2]
+
+    events.clear()
+    for _ in range(3):  # the library repeats 0x8006 every reconnect interval
+        router.route(0x8006, 3, 0)
+    router.route(0x8016, 3, 0)
+    assert [(e.type, e.state) for e in events] == [
+        ("arming_reconnecting", "start"),
+        ("arming_reconnecting", "stop"),
+        ("rearmed", "pulse"),
+    ]
+    assert all(e.device.name == "nvr" for e in events)
+
+
+def test_every_start_gets_its_stop(sdk: Library) -> None:
+    router, session, events = router_for(sdk)
+    session.state = "online"
+    for _ in range(3):  # 0x8000 comes at every failed session check
+        router.route(0x8000, 3, 0)
+    router.route(0x8017, 3, 0)  # RESUME_EXCHANGE
+    router.route(0x8040, 3, -1)
+    router.route(0x8044, 3, -1)  # the re-login was refused
+    router.route(0x8006, 3, 0)
+    session.end_episodes("session closed")
+    pairs = [(e.type, e.state) for e in events if e.state != "pulse"]
+    assert pairs == [
+        ("session_heartbeat_lost", "start"),
+        ("session_heartbeat_lost", "stop"),
+        ("relogin", "start"),
+        ("relogin", "stop"),
+        ("arming_reconnecting", "start"),
+        ("arming_reconnecting", "stop"),
+    ]
+    refused = next(e for e in events if e.type == "relogin" and e.state == "stop")
+    assert refused.attributes["failed"] is True
+    assert refused.attributes["code_name"] == "EXCEPTION_RELOGIN_FAILED"
+
+
+def test_every_exception_code_of_the_guide_has_a_name() -> None:
+    for code, macro in EXCEPTION_NAMES.items():
+        name, _state, meaning = describe_exception(code)
+        assert not name.startswith("sdk_exception"), macro
+        assert name != "library_exception", macro
+        assert meaning, macro
+    assert describe_exception(0x8017)[:2] == ("session_heartbeat_lost", "stop")
+    assert describe_exception(0x9999)[0] == "library_exception"
