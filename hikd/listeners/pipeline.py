@@ -191,7 +191,7 @@ class AlarmPipeline:
             log.exception("alarm pipeline error", command=hex(raw.command))
 
     def _context_for(self, raw: RawAlarm) -> DecodeContext | None:
-        alarmer = raw.alarmer
+        alarmer = raw.sender()
         if raw.source == "arming":
             context = self.directory.by_user(alarmer.user_id)
             if context is not None:

@@ -1,9 +1,8 @@
 """Alarm channels and listen servers: the SDK calls of seed 5.16 / 5.17 and their callback.
 
 The message callback runs on the library's own thread with buffers that are valid only
-during the call. It copies the bytes into a `RawAlarm` (with the four sender fields of
-NET_DVR_ALARMER read out), hands it to ``deliver`` (a queue's ``put_nowait``) and returns:
-no SDK call, no I/O, no lock held for long.
+during the call. It copies the bytes into a `RawAlarm`, hands it to ``deliver`` (a queue's
+``put_nowait``) and returns: no SDK call, no parsing, no I/O, no lock held for long.
 """
 
 from __future__ import annotations
@@ -15,10 +14,9 @@ from typing import Any, Literal
 
 from hikd.sdk.alarm_types import CHANNEL_TYPES, DISK_TYPES, IO_TYPES
 from hikd.sdk.constants import COMM_ALARM_V40, COMM_ISAPI_ALARM
-from hikd.sdk.convert import cstr
 from hikd.sdk.ffi import ffi
 from hikd.sdk.library import Library
-from hikd.sdk.raw import NO_ALARMER, Alarmer, RawAlarm, RawPicture
+from hikd.sdk.raw import ALARMER_SIZE, RawAlarm, RawPicture
 
 _V40_SIZE = ffi.sizeof("NET_DVR_ALARMINFO_V40")
 _V40_LIST_MAX = 4096
@@ -45,7 +43,7 @@ class MessageCallback:
     def _on_message(self, command: int, alarmer: Any, info: Any, length: int, _user: Any) -> None:
         try:
             received = time.time_ns()
-            sender = read_alarmer(alarmer)
+            sender = ffi.buffer(alarmer, ALARMER_SIZE)[:] if alarmer else b""
             if command == COMM_ISAPI_ALARM and info:
                 raw = _copy_isapi(command, sender, info, received)
             elif command == COMM_ALARM_V40 and info and length == _V40_SIZE:
@@ -87,7 +85,7 @@ def _v40_list(info_ptr: Any) -> bytes:
     return ffi.buffer(info.pAlarmData, 4 * count)[:] if count > 0 else b""
 
 
-def _copy_isapi(command: int, alarmer: Alarmer, info_ptr: Any, received: int) -> RawAlarm:
+def _copy_isapi(command: int, alarmer: bytes, info_ptr: Any, received: int) -> RawAlarm:
     info = ffi.cast("NET_DVR_ALARM_ISAPI_INFO *", info_ptr)
     size = int(info.dwAlarmDataLen)
     body = ffi.buffer(info.pAlarmData, size)[:] if info.pAlarmData and size else b""
@@ -168,16 +166,3 @@ def start_listen(sdk: Library, address: str, port: int, callback: MessageCallbac
 
 def stop_listen(sdk: Library, handle: int) -> None:
     sdk.check(sdk.lib.NET_DVR_StopListen_V30(handle))
-
-
-def read_alarmer(a: Any) -> Alarmer:
-    """The sender of a message, read from the callback's NET_DVR_ALARMER pointer."""
-    if not a:
-        return NO_ALARMER
-    return Alarmer(
-        user_id=int(a.lUserID) if a.byUserIDValid else None,
-        # Over ISAPI bySerialValid is 1 but the serial is empty (part 1 §2, quirk 6).
-        serial=cstr(a.sSerialNumber) if a.bySerialValid else "",
-        device_ip=cstr(a.sDeviceIP) if a.byDeviceIPValid else "",
-        link_port=int(a.wLinkPort) if a.byLinkPortValid else 0,
-    )
