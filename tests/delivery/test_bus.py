@@ -374,16 +374,36 @@ def test_stop_stores_what_is_queued(outbox_path: Path) -> None:
     stuck = Stuck()
     outbox = Outbox(outbox_path)
     bus = new_bus(outbox, [("stuck", stuck)])
+    stored = threading.Event()
+
+    def release_once_stored() -> None:
+        # The sink stays stuck until everything queued is stored, so stop() must store with
+        # a sink that never returns; then it is let go, so stop() need not wait it out.
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if len(stuck.events) + outbox.pending("stuck") >= 5000:
+                stored.set()
+                break
+            time.sleep(0.005)
+        stuck.release.set()
+
+    releaser = threading.Thread(target=release_once_stored)
     try:
         bus.start()
         for i in range(5000):
             bus.publish(alarm(i))
-        bus.stop(timeout=0.5)
-        assert outbox.pending("stuck") == 5000
+        releaser.start()
+        bus.stop(timeout=30)
+        releaser.join()
+        assert stored.is_set()
+        # Nothing lost: what the released sink delivered plus what waits in the outbox.
+        assert len(stuck.events) + outbox.pending("stuck") == 5000
         bus.publish(alarm(5000))  # after stop: counted, not stored, no exception
         assert bus.stats()["queue"]["dropped"] == 1
     finally:
         stuck.release.set()
+        if releaser.ident is not None:
+            releaser.join()
         outbox.close()
 
 
