@@ -64,23 +64,30 @@ HEALTH_SEVERITY = {
     "online": INFO,
     "armed": INFO,
     "rearmed": INFO,
+    "backfill": INFO,
     "offline": WARNING,
+    "disarmed": WARNING,
     "session_heartbeat_lost": WARNING,
     "arming_lost": WARNING,
     "arming_reconnecting": WARNING,
     "arming_reconnect_closed": WARNING,
+    "arming_stalled": WARNING,
     "relogin": WARNING,
     "sink_unavailable": WARNING,
+    "listen_refused": WARNING,
+    "backfill_unavailable": WARNING,
+    "backfill_failed": WARNING,
     "auth_failed": ERR,
     "arming_failed": ERR,
-    "relogin_failed": ERR,
-    # Events were lost (by the SDK, or dropped by hikd when its buffers were full).
+    # Events were lost (by the SDK, or dropped by hikd when its buffers were full), or
+    # cannot be stored.
     "alarms_lost": ERR,
     "bus_overflow": ERR,
     "outbox_overflow": ERR,
+    "outbox_unwritable": ERR,
 }
 """Health by type; any other is a notice, and the end of a condition (``stop``) is
-informational."""
+informational unless it ended in failure (``failed``: the library could not log in again)."""
 
 _MAX_STREAM_MESSAGE = 64 * 1024
 
@@ -124,7 +131,9 @@ def severity(event: Event) -> int:
     if event.kind == "alarm":
         return INFO if event.state == "stop" else ALARM_SEVERITY.get(event.type, NOTICE)
     if event.kind == "health":
-        return INFO if event.state == "stop" else HEALTH_SEVERITY.get(event.type, NOTICE)
+        if event.state == "stop":
+            return ERR if event.attributes.get("failed") else INFO
+        return HEALTH_SEVERITY.get(event.type, NOTICE)
     if event.kind == "file":
         return ERR if "fail" in event.type else INFO
     return INFO

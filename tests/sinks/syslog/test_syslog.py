@@ -243,6 +243,11 @@ def test_udp_messages_parse_with_their_fields(udp_receiver: socket.socket, tmp_p
         (health(NVR, "alarms_lost", count=3), "err"),
         (health(NVR, "arming_reconnecting", "start"), "warning"),
         (health(NVR, "arming_reconnecting", "stop"), "info"),
+        (health(NVR, "relogin", "stop"), "info"),
+        (health(NVR, "relogin", "stop", failed=True), "err"),  # could not log in again
+        (health(NVR, "arming_stalled", "start"), "warning"),
+        (health(NVR, "outbox_unwritable", "start"), "err"),
+        (health(NVR, "listen_refused", count=4), "warning"),
         (Event(kind="file", type="download_failed", state="pulse", device=NVR), "err"),
     ],
 )
