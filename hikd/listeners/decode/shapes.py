@@ -51,14 +51,14 @@ _MAX_SEEN = 256
 _NEVER = -(1 << 62)
 """The count of a shape that cannot be compiled (so it is not tried again)."""
 _KEEP_ORDER = 4
+"""A match among the first few shapes does not reorder them (alerts of a few shapes
+alternate; a miss costs only the characters up to the first difference)."""
 MAX_SOURCE = 16 * 1024
 """Bodies longer than this are never compiled: compiling costs with the length of the
 markup and the number of leaves (a 1.2 MB description blocked the decoder thread for
 seconds, issue 8 item 10); devices' alerts are a few kB, region lists included."""
 MAX_LEAVES = 256
 """Bodies with more leaves than this are never compiled (one regex group per leaf)."""
-"""A match among the first few shapes does not reorder them (alerts of a few shapes
-alternate; a miss costs only the characters up to the first difference)."""
 
 
 class _Slot(NamedTuple):
