@@ -14,7 +14,7 @@ import time
 from collections import deque
 from collections.abc import Coroutine
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from hikd.sim import documents
 from hikd.sim.alerts import (
@@ -29,10 +29,8 @@ from hikd.sim.alerts import (
 )
 from hikd.sim.config import PushTarget
 from hikd.sim.http import Connection, Request, Response
+from hikd.sim.parts import DevicePart
 from hikd.sim.push import PushResult, post
-
-if TYPE_CHECKING:
-    from hikd.sim.device import SimDevice
 
 ALERT_STREAM_PATH = "/ISAPI/Event/notification/alertStream"
 MAX_SENT_LOG = 200_000
@@ -45,6 +43,12 @@ STREAM_HEAD = (
     b"Content-Type: multipart/mixed; boundary=" + STREAM_BOUNDARY + b"\r\n\r\n"
     b"--" + STREAM_BOUNDARY + b"\r\n"
 )
+
+
+class AlarmsHost(DevicePart, Protocol):
+    """What the alarm stream needs of the device: it notes each alarm it sends."""
+
+    def note_alarm(self, alert: SimAlert) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +71,7 @@ class SentAlert:
 class DeviceAlarms:
     """The alert streams, push targets and sent-alarm log of one device."""
 
-    def __init__(self, device: SimDevice) -> None:
+    def __init__(self, device: AlarmsHost) -> None:
         self.device = device
         self.stream_status = 200
         """Answer to alertStream: 404 makes SetupAlarmChan_V41 fail with error 23, 403 or 500

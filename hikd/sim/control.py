@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import ipaddress
 import json
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 from hikd.sim.alerts import SimAlert
 from hikd.sim.config import PushTarget
@@ -18,7 +18,6 @@ from hikd.sim.http import JSON, Connection, Request, Response
 
 if TYPE_CHECKING:
     from hikd.sim.device import SimDevice
-    from hikd.sim.simulator import Simulator
 
 PREFIX = "/hikd-sim"
 JsonHandler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
@@ -193,7 +192,14 @@ _SETTINGS: dict[str, Callable[[SimDevice, Any], None]] = {
 }
 
 
-def add_simulator_endpoints(device: SimDevice, simulator: Simulator) -> None:
+class DeviceList(Protocol):
+    """The simulator as its scenario endpoint sees it."""
+
+    @property
+    def devices(self) -> Sequence[SimDevice]: ...
+
+
+def add_simulator_endpoints(device: SimDevice, simulator: DeviceList) -> None:
     """`POST /hikd-sim/scenario` on `device` runs a scenario over the whole simulator."""
 
     async def scenario(data: dict[str, Any]) -> dict[str, Any]:

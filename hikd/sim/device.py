@@ -13,7 +13,7 @@ import binascii
 import re
 import threading
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
 from typing import Any, Literal, TypeVar, get_args
 
 from hikd.errors import UserError
@@ -22,10 +22,10 @@ from hikd.sim.alarms import DeviceAlarms, SentAlert
 from hikd.sim.alerts import AlertFormat, AlertState, SimAlert
 from hikd.sim.auth import Accounts
 from hikd.sim.config import DiskStatus, PushTarget, SimDeviceConfig
-from hikd.sim.control import add_device_endpoints
 from hikd.sim.devicelog import DeviceLog
 from hikd.sim.http import Connection, Handler, Request, Response
 from hikd.sim.login import add_login_endpoints, add_system_documents, session_cookie
+from hikd.sim.parts import SyncHandler
 from hikd.sim.push import PushResult
 from hikd.sim.recordings import Recording, RecordingStore
 from hikd.sim.rtsp import RtspServer
@@ -34,7 +34,6 @@ from hikd.sim.status import DeviceStatus
 CONTROL_PREFIX = "/hikd-sim/"
 MAX_LOGGED_REQUESTS = 200_000
 
-SyncHandler = Callable[[Request], Response]
 T = TypeVar("T")
 
 
@@ -77,7 +76,6 @@ class SimDevice:
         self.recordings = RecordingStore(self)
         self.status = DeviceStatus(self)
         self.rtsp = RtspServer(self)
-        add_device_endpoints(self)
 
     # ----- what tests and the CLI read -------------------------------------------------
 

@@ -12,16 +12,13 @@ import re
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
 
 from hikd.sim import documents
 from hikd.sim.alerts import kind_of
 from hikd.sim.documents import elements
 from hikd.sim.http import Connection, Request, Response
+from hikd.sim.parts import DevicePart
 from hikd.sim.recordings import parse_wall, wall
-
-if TYPE_CHECKING:
-    from hikd.sim.device import SimDevice
 
 LOG_SEARCH_PATH = "/ISAPI/ContentMgmt/logSearch"
 META_PREFIX = "log.std-cgi.com"
@@ -76,7 +73,7 @@ class LogEntry:
 class DeviceLog:
     """A bounded, time-ordered log of what happened on the device."""
 
-    def __init__(self, device: SimDevice) -> None:
+    def __init__(self, device: DevicePart) -> None:
         self.device = device
         self._entries: list[LogEntry] = []
         self._times: list[datetime] = []

@@ -9,17 +9,23 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from hikd.sim import documents
 from hikd.sim.auth import CAPABILITIES_PATH
+from hikd.sim.devicelog import DeviceLog
 from hikd.sim.http import Connection, Request, Response
+from hikd.sim.parts import DevicePart
 from hikd.sim.variants import restyle_xml
 
-if TYPE_CHECKING:
-    from hikd.sim.device import SimDevice
-
 LOGIN_PATH = "/ISAPI/Security/sessionLogin"
+
+
+class LoginHost(DevicePart, Protocol):
+    """What the login endpoints need of the device: its log of logins."""
+
+    @property
+    def log(self) -> DeviceLog: ...
 
 
 def _local_name(tag: str) -> str:
@@ -48,7 +54,7 @@ def session_cookie(header: str) -> str:
     return ""
 
 
-def add_login_endpoints(device: SimDevice) -> None:
+def add_login_endpoints(device: LoginHost) -> None:
     accounts = device.accounts
 
     async def capabilities(request: Request, conn: Connection) -> Response:
@@ -103,7 +109,7 @@ def add_login_endpoints(device: SimDevice) -> None:
     device.route("PUT", "/ISAPI/Security/sessionLogout", logout)
 
 
-def add_system_documents(device: SimDevice) -> None:
+def add_system_documents(device: LoginHost) -> None:
     """Requests 3-12 of the login sequence, and /ISAPI/System/time. All optional for the
     library: each only fills some DEVICEINFO_V40 fields (part 1 §1)."""
     cfg = device.config

@@ -15,21 +15,26 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import Protocol
 from urllib.parse import parse_qs, urlsplit
 
 from hikd.sim import documents
 from hikd.sim.documents import elements
 from hikd.sim.http import Connection, Request, Response
-
-if TYPE_CHECKING:
-    from hikd.sim.device import SimDevice
+from hikd.sim.parts import DevicePart, RtspStarter
 
 SEARCH_PATH = "/ISAPI/ContentMgmt/search"
 DOWNLOAD_PATH = "/ISAPI/ContentMgmt/download"
 MAX_DOWNLOAD = 64 * 1024 * 1024
 """The library fails (error 43) on any reply above 64 MiB (part 2 b)."""
 _NAME = re.compile(r"ch(\d{2,3})_(\d{11})")
+
+
+class RecordingsHost(DevicePart, Protocol):
+    """What the recording store needs of the device: its RTSP server."""
+
+    @property
+    def rtsp(self) -> RtspStarter: ...
 
 
 def wall(dt: datetime) -> str:
@@ -72,7 +77,7 @@ class Recording:
 class RecordingStore:
     """The recordings of one device, computed from its `RecordingPlan`."""
 
-    def __init__(self, device: SimDevice) -> None:
+    def __init__(self, device: RecordingsHost) -> None:
         self.device = device
         plan = device.config.recordings
         self.plan = plan

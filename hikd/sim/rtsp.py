@@ -20,13 +20,10 @@ import socket
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlsplit
 
+from hikd.sim.parts import DevicePart
 from hikd.sim.recordings import parse_compact
-
-if TYPE_CHECKING:
-    from hikd.sim.device import SimDevice
 
 FPS = 25
 MAX_PAYLOAD = 1400
@@ -152,7 +149,7 @@ def _split_params(text: str) -> list[str]:
 class RtspServer:
     """One device's RTSP listener and its sessions."""
 
-    def __init__(self, device: SimDevice) -> None:
+    def __init__(self, device: DevicePart) -> None:
         self.device = device
         self.knobs = RtspKnobs()
         self.stats = RtspStats()

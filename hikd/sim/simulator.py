@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 from hikd.errors import UserError
 from hikd.sim.alerts import AlertFormat
 from hikd.sim.config import PushTarget, SimDeviceConfig, numbered
-from hikd.sim.control import add_simulator_endpoints
+from hikd.sim.control import add_device_endpoints, add_simulator_endpoints
 from hikd.sim.device import SimDevice
 from hikd.sim.http import Connection, serve_connection
 from hikd.sim.scenario import ScenarioResult, run_scenario
@@ -56,6 +56,9 @@ class Simulator:
             raise UserError("simulated devices need distinct names: two have the same `name`")
         self.devices: list[SimDevice] = [SimDevice(c) for c in configs]
         for device in self.devices:
+            # The control endpoints (knobs, triggers, the scenario) know the whole device
+            # and the simulator: they are added here, so the device never imports them.
+            add_device_endpoints(device)
             add_simulator_endpoints(device, self)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None

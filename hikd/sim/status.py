@@ -13,26 +13,35 @@ import hashlib
 import re
 import threading
 import time
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from hikd.sim import documents
 from hikd.sim.documents import elements
 from hikd.sim.http import JSON, Connection, Request, Response
+from hikd.sim.parts import DevicePart, RtspStarter
 from hikd.sim.pictures import jpeg
+from hikd.sim.recordings import RecordingStore
 from hikd.sim.variants import json_body, restyle_xml
-
-if TYPE_CHECKING:
-    from hikd.sim.device import SimDevice
 
 SNAPSHOT_PATH = r"/ISAPI/Streaming/channels/(\d+)/picture"
 DISK_CODES = {"ok": 0, "unformatted": 1, "error": 2, "abnormal": 3, "sleeping": 5, "idle": 0}
 """ISAPI disk status -> the SDK's dwHardDiskStatic (0 normal, 1 unformatted, 2 error, ...)."""
 
 
+class StatusHost(DevicePart, Protocol):
+    """What the status documents need of the device: RTSP and what it records."""
+
+    @property
+    def rtsp(self) -> RtspStarter: ...
+
+    @property
+    def recordings(self) -> RecordingStore: ...
+
+
 class DeviceStatus:
     """Live state a test can flip, and the endpoints that report it."""
 
-    def __init__(self, device: SimDevice) -> None:
+    def __init__(self, device: StatusHost) -> None:
         self.device = device
         self.started = time.monotonic()
         self.offline_channels: set[int] = set()
