@@ -94,11 +94,9 @@ class SdkExceptionRouter:
         self,
         sessions: Callable[[], list[DeviceSession]],
         publish: Callable[[Event], None],
-        on_rearmed: Callable[[DeviceSession], None] | None = None,
     ) -> None:
         self._sessions = sessions
         self._publish = publish
-        self._on_rearmed = on_rearmed
         self._queue: queue.SimpleQueue[tuple[int, int, int] | None] = queue.SimpleQueue()
         self.counters: Counter[int] = Counter()
         self._thread: threading.Thread | None = None

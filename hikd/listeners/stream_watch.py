@@ -76,7 +76,6 @@ class StreamWatch:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.rearms = 0
 
     # -- decoder thread: note only -------------------------------------------------------
     def on_part(self, device: str, raw: RawAlarm) -> None:
@@ -172,7 +171,6 @@ class StreamWatch:
         session.episode(
             "arming_stalled", "start", silent_s=round(silent, 1), heartbeat_s=round(period, 1)
         )
-        self.rearms += 1
         self.arming.disarm(session)
         self.arming.arm(session)
         with self._lock:
