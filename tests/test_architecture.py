@@ -20,6 +20,7 @@ CORE = {
     "hikd.addresses",
     "hikd.config",
     "hikd.errors",
+    "hikd.event_types",
     "hikd.events",
     "hikd.files",
     "hikd.health",

@@ -27,6 +27,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from hikd.event_types import event_type
 from hikd.events import Event
 from hikd.sinks.base import SinkContext, SinkUnavailable
 
@@ -42,23 +43,10 @@ FACILITIES = {
 
 EMERG, ALERT, CRIT, ERR, WARNING, NOTICE, INFO, DEBUG = range(8)
 
-ALARM_SEVERITY = {
-    "illegal_access": ALERT,
-    "disk_error": ERR,
-    "disk_unformatted": ERR,
-    "record_error": ERR,
-    "tamper": WARNING,
-    "scene_change": WARNING,
-    "defocus": WARNING,
-    "video_loss": WARNING,
-    "video_mismatch": WARNING,
-    "disk_full": WARNING,
-    "network_disconnected": WARNING,
-    "ip_conflict": WARNING,
-    "ipc_disconnected": WARNING,
-}
-"""Alarm starts and pulses by type; any other alarm (motion, line crossing, ...) is a notice
-and the end of any alarm is informational."""
+SEVERITIES = {"alert": ALERT, "crit": CRIT, "err": ERR, "warning": WARNING, "notice": NOTICE}
+"""Alarm starts and pulses take their type's severity from the table of alarm types
+(hikd/event_types.py; motion, line crossing, ... are notices); the end of any alarm is
+informational."""
 
 HEALTH_SEVERITY = {
     "online": INFO,
@@ -129,7 +117,7 @@ class SyslogConfig(BaseModel):
 
 def severity(event: Event) -> int:
     if event.kind == "alarm":
-        return INFO if event.state == "stop" else ALARM_SEVERITY.get(event.type, NOTICE)
+        return INFO if event.state == "stop" else SEVERITIES[event_type(event.type).severity]
     if event.kind == "health":
         if event.state == "stop":
             return ERR if event.attributes.get("failed") else INFO

@@ -237,6 +237,10 @@ def test_udp_messages_parse_with_their_fields(udp_receiver: socket.socket, tmp_p
         (alarm("video_loss", "start"), "warning"),
         (alarm("disk_error", "start", None), "err"),
         (alarm("illegal_access", "pulse", None), "alert"),
+        # The decoder's names (the table once knew record_error, which nothing emits).
+        (alarm("recording_failure", "start"), "err"),
+        (alarm("smoke", "start"), "crit"),
+        (alarm("bad_video", "start"), "warning"),
         (health(NVR, "online"), "info"),
         (health(NVR, "offline"), "warning"),
         (health(NVR, "auth_failed"), "err"),
