@@ -10,8 +10,11 @@ a circle for the reader.
 from __future__ import annotations
 
 import ast
+import re
 from functools import cache
 from pathlib import Path
+
+from hikd.sdk._cdef import CDEF
 
 ROOT = Path(__file__).resolve().parents[1] / "hikd"
 
@@ -72,8 +75,6 @@ codes (guide chapter 6): long by nature, one entry a line."""
 NOT_SPLIT_YET = {
     "hikd/delivery/outbox.py": 654,
     "hikd/devices/session.py": 455,
-    "hikd/listeners/decode/binary.py": 531,
-    "hikd/listeners/decode/isapi.py": 644,
     "hikd/listeners/backfill.py": 423,
     "hikd/recorders/clips.py": 443,
     "hikd/recorders/fetch_recordings.py": 452,
@@ -156,6 +157,32 @@ def test_cffi_only_in_the_sdk() -> None:
     ]
     wrong = [name for name in wrong if not name.startswith("hikd.sdk")]
     assert not wrong, f"only hikd/sdk/ may use cffi: {wrong}"
+
+
+STRUCT_FIELDS = frozenset(
+    name
+    for body in re.findall(r"\{([^{}]*)\}", CDEF)
+    for name in re.findall(r"(\w+)\s*(?:\[[^\]]*\]\s*)*;", body)
+    if re.match(r"[a-z]{1,4}[A-Z0-9]", name)
+)
+"""The vendor's struct fields (``dwAlarmType``, ``struDevInfo``, ``sIpV4`` ...), by their
+Hungarian prefixes, from the declarations hikd/sdk/ gives cffi."""
+
+
+def test_struct_layouts_only_in_the_sdk() -> None:
+    """Outside hikd/sdk/ nothing reads a struct field (an attribute, or a name in quotes
+    for getattr): the SDK package reads structs into plain dataclasses."""
+    wrong = []
+    for name, path in sorted(MODULES.items()):
+        if name.startswith("hikd.sdk"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Attribute) and node.attr in STRUCT_FIELDS:
+                wrong.append(f"{name}:{node.lineno} reads {node.attr}")
+            elif isinstance(node, ast.Constant) and node.value in STRUCT_FIELDS:
+                wrong.append(f"{name}:{node.lineno} names {node.value}")
+    assert STRUCT_FIELDS, "no struct field found in hikd/sdk/_cdef.py"
+    assert not wrong, "read structs in hikd/sdk/ into dataclasses:\n" + "\n".join(wrong)
 
 
 def _circles() -> list[list[str]]:

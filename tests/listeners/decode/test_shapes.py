@@ -14,7 +14,9 @@ from hypothesis import strategies as st
 
 from hikd.events import DeviceRef, Event
 from hikd.listeners.alarm_state import AlarmStateTracker
-from hikd.listeners.decode import DecodeContext, DecodeStats, decode, isapi, shapes
+from hikd.listeners.decode import DecodeContext, DecodeStats, decode, shapes
+from hikd.listeners.decode.isapi import body as alert_body
+from hikd.listeners.decode.isapi.attributes import MAX_TEXT
 from hikd.sdk.raw import NO_ALARMER, RawAlarm
 from hikd.sim.alerts import SimAlert, Stamp, render
 from hikd.sim.config import SimDeviceConfig
@@ -34,8 +36,8 @@ TEXTS = [
 
 @pytest.fixture(autouse=True)
 def fresh_shapes(monkeypatch: pytest.MonkeyPatch) -> Iterator[shapes.AlertShapes]:
-    known = isapi.alert_shapes()
-    monkeypatch.setattr(isapi, "_shapes", known)
+    known = alert_body.alert_shapes()
+    monkeypatch.setattr(alert_body, "_shapes", known)
     yield known
 
 
@@ -58,7 +60,7 @@ def _comparable(events: list[Event]) -> list[dict[str, Any]]:
 def _parsed(body: str | bytes, monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     """What parsing gives: the body decoded by a decoder that knows no shape yet."""
     with monkeypatch.context() as m:
-        m.setattr(isapi, "_shapes", isapi.alert_shapes())
+        m.setattr(alert_body, "_shapes", alert_body.alert_shapes())
         return _comparable(decode(_raw(body), CTX, DecodeStats()))
 
 
@@ -117,7 +119,7 @@ def test_a_shape_is_learned_from_repeats_and_then_used(
     assert len(fresh_shapes) == 0
     _learn(body)
     assert len(fresh_shapes) == 1
-    source = isapi._XML_DECL.sub("", body.strip(), count=1)
+    source = alert_body._XML_DECL.sub("", body.strip(), count=1)
     assert fresh_shapes.read(source) is not None
     assert _known(body) == first == _parsed(body, monkeypatch)
 
@@ -148,7 +150,7 @@ def test_bodies_of_a_known_shape_decode_as_parsed(
 def test_texts_that_are_not_plain_are_parsed(fresh_shapes: shapes.AlertShapes) -> None:
     body = _sim_bodies()[0]
     _learn(body)
-    source = isapi._XML_DECL.sub("", body.strip(), count=1)
+    source = alert_body._XML_DECL.sub("", body.strip(), count=1)
     assert fresh_shapes.read(source) is not None
     for text in ("a &amp; b", "<![CDATA[VMD]]>", "x<!-- c -->", "a\r\nb", "a > b", "\x7f\x1f"):
         odd = source.replace("<eventType>VMD</eventType>", f"<eventType>{text}</eventType>")
@@ -166,7 +168,7 @@ def test_random_leaf_texts_decode_as_parsed(
     texts: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     body = _sim_bodies()[2]
-    if len(isapi._shapes) == 0:
+    if len(alert_body._shapes) == 0:
         _learn(body)
     texts = [
         "".join(c for c in t if c in "\t\n" or (c >= " " and not "\ud800" <= c <= "\udfff"))
@@ -237,18 +239,18 @@ def test_a_huge_alert_is_never_compiled_and_its_texts_are_cut(
     value = event.attributes[cut_key]
     if isinstance(value, str):
         assert value.startswith("line of text > more\nline") and value.endswith(" characters]")
-    assert len(event.to_json()) < 3 * isapi.MAX_TEXT
+    assert len(event.to_json()) < 3 * MAX_TEXT
     # The stop the tracker derives carries no more than the start did.
     tracker = AlarmStateTracker({"default": 10})
     [start] = tracker.feed(event)
     [stop_event] = decode(_raw(_big_alert(description, "inactive")), CTX, DecodeStats())
     [stop] = tracker.feed(stop_event)
     assert stop.state == "stop" and stop.attributes["start_id"] == start.id
-    assert len(stop.to_json()) < 3 * isapi.MAX_TEXT
+    assert len(stop.to_json()) < 3 * MAX_TEXT
 
 
 def test_a_short_alert_keeps_its_texts_whole() -> None:
-    text = "d" * isapi.MAX_TEXT
+    text = "d" * MAX_TEXT
     [event] = decode(_raw(_big_alert(text)), CTX, DecodeStats())
     assert event.attributes["event_description"] == text
     assert "truncated" not in event.attributes
