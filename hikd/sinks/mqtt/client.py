@@ -1,27 +1,197 @@
-"""paho's MQTT client as the sink uses it."""
+"""paho's MQTT client as the sink uses it: work per batch, not per message.
+
+paho does one system call per step of a message: a wake-up of its network thread for every
+`publish()`, one ``send`` per packet, three ``recv`` per PUBACK (fixed header, length, rest).
+Each call releases the interpreter's lock, and a thread taking it back from a busy one waits
+up to the switch interval (5 ms). At 1,000 alarms/s (four messages per alarm with their
+states) that was the largest cost of hikd's alarm path (bench/README.md). This subclass keeps
+paho's protocol code and changes only how bytes reach the socket:
+
+* `batch()`: the messages published inside it wake the network thread once, at its end;
+* the packets queued when the network thread writes go out in one ``send``;
+* the socket is read 64 kB at a time and paho's small reads are served from that buffer;
+* an MQTT 3.1.1 acknowledgement is read as the message id it is.
+
+It overrides private methods of paho 2.x (``_packet_queue``, ``_packet_write``, ``_sock_recv``,
+``loop_read``, ``_handle_pubackcomp``); tests/sinks/mqtt/test_client.py runs them against a real
+mosquitto, so a paho release that changes them fails there.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import socket
+import threading
+from collections.abc import Iterator
+from typing import Any
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.enums import MQTTErrorCode
+
+_READ_SIZE = 65536
+_WRITE_MOST = 262144
+"""Bytes joined into one ``send`` at most (large retained pictures go on their own)."""
+_COMMAND = 0xF0
 
 
-class QuickAckClient(mqtt.Client):
-    """paho's client, acknowledging the broker's TCP segments at once.
+class BatchingClient(mqtt.Client):
+    """paho's client, with batched wake-ups, writes and reads (see the module).
 
-    A broker that leaves Nagle on (mosquitto's default) sends the first PUBACK of a batch and
-    holds the rest until that segment is acknowledged; the kernel delays that ACK by up to
-    40 ms when the client has nothing to send, as it has while it waits for the PUBACKs.
-    Measured: 44 ms per batch of 5 events against a default mosquitto. TCP_QUICKACK after
-    each read sends the ACK at once (Linux resets the flag, hence after every read).
+    It also acknowledges the broker's TCP segments at once: a broker that leaves Nagle on
+    (mosquitto's default) sends the first PUBACK of a batch and holds the rest until that
+    segment is acknowledged; the kernel delays that ACK by up to 40 ms when the client has
+    nothing to send, as it has while it waits for the PUBACKs. Measured: 44 ms per batch of 5
+    events against a default mosquitto. TCP_QUICKACK after each read sends the ACK at once
+    (Linux resets the flag, hence after every read).
     """
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._batching: int | None = None  # the thread inside batch()
+        self._batch_queued = False
+        self._read_buffer = b""
+        self._read_at = 0
+        self._read_from: object = None  # the socket `_read_buffer` came from
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Publish inside this to wake paho's network thread once, at the end, instead of
+        once per message. Only with `loop_start()`; one thread at a time."""
+        if self._thread is None:
+            yield
+            return
+        self._batching = threading.get_ident()
+        try:
+            yield
+        finally:
+            self._batching = None
+            if self._batch_queued:
+                self._batch_queued = False
+                self._wake_network_thread()
+
+    def _wake_network_thread(self) -> None:
+        # What paho's _packet_queue does after queueing a packet.
+        if self._sockpairW is not None:
+            with contextlib.suppress(BlockingIOError):
+                self._sockpairW.send(b"0")
+        self._call_socket_register_write()
+
+    # -- paho's internals ----------------------------------------------------------------
+    def _packet_queue(
+        self,
+        command: int,
+        packet: bytes | bytearray,
+        mid: int,
+        qos: int,
+        info: mqtt.MQTTMessageInfo | None = None,
+    ) -> MQTTErrorCode:
+        if self._batching is None or self._batching != threading.get_ident():
+            return super()._packet_queue(command, packet, mid, qos, info)
+        self._out_packet.append(
+            {
+                "command": command,
+                "mid": mid,
+                "qos": qos,
+                "pos": 0,
+                "to_process": len(packet),
+                "packet": packet,
+                "info": info,
+            }
+        )
+        self._batch_queued = True
+        return MQTTErrorCode.MQTT_ERR_SUCCESS
+
+    def _packet_write(self) -> MQTTErrorCode:
+        queue = self._out_packet
+        if len(queue) > 1:
+            _join_packets(queue)
+        return super()._packet_write()
+
     def _sock_recv(self, bufsize: int) -> bytes:
-        data: bytes = super()._sock_recv(bufsize)
+        if self._read_from is not self._sock:  # a new connection: nothing buffered is its
+            self._read_buffer, self._read_at, self._read_from = b"", 0, self._sock
+        buffer, at = self._read_buffer, self._read_at
+        if at >= len(buffer):
+            buffer = super()._sock_recv(max(bufsize, _READ_SIZE))
+            self._quick_ack()
+            if len(buffer) <= bufsize:
+                self._read_buffer, self._read_at = b"", 0
+                return buffer
+            at = 0
+            self._read_buffer = buffer
+        self._read_at = at + bufsize
+        return buffer[at : at + bufsize]
+
+    def loop_read(self, max_packets: int = 1) -> MQTTErrorCode:
+        # paho reads as many packets as it has messages in flight, then waits in select();
+        # what is left in the buffer would wait there for the next bytes on the socket.
+        rc: MQTTErrorCode = super().loop_read(max_packets)
+        while (
+            rc == MQTTErrorCode.MQTT_ERR_SUCCESS
+            and self._sock is not None
+            and self._read_from is self._sock
+            and self._read_at < len(self._read_buffer)
+        ):
+            rc = super().loop_read(max_packets)
+        return rc
+
+    def _handle_pubackcomp(self, cmd: Any) -> MQTTErrorCode:
+        # An MQTT 3.1.1 PUBACK/PUBCOMP is the message id and nothing else; paho 2 builds a
+        # reason code and a properties object for each (half its time per message).
+        packet = self._in_packet["packet"]
+        if self._protocol == mqtt.MQTTv5 or len(packet) != 2 or self.on_publish is not None:
+            return super()._handle_pubackcomp(cmd)
+        with self._out_message_mutex:
+            message = self._out_messages.pop((packet[0] << 8) | packet[1], None)
+            if message is None:
+                return MQTTErrorCode.MQTT_ERR_SUCCESS
+            message.info._set_as_published()
+            if message.qos > 0:
+                self._inflight_messages -= 1
+                if self._max_inflight_messages > 0:
+                    return self._update_inflight()
+        return MQTTErrorCode.MQTT_ERR_SUCCESS
+
+    def _quick_ack(self) -> None:
         setsockopt = getattr(self._sock, "setsockopt", None)  # not on websockets
         if setsockopt is not None and hasattr(socket, "TCP_QUICKACK"):
             with contextlib.suppress(OSError):
                 setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
-        return data
+
+
+def _join_packets(queue: Any) -> None:
+    """Join the packets at the front of paho's queue into one, so that they go out in one
+    ``send``. Packets paho must act on once written (a QoS 0 PUBLISH: its on_publish; a
+    DISCONNECT: closing) stay as they are; paho acts on nothing else after a write, so the
+    joined packet is marked as a QoS 1 PUBLISH (whose acknowledgement is the broker's)."""
+    taken = []
+    parts: list[bytes | bytearray | memoryview] = []
+    size = 0
+    while queue and size < _WRITE_MOST:
+        packet = queue[0]
+        kind = packet["command"] & _COMMAND
+        if kind == mqtt.DISCONNECT or (kind == mqtt.PUBLISH and packet["qos"] == 0):
+            break
+        taken.append(queue.popleft())
+        data = packet["packet"]
+        if packet["pos"]:
+            data = memoryview(data)[packet["pos"] :]
+        parts.append(data)
+        size += len(data)
+    if not parts:
+        return
+    if len(taken) == 1:
+        queue.appendleft(taken[0])
+        return
+    joined = b"".join(parts)
+    queue.appendleft(
+        {
+            "command": mqtt.PUBLISH,
+            "mid": 0,
+            "qos": 1,
+            "pos": 0,
+            "to_process": len(joined),
+            "packet": joined,
+            "info": None,
+        }
+    )

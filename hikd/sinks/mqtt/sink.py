@@ -28,7 +28,7 @@ from hikd.errors import UserError
 from hikd.events import Event
 from hikd.logs import get_logger, register_secret
 from hikd.sinks.base import SinkContext, SinkUnavailable
-from hikd.sinks.mqtt.client import QuickAckClient
+from hikd.sinks.mqtt.client import BatchingClient
 from hikd.sinks.mqtt.config import MqttConfig
 from hikd.sinks.mqtt.discovery import Discovery
 from hikd.sinks.mqtt.retained import RetainedPicture
@@ -79,7 +79,7 @@ class MqttSink:
         self._connected = False
         self._closing = False
         self._problem = f"not connected yet to the MQTT broker at {self._where}"
-        self._client: mqtt.Client | None = None
+        self._client: BatchingClient | None = None
 
     @property
     def _where(self) -> str:
@@ -111,7 +111,7 @@ class MqttSink:
             raise SinkUnavailable(self._problem)
         images = [self._image_messages(event) for event in batch]
         tracked: list[list[mqtt.MQTTMessageInfo]] = []
-        with self._lock:
+        with self._lock, client.batch():  # one wake-up of paho's thread, one write
             for event, pictures in zip(batch, images, strict=True):
                 self._publish_all(client, self.retained.learn(event))
                 messages = [*event_messages(self.topics, event), *pictures]
@@ -120,6 +120,9 @@ class MqttSink:
                 )
             self._save_soon()
         deadline = time.monotonic() + self.config.publish_timeout_s
+        # The broker acknowledges in order: waiting for the last message first wakes this
+        # thread once per batch rather than once per message.
+        self._acknowledged(tracked[-1][-1], deadline)
         delivered = 0
         for infos in tracked:
             if not all(self._acknowledged(info, deadline) for info in infos):
@@ -192,9 +195,9 @@ class MqttSink:
                 self._connected = False
 
     # -- connection --------------------------------------------------------------------
-    def _start_client(self) -> mqtt.Client:
+    def _start_client(self) -> BatchingClient:
         cfg = self.config
-        client = QuickAckClient(
+        client = BatchingClient(
             CallbackAPIVersion.VERSION2,
             client_id=cfg.client_id,
             clean_session=True,
