@@ -43,6 +43,7 @@ MAY_IMPORT: dict[str, set[str]] = {
     "hikd.listeners": {"hikd.sdk", "hikd.devices", "hikd.delivery"},
     "hikd.jobs": {"hikd.sdk", "hikd.devices", "hikd.delivery"},
     "hikd.recorders": {"hikd.sdk", "hikd.devices", "hikd.jobs"},
+    "hikd.doctor": {"hikd.sdk", "hikd.devices", "hikd.listeners", "hikd.jobs", "hikd.recorders"},
     "hikd.sinks": set(),
     "hikd.delivery": {"hikd.sinks"},
     "hikd.daemon": {
@@ -63,6 +64,7 @@ MAY_IMPORT: dict[str, set[str]] = {
         "hikd.delivery",
         "hikd.sinks",
         "hikd.daemon",
+        "hikd.doctor",
         "hikd.sim",
     },
     "hikd.sim": set(),

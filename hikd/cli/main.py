@@ -34,8 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--duration", type=float, default=0.0, help="stop after this many seconds (0 = never)"
     )
 
-    from hikd.cli import jobs, recordings
+    from hikd.cli import doctor, jobs, recordings
 
+    doctor.add_parser(sub)
     jobs.add_parser(sub)
     recordings.add_parsers(sub)
 
@@ -86,6 +87,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from hikd.cli.demo import demo
 
         return demo(args.config, args.duration)
+    if args.command == "doctor":
+        from hikd.cli.doctor import doctor_command
+
+        return doctor_command(args)
     if args.command == "jobs":
         from hikd.cli.jobs import jobs_command
 

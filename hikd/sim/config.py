@@ -16,6 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from hikd.errors import ConfigError
+from hikd.sim.linkage_config import EventSetup
 from hikd.sim.variants import DocumentVariants
 
 DeviceType = Literal["IPCamera", "IPDome", "DVR", "NVR"]
@@ -136,6 +137,8 @@ class SimDeviceConfig(BaseModel):
     push_targets: list[PushTarget] = Field(default_factory=list)
     variants: DocumentVariants = Field(default_factory=DocumentVariants)
     """How the device spells the documents hikd reads (namespace, order, port ids, ...)."""
+    events: EventSetup = Field(default_factory=EventSetup)
+    """Event linkage, arming schedules, alarm host, user rights and clock (`hikd doctor`)."""
 
     @model_validator(mode="after")
     def _derive_identity(self) -> SimDeviceConfig:

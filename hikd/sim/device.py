@@ -24,6 +24,7 @@ from hikd.sim.auth import Accounts
 from hikd.sim.config import DiskStatus, PushTarget, SimDeviceConfig
 from hikd.sim.devicelog import DeviceLog
 from hikd.sim.http import Connection, Handler, Request, Response
+from hikd.sim.linkage import EventLinkage
 from hikd.sim.login import add_login_endpoints, add_system_documents, session_cookie
 from hikd.sim.parts import SyncHandler
 from hikd.sim.push import PushResult
@@ -75,6 +76,8 @@ class SimDevice:
         self.alarms = DeviceAlarms(self)
         self.recordings = RecordingStore(self)
         self.status = DeviceStatus(self)
+        self.linkage = EventLinkage(self)
+        """Event triggers, schedules, alarm hosts, rights and clock (`hikd doctor`)."""
         self.rtsp = RtspServer(self)
 
     # ----- what tests and the CLI read -------------------------------------------------

@@ -1,0 +1,410 @@
+"""The device's event set-up over ISAPI: triggers and their linkage, detections, arming
+schedules, HTTP alarm hosts, user rights and the clock (what `hikd doctor` reads and fixes).
+
+Document shapes follow real devices (hikvision_next's captures of a DS-7608NXI-I2 and
+cameras; the ISAPI guide): ``/ISAPI/Event/triggers`` lists ``EventTrigger`` elements whose
+``EventTriggerNotificationList`` holds one ``EventTriggerNotification`` per linkage
+(``notificationMethod`` ``center`` is "notify surveillance center"); IP channels of an NVR
+are ``dynVideoInputChannelID``, and their ``record`` linkage carries ``dynVideoInputID``.
+A PUT that lost any element of the device's own document is answered 400, as real devices
+answer a rebuilt document (``strict_writes``).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from hikd.isapi_xml import fields, key, named, parse
+from hikd.sim import documents
+from hikd.sim.documents import document, elements
+from hikd.sim.http import Connection, Request, Response
+from hikd.sim.parts import DevicePart, SyncHandler
+from hikd.sim.variants import restyle_xml
+
+TRIGGERS = "/ISAPI/Event/triggers"
+HTTP_HOSTS = "/ISAPI/Event/notification/httpHosts"
+_ONE_TRIGGER = r"/ISAPI/Event/triggers/([A-Za-z0-9_.-]+)"
+_NOTIFICATIONS = r"/ISAPI/Event/triggers/([A-Za-z0-9_.-]+)/notifications"
+
+# Detections with an on/off document, by event type: (trigger id prefix, schedule list,
+# the document's root, its URL for an analog/camera channel and for an NVR's IP channel).
+DETECTIONS: dict[str, tuple[str, str, str, str, str]] = {
+    "VMD": (
+        "VMD",
+        "motionDetections",
+        "MotionDetection",
+        "/ISAPI/System/Video/inputs/channels/{}/motionDetection",
+        "/ISAPI/ContentMgmt/InputProxy/channels/{}/video/motionDetection",
+    ),
+    "linedetection": (
+        "linedetection",
+        "lineDetections",
+        "LineDetection",
+        "/ISAPI/Smart/LineDetection/{}",
+        "/ISAPI/Smart/LineDetection/{}",
+    ),
+    "fielddetection": (
+        "fielddetection",
+        "fieldDetections",
+        "FieldDetection",
+        "/ISAPI/Smart/FieldDetection/{}",
+        "/ISAPI/Smart/FieldDetection/{}",
+    ),
+}
+OTHER_VIDEO_TRIGGERS = {"tamperdetection": "tamper", "videoloss": "videoloss"}
+
+
+@dataclass
+class Trigger:
+    id: str
+    event_type: str
+    source: tuple[str, int]
+    """The element naming the channel or input, and its value."""
+    notifications: list[dict[str, str]] = field(default_factory=list)
+
+
+class EventLinkage:
+    """The event set-up of one simulated device; tests change it with the methods below."""
+
+    def __init__(self, device: DevicePart) -> None:
+        self.device = device
+        cfg = device.config
+        setup = cfg.events
+        self.strict_writes = setup.strict_writes
+        self.clock_offset_s = setup.clock_offset_s
+        self.ntp = setup.ntp
+        self.remote_alarm_right = setup.remote_alarm_right
+        self.schedule = setup.schedule
+        self.writes: list[tuple[str, bytes]] = []
+        """(path, body) of every PUT the device accepted."""
+        self._lock = threading.Lock()
+        self.triggers: dict[str, Trigger] = {}
+        self.detections: dict[tuple[str, int], bool] = {}
+        camera = cfg.device_type in ("IPCamera", "IPDome")
+        for channel in range(1, cfg.channel_count + 1):
+            dev_id = cfg.channel_id(channel)
+            ip = channel > cfg.analog_channels and not camera
+            source = ("dynVideoInputChannelID" if ip else "videoInputChannelID", dev_id)
+            record = {
+                "id": f"record-{dev_id}",
+                "notificationMethod": "record",
+                "notificationRecurrence": "beginning",
+                ("dynVideoInputID" if ip else "videoInputID"): str(dev_id),
+            }
+            for event_type, prefix in [
+                *((t, d[0]) for t, d in DETECTIONS.items()),
+                *OTHER_VIDEO_TRIGGERS.items(),
+            ]:
+                trigger = Trigger(f"{prefix}-{dev_id}", event_type, source, [dict(record)])
+                self.triggers[trigger.id] = trigger
+                if event_type in DETECTIONS:
+                    self.detections[(event_type, dev_id)] = setup.detections
+        for port in range(1, cfg.alarm_inputs + 1):
+            trigger = Trigger(f"IO-{port}", "IO", ("inputIOPortID", port))
+            self.triggers[trigger.id] = trigger
+        if setup.notify_center:
+            for trigger in self.triggers.values():
+                trigger.notifications.append(_center())
+        self.http_hosts = [_http_host(i) for i in range(1, setup.alarm_host_slots + 1)]
+        if setup.alarm_host:
+            address, _, host_port = setup.alarm_host.rpartition(":")
+            self.http_hosts[0].update(ipAddress=address, portNo=host_port, url="/")
+        self._routes()
+
+    # ----- knobs and what tests read -------------------------------------------------------
+
+    def set_notify_center(self, trigger_id: str, on: bool) -> None:
+        with self._lock:
+            trigger = self.triggers[trigger_id]
+            trigger.notifications = [
+                n for n in trigger.notifications if n.get("notificationMethod") != "center"
+            ]
+            if on:
+                trigger.notifications.append(_center())
+
+    def notifies_center(self, trigger_id: str) -> bool:
+        with self._lock:
+            methods = [n.get("notificationMethod") for n in self.triggers[trigger_id].notifications]
+        return "center" in methods
+
+    def alarm_hosts(self) -> list[tuple[str, int]]:
+        """(address, port) of every HTTP alarm host slot."""
+        with self._lock:
+            return [(h["ipAddress"], int(h["portNo"] or 0)) for h in self.http_hosts]
+
+    # ----- documents -----------------------------------------------------------------------
+
+    def _routes(self) -> None:
+        dev = self.device
+        dev.route_static("GET", TRIGGERS, lambda r: self._xml("EventTriggerList", self._list()))
+        dev.route_static("GET", _ONE_TRIGGER, self._get_trigger)
+        dev.route("PUT", _ONE_TRIGGER, self._put_trigger)
+        dev.route_static("GET", _NOTIFICATIONS, self._get_notifications)
+        dev.route("PUT", _NOTIFICATIONS, self._put_notifications)
+        dev.route_static("GET", HTTP_HOSTS, lambda r: self._xml(*self._hosts_doc()))
+        dev.route("PUT", HTTP_HOSTS, self._put_hosts)
+        for event_type, (_p, plural, root, analog_url, ip_url) in DETECTIONS.items():
+            dev.route_static("GET", f"/ISAPI/Event/schedules/{plural}", self._schedules(event_type))
+            for url in {analog_url, ip_url}:
+                dev.route_static("GET", url.format(r"(\d+)"), self._detection(event_type, root))
+        dev.route_static("GET", "/ISAPI/Security/users", lambda r: self._xml(*self._users()))
+        dev.route_static(
+            "GET", "/ISAPI/Security/UserPermission", lambda r: self._xml(*self._permissions())
+        )
+        # Replaces the login module's /ISAPI/System/time: this one knows the clock's offset.
+        dev.route_static("GET", "/ISAPI/System/time", lambda r: self._xml(*self._time()))
+
+    def _xml(self, root: str, inner: str) -> Response:
+        return Response(200, restyle_xml(document(root, inner), self.device.config.variants))
+
+    def _trigger_xml(self, trigger: Trigger) -> str:
+        kind, value = trigger.source
+        inner = elements(
+            id=trigger.id,
+            eventType=trigger.event_type,
+            eventDescription=f"{trigger.event_type} Event trigger Information",
+            **{kind: value},
+        )
+        return inner + self._notifications_xml(trigger)
+
+    def _notifications_xml(self, trigger: Trigger) -> str:
+        entries = _entries(trigger)
+        if not entries:
+            return "<EventTriggerNotificationList/>\n"
+        return f"<EventTriggerNotificationList>\n{entries}</EventTriggerNotificationList>\n"
+
+    def _list(self) -> str:
+        with self._lock:
+            return "".join(
+                f"<EventTrigger>\n{self._trigger_xml(t)}</EventTrigger>\n"
+                for t in self.triggers.values()
+            )
+
+    def _trigger(self, request: Request, pattern: str) -> Trigger | None:
+        match = re.fullmatch(pattern, request.path)
+        return self.triggers.get(match[1]) if match else None
+
+    def _get_trigger(self, request: Request) -> Response:
+        trigger = self._trigger(request, _ONE_TRIGGER)
+        if trigger is None:
+            return Response(404, documents.not_supported(request.path))
+        with self._lock:
+            return self._xml("EventTrigger", self._trigger_xml(trigger))
+
+    def _get_notifications(self, request: Request) -> Response:
+        trigger = self._trigger(request, _NOTIFICATIONS)
+        if trigger is None:
+            return Response(404, documents.not_supported(request.path))
+        with self._lock:
+            return self._xml("EventTriggerNotificationList", _entries(trigger))
+
+    async def _put_trigger(self, request: Request, conn: Connection) -> Response:
+        return self._write_trigger(request, _ONE_TRIGGER, self._get_trigger)
+
+    async def _put_notifications(self, request: Request, conn: Connection) -> Response:
+        return self._write_trigger(request, _NOTIFICATIONS, self._get_notifications)
+
+    def _write_trigger(self, request: Request, pattern: str, current: SyncHandler) -> Response:
+        trigger = self._trigger(request, pattern)
+        if trigger is None:
+            return Response(404, documents.not_supported(request.path))
+        refused = self._refuse(request, current(request).body)
+        if refused is not None:
+            return refused
+        root = parse(request.body)
+        assert root is not None  # checked by _refuse
+        entries = [fields(n) for n in named(root, "EventTriggerNotification")]
+        with self._lock:
+            trigger.notifications = [
+                {_spelled(k): v for k, v in entry.items()} for entry in entries
+            ]
+            self.writes.append((request.path, request.body))
+        return Response(200, documents.response_status(request.path))
+
+    def _hosts_doc(self) -> tuple[str, str]:
+        with self._lock:
+            hosts = [dict(h) for h in self.http_hosts]
+        inner = "".join(
+            "<HttpHostNotification>\n"
+            + elements(**host)
+            + "<Extensions>\n<intervalBetweenEvents>0</intervalBetweenEvents>\n</Extensions>\n"
+            + "</HttpHostNotification>\n"
+            for host in hosts
+        )
+        return "HttpHostNotificationList", inner
+
+    async def _put_hosts(self, request: Request, conn: Connection) -> Response:
+        refused = self._refuse(request, self._xml(*self._hosts_doc()).body)
+        if refused is not None:
+            return refused
+        root = parse(request.body)
+        assert root is not None
+        with self._lock:
+            for entry in named(root, "HttpHostNotification"):
+                values = {_spelled(k): v for k, v in fields(entry).items()}
+                for host in self.http_hosts:
+                    if host["id"] == values.get("id"):
+                        host.update({k: v for k, v in values.items() if k in host})
+            self.writes.append((request.path, request.body))
+        return Response(200, documents.response_status(request.path))
+
+    def _refuse(self, request: Request, current: bytes) -> Response | None:
+        """400 for a body that is not XML, or (strict) that lost elements of ``current``."""
+        new = parse(request.body)
+        old = parse(current)
+        if new is None or old is None or key(new.tag) != key(old.tag):
+            return Response(400, _bad_content(request.path))
+        if self.strict_writes and not _paths(old, leaves_only=True) <= _paths(new):
+            return Response(400, _bad_content(request.path))
+        return None
+
+    def _detection(self, event_type: str, root: str) -> SyncHandler:
+        def reply(request: Request) -> Response:
+            match = re.search(r"/(\d+)(?:/|$)", request.path)
+            dev_id = int(match[1]) if match else 0
+            with self._lock:
+                on = self.detections.get((event_type, dev_id))
+            if on is None:
+                return Response(404, documents.not_supported(request.path))
+            inner = elements(id=dev_id, enabled=on, sensitivityLevel=60)
+            return self._xml(root, inner)
+
+        return reply
+
+    def _schedules(self, event_type: str) -> SyncHandler:
+        def reply(request: Request) -> Response:
+            today = self.device_now().isoweekday()
+            days = {"always": range(1, 8), "empty": range(0), "not_now": range(1, 8)}
+            blocks = "".join(
+                "<TimeBlock>\n"
+                + elements(dayOfWeek=day)
+                + "<TimeRange>\n"
+                + elements(beginTime="00:00:00", endTime="24:00:00")
+                + "</TimeRange>\n</TimeBlock>\n"
+                for day in days[self.schedule]
+                if not (self.schedule == "not_now" and day == today)
+            )
+            prefix = DETECTIONS[event_type][0]
+            inner = ""
+            with self._lock:
+                sources = [t.source for t in self.triggers.values() if t.event_type == event_type]
+            for kind, dev_id in sources:
+                inner += (
+                    "<Schedule>\n"
+                    + elements(id=f"{prefix}_video{dev_id}", eventType=event_type)
+                    + elements(**{kind: dev_id})
+                    + f'<TimeBlockList size="8">\n{blocks}</TimeBlockList>\n</Schedule>\n'
+                )
+            return self._xml("ScheduleList", inner)
+
+        return reply
+
+    def _users(self) -> tuple[str, str]:
+        level = "Administrator" if self.remote_alarm_right else "Operator"
+        user = elements(id=1, userName=self.device.config.username, userLevel=level)
+        return "UserList", f"<User>\n{user}</User>\n"
+
+    def _permissions(self) -> tuple[str, str]:
+        admin = self.remote_alarm_right
+        remote = elements(
+            record=True,
+            playBack=True,
+            preview=True,
+            alarmOutOrUpload=self.remote_alarm_right,
+            parameterConfig=admin,
+            logOrStateCheck=True,
+        )
+        entry = elements(id=1, userID=1, userType="admin" if admin else "operator")
+        return (
+            "UserPermissionList",
+            f"<UserPermission>\n{entry}<remotePermission>\n{remote}</remotePermission>\n"
+            "</UserPermission>\n",
+        )
+
+    def device_now(self) -> datetime:
+        """The device's clock: the true time plus ``clock_offset_s``, in its time zone."""
+        true = datetime.now(UTC) + timedelta(seconds=self.clock_offset_s)
+        return true.astimezone(documents.device_zone(self.device.config))
+
+    def _time(self) -> tuple[str, str]:
+        cfg = self.device.config
+        return "Time", elements(
+            timeMode="NTP" if self.ntp else "manual",
+            localTime=self.device_now().isoformat(timespec="seconds"),
+            timeZone=documents.posix_zone(cfg.utc_offset_minutes),
+        )
+
+
+def _entries(trigger: Trigger) -> str:
+    return "".join(
+        f"<EventTriggerNotification>\n{elements(**n)}</EventTriggerNotification>\n"
+        for n in trigger.notifications
+    )
+
+
+def _center() -> dict[str, str]:
+    return {"id": "center", "notificationMethod": "center", "notificationRecurrence": "beginning"}
+
+
+def _http_host(slot: int) -> dict[str, str]:
+    return {
+        "id": str(slot),
+        "url": "/",
+        "protocolType": "HTTP",
+        "parameterFormatType": "XML",
+        "addressingFormatType": "ipaddress",
+        "ipAddress": "0.0.0.0",
+        "portNo": "80",
+        "httpAuthenticationMethod": "none",
+    }
+
+
+_NAMES = {
+    n.lower(): n
+    for n in [
+        "id",
+        "notificationMethod",
+        "notificationRecurrence",
+        "videoInputID",
+        "dynVideoInputID",
+        "url",
+        "protocolType",
+        "parameterFormatType",
+        "addressingFormatType",
+        "ipAddress",
+        "hostName",
+        "portNo",
+        "httpAuthenticationMethod",
+        "userName",
+    ]
+}
+
+
+def _spelled(name: str) -> str:
+    """A key of `hikd.isapi_xml.fields` (lower case) in the device's own spelling."""
+    return _NAMES.get(name, name)
+
+
+def _paths(root: ET.Element, leaves_only: bool = False) -> set[tuple[str, ...]]:
+    """The paths (local names, case ignored) of the elements under `root` (only of its
+    leaves with `leaves_only`): a write must keep every leaf of the device's document."""
+    out: set[tuple[str, ...]] = set()
+
+    def walk(element: ET.Element, path: tuple[str, ...]) -> None:
+        for child in element:
+            here = (*path, key(child.tag))
+            if len(child):
+                walk(child, here)
+            if not (leaves_only and len(child)):
+                out.add(here)
+
+    walk(root, ())
+    return out
+
+
+def _bad_content(url: str) -> bytes:
+    return documents.response_status(url, 6, "Invalid XML Content", "badXmlContent")
