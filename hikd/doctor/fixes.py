@@ -22,6 +22,7 @@ from hikd.doctor.device_side import HTTP_HOSTS_URL, AlarmHostPlan
 from hikd.doctor.linkage import Linkage
 from hikd.doctor.report import Change, Check, DeviceReport
 from hikd.doctor.xml_edit import EditError, add_center, set_alarm_host
+from hikd.isapi_xml import text_of
 from hikd.jobs.config import default_output_dir
 from hikd.recorders.config_backup import store_export
 from hikd.sdk.errors import NotFoundError, NotSupportedError, SdkError
@@ -128,10 +129,18 @@ def apply(
         try:
             session.isapi(change.method, change.url, change.body)
         except SdkError as exc:
-            done.append(_failed(change, f"the device refused it: {exc}"))
+            done.append(_failed(change, f"the device refused it: {exc}{_said(exc)}"))
         else:
             done.append(_applied(change))
     return done
+
+
+def _said(exc: SdkError) -> str:
+    """The device's own word for a refused write (a 400 comes back as library error 11
+    with the device's ResponseStatus in the status buffer)."""
+    detail = getattr(exc, "detail", "")
+    status = text_of(detail.encode(), "subStatusCode") if isinstance(detail, str) else ""
+    return f" ({status})" if status else ""
 
 
 def _applied(change: Change) -> Change:

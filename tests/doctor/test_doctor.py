@@ -1,0 +1,212 @@
+"""`hikd doctor` against the real vendor library and hikd.sim, set up right and wrong."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hikd.config import Config
+from hikd.doctor.report import DeviceReport
+from hikd.doctor.run import examine
+from hikd.sdk.library import Library
+from hikd.sim import SimDeviceConfig, Simulator
+from hikd.sim.linkage_config import EventSetup
+from hikd.sim.variants import DocumentVariants
+from tests.support import device_config
+
+
+@pytest.fixture
+def listener() -> Iterator[int]:
+    """A bound, listening port standing in for a running hikd's listen server."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield int(sock.getsockname()[1])
+
+
+def make_config(sim: Simulator, tmp_path: Path, listen: int | None, **device: Any) -> Config:
+    values: dict[str, Any] = {
+        "daemon": {"state_dir": str(tmp_path / "state")},
+        "devices": [device_config(sim, **device)],
+        "jobs": [{"name": "nightly", "kind": "download", "cron": "0 3 * * *"}],
+    }
+    if listen is not None:
+        values["listen"] = [{"address": "127.0.0.1", "port": listen}]
+    return Config.model_validate(values)
+
+
+def statuses(report: DeviceReport) -> dict[str, str]:
+    return {c.name: c.status for c in report.checks}
+
+
+def check(report: DeviceReport, name: str) -> Any:
+    found = [c for c in report.checks if c.name == name]
+    assert found, f"no check {name!r} in {statuses(report)}"
+    return found[0]
+
+
+def run(
+    sdk: Library, sim: Simulator, tmp_path: Path, listen: int | None, **options: bool
+) -> DeviceReport:
+    config = make_config(sim, tmp_path, listen)
+    return examine(sdk, config, config.devices[0], **options)
+
+
+def test_a_device_set_up_right_is_all_ok(
+    sdk: Library, start_sim: Callable[..., Simulator], tmp_path: Path, listener: int
+) -> None:
+    setup = EventSetup(alarm_host=f"127.0.0.1:{listener}")
+    sim = start_sim(SimDeviceConfig(name="nvr", ip_channels=2, alarm_inputs=2, events=setup))
+    report = run(sdk, sim, tmp_path, listener)
+    assert report.status == "ok", statuses(report)
+    for name in ("address", "login", "protocol", "arming", "clock", f"listen port {listener}",
+                 "motion linkage", "line crossing linkage", "intrusion linkage",
+                 "alarm input linkage", "motion schedule", "alarm host", "user rights",
+                 "disks", "recording"):  # fmt: skip
+        assert check(report, name).status == "ok"
+    assert sim.devices[0].bad_tries("admin") == 0
+
+
+MISCONFIGURED = [
+    pytest.param({"notify_center": False}, "motion linkage", "Linkage Method", id="linkage-off"),
+    pytest.param({"schedule": "empty"}, "motion schedule", "Arming Schedule", id="schedule-empty"),
+    pytest.param({"alarm_host": "10.9.9.9:8123"}, "alarm host", "Alarm Server", id="wrong-host"),
+    pytest.param({"remote_alarm_right": False}, "user rights", "User Management", id="no-right"),
+    pytest.param({"clock_offset_s": 300.0}, "clock", "NTP", id="clock-off"),
+]
+
+
+@pytest.mark.parametrize(("setup", "name", "where"), MISCONFIGURED)
+def test_each_misconfiguration_is_a_problem_with_its_remedy(
+    sdk: Library,
+    start_sim: Callable[..., Simulator],
+    tmp_path: Path,
+    listener: int,
+    setup: dict[str, Any],
+    name: str,
+    where: str,
+) -> None:
+    events = EventSetup(**{"alarm_host": f"127.0.0.1:{listener}", **setup})
+    sim = start_sim(SimDeviceConfig(name="cam", ip_channels=2, events=events))
+    report = run(sdk, sim, tmp_path, listener)
+    found = check(report, name)
+    assert found.status == "problem"
+    assert found.remedy
+    assert where in found.where
+    # Only this misconfiguration is a problem: the same check of other event kinds, and (for
+    # linkage off) the summary that nothing at all reaches hikd.
+    kind = name.split()[-1]
+    others = [c.name for c in report.checks if c.status == "problem" and c.name != name]
+    assert all(o.endswith(kind) or o == "events for hikd" for o in others), others
+    assert report.status == "problem"
+
+
+def test_a_schedule_that_does_not_cover_now_is_a_warning(
+    sdk: Library, start_sim: Callable[..., Simulator], tmp_path: Path
+) -> None:
+    sim = start_sim(SimDeviceConfig(name="cam", events=EventSetup(schedule="not_now")))
+    report = run(sdk, sim, tmp_path, None)
+    assert check(report, "motion schedule").status == "warning"
+    assert "does not cover now" in check(report, "motion schedule").detail
+
+
+SPELLINGS = [
+    pytest.param(DocumentVariants(), id="isapi-namespace"),
+    pytest.param(DocumentVariants(namespace=False, reordered=True), id="plain-reordered"),
+    pytest.param(DocumentVariants(lower_case=True, reordered=True), id="lower-case"),
+    pytest.param(DocumentVariants(ip_channel_first_id=33), id="ids-from-33"),
+]
+
+
+@pytest.mark.parametrize("variants", SPELLINGS)
+def test_fix_adds_linkage_and_alarm_host_and_a_second_run_is_clean(
+    sdk: Library,
+    start_sim: Callable[..., Simulator],
+    tmp_path: Path,
+    listener: int,
+    variants: DocumentVariants,
+) -> None:
+    events = EventSetup(notify_center=False, alarm_host="10.9.9.9:8123", alarm_host_slots=3)
+    sim = start_sim(
+        SimDeviceConfig(name="nvr", ip_channels=2, alarm_inputs=1, events=events, variants=variants)
+    )
+    device = sim.devices[0]
+
+    dry = run(sdk, sim, tmp_path, listener, fix=True)
+    assert dry.status == "problem"
+    assert device.linkage.writes == []  # a dry run writes nothing
+    urls = [c.url for c in dry.changes]
+    assert f"/ISAPI/Event/triggers/VMD-{device.config.channel_id(1)}/notifications" in urls
+    assert "/ISAPI/Event/notification/httpHosts" in urls
+    assert all("center" in c.added for c in dry.changes if "triggers" in c.url)
+
+    fixed = run(sdk, sim, tmp_path, listener, fix=True, apply=True)
+    assert [c.error for c in fixed.changes if c.error] == []
+    assert all(c.applied for c in fixed.changes)
+    assert fixed.status == "ok", statuses(fixed)
+    assert all(device.linkage.notifies_center(t) for t in device.linkage.triggers)
+    # A free slot is used; the other host stays as it was.
+    hosts = device.linkage.alarm_hosts()
+    assert ("10.9.9.9", 8123) in hosts
+    assert ("127.0.0.1", listener) in hosts
+    # The configuration was saved first, the way the configuration-backup job saves it.
+    assert Path(fixed.backup).read_bytes() == device.configuration_data()
+
+    writes = len(device.linkage.writes)
+    again = run(sdk, sim, tmp_path, listener, fix=True, apply=True)
+    assert again.status == "ok"
+    assert again.changes == []
+    assert len(device.linkage.writes) == writes  # idempotent: nothing written
+    assert device.bad_tries("admin") == 0
+
+
+def test_fix_replaces_a_wrong_alarm_host_when_no_slot_is_free(
+    sdk: Library, start_sim: Callable[..., Simulator], tmp_path: Path, listener: int
+) -> None:
+    sim = start_sim(SimDeviceConfig(name="nvr", events=EventSetup(alarm_host="10.9.9.9:8123")))
+    dry = run(sdk, sim, tmp_path, listener, fix=True)
+    assert [c.summary for c in dry.changes] == [
+        f"alarm host 1 (was 10.9.9.9:8123) -> 127.0.0.1:{listener}"
+    ]
+    run(sdk, sim, tmp_path, listener, fix=True, apply=True)
+    assert sim.devices[0].linkage.alarm_hosts() == [("127.0.0.1", listener)]
+
+
+def test_fix_leaves_triggers_whose_detection_is_off(
+    sdk: Library, start_sim: Callable[..., Simulator], tmp_path: Path
+) -> None:
+    events = EventSetup(notify_center=False, detections=False)
+    sim = start_sim(SimDeviceConfig(name="cam", ip_channels=1, alarm_inputs=0, events=events))
+    report = run(sdk, sim, tmp_path, None, fix=True)
+    assert "off on 1" in check(report, "motion linkage").detail
+    assert not any("VMD" in c.url for c in report.changes)
+
+
+def test_a_wrong_password_costs_exactly_one_try(
+    sdk: Library, start_sim: Callable[..., Simulator], tmp_path: Path
+) -> None:
+    sim = start_sim(SimDeviceConfig(name="nvr", lock_after=5))
+    config = make_config(sim, tmp_path, None, password="wrong-password")
+    report = examine(sdk, config, config.devices[0], fix=True, apply=True)
+    login = check(report, "login")
+    assert login.status == "problem"
+    assert "4 more wrong passwords" in login.detail
+    assert "tried once" in login.detail
+    assert sim.devices[0].bad_tries("admin") == 1
+    assert sim.devices[0].logins("admin") == 0
+
+
+def test_an_unreachable_device_is_one_problem_and_no_login(
+    sdk: Library, start_sim: Callable[..., Simulator], tmp_path: Path
+) -> None:
+    sim = start_sim(SimDeviceConfig(name="nvr"))
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = int(sock.getsockname()[1])
+    config = make_config(sim, tmp_path, None, port=closed)
+    report = examine(sdk, config, config.devices[0])
+    assert [(c.name, c.status) for c in report.checks] == [("address", "problem")]

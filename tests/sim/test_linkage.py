@@ -1,0 +1,62 @@
+"""The simulator's event set-up documents, read and written through the real library."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from hikd.devices.session import DeviceSession
+from hikd.doctor.xml_edit import add_center
+from hikd.sdk.errors import SdkError
+from hikd.sdk.library import Library
+from hikd.sim import SimDeviceConfig, Simulator
+from hikd.sim.linkage_config import EventSetup
+from tests.support import device_config
+
+REBUILT = (
+    b"<EventTriggerNotificationList><EventTriggerNotification><id>center</id>"
+    b"<notificationMethod>center</notificationMethod></EventTriggerNotification>"
+    b"</EventTriggerNotificationList>"
+)
+"""What a client that rebuilds the linkage from what it understood sends: the device's
+``record`` entry and its ``dynVideoInputID`` are gone."""
+
+
+def test_a_rebuilt_document_is_refused_and_an_edited_one_accepted(
+    sdk: Library, start_sim: Callable[..., Simulator]
+) -> None:
+    sim = start_sim(
+        SimDeviceConfig(name="nvr", ip_channels=2, events=EventSetup(notify_center=False))
+    )
+    device = sim.devices[0]
+    session = DeviceSession(sdk, device_config(sim), publish=lambda _e: None)
+    session.login_once()
+    try:
+        url = "/ISAPI/Event/triggers/VMD-2/notifications"
+        with pytest.raises(SdkError):
+            session.isapi("PUT", url, REBUILT)
+        assert not device.linkage.notifies_center("VMD-2")
+        own = session.isapi("GET", url).body
+        assert b"<dynVideoInputID>2</dynVideoInputID>" in own
+        edited = add_center(own)
+        assert edited is not None
+        session.isapi("PUT", url, edited[0])
+        assert device.linkage.notifies_center("VMD-2")
+        assert b"dynVideoInputID" in session.isapi("GET", url).body
+    finally:
+        session.close()
+
+
+def test_without_strict_writes_a_rebuilt_document_is_taken(
+    sdk: Library, start_sim: Callable[..., Simulator]
+) -> None:
+    events = EventSetup(notify_center=False, strict_writes=False)
+    sim = start_sim(SimDeviceConfig(name="cam", events=events))
+    session = DeviceSession(sdk, device_config(sim), publish=lambda _e: None)
+    session.login_once()
+    try:
+        session.isapi("PUT", "/ISAPI/Event/triggers/VMD-1/notifications", REBUILT)
+        assert sim.devices[0].linkage.notifies_center("VMD-1")
+    finally:
+        session.close()
