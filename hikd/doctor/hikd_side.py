@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from hikd.devices.lockout import next_try
+from hikd.doctor import refusals
 from hikd.doctor.documents import DeviceTime, device_time
 from hikd.doctor.report import Check, DeviceReport, Status
 from hikd.listeners.arming import arming_options
@@ -21,6 +22,8 @@ from hikd.sdk.alarms import close_alarm_channel, setup_alarm_channel
 from hikd.sdk.errors import AuthError, SdkError
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from hikd.config import Config, DeviceConfig, ListenConfig
     from hikd.devices.session import DeviceSession
 
@@ -57,14 +60,30 @@ def reach(report: DeviceReport, device: DeviceConfig, timeout_s: float = 3.0) ->
     return local
 
 
-def log_in(report: DeviceReport, session: DeviceSession) -> bool:
-    """One login attempt, never more; the check says why it failed and how many tries the
-    device has left."""
+def log_in(report: DeviceReport, session: DeviceSession, state_dir: Path) -> bool:
+    """One login attempt, never more, and none with a password the device refused when it
+    had one try left (`hikd.doctor.refusals`); the check says why it failed and how many
+    tries the device has left."""
     device = session.config
+    reason = refusals.must_not_try(state_dir, device)
+    if reason is not None:
+        report.add(
+            Check(
+                "login",
+                "problem",
+                f"not tried: {reason}",
+                f"fix the password of device {device.name!r} in hikd's configuration (or set "
+                "it on the device, or unlock the user there); hikd doctor tries a changed "
+                "password",
+                WEB_LOGIN,
+            )
+        )
+        return False
     try:
         session.login_once()
     except AuthError as exc:
         plan = next_try(device.name, exc.code, getattr(exc, "login_details", None), 0.0)
+        refusals.remember(state_dir, device, plan)
         left = (
             f"; the device allows {plan.retries_left} more wrong "
             f"password{'s' if plan.retries_left != 1 else ''} before it locks the user"
@@ -97,6 +116,7 @@ def log_in(report: DeviceReport, session: DeviceSession) -> bool:
             )
         )
         return False
+    refusals.forget(state_dir, device)
     facts = session.facts
     serial = f", serial {facts.serial}" if facts and facts.serial else ""
     report.add(Check("login", "ok", f"logged in as {device.username!r}{serial}"))

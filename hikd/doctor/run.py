@@ -23,7 +23,7 @@ def examine(
     if facing is None:
         return report
     session = DeviceSession(sdk, device, publish=lambda _event: None)
-    if not hikd_side.log_in(report, session):
+    if not hikd_side.log_in(report, session, config.daemon.state_dir):
         session.close()
         return report
     try:

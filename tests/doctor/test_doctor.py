@@ -200,6 +200,25 @@ def test_a_wrong_password_costs_exactly_one_try(
     assert sim.devices[0].logins("admin") == 0
 
 
+def test_no_second_try_with_a_refused_password_when_one_try_is_left(
+    sdk: Library, start_sim: Callable[..., Simulator], tmp_path: Path
+) -> None:
+    sim = start_sim(SimDeviceConfig(name="nvr", lock_after=2))
+    device = sim.devices[0]
+    wrong = make_config(sim, tmp_path, None, password="wrong-password")
+    first = examine(sdk, wrong, wrong.devices[0])
+    assert "1 more wrong password " in check(first, "login").detail
+    again = examine(sdk, wrong, wrong.devices[0])
+    assert check(again, "login").detail.startswith("not tried: the device refused this password")
+    assert device.bad_tries("admin") == 1
+    assert not device.is_locked("admin")
+    assert b"wrong-password" not in (tmp_path / "state" / "doctor-refusals.json").read_bytes()
+    # Another password is tried (here the right one), and the memory is cleared.
+    right = make_config(sim, tmp_path, None)
+    assert check(examine(sdk, right, right.devices[0]), "login").status == "ok"
+    assert examine(sdk, wrong, wrong.devices[0]).checks[1].detail.startswith("the device refused")
+
+
 def test_an_unreachable_device_is_one_problem_and_no_login(
     sdk: Library, start_sim: Callable[..., Simulator], tmp_path: Path
 ) -> None:
