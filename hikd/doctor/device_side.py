@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 HTTP_HOSTS_URL = "/ISAPI/Event/notification/httpHosts"
 USERS_URL = "/ISAPI/Security/users"
 PERMISSIONS_URL = "/ISAPI/Security/UserPermission"
+TRACKS_URL = "/ISAPI/ContentMgmt/record/tracks"
 WEB_ALARM_HOST = (
     "Configuration -> Network -> Advanced Settings -> Alarm Server (or HTTP Listening): "
     "address, port, URL /, protocol HTTP"
@@ -147,6 +148,39 @@ def check_rights(report: DeviceReport, session: DeviceSession) -> None:
         )
 
 
+def _record_schedules(
+    report: DeviceReport, session: DeviceSession, channels: list[int], jobs: str
+) -> None:
+    """Channels of download jobs without a record schedule: nothing is recorded there."""
+    try:
+        tracks = documents.record_schedules(session.isapi("GET", TRACKS_URL).body)
+    except SdkError:
+        return  # firmware without the track list: the "recording" check still says
+    if not tracks:
+        return
+    missing = []
+    for channel in channels:
+        try:
+            device_id = session.channels.device_id(channel)
+        except SdkError:
+            continue
+        if not tracks.get(device_id, False):
+            missing.append(channel)
+    if missing:
+        report.add(
+            Check(
+                "record schedule",
+                "problem",
+                f"channels {', '.join(map(str, missing))} have no record schedule: nothing is "
+                f"recorded there for download jobs ({jobs})",
+                "draw a record schedule (continuous or event) for these channels",
+                WEB_RECORDING,
+            )
+        )
+    else:
+        report.add(Check("record schedule", "ok", "every channel of the download jobs records"))
+
+
 def download_jobs(config: Config, device: str) -> list[dict[str, Any]]:
     """The enabled download jobs that cover `device` (raw tables; check-config checks them)."""
     return [
@@ -194,7 +228,8 @@ def check_storage(report: DeviceReport, session: DeviceSession, config: Config) 
         report.add(Check("disks", "ok", f"{len(status.disks)} disk(s), all healthy"))
     wanted: set[int] = set()
     for job in jobs:
-        wanted.update(job.get("channels") or [c.channel for c in status.channels])
+        wanted.update(job.get("channels") or session.channels.numbers)
+    _record_schedules(report, session, sorted(wanted), names)
     idle = [c.channel for c in status.channels if c.channel in wanted and c.recording is False]
     if idle:
         report.add(

@@ -20,6 +20,7 @@ tests) and the ISAPI guide:
 from __future__ import annotations
 
 import re
+import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone, tzinfo
 
@@ -171,6 +172,42 @@ def covers(blocks: list[TimeBlock], now: datetime) -> bool:
 
 def week_blocks(blocks: list[TimeBlock]) -> list[TimeBlock]:
     return [b for b in blocks if b.day]
+
+
+def _time_of_day(element: ET.Element) -> tuple[str, str]:
+    values = fields(element)
+    return first(values, "DayOfWeek"), first(values, "TimeOfDay")
+
+
+def record_schedules(body: bytes) -> dict[int, bool]:
+    """Per channel (the device's id): whether its track is on and its record schedule
+    records at some time of the week (``/ISAPI/ContentMgmt/record/tracks``: a ``Track`` per
+    stream, id ``<channel>01``; its ``ScheduleAction``s, each with ``Actions``/``Record``
+    or only an ``ActionRecordingMode``)."""
+    root = parse(body)
+    if root is None:
+        return {}
+    out: dict[int, bool] = {}
+    for track in named(root, "Track"):
+        values = fields(track)
+        channel = _int(first(values, "Channel", "channelID"))
+        if channel is None:
+            track_id = _int(first(values, "id"))
+            channel = track_id // 100 if track_id else None
+        if channel is None:
+            continue
+        enabled = first(values, "Enable", "enabled").lower() != "false"
+        records = False
+        for action in named(track, "ScheduleAction"):
+            start = [
+                first(fields(t), "TimeOfDay") for t in named(action, "ScheduleActionStartTime")
+            ]
+            end = [first(fields(t), "TimeOfDay") for t in named(action, "ScheduleActionEndTime")]
+            flags = [first(fields(a), "Record").lower() for a in named(action, "Actions")]
+            if start != end and not any(f == "false" for f in flags):
+                records = True
+        out[channel] = out.get(channel, False) or (enabled and records)
+    return out
 
 
 @dataclass(frozen=True, slots=True)

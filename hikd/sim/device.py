@@ -22,6 +22,7 @@ from hikd.sim.alarms import DeviceAlarms, SentAlert
 from hikd.sim.alerts import AlertFormat, AlertState, SimAlert
 from hikd.sim.auth import Accounts
 from hikd.sim.config import DiskStatus, PushTarget, SimDeviceConfig
+from hikd.sim.device_setup import DeviceSetup
 from hikd.sim.devicelog import DeviceLog
 from hikd.sim.http import Connection, Handler, Request, Response
 from hikd.sim.linkage import EventLinkage
@@ -77,7 +78,8 @@ class SimDevice:
         self.recordings = RecordingStore(self)
         self.status = DeviceStatus(self)
         self.linkage = EventLinkage(self)
-        """Event triggers, schedules, alarm hosts, rights and clock (`hikd doctor`)."""
+        """Event triggers, detections, arming schedules and alarm hosts (`hikd doctor`)."""
+        DeviceSetup(self)
         self.rtsp = RtspServer(self)
 
     # ----- what tests and the CLI read -------------------------------------------------

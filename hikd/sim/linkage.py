@@ -1,5 +1,5 @@
 """The device's event set-up over ISAPI: triggers and their linkage, detections, arming
-schedules, HTTP alarm hosts, user rights and the clock (what `hikd doctor` reads and fixes).
+schedules and HTTP alarm hosts (what `hikd doctor` reads and fixes).
 
 Document shapes follow real devices (hikvision_next's captures of a DS-7608NXI-I2 and
 cameras; the ISAPI guide): ``/ISAPI/Event/triggers`` lists ``EventTrigger`` elements whose
@@ -16,10 +16,10 @@ import re
 import threading
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 
 from hikd.isapi_xml import fields, key, named, parse
 from hikd.sim import documents
+from hikd.sim.device_setup import device_now
 from hikd.sim.documents import document, elements
 from hikd.sim.http import Connection, Request, Response
 from hikd.sim.parts import DevicePart, SyncHandler
@@ -75,9 +75,6 @@ class EventLinkage:
         cfg = device.config
         setup = cfg.events
         self.strict_writes = setup.strict_writes
-        self.clock_offset_s = setup.clock_offset_s
-        self.ntp = setup.ntp
-        self.remote_alarm_right = setup.remote_alarm_right
         self.schedule = setup.schedule
         self.writes: list[tuple[str, bytes]] = []
         """(path, body) of every PUT the device accepted."""
@@ -151,12 +148,6 @@ class EventLinkage:
             dev.route_static("GET", f"/ISAPI/Event/schedules/{plural}", self._schedules(event_type))
             for url in {analog_url, ip_url}:
                 dev.route_static("GET", url.format(r"(\d+)"), self._detection(event_type, root))
-        dev.route_static("GET", "/ISAPI/Security/users", lambda r: self._xml(*self._users()))
-        dev.route_static(
-            "GET", "/ISAPI/Security/UserPermission", lambda r: self._xml(*self._permissions())
-        )
-        # Replaces the login module's /ISAPI/System/time: this one knows the clock's offset.
-        dev.route_static("GET", "/ISAPI/System/time", lambda r: self._xml(*self._time()))
 
     def _xml(self, root: str, inner: str) -> Response:
         return Response(200, restyle_xml(document(root, inner), self.device.config.variants))
@@ -277,7 +268,7 @@ class EventLinkage:
 
     def _schedules(self, event_type: str) -> SyncHandler:
         def reply(request: Request) -> Response:
-            today = self.device_now().isoweekday()
+            today = device_now(self.device.config).isoweekday()
             days = {"always": range(1, 8), "empty": range(0), "not_now": range(1, 8)}
             blocks = "".join(
                 "<TimeBlock>\n"
@@ -302,41 +293,6 @@ class EventLinkage:
             return self._xml("ScheduleList", inner)
 
         return reply
-
-    def _users(self) -> tuple[str, str]:
-        level = "Administrator" if self.remote_alarm_right else "Operator"
-        user = elements(id=1, userName=self.device.config.username, userLevel=level)
-        return "UserList", f"<User>\n{user}</User>\n"
-
-    def _permissions(self) -> tuple[str, str]:
-        admin = self.remote_alarm_right
-        remote = elements(
-            record=True,
-            playBack=True,
-            preview=True,
-            alarmOutOrUpload=self.remote_alarm_right,
-            parameterConfig=admin,
-            logOrStateCheck=True,
-        )
-        entry = elements(id=1, userID=1, userType="admin" if admin else "operator")
-        return (
-            "UserPermissionList",
-            f"<UserPermission>\n{entry}<remotePermission>\n{remote}</remotePermission>\n"
-            "</UserPermission>\n",
-        )
-
-    def device_now(self) -> datetime:
-        """The device's clock: the true time plus ``clock_offset_s``, in its time zone."""
-        true = datetime.now(UTC) + timedelta(seconds=self.clock_offset_s)
-        return true.astimezone(documents.device_zone(self.device.config))
-
-    def _time(self) -> tuple[str, str]:
-        cfg = self.device.config
-        return "Time", elements(
-            timeMode="NTP" if self.ntp else "manual",
-            localTime=self.device_now().isoformat(timespec="seconds"),
-            timeZone=documents.posix_zone(cfg.utc_offset_minutes),
-        )
 
 
 def _entries(trigger: Trigger) -> str:

@@ -1,4 +1,5 @@
-"""How a simulated device is set up for events: linkage, schedules, alarm host, rights, clock.
+"""How a simulated device is set up for events: linkage, schedules, alarm host, rights,
+clock and record schedules.
 
 Each field is one way a real device is commonly set up wrong, so that ``hikd doctor`` can
 be tested against each (issue 14: "no events at all" is nearly always one of these). The
@@ -39,6 +40,9 @@ class EventSetup(BaseModel):
     """How far the device's clock is ahead of the true time (negative: behind)."""
     ntp: bool = True
     """The device sets its clock by NTP (``timeMode`` NTP, else manual)."""
+    record_schedule: bool = True
+    """Channels that record (``recordings.channels``) have a record schedule for the whole
+    week (``/ISAPI/ContentMgmt/record/tracks``); False: every schedule is empty."""
     strict_writes: bool = True
     """Answer 400 to a PUT whose document lost elements of the device's own (as real
     devices do to a rebuilt document that lacks ``dynVideoInputID`` and the like)."""

@@ -66,7 +66,7 @@ def test_a_device_set_up_right_is_all_ok(
     for name in ("address", "login", "protocol", "arming", "clock", f"listen port {listener}",
                  "motion linkage", "line crossing linkage", "intrusion linkage",
                  "alarm input linkage", "motion schedule", "alarm host", "user rights",
-                 "disks", "recording"):  # fmt: skip
+                 "disks", "record schedule", "recording"):  # fmt: skip
         assert check(report, name).status == "ok"
     assert sim.devices[0].bad_tries("admin") == 0
 
@@ -77,6 +77,7 @@ MISCONFIGURED = [
     pytest.param({"alarm_host": "10.9.9.9:8123"}, "alarm host", "Alarm Server", id="wrong-host"),
     pytest.param({"remote_alarm_right": False}, "user rights", "User Management", id="no-right"),
     pytest.param({"clock_offset_s": 300.0}, "clock", "NTP", id="clock-off"),
+    pytest.param({"record_schedule": False}, "record schedule", "Record Schedule", id="no-record"),
 ]
 
 

@@ -179,3 +179,27 @@ def test_set_alarm_host_edits_one_slot_in_place() -> None:
     assert "ipAddress=192.168.1.10" in what
     with pytest.raises(EditError):
         set_alarm_host(body, "3", "192.168.1.10", 7200, "/")
+
+
+def test_record_schedules_in_two_spellings() -> None:
+    body = b"""<TrackList xmlns="http://www.hikvision.com/ver20/XMLSchema">
+<Track><id>101</id><Channel>1</Channel><Enable>true</Enable><TrackSchedule><ScheduleBlockList>
+<ScheduleBlock><ScheduleAction><id>1</id>
+<ScheduleActionStartTime><DayOfWeek>Monday</DayOfWeek><TimeOfDay>07:30:00</TimeOfDay>
+</ScheduleActionStartTime><ScheduleActionEndTime><DayOfWeek>Monday</DayOfWeek>
+<TimeOfDay>22:00:00</TimeOfDay></ScheduleActionEndTime>
+<Actions><Record>true</Record><ActionRecordingMode>CMR</ActionRecordingMode></Actions>
+</ScheduleAction></ScheduleBlock></ScheduleBlockList></TrackSchedule></Track>
+<Track><id>201</id><Enable>true</Enable><TrackSchedule><ScheduleBlock><ScheduleAction>
+<ScheduleActionStartTime><DayOfWeek>Monday</DayOfWeek><TimeOfDay>00:00:00</TimeOfDay>
+</ScheduleActionStartTime><ScheduleActionEndTime><DayOfWeek>Tuesday</DayOfWeek>
+<TimeOfDay>00:00:00</TimeOfDay></ScheduleActionEndTime>
+<Actions><ActionRecordingMode>MOTION</ActionRecordingMode></Actions></ScheduleAction>
+</ScheduleBlock></TrackSchedule></Track>
+<Track><id>301</id><Enable>true</Enable><TrackSchedule><ScheduleBlock><ScheduleAction>
+<ScheduleActionStartTime><DayOfWeek>Monday</DayOfWeek><TimeOfDay>00:00:00</TimeOfDay>
+</ScheduleActionStartTime><ScheduleActionEndTime><DayOfWeek>Monday</DayOfWeek>
+<TimeOfDay>24:00:00</TimeOfDay></ScheduleActionEndTime><Actions><Record>false</Record>
+</Actions></ScheduleAction></ScheduleBlock></TrackSchedule></Track>
+<Track><id>401</id><Enable>false</Enable></Track></TrackList>"""
+    assert documents.record_schedules(body) == {1: True, 2: True, 3: False, 4: False}
