@@ -199,10 +199,8 @@ def record_schedules(body: bytes) -> dict[int, bool]:
         enabled = first(values, "Enable", "enabled").lower() != "false"
         records = False
         for action in named(track, "ScheduleAction"):
-            start = [
-                first(fields(t), "TimeOfDay") for t in named(action, "ScheduleActionStartTime")
-            ]
-            end = [first(fields(t), "TimeOfDay") for t in named(action, "ScheduleActionEndTime")]
+            start = [_time_of_day(t) for t in named(action, "ScheduleActionStartTime")]
+            end = [_time_of_day(t) for t in named(action, "ScheduleActionEndTime")]
             flags = [first(fields(a), "Record").lower() for a in named(action, "Actions")]
             if start != end and not any(f == "false" for f in flags):
                 records = True
