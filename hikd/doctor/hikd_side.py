@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import ipaddress
 import socket
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -215,6 +216,14 @@ def _listen_check(listen: ListenConfig, facing: str | None) -> Check:
     finally:
         probe.close()
     target = facing if listen.address == "0.0.0.0" and facing else listen.address
+    if _loopback(listen.address) and facing and not _loopback(facing):
+        return Check(
+            name,
+            "problem",
+            f"hikd listens on {listen.address} only: the device cannot reach it",
+            f"listen on an address the device can reach ({facing}, or 0.0.0.0)",
+            where,
+        )
     try:
         socket.create_connection((target, listen.port), timeout=3.0).close()
     except OSError as exc:
@@ -227,3 +236,10 @@ def _listen_check(listen: ListenConfig, facing: str | None) -> Check:
             where,
         )
     return Check(name, "ok", f"hikd listens; {target}:{listen.port} answers")
+
+
+def _loopback(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False

@@ -230,3 +230,13 @@ def test_an_unreachable_device_is_one_problem_and_no_login(
     config = make_config(sim, tmp_path, None, port=closed)
     report = examine(sdk, config, config.devices[0])
     assert [(c.name, c.status) for c in report.checks] == [("address", "problem")]
+
+
+def test_a_listen_port_on_loopback_is_a_problem_for_a_device_elsewhere(listener: int) -> None:
+    from hikd.config import ListenConfig
+    from hikd.doctor.hikd_side import _listen_check
+
+    listen = ListenConfig(address="127.0.0.1", port=listener)
+    # This host's address towards a device on the LAN (the tests have only loopback).
+    assert _listen_check(listen, "192.168.1.10").status == "problem"
+    assert _listen_check(listen, "127.0.0.1").status == "ok"
