@@ -18,6 +18,7 @@ import hashlib
 import hmac
 import json
 import os
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,6 +30,8 @@ if TYPE_CHECKING:
     from hikd.config import DeviceConfig
 
 FILE_NAME = "doctor-refusals.json"
+_LOCK = threading.Lock()
+"""Devices are examined in parallel: one read-change-write of the file at a time."""
 _ROUNDS = 100_000
 
 
@@ -92,12 +95,14 @@ def remember(state_dir: Path, device: DeviceConfig, plan: NextTry) -> None:
         "unlock_at": plan.unlock_at.isoformat(timespec="seconds") if plan.unlock_at else None,
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    data = _load(state_dir)
-    data[_key(device)] = record
-    _save(state_dir, data)
+    with _LOCK:
+        data = _load(state_dir)
+        data[_key(device)] = record
+        _save(state_dir, data)
 
 
 def forget(state_dir: Path, device: DeviceConfig) -> None:
-    data = _load(state_dir)
-    if data.pop(_key(device), None) is not None:
-        _save(state_dir, data)
+    with _LOCK:
+        data = _load(state_dir)
+        if data.pop(_key(device), None) is not None:
+            _save(state_dir, data)
