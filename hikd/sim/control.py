@@ -161,6 +161,13 @@ def _online(device: SimDevice, value: Any) -> None:
         device.set_channel_online(channel, bool(online))
 
 
+def _events(device: SimDevice, value: Any) -> None:
+    """{"notify_center": false, "schedule": "empty", ...}: `hikd.sim.linkage_config`."""
+    if not isinstance(value, dict):
+        raise ValueError('expected an object like {"notify_center": false}')
+    device.linkage.set_up(**value)
+
+
 def _rtsp_cut(device: SimDevice, value: Any) -> None:
     device.rtsp.knobs.cut_after_bytes = None if value is None else int(value)
 
@@ -178,6 +185,7 @@ _SETTINGS: dict[str, Callable[[SimDevice, Any], None]] = {
     "recording": _recording,
     "inputs": _inputs,
     "channel_online": _online,
+    "events": _events,
     "rtsp_cut_after_bytes": _rtsp_cut,
     "rtsp_bytes_per_second": _rtsp_rate,
     "rtsp_end_signal": _rtsp_end,

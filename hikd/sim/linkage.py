@@ -16,12 +16,14 @@ import re
 import threading
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
+from typing import Any
 
 from hikd.isapi_xml import fields, key, named, parse
 from hikd.sim import documents
 from hikd.sim.device_setup import device_now
 from hikd.sim.documents import document, elements
 from hikd.sim.http import Connection, Request, Response
+from hikd.sim.linkage_config import EventSetup
 from hikd.sim.parts import DevicePart, SyncHandler
 from hikd.sim.variants import restyle_xml
 
@@ -74,8 +76,6 @@ class EventLinkage:
         self.device = device
         cfg = device.config
         setup = cfg.events
-        self.strict_writes = setup.strict_writes
-        self.schedule = setup.schedule
         self.writes: list[tuple[str, bytes]] = []
         """(path, body) of every PUT the device accepted."""
         self._lock = threading.Lock()
@@ -114,14 +114,26 @@ class EventLinkage:
 
     # ----- knobs and what tests read -------------------------------------------------------
 
+    def set_up(self, **changes: Any) -> None:
+        """Change the device's `EventSetup` at run time (``POST /hikd-sim/set`` with
+        ``{"events": {...}}``): e.g. ``set_up(notify_center=False, schedule="empty")``."""
+        cfg = self.device.config
+        setup = EventSetup.model_validate({**cfg.events.model_dump(), **changes})
+        cfg.events = setup
+        with self._lock:
+            if "notify_center" in changes:
+                for trigger in self.triggers.values():
+                    _with_center(trigger, setup.notify_center)
+            if "detections" in changes:
+                for key in self.detections:
+                    self.detections[key] = setup.detections
+            if "alarm_host" in changes:
+                address, _, port = setup.alarm_host.rpartition(":")
+                self.http_hosts[0].update(ipAddress=address or "0.0.0.0", portNo=port or "80")
+
     def set_notify_center(self, trigger_id: str, on: bool) -> None:
         with self._lock:
-            trigger = self.triggers[trigger_id]
-            trigger.notifications = [
-                n for n in trigger.notifications if n.get("notificationMethod") != "center"
-            ]
-            if on:
-                trigger.notifications.append(_center())
+            _with_center(self.triggers[trigger_id], on)
 
     def notifies_center(self, trigger_id: str) -> bool:
         with self._lock:
@@ -249,7 +261,9 @@ class EventLinkage:
         old = parse(current)
         if new is None or old is None or key(new.tag) != key(old.tag):
             return Response(400, _bad_content(request.path))
-        if self.strict_writes and not _paths(old, leaves_only=True) <= _paths(new):
+        if self.device.config.events.strict_writes and not _paths(old, leaves_only=True) <= _paths(
+            new
+        ):
             return Response(400, _bad_content(request.path))
         return None
 
@@ -269,6 +283,7 @@ class EventLinkage:
     def _schedules(self, event_type: str) -> SyncHandler:
         def reply(request: Request) -> Response:
             today = device_now(self.device.config).isoweekday()
+            schedule = self.device.config.events.schedule
             days = {"always": range(1, 8), "empty": range(0), "not_now": range(1, 8)}
             blocks = "".join(
                 "<TimeBlock>\n"
@@ -276,8 +291,8 @@ class EventLinkage:
                 + "<TimeRange>\n"
                 + elements(beginTime="00:00:00", endTime="24:00:00")
                 + "</TimeRange>\n</TimeBlock>\n"
-                for day in days[self.schedule]
-                if not (self.schedule == "not_now" and day == today)
+                for day in days[schedule]
+                if not (schedule == "not_now" and day == today)
             )
             prefix = DETECTIONS[event_type][0]
             inner = ""
@@ -300,6 +315,14 @@ def _entries(trigger: Trigger) -> str:
         f"<EventTriggerNotification>\n{elements(**n)}</EventTriggerNotification>\n"
         for n in trigger.notifications
     )
+
+
+def _with_center(trigger: Trigger, on: bool) -> None:
+    trigger.notifications = [
+        n for n in trigger.notifications if n.get("notificationMethod") != "center"
+    ]
+    if on:
+        trigger.notifications.append(_center())
 
 
 def _center() -> dict[str, str]:

@@ -60,3 +60,24 @@ def test_without_strict_writes_a_rebuilt_document_is_taken(
         assert sim.devices[0].linkage.notifies_center("VMD-1")
     finally:
         session.close()
+
+
+def test_the_event_setup_changes_at_run_time_over_the_control_endpoint(
+    start_sim: Callable[..., Simulator],
+) -> None:
+    import json
+    import urllib.request
+
+    sim = start_sim(SimDeviceConfig(name="cam", alarm_inputs=1))
+    device = sim.devices[0]
+    body = json.dumps({"events": {"notify_center": False, "clock_offset_s": 600}}).encode()
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{device.port}/hikd-sim/set", data=body, method="POST"
+    )
+    with urllib.request.urlopen(request, timeout=10) as reply:
+        assert json.load(reply)["applied"] == ["events"]
+    assert not device.linkage.notifies_center("VMD-1")
+    assert not device.linkage.notifies_center("IO-1")
+    assert device.config.events.clock_offset_s == 600
+    device.linkage.set_up(notify_center=True)
+    assert device.linkage.notifies_center("IO-1")
