@@ -76,8 +76,6 @@ TABLES = {"hikd/sdk/_cdef.py", "hikd/sdk/constants.py", "hikd/sdk/errors.py"}
 codes (guide chapter 6): long by nature, one entry a line."""
 NOT_SPLIT_YET = {
     "hikd/delivery/outbox.py": 654,
-    "hikd/devices/session.py": 455,
-    "hikd/listeners/backfill.py": 423,
     "hikd/recorders/clips.py": 443,
     "hikd/recorders/fetch_recordings.py": 452,
 }

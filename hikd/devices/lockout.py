@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from hikd.sdk.login import LoginFailureDetails
 
@@ -28,6 +29,16 @@ class NextTry:
     unlock_in_s: int | None
     unlock_at: datetime | None
     what_to_do: str
+
+    def facts(self) -> dict[str, Any]:
+        """What the ``auth_failed`` health event and the log line say about the wait."""
+        return {
+            "retries_left": self.retries_left,
+            "unlock_in_s": self.unlock_in_s,
+            "unlock_at": self.unlock_at.isoformat(timespec="seconds") if self.unlock_at else None,
+            "next_try_s": self.wait_s,
+            "what_to_do": self.what_to_do,
+        }
 
 
 def next_try(

@@ -15,8 +15,9 @@ stays dead for ever. So when the library gives up (0x8044, or the check fails
 ``_DEAD_AFTER_CHECKS`` times in a row), hikd logs the session out and goes back to its
 own login loop, which knows about lock-out (`hikd.devices.lockout`).
 
-Health episodes (``start`` ... ``stop``) of a session are tracked here, so that each
-start gets its stop, at the latest when the session is closed.
+Health episodes (``start`` ... ``stop``) of a session are tracked by it
+(`hikd.devices.episodes`), so that each start gets its stop, at the latest when the
+session is closed.
 Capabilities (ISAPI pass-through, later snapshots, downloads) pick the route that works
 on the session's protocol.
 """
@@ -34,9 +35,10 @@ from typing import TYPE_CHECKING, Any, Literal
 import structlog
 
 from hikd.devices.capabilities.channels import ChannelMap, read_channel_map
+from hikd.devices.episodes import HealthEpisodes
+from hikd.devices.identity import describe, read_model_and_firmware
 from hikd.devices.lockout import next_try
 from hikd.events import DeviceRef, Event, health
-from hikd.isapi_xml import text_of
 from hikd.sdk.constants import (
     EXCEPTION_EXCHANGE,
     EXCEPTION_RELOGIN_FAILED,
@@ -110,8 +112,7 @@ class DeviceSession:
         self._thread: threading.Thread | None = None
         self._rng = random.Random()
         self._library_gave_up = threading.Event()
-        self._episodes: set[str] = set()
-        """The types of the health episodes now open (started, not yet stopped)."""
+        self._episodes = HealthEpisodes(publish, lambda: self.device)
 
     # -- identity ----------------------------------------------------------------------
     @property
@@ -234,27 +235,12 @@ class DeviceSession:
         return result.facts
 
     def describe(self) -> dict[str, Any]:
-        facts = self.facts.to_dict() if self.facts else {}
-        if self.facts and self.channels:
-            # Channels in hikd's numbering (analog 1..A, IP A+1..), whatever the library's
-            # start numbers were; each channel's ids on the device are in `channels`.
-            analog = [c.number for c in self.channels.channels if c.kind == "analog"]
-            ip = [c.number for c in self.channels.channels if c.kind == "ip"]
-            facts.update(analog_channels=len(analog), ip_channels=len(ip), start_channel=1)
-            facts["start_ip_channel"] = ip[0] if ip else 0
-            facts["channels"] = self.channels.to_list()
-            facts["channel_names"] = {str(k): v for k, v in self.channels.names().items()}
-        return {**facts, "model": self.model, "firmware": self.firmware}
+        return describe(self.facts, self.channels, self.model, self.firmware)
 
     def _read_identity(self) -> None:
-        """Model and firmware are not in DEVICEINFO_V40: ask /ISAPI/System/deviceInfo.
-        Best effort: older private-protocol devices may not answer it."""
-        try:
-            reply = self.isapi("GET", "/ISAPI/System/deviceInfo", timeout_ms=3000, buffer=16 * 1024)
-        except SdkError:
-            return
-        self.model = text_of(reply.body, "model")
-        self.firmware = text_of(reply.body, "firmwareVersion")
+        found = read_model_and_firmware(self.isapi)
+        if found is not None:
+            self.model, self.firmware = found
 
     def _supervise(self) -> None:
         """Logged in: check the session now and then. Returns on stop, or when the
@@ -320,32 +306,17 @@ class DeviceSession:
             self._library_gave_up.set()
             self._wake.set()
 
-    # -- health episodes ---------------------------------------------------------------
+    # -- health episodes (hikd.devices.episodes) -----------------------------------------
     def episode(self, type_: str, state: Literal["start", "stop"], **attributes: Any) -> bool:
         """Publish a ``start`` only when the episode is not open and a ``stop`` only when
-        it is: repeated codes of one outage make one episode. True if published."""
-        with self._lock:
-            is_open = type_ in self._episodes
-            if (state == "start") == is_open:
-                return False
-            if state == "start":
-                self._episodes.add(type_)
-            else:
-                self._episodes.discard(type_)
-        self._publish(health(self.device, type_, state, **attributes))
-        return True
+        it is. True if published."""
+        return self._episodes.change(type_, state, **attributes)
 
     def in_episode(self, type_: str) -> bool:
-        """Whether an episode of ``type_`` is open now."""
-        with self._lock:
-            return type_ in self._episodes
+        return self._episodes.is_open(type_)
 
     def end_episodes(self, reason: str) -> None:
-        """Stop every open episode (the session they belong to is gone)."""
-        with self._lock:
-            types = list(self._episodes)
-        for type_ in types:
-            self.episode(type_, "stop", reason=reason)
+        self._episodes.end_all(reason)
 
     # -- pass-through ------------------------------------------------------------------
     def isapi(
@@ -398,29 +369,17 @@ class DeviceSession:
         plan = next_try(self.name, exc.code, details, self.config.auth_retry_s)
         self.last_error = str(exc)
         self._set_state("auth_failed")
-        unlock_at = plan.unlock_at.isoformat(timespec="seconds") if plan.unlock_at else None
+        facts = plan.facts()
         log.error(
             "login refused",
             device=self.name,
             error=str(exc),
             retries_left=plan.retries_left,
-            unlock_at=unlock_at,
+            unlock_at=facts["unlock_at"],
             next_try_s=None if plan.wait_s is None else round(plan.wait_s),
             what_to_do=plan.what_to_do,
         )
-        self._publish(
-            health(
-                self.device,
-                "auth_failed",
-                code=exc.code,
-                reason=str(exc),
-                retries_left=plan.retries_left,
-                unlock_in_s=plan.unlock_in_s,
-                unlock_at=unlock_at,
-                next_try_s=plan.wait_s,
-                what_to_do=plan.what_to_do,
-            )
-        )
+        self._publish(health(self.device, "auth_failed", code=exc.code, reason=str(exc), **facts))
         return plan.wait_s
 
     def _sleep(self, seconds: float) -> None:

@@ -37,6 +37,7 @@ from hikd.events import Event, health
 from hikd.listeners.log_alarms import (
     Live,
     LogAlarm,
+    backfilled_events,
     heard_live,
     is_alarm_entry,
     log_alarms,
@@ -355,38 +356,11 @@ class Backfill:
         return True
 
     def _publish_alarm(self, session: DeviceSession, name: str, alarm: LogAlarm) -> None:
-        attributes: dict[str, Any] = {"backfilled": True, "log_type": alarm.start.minor_name}
-        if alarm.alarm_input is not None and alarm.type == "io":
-            attributes["alarm_input"] = alarm.alarm_input
-        channel = None if alarm.type == "io" else alarm.channel
-        first = Event(
-            kind="alarm",
-            type=alarm.type,
-            state="start" if alarm.stop is not None else "pulse",
-            device=session.device,
-            channel=channel,
-            time=alarm.time,
-            attributes=attributes,
-        )
+        first, stop = backfilled_events(alarm, session.device)
         self._publish(first)
         self.state.mark_done(JOB, f"{name}|{alarm.start_id}", {"event": first.id})
-        if alarm.stop is not None and alarm.stop_id is not None:
-            stop_attributes = {
-                **attributes,
-                "log_type": alarm.stop.minor_name,
-                "start_id": first.id,
-            }
-            self._publish(
-                Event(
-                    kind="alarm",
-                    type=alarm.type,
-                    state="stop",
-                    device=session.device,
-                    channel=channel,
-                    time=alarm.end,
-                    attributes=stop_attributes,
-                )
-            )
+        if stop is not None:
+            self._publish(stop)
             self.state.mark_done(JOB, f"{name}|{alarm.stop_id}", {"start": first.id})
 
     def _mark_unavailable(

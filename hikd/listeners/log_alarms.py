@@ -15,8 +15,9 @@ import bisect
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
+from hikd.events import DeviceRef, Event
 from hikd.sdk.device_log import LogRecord
 
 Edge = Literal["start", "stop", "pulse"]
@@ -96,6 +97,36 @@ class LogAlarm:
     def where(self) -> int | None:
         """The channel, or the alarm input for io."""
         return self.alarm_input if self.type == "io" else self.channel
+
+
+def backfilled_events(alarm: LogAlarm, device: DeviceRef) -> tuple[Event, Event | None]:
+    """The events of an alarm read from the log, marked ``backfilled``: its start (a
+    pulse when the log has no stop) and its stop, which names the start's event id."""
+    attributes: dict[str, Any] = {"backfilled": True, "log_type": alarm.start.minor_name}
+    if alarm.alarm_input is not None and alarm.type == "io":
+        attributes["alarm_input"] = alarm.alarm_input
+    channel = None if alarm.type == "io" else alarm.channel
+    first = Event(
+        kind="alarm",
+        type=alarm.type,
+        state="start" if alarm.stop is not None else "pulse",
+        device=device,
+        channel=channel,
+        time=alarm.time,
+        attributes=attributes,
+    )
+    if alarm.stop is None or alarm.stop_id is None:
+        return first, None
+    stop = Event(
+        kind="alarm",
+        type=alarm.type,
+        state="stop",
+        device=device,
+        channel=channel,
+        time=alarm.end,
+        attributes={**attributes, "log_type": alarm.stop.minor_name, "start_id": first.id},
+    )
+    return first, stop
 
 
 def _entry_base(record: LogRecord) -> str:
