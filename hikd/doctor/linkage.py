@@ -78,6 +78,13 @@ KINDS: dict[str, Kind] = {
     "pir": Kind("PIR", "Basic Event -> PIR Alarm"),
     "scenechangedetection": Kind("scene change", "Smart Event -> Scene Change Detection"),
     "facedetection": Kind("face detection", "Smart Event -> Face Detection"),
+    # Exceptions: hikd turns them into health events (disk full, disk error, ...).
+    "diskfull": Kind("disk full", "Basic Event -> Exception"),
+    "diskerror": Kind("disk error", "Basic Event -> Exception"),
+    "illaccess": Kind("illegal login", "Basic Event -> Exception"),
+    "nicbroken": Kind("network disconnected", "Basic Event -> Exception"),
+    "ipconflict": Kind("IP address conflict", "Basic Event -> Exception"),
+    "recordingfailure": Kind("recording failure", "Basic Event -> Exception"),
 }
 """The events hikd is meant to receive, by ``eventType`` (lower case)."""
 
@@ -167,21 +174,25 @@ def check_linkage(report: DeviceReport, linkage: Linkage) -> None:
         by_label.setdefault(found.kind.label, []).append(found)
     for label, items in by_label.items():
         unit = "alarm inputs" if items[0].trigger.input_port is not None else "channels"
-        notifying = [
-            f.number for f in items if f.trigger.notifies_center and f.enabled is not False
-        ]
-        silent_on = [f.number for f in items if not f.trigger.notifies_center and f.enabled]
-        silent = [f.number for f in items if not f.trigger.notifies_center and f.enabled is None]
+
+        def on(numbers: list[int], unit: str = unit) -> str:
+            # Exceptions (disk full, ...) belong to the whole device: number 0.
+            return f" on {unit} {ranges(numbers)}" if any(numbers) else ""
+
+        center = [f for f in items if f.trigger.notifies_center]
+        notifying = [f.number for f in center if f.enabled is not False]
+        silent_on = [f.number for f in items if f not in center and f.enabled]
+        silent = [f.number for f in items if f not in center and f.enabled is None]
         off = [f.number for f in items if f.enabled is False]
         parts = []
         if notifying:
-            parts.append(f"notifies hikd on {unit} {ranges(notifying)}")
+            parts.append(f"notifies hikd{on(notifying)}")
         if silent_on:
-            parts.append(f"ON WITHOUT 'notify surveillance center' on {ranges(silent_on)}")
+            parts.append(f"ON WITHOUT 'notify surveillance center'{on(silent_on)}")
         if silent:
-            parts.append(f"no 'notify surveillance center' on {ranges(silent)}")
+            parts.append(f"no 'notify surveillance center'{on(silent)}")
         if off:
-            parts.append(f"off on {ranges(off)}")
+            parts.append(f"off{on(off)}")
         status: Status = "problem" if silent_on else "warning" if silent else "ok"
         fix = sorted(silent_on + silent)
         report.add(
@@ -189,8 +200,7 @@ def check_linkage(report: DeviceReport, linkage: Linkage) -> None:
                 f"{label} linkage",
                 status,
                 "; ".join(parts),
-                f"tick Notify Surveillance Center for {unit} {ranges(fix)} "
-                "(hikd doctor --fix does it)"
+                f"tick Notify Surveillance Center{on(fix)} (hikd doctor --fix does it)"
                 if fix
                 else "",
                 f"Configuration -> Event -> {items[0].kind.menu} -> Linkage Method" if fix else "",

@@ -58,13 +58,14 @@ DETECTIONS: dict[str, tuple[str, str, str, str, str]] = {
     ),
 }
 OTHER_VIDEO_TRIGGERS = {"tamperdetection": "tamper", "videoloss": "videoloss"}
+EXCEPTIONS = ("diskfull", "diskerror", "illaccess")
 
 
 @dataclass
 class Trigger:
     id: str
     event_type: str
-    source: tuple[str, int]
+    source: tuple[str, int] | None
     """The element naming the channel or input, and its value."""
     notifications: list[dict[str, str]] = field(default_factory=list)
 
@@ -103,6 +104,8 @@ class EventLinkage:
         for port in range(1, cfg.alarm_inputs + 1):
             trigger = Trigger(f"IO-{port}", "IO", ("inputIOPortID", port))
             self.triggers[trigger.id] = trigger
+        for exception in EXCEPTIONS:  # the whole device's: no channel or input
+            self.triggers[exception] = Trigger(exception, exception, None)
         if setup.notify_center:
             for trigger in self.triggers.values():
                 trigger.notifications.append(_center())
@@ -165,12 +168,11 @@ class EventLinkage:
         return Response(200, restyle_xml(document(root, inner), self.device.config.variants))
 
     def _trigger_xml(self, trigger: Trigger) -> str:
-        kind, value = trigger.source
         inner = elements(
             id=trigger.id,
             eventType=trigger.event_type,
             eventDescription=f"{trigger.event_type} Event trigger Information",
-            **{kind: value},
+            **({trigger.source[0]: trigger.source[1]} if trigger.source else {}),
         )
         return inner + self._notifications_xml(trigger)
 
@@ -298,7 +300,7 @@ class EventLinkage:
             inner = ""
             with self._lock:
                 sources = [t.source for t in self.triggers.values() if t.event_type == event_type]
-            for kind, dev_id in sources:
+            for kind, dev_id in (s for s in sources if s):
                 inner += (
                     "<Schedule>\n"
                     + elements(id=f"{prefix}_video{dev_id}", eventType=event_type)

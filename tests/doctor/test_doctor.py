@@ -66,8 +66,9 @@ def test_a_device_set_up_right_is_all_ok(
     for name in ("address", "login", "protocol", "arming", "clock", f"listen port {listener}",
                  "motion linkage", "line crossing linkage", "intrusion linkage",
                  "alarm input linkage", "motion schedule", "alarm host", "user rights",
-                 "disks", "record schedule", "recording"):  # fmt: skip
+                 "disks", "record schedule", "recording", "disk full linkage"):  # fmt: skip
         assert check(report, name).status == "ok"
+    assert check(report, "disk full linkage").detail == "notifies hikd"
     assert sim.devices[0].bad_tries("admin") == 0
 
 
@@ -183,7 +184,7 @@ def test_fix_leaves_triggers_whose_detection_is_off(
     events = EventSetup(notify_center=False, detections=False)
     sim = start_sim(SimDeviceConfig(name="cam", ip_channels=1, alarm_inputs=0, events=events))
     report = run(sdk, sim, tmp_path, None, fix=True)
-    assert "off on 1" in check(report, "motion linkage").detail
+    assert "off on channels 1" in check(report, "motion linkage").detail
     assert not any("VMD" in c.url for c in report.changes)
 
 
