@@ -14,7 +14,7 @@ from typing import Any
 from hikd.cli.output import config_arg
 from hikd.config import Config, DeviceConfig, load_config
 from hikd.devices.library import open_library
-from hikd.doctor.report import DeviceReport
+from hikd.doctor.report import Change, DeviceReport
 from hikd.doctor.run import examine
 from hikd.errors import UserError
 from hikd.logs import setup_logging
@@ -97,9 +97,20 @@ def _changes(report: DeviceReport, applied: bool) -> list[str]:
     else:
         head = "  changes --fix --yes would make (dry run: nothing was written):"
     lines = [head]
+    groups: dict[str, list[Change]] = {}
     for change in report.changes:
-        state = "" if not applied else " [done]" if change.applied else f" [FAILED: {change.error}]"
-        lines.append(f"    {change.summary}{state}")
-        lines.append(f"      {change.method} {change.url}")
-        lines.append(f"      + {change.added}")
+        groups.setdefault(change.added, []).append(change)
+    for added, changes in groups.items():
+        for change in changes:
+            if not applied:
+                state = ""
+            elif change.applied:
+                state = " [done]"
+            else:
+                state = f" [FAILED: {change.error}]"
+            lines.append(f"    {change.summary}{state}")
+            lines.append(f"      {change.method} {change.url}")
+        each = "each adds" if len(changes) > 1 else "adds"
+        verb = "sets" if "<" not in added else each
+        lines.append(f"      {verb}: {added}")
     return lines

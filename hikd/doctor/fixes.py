@@ -42,7 +42,8 @@ def plan(
     changes: list[Change] = []
     for found in linkage.fixable() if linkage else []:
         trigger = found.trigger
-        change = _center_change(session, trigger.id, f"{found.kind.label} {found.number}")
+        label = f"{found.kind.label} {found.number}" if found.number else found.kind.label
+        change = _center_change(session, trigger.id, label)
         if isinstance(change, str):
             report.add(Check(f"fix {trigger.id}", "problem", change))
         elif change is not None:
