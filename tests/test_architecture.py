@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import ast
 import re
+import subprocess
+import sys
 from functools import cache
 from pathlib import Path
 
@@ -235,3 +237,32 @@ def test_no_file_over_400_lines() -> None:
         if name not in TABLES and lines > NOT_SPLIT_YET.get(name, MAX_LINES):
             too_long[name] = lines
     assert not too_long, f"split these files by concern (at most ~400 lines): {too_long}"
+
+
+def test_nothing_imports_the_command_line() -> None:
+    """The daemon (and every layer) works without hikd/cli/: the command line is the top."""
+    wrong = [
+        f"{name} imports {imported}"
+        for name in sorted(MODULES)
+        if part_of(name) != "hikd.cli"
+        for imported in sorted(imports_of(name))
+        if imported.startswith("hikd.cli")
+    ]
+    assert not wrong, "\n".join(wrong)
+
+
+def test_the_command_line_parser_loads_no_command() -> None:
+    """Building ``hikd``'s parser imports no command's work (configuration models, the
+    vendor library, the daemon, the simulator): a command module imports those inside its
+    handler, so ``hikd --help`` and each command start fast (README "Development")."""
+    code = (
+        "import sys; from hikd.cli.main import build_parser; build_parser(); "
+        "print(' '.join(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('hikd', 'pydantic', 'cffi', 'paho', 'apscheduler'))))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], check=True, capture_output=True, text=True, timeout=120
+    ).stdout.split()
+    allowed = {"hikd", "hikd.errors"}
+    heavy = [m for m in loaded if m not in allowed and not m.startswith("hikd.cli")]
+    assert not heavy, f"import these inside the command's handler: {heavy}"

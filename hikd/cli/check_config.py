@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from hikd.config import Config, check_config_main
+from hikd.cli.output import config_arg
+
+if TYPE_CHECKING:
+    from hikd.config import Config
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser("check-config", help="validate the configuration and exit")
+    config_arg(p)
+    p.set_defaults(handler=lambda args: check_config(args.config))
 
 
 def _validate_sinks(config: Config) -> None:
@@ -58,6 +67,8 @@ def _validate_raw_sinks(data: dict[str, Any]) -> None:
 
 
 def check_config(path: Path | None) -> int:
+    from hikd.config import check_config_main
+
     return check_config_main(
         path,
         extra_validators=[_validate_sinks, _validate_jobs, _validate_directories],

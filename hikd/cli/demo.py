@@ -14,15 +14,14 @@ import sys
 import threading
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from hikd.config import Config, load_config
-from hikd.daemon import Daemon
-from hikd.events import Event
-from hikd.logs import setup_logging
-from hikd.native_stderr import route_native_stderr
-from hikd.sim import SimDeviceConfig, Simulator
-from hikd.sim.config import RecordingPlan
+from hikd.cli.output import config_arg
+
+if TYPE_CHECKING:
+    from hikd.config import Config
+    from hikd.events import Event
+    from hikd.sim import Simulator
 
 DEFAULT_CONFIG = Path("config/demo.toml")
 # The simulator's password, handed to the daemon through the environment like a real one.
@@ -42,6 +41,15 @@ SCRIPT: tuple[tuple[str, int, Literal["active", "inactive"], int, float], ...] =
 )
 
 _COLOURS = {"start": "\033[31m", "stop": "\033[32m", "pulse": "\033[33m"}
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser("demo", help="run the simulator and the daemon together")
+    config_arg(p)
+    p.add_argument(
+        "--duration", type=float, default=0.0, help="stop after this many seconds (0 = never)"
+    )
+    p.set_defaults(handler=lambda args: demo(args.config, args.duration))
 
 
 def describe(event: Event) -> str:
@@ -125,6 +133,13 @@ def drive(sim: Simulator, stop: threading.Event) -> None:
 
 
 def demo(config_path: Path | None, duration: float = 0.0) -> int:
+    from hikd.config import load_config
+    from hikd.daemon import Daemon
+    from hikd.logs import setup_logging
+    from hikd.native_stderr import route_native_stderr
+    from hikd.sim import SimDeviceConfig, Simulator
+    from hikd.sim.config import RecordingPlan
+
     os.environ.setdefault("HIKD_PASSWORD_DEMO_NVR", DEMO_PASSWORD)
     config = load_config(config_path or DEFAULT_CONFIG)
     # The demo's own lines show what happens; logs only when something goes wrong.

@@ -5,15 +5,14 @@ from __future__ import annotations
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from hikd.cli.output import format_table
-from hikd.config import Config, DeviceConfig, load_config
-from hikd.devices.library import open_library
-from hikd.devices.login import LoginFailed, login
-from hikd.devices.session import DeviceSession
-from hikd.logs import setup_logging
-from hikd.native_stderr import route_native_stderr
-from hikd.sdk.library import Library
+from hikd.cli.output import config_arg, format_table
+
+if TYPE_CHECKING:
+    from hikd.config import Config, DeviceConfig
+    from hikd.devices.session import DeviceSession
+    from hikd.sdk.library import Library
 
 _COLUMNS = (
     "name",
@@ -32,6 +31,12 @@ _CHANNEL_COLUMNS = ("channel", "name", "kind", "device id", "library", "private"
 """hikd's number, then what each place of the device calls it (devices/capabilities/channels.py)."""
 
 Probe = tuple[tuple[str, ...], list[tuple[str, ...]]]
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser("devices", help="log in to each configured device and show what it is")
+    config_arg(p)
+    p.set_defaults(handler=lambda args: devices(args.config))
 
 
 def _row(session: DeviceSession) -> tuple[str, ...]:
@@ -71,6 +76,8 @@ def _channel_rows(session: DeviceSession) -> list[tuple[str, ...]]:
 
 def probe(sdk: Library, device: DeviceConfig) -> Probe | str:
     """One login (`hikd.devices.login`), the device's facts, logout."""
+    from hikd.devices.login import LoginFailed, login
+
     try:
         with login(sdk, device) as session:
             return _row(session), _channel_rows(session)
@@ -79,6 +86,11 @@ def probe(sdk: Library, device: DeviceConfig) -> Probe | str:
 
 
 def devices(config_path: Path | None) -> int:
+    from hikd.config import load_config
+    from hikd.devices.library import open_library
+    from hikd.logs import setup_logging
+    from hikd.native_stderr import route_native_stderr
+
     config: Config = load_config(config_path)
     setup_logging("warning", config.logging.format)
     route_native_stderr()

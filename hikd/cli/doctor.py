@@ -9,16 +9,14 @@ from __future__ import annotations
 import argparse
 import json
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hikd.cli.output import config_arg
-from hikd.config import Config, DeviceConfig, load_config
-from hikd.devices.library import open_library
-from hikd.doctor.report import Change, DeviceReport
-from hikd.doctor.run import examine
 from hikd.errors import UserError
-from hikd.logs import setup_logging
-from hikd.native_stderr import route_native_stderr
+
+if TYPE_CHECKING:
+    from hikd.config import Config, DeviceConfig
+    from hikd.doctor.report import Change, DeviceReport
 
 
 def add_parser(sub: Any) -> None:
@@ -35,9 +33,16 @@ def add_parser(sub: Any) -> None:
     )
     p.add_argument("--yes", action="store_true", help="with --fix: make the changes")
     p.add_argument("--json", action="store_true", help="print the reports as JSON")
+    p.set_defaults(handler=doctor_command)
 
 
 def doctor_command(args: argparse.Namespace) -> int:
+    from hikd.config import load_config
+    from hikd.devices.library import open_library
+    from hikd.doctor.run import examine
+    from hikd.logs import setup_logging
+    from hikd.native_stderr import route_native_stderr
+
     if args.yes and not args.fix:
         raise UserError("--yes only goes with --fix (hikd doctor --fix --yes)")
     config = load_config(args.config)

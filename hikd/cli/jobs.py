@@ -32,6 +32,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p = subparsers.add_parser("jobs", help="list the scheduled jobs, their next and last run")
     config_arg(p)
     p.add_argument("--run", metavar="NAME", help="run this job once now, then list")
+    p.set_defaults(handler=lambda args: jobs_command(args.config, run=args.run))
 
 
 def jobs_command(

@@ -1,4 +1,12 @@
-"""The ``hikd`` command line: one sub-command per module of this package."""
+"""The ``hikd`` command line: one sub-command per module of this package.
+
+Each command module has ``add_parser(subparsers)``, which adds its sub-command and sets
+``handler`` (a function of the parsed arguments that returns the exit code). A command
+module imports only the standard library, `hikd.cli.output` and `hikd.errors` at its top
+and the rest inside its handler: ``hikd --help`` and every command then start without
+loading the configuration models, the vendor library or the daemon they do not need.
+Adding a command: its module here, and one entry in `COMMANDS`.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +15,11 @@ import sys
 from collections.abc import Sequence
 
 from hikd import __version__
-from hikd.cli.output import config_arg
+from hikd.cli import check_config, demo, devices, doctor, download, jobs, run, search
 from hikd.errors import UserError
+
+COMMANDS = (run, devices, check_config, demo, doctor, jobs, search, download)
+"""The command modules, in the order ``hikd --help`` lists them."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -18,28 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"hikd {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-
-    p = sub.add_parser("run", help="run the daemon in the foreground (what systemd starts)")
-    config_arg(p)
-
-    p = sub.add_parser("devices", help="log in to each configured device and show what it is")
-    config_arg(p)
-
-    p = sub.add_parser("check-config", help="validate the configuration and exit")
-    config_arg(p)
-
-    p = sub.add_parser("demo", help="run the simulator and the daemon together")
-    config_arg(p)
-    p.add_argument(
-        "--duration", type=float, default=0.0, help="stop after this many seconds (0 = never)"
-    )
-
-    from hikd.cli import doctor, jobs, recordings
-
-    doctor.add_parser(sub)
-    jobs.add_parser(sub)
-    recordings.add_parsers(sub)
-
+    for command in COMMANDS:
+        command.add_parser(sub)
     sub.add_parser(
         "sim",
         help="run the simulated Hikvision NVR/camera (hikd sim --help)",
@@ -62,45 +53,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return _dispatch(args)
+        result: int = args.handler(args)
+        return result
     except UserError as exc:
         print(f"hikd: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
-
-
-def _dispatch(args: argparse.Namespace) -> int:
-    if args.command == "check-config":
-        from hikd.cli.check_config import check_config
-
-        return check_config(args.config)
-    if args.command == "devices":
-        from hikd.cli.devices import devices
-
-        return devices(args.config)
-    if args.command == "run":
-        from hikd.daemon import run
-
-        return run(args.config)
-    if args.command == "demo":
-        from hikd.cli.demo import demo
-
-        return demo(args.config, args.duration)
-    if args.command == "doctor":
-        from hikd.cli.doctor import doctor_command
-
-        return doctor_command(args)
-    if args.command == "jobs":
-        from hikd.cli.jobs import jobs_command
-
-        return jobs_command(args.config, run=args.run)
-    from hikd.cli.recordings import dispatch
-
-    result = dispatch(args)
-    if result is None:
-        raise AssertionError(args.command)
-    return result
 
 
 if __name__ == "__main__":
