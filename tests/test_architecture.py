@@ -77,7 +77,6 @@ TABLES = {"hikd/sdk/_cdef.py", "hikd/sdk/constants.py", "hikd/sdk/errors.py"}
 """Generated from the vendor's header (tools/gen_sdk_cdef.py), or the table of its error
 codes (guide chapter 6): long by nature, one entry a line."""
 NOT_SPLIT_YET = {
-    "hikd/delivery/outbox.py": 654,
     "hikd/recorders/clips.py": 443,
     "hikd/recorders/fetch_recordings.py": 452,
 }

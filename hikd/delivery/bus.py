@@ -44,7 +44,7 @@ _WRITE_BATCH = 2000
 _OUTBOX_RETRY_MAX_S = 5.0
 
 # How often the writer looks for events other processes stored (`hikd jobs --run`, see
-# hikd/delivery/outbox_append.py): one cheap pragma each time.
+# hikd/delivery/outbox_append.py) when nobody tells it (`others_stored`): one cheap pragma.
 _OTHERS_POLL_S = 0.5
 
 
@@ -84,6 +84,7 @@ class EventBus:
         self._trouble: Event | None = None  # the outbox_unwritable start, while it lasts
         self._trouble_since = 0.0
         self._held = 0  # events the writer holds (taken from the queue, not stored yet)
+        self._others = False  # another process said it stored events
         self._workers = [
             SinkWorker(
                 name,
@@ -126,6 +127,13 @@ class EventBus:
         self._queue.append(event)
         if not self._wake.is_set():  # skip the Event's lock when the writer is awake anyway
             self._wake.set()
+
+    def others_stored(self) -> None:
+        """Another process stored events in the outbox (`OutboxAppender`'s ``on_commit``,
+        relayed by whatever wakes this process): deliver them now rather than at the next
+        look. Thread-safe; never blocks."""
+        self._others = True
+        self._wake.set()
 
     def wait_stored(self, timeout: float) -> bool:
         """Wait until every event published before this call is stored in the outbox.
@@ -217,9 +225,10 @@ class EventBus:
                 # While the outbox cannot be written, probe it now and then.
                 self._wake.wait(backoff.next() if trouble else _OTHERS_POLL_S)
             self._wake.clear()
-            if time.monotonic() >= others_at:
+            if self._others or time.monotonic() >= others_at:
+                self._others = False
                 others_at = time.monotonic() + _OTHERS_POLL_S
-                if self._others_stored():
+                if self._look_for_others():
                     for worker in self._workers:
                         worker.wake()
             while self._queue and len(batch) < _WRITE_BATCH:
@@ -265,7 +274,7 @@ class EventBus:
                 marker.set()
             markers = []
 
-    def _others_stored(self) -> bool:
+    def _look_for_others(self) -> bool:
         """Did another process store events since the last look?"""
         try:
             return self._outbox.refresh()

@@ -1,23 +1,16 @@
 """The durable outbox: every event is stored here before any sink sees it.
 
-One SQLite database in WAL mode (``state_dir/outbox.sqlite``). Events get a sequence
-number (``seq``) in the order they are stored; every sink has its own persisted cursor
-(the last ``seq`` it acknowledged). A sink reads what lies after its cursor and
-acknowledges what it delivered, so after a crash or a restart every unacknowledged event
+One SQLite database in WAL mode (``state_dir/outbox.sqlite``, `hikd.delivery.outbox_db`).
+Events get a sequence number (``seq``) in the order they are stored; every sink has its own
+persisted cursor (the last ``seq`` it acknowledged). A sink reads what lies after its cursor
+and acknowledges what it delivered, so after a crash or a restart every unacknowledged event
 is sent again, in order, per sink (at-least-once; consumers de-duplicate on ``event.id``).
 
 Rows acknowledged by every configured sink are deleted. When the outbox reaches its size
-limit (events or bytes), the oldest rows go first, down to 99 % of the limit so that a
-full outbox drops in chunks rather than on every write, and a health event
-(``type="outbox_overflow"``) stored in their place says how many each sink lost.
+limit (events or bytes), the oldest rows go first (`hikd.delivery.outbox_limit`).
 
-``synchronous`` is the SQLite durability knob, chosen per installation:
-
-* ``NORMAL`` (default): in WAL mode a commit survives the *process* dying at any point
-  (crash, SIGKILL, OOM killer); a power cut or kernel panic may lose the last few
-  transactions (the WAL is only fsynced at checkpoints). Costs no fsync per commit.
-* ``FULL``: the WAL is fsynced on every commit, so a commit also survives a power cut.
-  Costs one fsync per batch written and per acknowledgement.
+Work is per batch: one transaction per `append` (of many events) and per `ack` (of many).
+Other processes store events too (`hikd.delivery.outbox_append`); `refresh` counts them.
 
 Sequence numbers stay contiguous: rows are only ever appended at the end and deleted
 from the front, which lets counts and backlogs be computed without a query.
@@ -25,57 +18,43 @@ from the front, which lets counts and backlogs be computed without a query.
 
 from __future__ import annotations
 
-import fcntl
-import functools
 import os
 import sqlite3
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
-from hikd.errors import UserError
-from hikd.events import DeviceRef, Event, health
+from hikd.delivery.outbox_db import (
+    HIKD,
+    OUTBOX_FILE,
+    OutboxClosed,
+    OutboxUnwritable,
+    Synchronous,
+    decode_row,
+    insert_rows,
+    lock_outbox,
+    open_database,
+    rows_per_insert,
+    write_cursors,
+)
+from hikd.delivery.outbox_limit import SizeLimit
+from hikd.delivery.outbox_recent import RecentEvents
+from hikd.events import Event
 from hikd.logs import get_logger
 
+__all__ = [
+    "HIKD",
+    "OUTBOX_FILE",
+    "Outbox",
+    "OutboxClosed",
+    "OutboxStats",
+    "OutboxUnwritable",
+    "Synchronous",
+    "open_database",
+]
+
 log = get_logger(__name__)
-
-Synchronous = Literal["NORMAL", "FULL"]
-
-HIKD = DeviceRef(name="hikd")
-"""The device of events about hikd itself (outbox overflow, sink state)."""
-
-OUTBOX_FILE = "outbox.sqlite"
-"""The outbox's file name under the state directory."""
-
-SCHEMA_VERSION = 1
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS events (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    body BLOB NOT NULL
-);
-CREATE TABLE IF NOT EXISTS cursors (
-    sink TEXT PRIMARY KEY,
-    seq INTEGER NOT NULL
-);
-"""
-
-# Events kept in memory after they are stored, until every sink has acknowledged them,
-# so that a sink keeping up (or catching up after a burst) reads them without decoding
-# JSON again; a sink further behind reads from the database. ~2.5 kB each.
-_RECENT = 16384
-
-
-class OutboxClosed(RuntimeError):
-    """The outbox was closed (the daemon is stopping)."""
-
-
-class OutboxUnwritable(RuntimeError):
-    """The outbox cannot be written now (its file system is full, an I/O error, ...).
-
-    Raised by `ack`: the cursor is kept in memory and written with the next `ack` that
-    succeeds, so delivered events are not sent again meanwhile (after a crash they are)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,18 +84,13 @@ class Outbox:
         self.path = Path(path)
         self.max_events = max_events
         self.max_bytes = max_bytes
+        self._limit = SizeLimit(max_events, max_bytes)
         self._lock = threading.Lock()
-        self._lock_fd = self._take_file_lock()
+        self._lock_fd = lock_outbox(self.path)
         self._conn: sqlite3.Connection | None = None
         try:
-            self._conn = self._connect(synchronous)
-            self._insert_rows = max(
-                1,
-                min(
-                    _MAX_INSERT_ROWS,
-                    self._conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // 2,
-                ),
-            )
+            self._conn = open_database(self.path, synchronous)
+            self._insert_rows = rows_per_insert(self._conn)
             self._load_state()
             self._data_version = self._conn.execute("PRAGMA data_version").fetchone()[0]
         except BaseException:
@@ -126,34 +100,9 @@ class Outbox:
             raise
         self._dropped = 0
         self._unpersisted: set[str] = set()  # sinks whose cursor `ack` could not write
-        self._recent: list[Event] = []
-        self._recent_first = 0
+        self._recent = RecentEvents()
 
     # -- opening -----------------------------------------------------------------------
-
-    def _take_file_lock(self) -> int:
-        # A separate lock file: closing any descriptor of the database file itself would
-        # release SQLite's own POSIX locks on it (see SQLite "How To Corrupt", 2.2.1).
-        lock_path = f"{self.path}.lock"
-        try:
-            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        except OSError as e:
-            raise UserError(
-                f"outbox: cannot open {lock_path}: {e.strerror}; "
-                "check that the state directory exists and is writable"
-            ) from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise UserError(
-                f"outbox {self.path} is in use by another hikd process; "
-                "stop it or give this one another state directory"
-            ) from None
-        return fd
-
-    def _connect(self, synchronous: Synchronous) -> sqlite3.Connection:
-        return open_database(self.path, synchronous)
 
     def _load_state(self) -> None:
         conn = self._require()
@@ -276,15 +225,10 @@ class Outbox:
         stored: list[Event] = list(events)
         cut = dropped = 0
         cursors = self._cursors
-        if (
-            cursors
-            and count <= self.max_events
-            and nbytes <= self.max_bytes
-            and len(bodies) <= self._insert_rows
-        ):
+        if cursors and not self._limit.exceeded(count, nbytes) and len(bodies) <= self._insert_rows:
             # One INSERT is a transaction of its own: no BEGIN and COMMIT statements
-            # (each releases and retakes the GIL, see `_insert`).
-            _insert(conn, first, bodies, self._insert_rows)
+            # (each releases and retakes the GIL, see `insert_rows`).
+            insert_rows(conn, first, bodies, self._insert_rows)
         else:
             cut, dropped, count, nbytes, cursors, last = self._append_in_transaction(
                 conn, bodies, stored, first, count, nbytes
@@ -294,7 +238,7 @@ class Outbox:
         self._bytes = nbytes
         self._cursors = cursors
         self._dropped += dropped
-        self._remember_locked(first, stored, cut)
+        self._recent.add(first, stored, cut)
         return stored[len(events) :]
 
     def _append_in_transaction(
@@ -314,13 +258,15 @@ class Outbox:
         cursors = self._cursors
         conn.execute("BEGIN IMMEDIATE")
         try:
-            _insert(conn, first, bodies, self._insert_rows)
+            insert_rows(conn, first, bodies, self._insert_rows)
             if not cursors:
                 # Nobody to deliver to: the rows are acknowledged by every sink.
                 conn.execute("DELETE FROM events WHERE seq <= ?", (last,))
                 count, nbytes = 0, 0
-            elif count > self.max_events or nbytes > self.max_bytes:
-                cut, dropped, overflow, nbytes = self._drop_oldest(conn, last, count, nbytes)
+            elif self._limit.exceeded(count, nbytes):
+                cut, dropped, overflow, nbytes = self._limit.drop_oldest(
+                    conn, cursors, last, count, nbytes
+                )
                 count -= dropped
                 body = overflow.to_json().encode()
                 last += 1
@@ -337,76 +283,6 @@ class Outbox:
             raise
         return cut, dropped, count, nbytes, cursors, last
 
-    def _drop_oldest(
-        self, conn: sqlite3.Connection, last: int, count: int, nbytes: int
-    ) -> tuple[int, int, Event, int]:
-        """Delete the oldest rows so that the rest plus one health event fit in 99 %.
-
-        Returns (last dropped seq, how many dropped, the overflow event, bytes left).
-        """
-        first_present = last - count + 1
-        keep_events = max(1, self.max_events - max(1, self.max_events // 100)) - 1
-        keep_bytes = self.max_bytes - max(1, self.max_bytes // 100)
-        # Room for the overflow event itself: its size with the widest possible counts.
-        widest = self._overflow_event(dict.fromkeys(self._cursors, 10**15), 10**15, "max_bytes")
-        keep_bytes -= len(widest.to_json().encode())
-        reason = "max_events" if count > self.max_events else "max_bytes"
-        cut = max(first_present - 1, last - keep_events)
-        (cut_size,) = conn.execute(
-            "SELECT coalesce(sum(length(body)), 0) FROM events WHERE seq <= ?", (cut,)
-        ).fetchone()
-        left = nbytes - int(cut_size)
-        while left > keep_bytes:
-            rows = conn.execute(
-                "SELECT seq, length(body) FROM events WHERE seq > ? ORDER BY seq LIMIT 4096",
-                (cut,),
-            ).fetchall()
-            if not rows:
-                break
-            for seq, size in rows:
-                if left <= keep_bytes:
-                    break
-                cut = seq
-                left -= size
-        dropped = cut - first_present + 1
-        per_sink = {s: max(0, cut - max(c, first_present - 1)) for s, c in self._cursors.items()}
-        conn.execute("DELETE FROM events WHERE seq <= ?", (cut,))
-        log.warning(
-            "outbox: size limit reached, dropped the oldest events; "
-            "a sink is falling behind or the limit is too small",
-            limit=reason,
-            dropped=dropped,
-            undelivered_per_sink=per_sink,
-        )
-        return cut, dropped, self._overflow_event(per_sink, dropped, reason), left
-
-    def _overflow_event(self, per_sink: dict[str, int], total: int, reason: str) -> Event:
-        return health(
-            HIKD,
-            "outbox_overflow",
-            dropped=per_sink,
-            total=total,
-            reason=reason,
-            max_events=self.max_events,
-            max_bytes=self.max_bytes,
-        )
-
-    def _remember_locked(self, first: int, stored: list[Event], cut: int) -> None:
-        if self._recent and self._recent_first + len(self._recent) == first:
-            self._recent.extend(stored)
-        else:
-            self._recent = list(stored)
-            self._recent_first = first
-        # Rows the size limit dropped must not be served; past _RECENT, the oldest go.
-        self._forget_locked(max(cut - self._recent_first + 1, len(self._recent) - _RECENT))
-
-    def _forget_locked(self, n: int) -> None:
-        """Drop the `n` oldest remembered events."""
-        if n > 0:
-            n = min(n, len(self._recent))
-            del self._recent[:n]
-            self._recent_first += n
-
     def read(self, sink: str, after_cursor: int, limit: int) -> list[tuple[int, Event]]:
         """Up to `limit` stored events after `after_cursor`, oldest first, as (seq, event)."""
         with self._lock:
@@ -414,14 +290,14 @@ class Outbox:
             start = max(after_cursor + 1, self._last_seq - self._count + 1)
             if start > self._last_seq or limit < 1:
                 return []
-            if self._recent_first <= start < self._recent_first + len(self._recent):
-                i = start - self._recent_first
-                return list(enumerate(self._recent[i : i + limit], start))
+            remembered = self._recent.read(start, limit)
+            if remembered is not None:
+                return remembered
             rows = conn.execute(
                 "SELECT seq, body FROM events WHERE seq >= ? ORDER BY seq LIMIT ?",
                 (start, limit),
             ).fetchall()
-        return [(seq, _decode(seq, body)) for seq, body in rows]
+        return [(seq, decode_row(seq, body)) for seq, body in rows]
 
     def ack(self, sink: str, seq: int) -> None:
         """`sink` delivered everything up to and including `seq`; persist its cursor.
@@ -438,32 +314,8 @@ class Outbox:
             upto, pruned = self._prunable(conn, cursors)
             # Every cursor only kept in memory is written too.
             writes = {s: cursors[s] for s in {*self._unpersisted, sink}}
-            if any("\0" in s for s in writes):  # cannot be written as an SQL literal
-                statements = None
-            else:
-                # One script: executescript releases the GIL once per statement, execute()
-                # four times, and each time the sink's thread waits up to the switch
-                # interval to get it back from a busy decoder thread. Only integers and
-                # the quoted sink names go into the text.
-                statements = [
-                    "BEGIN IMMEDIATE",
-                    *(
-                        f"UPDATE cursors SET seq = {int(c)} WHERE sink = {_sql_string(s)}"
-                        for s, c in writes.items()
-                    ),
-                    f"DELETE FROM events WHERE seq <= {int(upto)}" if upto is not None else "",
-                    "COMMIT",
-                ]
             try:
-                if statements is None:
-                    conn.execute("BEGIN IMMEDIATE")
-                    for s, c in writes.items():
-                        conn.execute("UPDATE cursors SET seq = ? WHERE sink = ?", (c, s))
-                    if upto is not None:
-                        conn.execute("DELETE FROM events WHERE seq <= ?", (upto,))
-                    conn.execute("COMMIT")
-                else:
-                    conn.executescript(";\n".join(filter(None, statements)) + ";")
+                write_cursors(conn, writes, upto)
             except sqlite3.OperationalError as e:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
@@ -480,7 +332,7 @@ class Outbox:
             self._count -= pruned[0]
             self._bytes -= pruned[1]
             # What every sink has acknowledged is not read again.
-            self._forget_locked(min(cursors.values()) - self._recent_first + 1)
+            self._recent.forget_upto(min(cursors.values()))
 
     def _prune(self, conn: sqlite3.Connection, cursors: dict[str, int]) -> tuple[int, int]:
         """Delete the rows every sink in `cursors` has acknowledged; (rows, bytes) deleted."""
@@ -498,12 +350,10 @@ class Outbox:
         upto = min(cursors.values(), default=self._last_seq)
         if upto < first_present:
             return None, (0, 0)
-        start = first_present - self._recent_first
-        if not self._gaps and start >= 0 and upto < self._recent_first + len(self._recent):
-            # Rows still remembered: their bodies are their JSON, no query needed.
-            count = upto - first_present + 1
-            nbytes = sum(_size(e.to_json()) for e in self._recent[start : start + count])
-            return upto, (count, nbytes)
+        # Rows still remembered: their bodies are their JSON, no query needed.
+        remembered = None if self._gaps else self._recent.stored_bytes(first_present, upto)
+        if remembered is not None:
+            return upto, (upto - first_present + 1, remembered)
         count, nbytes = conn.execute(
             "SELECT count(*), coalesce(sum(length(body)), 0) FROM events WHERE seq <= ?",
             (upto,),
@@ -554,7 +404,7 @@ class Outbox:
                 self._conn.close()
             finally:
                 self._conn = None
-                self._recent = []
+                self._recent.clear()
                 os.close(self._lock_fd)
 
     def __enter__(self) -> Outbox:
@@ -562,93 +412,3 @@ class Outbox:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def open_database(path: Path, synchronous: Synchronous = "NORMAL") -> sqlite3.Connection:
-    """Open (and create) the outbox database at `path`: WAL, the schema, autocommit.
-    `UserError` when it cannot be used."""
-    try:
-        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        try:
-            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-            if str(mode).lower() != "wal":
-                raise sqlite3.OperationalError(f"cannot switch to WAL mode (got {mode})")
-            conn.execute(f"PRAGMA synchronous={synchronous}")
-            # Keep the WAL file from staying large after a burst.
-            conn.execute("PRAGMA journal_size_limit=67108864")
-            conn.execute("PRAGMA busy_timeout=5000")
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                raise UserError(
-                    f"outbox {path} was written by a newer hikd (schema {version}); "
-                    "upgrade hikd or move the file away"
-                )
-            if version < SCHEMA_VERSION:  # no write when there is nothing to do
-                conn.executescript(SCHEMA)
-                conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-        except BaseException:
-            conn.close()
-            raise
-    except sqlite3.DatabaseError as e:
-        raise UserError(
-            f"outbox {path} cannot be used ({e}); check the state directory, "
-            "or move the file away (its undelivered events are then lost)"
-        ) from None
-    return conn
-
-
-def _size(text: str) -> int:
-    """The bytes `text` takes stored (to_json() writes ASCII, so no encoding is needed)."""
-    return len(text) if text.isascii() else len(text.encode())
-
-
-def _sql_string(text: str) -> str:
-    """`text` as an SQLite string literal (SQLite has no backslash escapes)."""
-    return "'" + text.replace("'", "''") + "'"
-
-
-def _insert(conn: sqlite3.Connection, first: int, bodies: list[bytes], most: int) -> None:
-    """Insert `bodies` as rows `first`, `first + 1`, ...
-
-    One INSERT of many rows rather than ``executemany``: that steps SQLite once per row
-    and releases the GIL each time, and a thread taking the GIL back from a busy decoder
-    thread waits up to the switch interval (5 ms) for it, so a batch took seconds.
-    """
-    for start in range(0, len(bodies), most):
-        chunk = bodies[start : start + most]
-        seqs = range(first + start, first + start + len(chunk))
-        params = [v for row in zip(seqs, chunk, strict=True) for v in row]
-        conn.execute(_insert_sql(len(chunk)), params)
-
-
-_MAX_INSERT_ROWS = 4096
-"""Rows per INSERT at most (the bus stores up to 2000 events at a time); fewer where
-SQLite allows fewer parameters per statement."""
-
-
-@functools.lru_cache(maxsize=64)
-def _insert_sql(rows: int) -> str:
-    return "INSERT INTO events (seq, body) VALUES " + ",".join(["(?, ?)"] * rows)
-
-
-def _decode(seq: int, body: bytes) -> Event:
-    try:
-        # The row is what `to_json()` wrote: the event keeps it, so sinks send it as is.
-        return Event.from_stored_json(body.decode() if isinstance(body, bytes) else body)
-    except (ValueError, KeyError, TypeError, AttributeError) as e:
-        # A row this hikd cannot read must not wedge delivery, nor vanish silently.
-        log.error(
-            "outbox: a stored event cannot be decoded; delivering it as "
-            "an outbox_corrupt_event health event",
-            seq=seq,
-            error=str(e),
-        )
-        text = body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body)
-        return Event(
-            kind="health",
-            type="outbox_corrupt_event",
-            state="pulse",
-            device=HIKD,
-            attributes={"seq": seq, "error": str(e)},
-            raw={"body": text},
-        )

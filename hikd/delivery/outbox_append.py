@@ -17,18 +17,26 @@ before these events, so a first ``hikd run`` still delivers them.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
-from hikd.delivery.outbox import OUTBOX_FILE, OutboxUnwritable, open_database
+from hikd.delivery.outbox_db import OUTBOX_FILE, OutboxUnwritable, open_database
 from hikd.events import Event
 
 
 class OutboxAppender:
     """Appends events to the outbox of `state_dir`; safe beside a running daemon."""
 
-    def __init__(self, state_dir: Path, sinks: Iterable[str]) -> None:
+    def __init__(
+        self,
+        state_dir: Path,
+        sinks: Iterable[str],
+        on_commit: Callable[[], None] | None = None,
+    ) -> None:
+        """`on_commit` is called after each batch is stored for good (to wake the daemon's
+        delivery at once: `EventBus.others_stored`)."""
         self.path = Path(state_dir) / OUTBOX_FILE
+        self._on_commit = on_commit
         self.stored = 0
         """Events this appender stored."""
         self._conn = open_database(self.path)
@@ -52,6 +60,8 @@ class OutboxAppender:
                 "INSERT INTO events (body) VALUES (?)", [(e.to_json().encode(),) for e in events]
             )
             self.stored += len(events)
+            if self._on_commit is not None:
+                self._on_commit()
 
     def _write(self, sql: str, rows: list[tuple[object, ...]]) -> None:
         conn = self._conn

@@ -8,6 +8,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from hikd.delivery.bus import EventBus
 from hikd.delivery.outbox import OUTBOX_FILE, Outbox
 from hikd.delivery.outbox_append import OutboxAppender
@@ -72,3 +74,28 @@ def test_events_stored_before_the_first_start_are_delivered_by_it(tmp_path: Path
         outbox.append([alarm(5)])
         rows = outbox.read("disk", outbox.cursor("disk"), 100)
         assert [e.id for _, e in rows][-1] == "ev-00000005"
+
+
+def test_an_appender_wakes_the_daemons_delivery_after_each_commit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the hook (`on_commit` -> `EventBus.others_stored`) delivery does not wait for
+    its periodic look (made an hour here, so only the hook can deliver)."""
+    monkeypatch.setattr("hikd.delivery.bus._OTHERS_POLL_S", 3600.0)
+    sink = Recorder()
+    outbox = Outbox(tmp_path / OUTBOX_FILE)
+    bus = EventBus(outbox, [("quick", sink)], backoff_first=0.01, backoff_max=0.05)
+    bus.start()
+    commits = []
+    try:
+        with OutboxAppender(
+            tmp_path, ["quick"], on_commit=lambda: (commits.append(1), bus.others_stored())
+        ) as appender:
+            for i in range(0, 30, 10):
+                appender.append([alarm(n) for n in range(i, i + 10)])
+                wait_until(lambda i=i: len(sink.events) == i + 10)
+        assert len(commits) == 3
+    finally:
+        bus.stop(timeout=2)
+        outbox.close()
+    assert [e.id for e in sink.events] == [f"ev-{i:08d}" for i in range(30)]

@@ -119,7 +119,7 @@ def test_sizes_of_rows_from_before_a_restart_come_from_the_database(path: Path) 
 def test_a_sink_behind_the_remembered_events_reads_them_from_the_database(
     outbox: Outbox, path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("hikd.delivery.outbox._RECENT", 100)
+    monkeypatch.setattr("hikd.delivery.outbox_recent.MOST", 100)
     outbox.set_sinks(["fast", "slow"])
     events = [alarm(i) for i in range(1000)]
     for i in range(0, 1000, 50):
