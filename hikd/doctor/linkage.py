@@ -128,8 +128,20 @@ def read_linkage(report: DeviceReport, session: DeviceSession) -> Linkage | None
             )
         )
         return None
+    triggers = documents.triggers(body)
+    if not triggers:
+        report.add(
+            Check(
+                "event linkage",
+                "warning",
+                f"the device's event triggers ({TRIGGERS_URL}) list nothing hikd can read",
+                "check on the device that each event's linkage includes Notify Surveillance Center",
+                "Configuration -> Event -> (each event) -> Linkage Method",
+            )
+        )
+        return None
     linkage = Linkage()
-    for trigger in documents.triggers(body):
+    for trigger in triggers:
         kind = KINDS.get(trigger.event_type.lower())
         if kind is None:
             continue

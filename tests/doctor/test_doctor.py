@@ -241,3 +241,23 @@ def test_a_listen_port_on_loopback_is_a_problem_for_a_device_elsewhere(listener:
     # This host's address towards a device on the LAN (the tests have only loopback).
     assert _listen_check(listen, "192.168.1.10").status == "problem"
     assert _listen_check(listen, "127.0.0.1").status == "ok"
+
+
+def test_firmware_without_the_documents_gets_warnings_not_failures(
+    sdk: Library, start_sim: Callable[..., Simulator], tmp_path: Path, listener: int
+) -> None:
+    sim = start_sim(SimDeviceConfig(name="old", events=EventSetup(notify_center=False)))
+    sim.devices[0].unavailable.update(
+        {
+            "/ISAPI/Event/triggers",
+            "/ISAPI/Event/notification/httpHosts",
+            "/ISAPI/Security/users",
+            "/ISAPI/System/time",
+            "/ISAPI/ContentMgmt/record/tracks",
+        }
+    )
+    report = run(sdk, sim, tmp_path, listener, fix=True)
+    assert report.status == "warning", statuses(report)
+    for name in ("event linkage", "alarm host", "user rights", "clock"):
+        assert check(report, name).status == "warning"
+    assert report.changes == []
