@@ -46,9 +46,14 @@ STREAM_HEAD = (
 
 
 class AlarmsHost(DevicePart, Protocol):
-    """What the alarm stream needs of the device: it notes each alarm it sends."""
+    """What the alarm stream needs of the device: it notes each alarm it sends, and sends
+    only those its event set-up lets out."""
 
     def note_alarm(self, alert: SimAlert) -> None: ...
+
+    def notifies_center(self, alert: SimAlert) -> bool:
+        """Whether the alarm's linkage and arming schedule let it reach clients."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,16 +168,20 @@ class DeviceAlarms:
         seq = self.next_seq()
         written = 0
         stamp = Stamp(seq, time.monotonic_ns(), self.clock.text(), self.device.port)
-        if self.streams:
+        # A real device sends an event to no client at all unless its linkage includes
+        # "notify surveillance center" and its arming schedule covers now (README "No
+        # events?"); it still writes it to its own log.
+        reaches = self.device.notifies_center(alert)
+        if self.streams and reaches:
             data = self.renderer.stream_parts(alert, stamp)
             for conn in list(self.streams):
                 if not conn.closing:
                     conn.write(data)
                     written += 1
-        if not written and self.device.config.resend_missed:
+        if not written and reaches and self.device.config.resend_missed:
             self.missed.append((alert, stamp))
         pushes = 0
-        if push:
+        if push and reaches:
             for target in self.push_targets:
                 self._spawn(self._push(target, alert, seq))
                 pushes += 1

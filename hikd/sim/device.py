@@ -204,6 +204,10 @@ class SimDevice:
             raise KeyError(name)
         return self.recordings.content(rec)
 
+    def notifies_center(self, alert: SimAlert) -> bool:
+        """Whether the event set-up lets `alert` out to clients (`EventLinkage.lets_out`)."""
+        return self.linkage.lets_out(alert.type, alert.channel)
+
     def note_alarm(self, alert: SimAlert) -> None:
         """What a sent alarm changes on the device: its log, and alarm input states."""
         self.log.alarm(alert.type, alert.channel, alert.state)

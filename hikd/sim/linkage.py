@@ -14,16 +14,26 @@ from __future__ import annotations
 
 import re
 import threading
-import xml.etree.ElementTree as ET
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from hikd.isapi_xml import fields, key, named, parse
 from hikd.sim import documents
+from hikd.sim.config import PushTarget
 from hikd.sim.device_setup import device_now
 from hikd.sim.documents import document, elements
 from hikd.sim.http import Connection, Request, Response
 from hikd.sim.linkage_config import EventSetup
+from hikd.sim.linkage_parts import (
+    Trigger,
+    bad_content,
+    center,
+    entries,
+    http_host,
+    paths,
+    spelled,
+    usable,
+    with_center,
+)
 from hikd.sim.parts import DevicePart, SyncHandler
 from hikd.sim.variants import restyle_xml
 
@@ -59,21 +69,28 @@ DETECTIONS: dict[str, tuple[str, str, str, str, str]] = {
 }
 OTHER_VIDEO_TRIGGERS = {"tamperdetection": "tamper", "videoloss": "videoloss"}
 EXCEPTIONS = ("diskfull", "diskerror", "illaccess")
+_VIDEO_PREFIX = {t: d[0] for t, d in DETECTIONS.items()} | OTHER_VIDEO_TRIGGERS
+"""Event type -> the prefix of its per-channel trigger ids."""
 
 
-@dataclass
-class Trigger:
-    id: str
-    event_type: str
-    source: tuple[str, int] | None
-    """The element naming the channel or input, and its value."""
-    notifications: list[dict[str, str]] = field(default_factory=list)
+class Pushes(Protocol):
+    push_targets: list[PushTarget]
+
+
+class LinkageHost(DevicePart, Protocol):
+    """What the event set-up needs of the device: where its alarms are pushed."""
+
+    @property
+    def alarms(self) -> Pushes: ...
 
 
 class EventLinkage:
-    """The event set-up of one simulated device; tests change it with the methods below."""
+    """The event set-up of one simulated device; tests change it with the methods below.
 
-    def __init__(self, device: DevicePart) -> None:
+    The HTTP alarm hosts are live: the device pushes every alarm to each one that names an
+    address and port (besides ``push_targets`` of its configuration)."""
+
+    def __init__(self, device: LinkageHost) -> None:
         self.device = device
         cfg = device.config
         setup = cfg.events
@@ -108,11 +125,13 @@ class EventLinkage:
             self.triggers[exception] = Trigger(exception, exception, None)
         if setup.notify_center:
             for trigger in self.triggers.values():
-                trigger.notifications.append(_center())
-        self.http_hosts = [_http_host(i) for i in range(1, setup.alarm_host_slots + 1)]
+                trigger.notifications.append(center())
+        self.http_hosts = [http_host(i) for i in range(1, setup.alarm_host_slots + 1)]
         if setup.alarm_host:
             address, _, host_port = setup.alarm_host.rpartition(":")
             self.http_hosts[0].update(ipAddress=address, portNo=host_port, url="/")
+        self._pushing: list[PushTarget] = []
+        self._sync_pushes()
         self._routes()
 
     # ----- knobs and what tests read -------------------------------------------------------
@@ -126,22 +145,57 @@ class EventLinkage:
         with self._lock:
             if "notify_center" in changes:
                 for trigger in self.triggers.values():
-                    _with_center(trigger, setup.notify_center)
+                    with_center(trigger, setup.notify_center)
             if "detections" in changes:
                 for key in self.detections:
                     self.detections[key] = setup.detections
             if "alarm_host" in changes:
                 address, _, port = setup.alarm_host.rpartition(":")
                 self.http_hosts[0].update(ipAddress=address or "0.0.0.0", portNo=port or "80")
+        self._sync_pushes()
 
     def set_notify_center(self, trigger_id: str, on: bool) -> None:
         with self._lock:
-            _with_center(self.triggers[trigger_id], on)
+            with_center(self.triggers[trigger_id], on)
 
     def notifies_center(self, trigger_id: str) -> bool:
         with self._lock:
             methods = [n.get("notificationMethod") for n in self.triggers[trigger_id].notifications]
         return "center" in methods
+
+    def _sync_pushes(self) -> None:
+        """Push targets for the alarm host slots that point somewhere."""
+        with self._lock:
+            hosts = [dict(h) for h in self.http_hosts]
+        targets = self.device.alarms.push_targets
+        for old in self._pushing:
+            if old in targets:
+                targets.remove(old)
+        self._pushing = [
+            PushTarget(host=h["ipAddress"], port=int(h["portNo"]), path=h.get("url") or "/")
+            for h in hosts
+            if usable(h)
+        ]
+        targets.extend(self._pushing)
+
+    def lets_out(self, event_type: str, channel: int) -> bool:
+        """Whether an alarm of `event_type` on simulator channel (or input) `channel` is sent
+        to clients: its trigger's linkage has "center" and, for a detection, the arming
+        schedule covers now. Types without a trigger here are always sent."""
+        cfg = self.device.config
+        prefix = _VIDEO_PREFIX.get(event_type)
+        if prefix is not None:
+            trigger_id = f"{prefix}-{cfg.channel_id(channel)}"
+        elif event_type == "IO":
+            trigger_id = f"IO-{channel}"
+        else:
+            trigger_id = event_type
+        with self._lock:
+            trigger = self.triggers.get(trigger_id)
+            center = trigger is None or any(
+                n.get("notificationMethod") == "center" for n in trigger.notifications
+            )
+        return center and (event_type not in DETECTIONS or cfg.events.schedule == "always")
 
     def alarm_hosts(self) -> list[tuple[str, int]]:
         """(address, port) of every HTTP alarm host slot."""
@@ -177,10 +231,10 @@ class EventLinkage:
         return inner + self._notifications_xml(trigger)
 
     def _notifications_xml(self, trigger: Trigger) -> str:
-        entries = _entries(trigger)
-        if not entries:
+        listed = entries(trigger)
+        if not listed:
             return "<EventTriggerNotificationList/>\n"
-        return f"<EventTriggerNotificationList>\n{entries}</EventTriggerNotificationList>\n"
+        return f"<EventTriggerNotificationList>\n{listed}</EventTriggerNotificationList>\n"
 
     def _list(self) -> str:
         with self._lock:
@@ -205,7 +259,7 @@ class EventLinkage:
         if trigger is None:
             return Response(404, documents.not_supported(request.path))
         with self._lock:
-            return self._xml("EventTriggerNotificationList", _entries(trigger))
+            return self._xml("EventTriggerNotificationList", entries(trigger))
 
     async def _put_trigger(self, request: Request, conn: Connection) -> Response:
         return self._write_trigger(request, _ONE_TRIGGER, self._get_trigger)
@@ -222,11 +276,9 @@ class EventLinkage:
             return refused
         root = parse(request.body)
         assert root is not None  # checked by _refuse
-        entries = [fields(n) for n in named(root, "EventTriggerNotification")]
+        written = [fields(n) for n in named(root, "EventTriggerNotification")]
         with self._lock:
-            trigger.notifications = [
-                {_spelled(k): v for k, v in entry.items()} for entry in entries
-            ]
+            trigger.notifications = [{spelled(k): v for k, v in entry.items()} for entry in written]
             self.writes.append((request.path, request.body))
         return Response(200, documents.response_status(request.path))
 
@@ -250,11 +302,12 @@ class EventLinkage:
         assert root is not None
         with self._lock:
             for entry in named(root, "HttpHostNotification"):
-                values = {_spelled(k): v for k, v in fields(entry).items()}
+                values = {spelled(k): v for k, v in fields(entry).items()}
                 for host in self.http_hosts:
                     if host["id"] == values.get("id"):
                         host.update({k: v for k, v in values.items() if k in host})
             self.writes.append((request.path, request.body))
+        self._sync_pushes()
         return Response(200, documents.response_status(request.path))
 
     def _refuse(self, request: Request, current: bytes) -> Response | None:
@@ -262,11 +315,11 @@ class EventLinkage:
         new = parse(request.body)
         old = parse(current)
         if new is None or old is None or key(new.tag) != key(old.tag):
-            return Response(400, _bad_content(request.path))
-        if self.device.config.events.strict_writes and not _paths(old, leaves_only=True) <= _paths(
+            return Response(400, bad_content(request.path))
+        if self.device.config.events.strict_writes and not paths(old, leaves_only=True) <= paths(
             new
         ):
-            return Response(400, _bad_content(request.path))
+            return Response(400, bad_content(request.path))
         return None
 
     def _detection(self, event_type: str, root: str) -> SyncHandler:
@@ -310,82 +363,3 @@ class EventLinkage:
             return self._xml("ScheduleList", inner)
 
         return reply
-
-
-def _entries(trigger: Trigger) -> str:
-    return "".join(
-        f"<EventTriggerNotification>\n{elements(**n)}</EventTriggerNotification>\n"
-        for n in trigger.notifications
-    )
-
-
-def _with_center(trigger: Trigger, on: bool) -> None:
-    trigger.notifications = [
-        n for n in trigger.notifications if n.get("notificationMethod") != "center"
-    ]
-    if on:
-        trigger.notifications.append(_center())
-
-
-def _center() -> dict[str, str]:
-    return {"id": "center", "notificationMethod": "center", "notificationRecurrence": "beginning"}
-
-
-def _http_host(slot: int) -> dict[str, str]:
-    return {
-        "id": str(slot),
-        "url": "/",
-        "protocolType": "HTTP",
-        "parameterFormatType": "XML",
-        "addressingFormatType": "ipaddress",
-        "ipAddress": "0.0.0.0",
-        "portNo": "80",
-        "httpAuthenticationMethod": "none",
-    }
-
-
-_NAMES = {
-    n.lower(): n
-    for n in [
-        "id",
-        "notificationMethod",
-        "notificationRecurrence",
-        "videoInputID",
-        "dynVideoInputID",
-        "url",
-        "protocolType",
-        "parameterFormatType",
-        "addressingFormatType",
-        "ipAddress",
-        "hostName",
-        "portNo",
-        "httpAuthenticationMethod",
-        "userName",
-    ]
-}
-
-
-def _spelled(name: str) -> str:
-    """A key of `hikd.isapi_xml.fields` (lower case) in the device's own spelling."""
-    return _NAMES.get(name, name)
-
-
-def _paths(root: ET.Element, leaves_only: bool = False) -> set[tuple[str, ...]]:
-    """The paths (local names, case ignored) of the elements under `root` (only of its
-    leaves with `leaves_only`): a write must keep every leaf of the device's document."""
-    out: set[tuple[str, ...]] = set()
-
-    def walk(element: ET.Element, path: tuple[str, ...]) -> None:
-        for child in element:
-            here = (*path, key(child.tag))
-            if len(child):
-                walk(child, here)
-            if not (leaves_only and len(child)):
-                out.add(here)
-
-    walk(root, ())
-    return out
-
-
-def _bad_content(url: str) -> bytes:
-    return documents.response_status(url, 6, "Invalid XML Content", "badXmlContent")

@@ -81,3 +81,23 @@ def test_the_event_setup_changes_at_run_time_over_the_control_endpoint(
     assert device.config.events.clock_offset_s == 600
     device.linkage.set_up(notify_center=True)
     assert device.linkage.notifies_center("IO-1")
+
+
+def test_the_device_sends_only_what_its_linkage_and_schedule_let_out(
+    start_sim: Callable[..., Simulator],
+) -> None:
+    from tests.support import free_port
+
+    sim = start_sim(SimDeviceConfig(name="cam", alarm_inputs=1))
+    device = sim.devices[0]
+    device.add_push_target("127.0.0.1", free_port())  # nothing listens: only counted
+    assert device.trigger("VMD", channel=1).pushes == 1
+    device.linkage.set_notify_center("VMD-1", False)
+    assert device.trigger("VMD", channel=1).pushes == 0
+    assert device.trigger("IO", channel=1).pushes == 1
+    device.linkage.set_up(notify_center=True, schedule="empty")
+    assert device.trigger("VMD", channel=1).pushes == 0  # no arming time
+    assert device.trigger("IO", channel=1).pushes == 1  # not a detection with that schedule
+    assert device.trigger("someNewEvent", channel=1).pushes == 1  # no trigger: always sent
+    # The device's own log has every one of them.
+    assert device.sent[-1].type == "someNewEvent"
