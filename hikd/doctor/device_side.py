@@ -64,7 +64,8 @@ def check_alarm_host(
             )
         )
         return None
-    pointing = [h for h in hosts if h.address in ours and h.port in ports]
+    # hikd's listen servers speak plain HTTP (NET_DVR_StartListen_V30).
+    pointing = [h for h in hosts if h.address in ours and h.port in ports and h.protocol == "HTTP"]
     if pointing:
         host = pointing[0]
         report.add(Check("alarm host", "ok", f"points at hikd ({host.address}:{host.port})"))
