@@ -74,7 +74,7 @@ def _dwords(data: bytes, count: int) -> tuple[list[int], int]:
 # --- COMM_ALARM, COMM_ALARM_V30, COMM_ALARM_V40 -------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class AlarmInfo:
     """NET_DVR_ALARMINFO (COMM_ALARM) or NET_DVR_ALARMINFO_V30: flag arrays as the
     indexes of their set entries."""
@@ -180,7 +180,7 @@ def read_alarm_info_v40(payload: bytes) -> AlarmInfoV40:
 # --- IP channel configuration, hot spare ---------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class IpDevice:
     """One entry of struIPDevInfo (credentials are never read)."""
 
@@ -191,7 +191,7 @@ class IpDevice:
     """NET_DVR_IPALARMINFO_V31 only."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class IpChannel:
     """One entry of struIPChanInfo."""
 
@@ -200,7 +200,7 @@ class IpChannel:
     device_channel: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class IpChannelConfig:
     """NET_DVR_IPALARMINFO / _V31 (COMM_IPCCFG / COMM_IPCCFG_V31): every entry, in order."""
 
@@ -234,7 +234,7 @@ def read_ip_channel_config(payload: bytes, v31: bool) -> IpChannelConfig:
     )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class HotSpare:
     """NET_DVR_ALARM_HOT_SPARE (COMM_ALARM_HOT_SPARE)."""
 
@@ -250,7 +250,7 @@ def read_hot_spare(payload: bytes) -> HotSpare:
 # --- VQD, VCA rules ---------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class VqdDiagnosis:
     """NET_DVR_VQD_DIAGNOSE_INFO: one video quality diagnosis finding."""
 
@@ -260,7 +260,7 @@ class VqdDiagnosis:
     clock: Clock
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class VqdAlarm:
     """NET_DVR_VQD_ALARM: a finding with the device info and a picture."""
 
@@ -310,7 +310,7 @@ def read_vqd(payload: bytes) -> VqdDiagnosis | VqdAlarm:
     )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RuleAlarm:
     """NET_VCA_RULE_ALARM (COMM_ALARM_RULE): the rule that fired and its target."""
 
