@@ -14,12 +14,15 @@ from typing import TYPE_CHECKING
 from hikd.doctor import documents
 from hikd.doctor.documents import TriggerInfo
 from hikd.doctor.report import Check, DeviceReport, Status
-from hikd.sdk.errors import SdkError
+from hikd.sdk.errors import NotFoundError, NotSupportedError, SdkError
 
 if TYPE_CHECKING:
     from hikd.devices.session import DeviceSession
 
 TRIGGERS_URL = "/ISAPI/Event/triggers"
+DETECTION_TIMEOUT_MS = 3000
+"""The library's minimum receive time-out (5.2.5) is for the session; one document of a
+camera behind an NVR gets less, as the doctor asks for many."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +144,9 @@ def read_linkage(report: DeviceReport, session: DeviceSession) -> Linkage | None
         )
         return None
     linkage = Linkage()
+    silent: set[int] = set()
+    """Channels whose detection document did not come: an NVR asks its camera for it, and
+    an offline camera costs a time-out per document, so each such channel is asked once."""
     for trigger in triggers:
         kind = KINDS.get(trigger.event_type.lower())
         if kind is None:
@@ -149,7 +155,9 @@ def read_linkage(report: DeviceReport, session: DeviceSession) -> Linkage | None
             number = session.channels.from_device_id(trigger.channel)
             dynamic = trigger.dynamic or _is_ip_channel(session, trigger.channel)
             url = kind.ip_detection if dynamic else kind.detection
-            enabled = _enabled(session, url.format(trigger.channel)) if url else None
+            enabled = None
+            if url and trigger.channel not in silent:
+                enabled = _enabled(session, url.format(trigger.channel), silent, trigger.channel)
         else:
             number = trigger.input_port or 0
             enabled = None
@@ -162,11 +170,15 @@ def _is_ip_channel(session: DeviceSession, device_id: int) -> bool:
     return channel is not None and channel.kind == "ip"
 
 
-def _enabled(session: DeviceSession, url: str) -> bool | None:
+def _enabled(session: DeviceSession, url: str, silent: set[int], channel: int) -> bool | None:
     try:
-        return documents.detection_enabled(session.isapi("GET", url).body)
+        body = session.isapi("GET", url, timeout_ms=DETECTION_TIMEOUT_MS).body
+    except (NotFoundError, NotSupportedError):
+        return None  # this firmware has no such document: say nothing of it
     except SdkError:
+        silent.add(channel)
         return None
+    return documents.detection_enabled(body)
 
 
 def ranges(numbers: list[int]) -> str:

@@ -12,6 +12,7 @@ answer a rebuilt document (``strict_writes``).
 
 from __future__ import annotations
 
+import asyncio
 import re
 import threading
 from typing import Any, Protocol
@@ -21,7 +22,7 @@ from hikd.sim import documents
 from hikd.sim.config import PushTarget
 from hikd.sim.device_setup import device_now
 from hikd.sim.documents import document, elements
-from hikd.sim.http import Connection, Request, Response
+from hikd.sim.http import Connection, Handler, Request, Response
 from hikd.sim.linkage_config import EventSetup
 from hikd.sim.linkage_parts import (
     Trigger,
@@ -69,6 +70,7 @@ DETECTIONS: dict[str, tuple[str, str, str, str, str]] = {
 }
 OTHER_VIDEO_TRIGGERS = {"tamperdetection": "tamper", "videoloss": "videoloss"}
 EXCEPTIONS = ("diskfull", "diskerror", "illaccess")
+UNREACHABLE_DELAY_S = 8.0
 _VIDEO_PREFIX = {t: d[0] for t, d in DETECTIONS.items()} | OTHER_VIDEO_TRIGGERS
 """Event type -> the prefix of its per-channel trigger ids."""
 
@@ -130,6 +132,9 @@ class EventLinkage:
         if setup.alarm_host:
             address, _, host_port = setup.alarm_host.rpartition(":")
             self.http_hosts[0].update(ipAddress=address, portNo=host_port, url="/")
+        self.unreachable: set[int] = set()
+        """Channels (the simulator's numbers) whose camera does not answer: their detection
+        documents come only after `UNREACHABLE_DELAY_S`."""
         self._pushing: list[PushTarget] = []
         self._sync_pushes()
         self._routes()
@@ -216,7 +221,7 @@ class EventLinkage:
         for event_type, (_p, plural, root, analog_url, ip_url) in DETECTIONS.items():
             dev.route_static("GET", f"/ISAPI/Event/schedules/{plural}", self._schedules(event_type))
             for url in {analog_url, ip_url}:
-                dev.route_static("GET", url.format(r"(\d+)"), self._detection(event_type, root))
+                dev.route("GET", url.format(r"(\d+)"), self._detection(event_type, root))
 
     def _xml(self, root: str, inner: str) -> Response:
         return Response(200, restyle_xml(document(root, inner), self.device.config.variants))
@@ -322,10 +327,14 @@ class EventLinkage:
             return Response(400, bad_content(request.path))
         return None
 
-    def _detection(self, event_type: str, root: str) -> SyncHandler:
-        def reply(request: Request) -> Response:
+    def _detection(self, event_type: str, root: str) -> Handler:
+        async def reply(request: Request, conn: Connection) -> Response:
             match = re.search(r"/(\d+)(?:/|$)", request.path)
             dev_id = int(match[1]) if match else 0
+            if self.device.config.channel_of_id(dev_id) in self.unreachable:
+                # An NVR asks the camera for its detection settings: an offline one keeps
+                # the request waiting until the client gives up.
+                await asyncio.sleep(UNREACHABLE_DELAY_S)
             with self._lock:
                 on = self.detections.get((event_type, dev_id))
             if on is None:

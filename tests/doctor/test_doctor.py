@@ -261,3 +261,23 @@ def test_firmware_without_the_documents_gets_warnings_not_failures(
     for name in ("event linkage", "alarm host", "user rights", "clock"):
         assert check(report, name).status == "warning"
     assert report.changes == []
+
+
+def test_an_offline_camera_behind_an_nvr_is_asked_once(
+    sdk: Library, start_sim: Callable[..., Simulator], tmp_path: Path
+) -> None:
+    sim = start_sim(SimDeviceConfig(name="nvr", ip_channels=2, alarm_inputs=0))
+    device = sim.devices[0]
+    device.linkage.unreachable.add(2)
+    report = run(sdk, sim, tmp_path, None)
+    channel_2 = {
+        "/ISAPI/ContentMgmt/InputProxy/channels/2/video/motionDetection",
+        "/ISAPI/Smart/LineDetection/2",
+        "/ISAPI/Smart/FieldDetection/2",
+    }
+    asked = [path for _method, path in device.requests if path in channel_2]
+    assert len(asked) == 1, asked
+    # Channel 1 was read; channel 2's linkage is still judged (its detection state unknown).
+    for name in ("motion linkage", "line crossing linkage", "intrusion linkage"):
+        assert check(report, name).detail == "notifies hikd on channels 1-2"
+    assert report.status == "ok", statuses(report)
