@@ -8,7 +8,8 @@ tests) and the ISAPI guide:
   ``EventNotification``; a channel is ``videoInputChannelID`` or, for an NVR's IP channels,
   ``dynVideoInputChannelID``; an alarm input ``inputIOPortID`` or ``dynInputIOPortID``; each
   linkage an ``EventTriggerNotification`` whose ``notificationMethod`` ``center`` is
-  "notify surveillance center"; an empty list is ``<EventTriggerNotificationList/>``.
+  "notify surveillance center" (some firmware pushes to its HTTP alarm hosts on an ``HTTP``
+  entry, with ``httpHostID``, instead); an empty list is ``<EventTriggerNotificationList/>``.
 * ``/ISAPI/Event/notification/httpHosts``: ``HttpHostNotification`` slots with
   ``ipAddress`` (``0.0.0.0`` when unused) or ``hostName``, ``portNo``, ``url``.
 * ``/ISAPI/Event/schedules/<kind>s``: ``Schedule`` per channel with ``TimeBlock``s of

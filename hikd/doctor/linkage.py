@@ -101,11 +101,14 @@ class Found:
     number: int
     """hikd's channel number, or the alarm input."""
     enabled: bool | None
+    notifies: bool
+    """Its linkage reaches hikd: "center" (arming, and the alarm host on most firmware),
+    or, when hikd listens, "HTTP" (the alarm host linkage of some firmware)."""
 
     @property
     def fixable(self) -> bool:
-        """Not notifying the center while the detection is not known to be off."""
-        return not self.trigger.notifies_center and self.enabled is not False
+        """Not notifying hikd while the detection is not known to be off."""
+        return not self.notifies and self.enabled is not False
 
 
 @dataclass
@@ -116,8 +119,11 @@ class Linkage:
         return [f for f in self.found if f.fixable]
 
 
-def read_linkage(report: DeviceReport, session: DeviceSession) -> Linkage | None:
-    """Read the triggers and the on/off state of each detection; None if unreadable."""
+def read_linkage(
+    report: DeviceReport, session: DeviceSession, listening: bool = False
+) -> Linkage | None:
+    """Read the triggers and the on/off state of each detection; None if unreadable.
+    `listening`: hikd has listen servers, so an "HTTP" linkage reaches it too."""
     try:
         body = session.isapi("GET", TRIGGERS_URL).body
     except SdkError as exc:
@@ -161,7 +167,8 @@ def read_linkage(report: DeviceReport, session: DeviceSession) -> Linkage | None
         else:
             number = trigger.input_port or 0
             enabled = None
-        linkage.found.append(Found(trigger, kind, number, enabled))
+        notifies = trigger.notifies_center or (listening and "http" in trigger.methods)
+        linkage.found.append(Found(trigger, kind, number, enabled, notifies))
     return linkage
 
 
@@ -203,7 +210,7 @@ def check_linkage(report: DeviceReport, linkage: Linkage) -> None:
             # Exceptions (disk full, ...) belong to the whole device: number 0.
             return f" on {unit} {ranges(numbers)}" if any(numbers) else ""
 
-        center = [f for f in items if f.trigger.notifies_center]
+        center = [f for f in items if f.notifies]
         notifying = [f.number for f in center if f.enabled is not False]
         silent_on = [f.number for f in items if f not in center and f.enabled]
         silent = [f.number for f in items if f not in center and f.enabled is None]
@@ -230,7 +237,7 @@ def check_linkage(report: DeviceReport, linkage: Linkage) -> None:
                 f"Configuration -> Event -> {items[0].kind.menu} -> Linkage Method" if fix else "",
             )
         )
-    reaching = [f for f in linkage.found if f.trigger.notifies_center and f.enabled is not False]
+    reaching = [f for f in linkage.found if f.notifies and f.enabled is not False]
     if not reaching:
         report.add(
             Check(

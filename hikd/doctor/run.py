@@ -46,7 +46,7 @@ def _checks(
     hikd_side.arm(report, session, config)
     clock = hikd_side.clock(report, session)
     hikd_side.listen_ports(report, config, facing)
-    found = linkage.read_linkage(report, session)
+    found = linkage.read_linkage(report, session, listening=bool(config.listen))
     if found is not None:
         linkage.check_linkage(report, found)
         linkage.check_schedules(report, session, found, clock.now)

@@ -51,8 +51,9 @@ class AlarmsHost(DevicePart, Protocol):
 
     def note_alarm(self, alert: SimAlert) -> None: ...
 
-    def notifies_center(self, alert: SimAlert) -> bool:
-        """Whether the alarm's linkage and arming schedule let it reach clients."""
+    def notifies_center(self, alert: SimAlert, push: bool = False) -> bool:
+        """Whether the alarm's linkage and arming schedule let it reach clients (with
+        `push`: the alarm hosts, which an "HTTP" linkage also reaches)."""
         ...
 
 
@@ -181,7 +182,7 @@ class DeviceAlarms:
         if not written and reaches and self.device.config.resend_missed:
             self.missed.append((alert, stamp))
         pushes = 0
-        if push and reaches:
+        if push and (reaches or self.device.notifies_center(alert, push=True)):
             for target in self.push_targets:
                 self._spawn(self._push(target, alert, seq))
                 pushes += 1

@@ -204,9 +204,9 @@ class SimDevice:
             raise KeyError(name)
         return self.recordings.content(rec)
 
-    def notifies_center(self, alert: SimAlert) -> bool:
+    def notifies_center(self, alert: SimAlert, push: bool = False) -> bool:
         """Whether the event set-up lets `alert` out to clients (`EventLinkage.lets_out`)."""
-        return self.linkage.lets_out(alert.type, alert.channel)
+        return self.linkage.lets_out(alert.type, alert.channel, push=push)
 
     def note_alarm(self, alert: SimAlert) -> None:
         """What a sent alarm changes on the device: its log, and alarm input states."""

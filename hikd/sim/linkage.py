@@ -183,10 +183,12 @@ class EventLinkage:
         ]
         targets.extend(self._pushing)
 
-    def lets_out(self, event_type: str, channel: int) -> bool:
+    def lets_out(self, event_type: str, channel: int, push: bool = False) -> bool:
         """Whether an alarm of `event_type` on simulator channel (or input) `channel` is sent
-        to clients: its trigger's linkage has "center" and, for a detection, the arming
-        schedule covers now. Types without a trigger here are always sent."""
+        to clients: its trigger's linkage has "center" (or, with `push`, for the alarm
+        hosts, "HTTP") and, for a detection, the arming schedule covers now. Types without
+        a trigger here are always sent."""
+        methods = {"center", "HTTP"} if push else {"center"}
         cfg = self.device.config
         prefix = _VIDEO_PREFIX.get(event_type)
         if prefix is not None:
@@ -198,7 +200,7 @@ class EventLinkage:
         with self._lock:
             trigger = self.triggers.get(trigger_id)
             center = trigger is None or any(
-                n.get("notificationMethod") == "center" for n in trigger.notifications
+                n.get("notificationMethod") in methods for n in trigger.notifications
             )
         return center and (event_type not in DETECTIONS or cfg.events.schedule == "always")
 

@@ -16,7 +16,7 @@ from hikd.sdk.library import Library
 from hikd.sim import SimDeviceConfig, Simulator
 from hikd.sim.linkage_config import EventSetup
 from hikd.sim.variants import DocumentVariants
-from tests.support import device_config
+from tests.support import device_config, free_port
 
 
 @pytest.fixture
@@ -281,3 +281,21 @@ def test_an_offline_camera_behind_an_nvr_is_asked_once(
     for name in ("motion linkage", "line crossing linkage", "intrusion linkage"):
         assert check(report, name).detail == "notifies hikd on channels 1-2"
     assert report.status == "ok", statuses(report)
+
+
+def test_an_http_linkage_reaches_hikd_only_when_it_listens(
+    sdk: Library, start_sim: Callable[..., Simulator], tmp_path: Path, listener: int
+) -> None:
+    """Some firmware pushes to the alarm host on an "HTTP" linkage rather than "center"."""
+    events = EventSetup(alarm_host=f"127.0.0.1:{listener}")
+    sim = start_sim(SimDeviceConfig(name="cam", ip_channels=1, alarm_inputs=0, events=events))
+    device = sim.devices[0]
+    device.linkage.triggers["VMD-1"].notifications = [
+        {"id": "1", "notificationMethod": "HTTP", "httpHostID": "1"}
+    ]
+    device.add_push_target("127.0.0.1", free_port())
+    assert device.trigger("VMD", channel=1).pushes == 2  # the alarm host and the extra one
+    listening = run(sdk, sim, tmp_path, listener)
+    assert check(listening, "motion linkage").status == "ok"
+    armed_only = run(sdk, sim, tmp_path, None)
+    assert check(armed_only, "motion linkage").status == "problem"
