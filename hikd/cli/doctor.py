@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -62,6 +63,10 @@ def doctor_command(args: argparse.Namespace) -> int:
         print(json.dumps({"ok": ok, "devices": [r.to_dict() for r in reports]}, indent=2))
     else:
         print("\n\n".join(render(r, fix=args.fix, applied=args.yes) for r in reports))
+        if len(reports) > 1:
+            counts = Counter(r.status for r in reports)
+            said = ", ".join(f"{counts[s]} {s}" for s in ("problem", "warning", "ok") if counts[s])
+            print(f"\n{len(reports)} devices: {said}")
     return 0 if all(r.status != "problem" for r in reports) else 1
 
 
