@@ -241,7 +241,9 @@ class Daemon:
 
         def context(name: str) -> SinkContext:
             sink_dir = make_dir(state_dir / "sinks" / name, "daemon.state_dir")
-            return SinkContext(name=name, state_dir=sink_dir, extra={"version": __version__})
+            # backlog: how many events wait for a sink (the MQTT sink's "Outbox backlog").
+            extra = {"version": __version__, "backlog": outbox.pending}
+            return SinkContext(name=name, state_dir=sink_dir, extra=extra)
 
         sinks = build_sinks(self.config.sinks, context)
         bus = EventBus(outbox, sinks)

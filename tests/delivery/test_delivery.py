@@ -210,6 +210,7 @@ def write_config(path: Path, sim: Simulator, state: Path, broker: Mosquitto, hol
         f'host = "{broker.host}"',
         f"port = {broker.port}",
         f'client_id = "hikd-{uuid.uuid4().hex[:8]}"',
+        'instance_id = "test"',
     ]
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -329,9 +330,14 @@ def test_topics_payloads_retain_qos_and_discovery(
         for topic, payload in configs.items():
             component, uid = topic.split("/")[1:3]
             assert payload["unique_id"] == uid, topic
-            assert payload["device"]["identifiers"] == [serial], topic
-            assert payload["device"]["name"] == "nvr", topic
-            assert payload["availability"], topic
+            if uid.startswith(f"hikd_{serial}_"):
+                # The recorder, or one of its channels (a camera reached through it).
+                device = payload["device"]
+                assert device["identifiers"][0].startswith(serial), topic
+                assert device.get("via_device", serial) == serial, topic
+            else:
+                assert payload["device"]["identifiers"] == ["hikd_test"], topic  # hikd itself
+            assert payload.get("availability") or uid == "hikd_test_connectivity", topic
             assert payload["default_entity_id"].startswith(f"{component}."), topic
         assert f"homeassistant/binary_sensor/hikd_{serial}_connectivity/config" in configs
         assert f"homeassistant/sensor/hikd_{serial}_health/config" in configs

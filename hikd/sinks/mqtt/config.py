@@ -41,13 +41,19 @@ class MqttConfig(BaseModel):
     topic_prefix: str = "hikd"
     discovery: bool = True
     discovery_prefix: str = "homeassistant"
+    instance_id: str = Field(default_factory=socket.gethostname, min_length=1)
+    """Which hikd this is in Home Assistant (its device and unique ids): two hikd on one
+    broker need two."""
     discovery_types: list[str] = Field(default_factory=lambda: ["motion"])
-    """Alarm types announced on every channel before their first event; any other type
-    gets its entity when it is first seen."""
+    """Alarm types announced everywhere they can happen (every channel, alarm input or
+    disk) before their first event, besides those the device reports it supports; any
+    other type gets its entity when it is first seen."""
     off_delay_s: int = Field(default=5, ge=1)
     """How long Home Assistant shows a one-shot (pulse) alarm as on."""
     images: bool = False
-    """Publish an event's JPEG pictures on ``<prefix>/<device>/<channel>/<type>/image``."""
+    """Publish an event's JPEG pictures on ``<prefix>/<device>/<channel>/<type>/image``
+    and the latest of each channel on ``<prefix>/<device>/<channel>/image`` (Home
+    Assistant's image entity)."""
     publish_timeout_s: float = Field(default=10.0, gt=0)
 
     @field_validator("topic_prefix", "discovery_prefix")

@@ -4,7 +4,7 @@ events and kept in the sink's state file: the identity Home Assistant ties entit
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from hikd.events import Event
@@ -38,6 +38,17 @@ class DeviceFacts:
     ip_channels: int = 0
     start_ip_channel: int = 0
     channel_names: dict[int, str] = field(default_factory=dict)
+    alarm_inputs: int = 0
+    alarm_outputs: int = 0
+    disks: int = 0
+    mac: str = ""
+    """The device's MAC address (``/ISAPI/System/deviceInfo``, or the first alert's)."""
+    hardware: str = ""
+    address: str = ""
+    """Where hikd reaches it (``host:port``): its web page is on that host."""
+    supported: list[str] = field(default_factory=list)
+    """Alarm types the device reports it can send (its event triggers, README "Home
+    Assistant"): announced before their first alarm."""
 
     @property
     def identifier(self) -> str:
@@ -64,11 +75,22 @@ class DeviceFacts:
         event, and almost every event is an alarm with the serial already known)."""
         serial = event.device.serial
         online = event.kind == "health" and event.type == ONLINE
-        if not online and (not serial or serial == self.serial):
+        mac = event.attributes.get("mac") if not self.mac else None
+        address = event.device.address
+        if (
+            not online
+            and (not serial or serial == self.serial)
+            and (not address or address == self.address)
+            and not (mac and isinstance(mac, str))
+        ):
             return self
         new = self.copy()
         if serial:
             new.serial = serial
+        if address:
+            new.address = address
+        if isinstance(mac, str) and mac:
+            new.mac = mac
         if not online:
             return new
         a = event.attributes
@@ -84,35 +106,41 @@ class DeviceFacts:
         names = a.get("channel_names")
         if isinstance(names, Mapping):
             new.channel_names = {_int(k): str(v) for k, v in names.items() if _int(k)}
+        for key in ("alarm_inputs", "alarm_outputs", "disks"):
+            if key in a:
+                setattr(new, key, _int(a.get(key)))
+        new.mac = str(a.get("mac") or new.mac)
+        new.hardware = str(a.get("hardware") or new.hardware)
+        supported = a.get("supported_types")
+        if isinstance(supported, list):
+            new.supported = [str(t) for t in supported]
         return new
 
+    @property
+    def is_recorder(self) -> bool:
+        """An NVR or DVR: each of its channels is a camera of its own in Home Assistant.
+        A camera reports one analog channel and no IP channels."""
+        return self.ip_channels > 0 or self.analog_channels > 1
+
+    def channel_name(self, channel: int) -> str:
+        """The channel's name on the device ("Front door"), or "<device> channel N"."""
+        return self.channel_names.get(channel) or f"{self.name} channel {channel}"
+
+    def configuration_url(self) -> str:
+        """The device's web page: its host over HTTP (the SDK port is not the web port)."""
+        host = self.address.rsplit(":", 1)[0] if self.address.count(":") == 1 else self.address
+        host = host.strip("[]")
+        if not host:
+            return ""
+        return f"http://[{host}]/" if ":" in host else f"http://{host}/"
+
     def copy(self) -> DeviceFacts:
-        return DeviceFacts(
-            self.name,
-            self.serial,
-            self.model,
-            self.firmware,
-            self.via,
-            self.analog_channels,
-            self.start_channel,
-            self.ip_channels,
-            self.start_ip_channel,
-            dict(self.channel_names),
-        )
+        return replace(self, channel_names=dict(self.channel_names), supported=list(self.supported))
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "serial": self.serial,
-            "model": self.model,
-            "firmware": self.firmware,
-            "via": self.via,
-            "analog_channels": self.analog_channels,
-            "start_channel": self.start_channel,
-            "ip_channels": self.ip_channels,
-            "start_ip_channel": self.start_ip_channel,
-            "channel_names": {str(k): v for k, v in self.channel_names.items()},
-        }
+        d = asdict(self)
+        d["channel_names"] = {str(k): v for k, v in self.channel_names.items()}
+        return d
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> DeviceFacts:
@@ -128,4 +156,11 @@ class DeviceFacts:
             ip_channels=_int(d.get("ip_channels")),
             start_ip_channel=_int(d.get("start_ip_channel")),
             channel_names={_int(k): str(v) for k, v in names.items() if _int(k)},
+            alarm_inputs=_int(d.get("alarm_inputs")),
+            alarm_outputs=_int(d.get("alarm_outputs")),
+            disks=_int(d.get("disks")),
+            mac=str(d.get("mac") or ""),
+            hardware=str(d.get("hardware") or ""),
+            address=str(d.get("address") or ""),
+            supported=[str(t) for t in d.get("supported") or []],
         )

@@ -1,22 +1,25 @@
 """The retained picture the MQTT sink keeps on the broker: which messages an event makes
-necessary (availability, health, alarm states, Home Assistant discovery) and everything to
-republish after a connect or Home Assistant's restart. No I/O: the sink publishes."""
+necessary (availability, health, alarm states, disks, Home Assistant discovery) and
+everything to republish after a connect or Home Assistant's restart. No I/O: the sink
+publishes."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from hikd.events import Event
-from hikd.sinks.mqtt.discovery import (
+from hikd.sinks.mqtt.announce import Known, device_configs
+from hikd.sinks.mqtt.discovery import Discovery, DiscoveryConfig
+from hikd.sinks.mqtt.facts import HIKD_DEVICE
+from hikd.sinks.mqtt.ha_alarms import (
     NOT_DISCOVERED,
     AlarmEntity,
-    Discovery,
-    DiscoveryConfig,
     alarm_config,
     configured_entities,
-    device_configs,
 )
+from hikd.sinks.mqtt.ha_diagnostics import hikd_configs
 from hikd.sinks.mqtt.state import AlarmKey, AlarmState, MqttState
 from hikd.sinks.mqtt.topics import (
     AVAILABILITY,
@@ -34,6 +37,13 @@ def _json(data: Any) -> bytes:
     return json.dumps(data, separators=(",", ":"), default=str).encode()
 
 
+def _int(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
 class RetainedPicture:
     """What hikd has told the broker to remember, kept in `MqttState`."""
 
@@ -44,6 +54,7 @@ class RetainedPicture:
         discovery: Discovery,
         announce: bool,
         discovery_types: list[str],
+        backlog: Callable[[], int | None] = lambda: None,
     ) -> None:
         self.state = state
         self.topics = topics
@@ -51,12 +62,17 @@ class RetainedPicture:
         self.announce = announce
         """Home Assistant discovery on (``[sinks.mqtt] discovery``)."""
         self.discovery_types = discovery_types
+        self.backlog = backlog
+        """How many events wait in the outbox for this sink (None: not known)."""
+        self._info = b""
 
     def republish(self, discovery_first: bool) -> list[Message]:
-        """Everything retained, from memory, in order: status, then per device availability
-        and health, alarm states, and discovery (first when Home Assistant asked for it)."""
+        """Everything retained, from memory, in order: status, hikd's facts, then per device
+        availability, health and disks, alarm states, and discovery (first when Home
+        Assistant asked for it)."""
         configs: list[DiscoveryConfig] = []
         if self.announce:
+            configs.extend(hikd_configs(self.discovery))
             for name in list(self.state.devices):
                 self.add_configured(name)
                 configs.extend(self.device_discovery(name))
@@ -64,16 +80,38 @@ class RetainedPicture:
         if discovery_first:
             messages.extend(c.message() for c in configs)
         messages.append(Message(self.topics.status(), ONLINE.encode(), True))
+        self._info = b""
+        messages.extend(self.info_messages())
         for name, device in self.state.devices.items():
             if device.availability:
                 messages.append(
                     Message(self.topics.availability(name), device.availability.encode(), True)
                 )
             messages.extend(self.health_messages(name, list(device.health.concerns)))
+            messages.extend(self.disk_messages(name, list(device.disks)))
         messages.extend(self.state_message(key) for key in self.state.alarms)
         if not discovery_first:
             messages.extend(c.message() for c in configs)
         return messages
+
+    def info_messages(self) -> list[Message]:
+        """hikd's facts on ``<prefix>/info``, when they changed since last published."""
+        online = sum(
+            1
+            for name, d in self.state.devices.items()
+            if name != HIKD_DEVICE and d.availability == ONLINE
+        )
+        info = {
+            "version": self.discovery.origin_version,
+            "instance_id": self.discovery.instance_id,
+            "devices_online": online,
+            "outbox_backlog": self.backlog(),
+        }
+        data = _json(info)
+        if data == self._info:
+            return []
+        self._info = data
+        return [Message(self.topics.info(), data, True)]
 
     def health_messages(self, name: str, concerns: list[str]) -> list[Message]:
         """The retained summary and the given concerns of one device (`hikd.health`)."""
@@ -87,17 +125,27 @@ class RetainedPicture:
         messages.append(Message(self.topics.health(name), _json(board.summary()), True))
         return messages
 
+    def disk_messages(self, name: str, disks: list[int]) -> list[Message]:
+        device = self.state.device(name)
+        return [
+            Message(self.topics.disk(name, disk), _json(device.disks[disk]), True) for disk in disks
+        ]
+
     def state_message(self, key: AlarmKey) -> Message:
         name, channel, type_ = key
         value = self.state.alarms[key].value
         return Message(self.topics.state(name, channel, type_), value.encode(), retain=True)
 
     def add_configured(self, name: str) -> list[AlarmKey]:
-        """Give the configured types (`discovery_types`) on every channel an ``OFF`` state,
-        so their entities show "clear" rather than "unknown" before the first alarm."""
+        """Give the configured types (`discovery_types`) and those the device reports it
+        supports an ``OFF`` state everywhere they can happen, so their entities show
+        "clear" rather than "unknown" before the first alarm."""
         added: list[AlarmKey] = []
         facts = self.state.device(name).facts
-        for entity in configured_entities(facts, self.discovery_types):
+        if facts.is_hikd:
+            return added
+        types = dict.fromkeys([*self.discovery_types, *facts.supported])
+        for entity in configured_entities(facts, types):
             key = (name, entity.channel, entity.type)
             if key not in self.state.alarms:
                 self.state.alarms[key] = AlarmState(OFF, entity.pulse)
@@ -106,14 +154,39 @@ class RetainedPicture:
         return added
 
     def device_discovery(self, name: str) -> list[DiscoveryConfig]:
-        facts = self.state.device(name).facts
-        parent = self.state.find(facts.via)
-        return device_configs(self.discovery, facts, self.state.alarms_of(name), parent)
+        device = self.state.device(name)
+        known = Known(
+            device.facts,
+            self.state.find(device.facts.via),
+            self.state.alarms_of(name),
+            list(device.health.concerns),
+            sorted(device.disks),
+        )
+        return device_configs(self.discovery, known)
+
+    def _learn_disks(self, name: str, event: Event) -> list[int]:
+        """A status poll's disks (``attributes.disks``); returns the disks that changed."""
+        disks = event.attributes.get("disks")
+        if event.kind != "health" or event.type != "status" or not isinstance(disks, list):
+            return []
+        device = self.state.device(name)
+        changed = []
+        for disk in disks:
+            number = _int(disk.get("id")) if isinstance(disk, dict) else None
+            if number is None:
+                continue
+            now = {k: disk.get(k) for k in ("status", "capacity_mb", "free_mb")}
+            if device.disks.get(number) != now:
+                device.disks[number] = now
+                changed.append(number)
+        if changed:
+            self.state.dirty = True
+        return changed
 
     def learn(self, event: Event) -> list[Message]:
         """Update the retained picture with `event`; return the untracked messages this
-        makes necessary first: discovery for a new device, new facts or a new alarm
-        entity, and the ``OFF`` states of newly announced entities."""
+        makes necessary first: discovery for a new device, new facts, a new alarm entity,
+        concern or disk, and the ``OFF`` states of newly announced entities."""
         discovery = self.announce
         name = event.device.name
         known = name in self.state.devices
@@ -134,9 +207,15 @@ class RetainedPicture:
             availability = AVAILABILITY.get(event.type)
             if availability is not None:
                 device.availability = availability
+            before = set(device.health.concerns)
             changed = device.health.apply(event)
             if changed:
                 messages.extend(self.health_messages(name, changed))
+            announce_device |= bool(set(device.health.concerns) - before)
+            disks_before = set(device.disks)
+            disks = self._learn_disks(name, event)
+            messages.extend(self.disk_messages(name, disks))
+            announce_device |= bool(set(device.disks) - disks_before)
             self.state.dirty = True
         new_states: list[AlarmKey] = []
         if event.kind == "alarm" and event.type not in NOT_DISCOVERED and not of_the_past(event):
@@ -164,4 +243,6 @@ class RetainedPicture:
             new_states.extend(self.add_configured(name))
             messages.extend(c.message() for c in self.device_discovery(name))
         messages.extend(self.state_message(key) for key in new_states)
+        if event.kind == "health" and event.type in AVAILABILITY:
+            messages.extend(self.info_messages())
         return messages

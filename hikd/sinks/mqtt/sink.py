@@ -45,6 +45,7 @@ from hikd.sinks.mqtt.topics import (
 log = get_logger(__name__)
 
 SAVE_EVERY_S = 1.0
+INFO_EVERY_S = 10.0
 _IMAGE_SUFFIXES = (".jpg", ".jpeg")
 _RECONNECT_MIN_S = 1
 _RECONNECT_MAX_S = 15
@@ -61,17 +62,29 @@ class MqttSink:
         self.topics = Topics(config.topic_prefix)
         version = str(context.extra.get("version") or hikd.__version__)
         self.discovery = Discovery(
-            self.topics, config.discovery_prefix, config.off_delay_s, config.qos, version
+            self.topics,
+            config.discovery_prefix,
+            config.off_delay_s,
+            config.qos,
+            version,
+            config.instance_id,
+            config.images,
         )
         self.state = MqttState(context.state_dir / STATE_FILE)
         self.state.load()
         self.retained = RetainedPicture(
-            self.state, self.topics, self.discovery, config.discovery, config.discovery_types
+            self.state,
+            self.topics,
+            self.discovery,
+            config.discovery,
+            config.discovery_types,
+            self._backlog,
         )
         if config.password is not None:
             register_secret(config.password.get_secret_value())
         self._lock = threading.Lock()
         self._saved_at = 0.0
+        self._info_at = 0.0
         self._save_timer: threading.Timer | None = None
         """Held while the retained picture changes and is published, so a republish on
         connect never overtakes a newer state. Never held while waiting for the broker."""
@@ -118,6 +131,7 @@ class MqttSink:
                 tracked.append(
                     [self._publish(client, m.topic, m.payload, m.retain) for m in messages]
                 )
+            self._publish_all(client, self._info_now())
             self._save_soon()
         deadline = time.monotonic() + self.config.publish_timeout_s
         # The broker acknowledges in order: waiting for the last message first wakes this
@@ -141,6 +155,14 @@ class MqttSink:
                     )
                 raise SinkUnavailable(problem)
         return delivered
+
+    def _info_now(self) -> list[Message]:
+        """hikd's facts (devices online, outbox backlog), at most every `INFO_EVERY_S`."""
+        now = time.monotonic()
+        if now - self._info_at < INFO_EVERY_S:
+            return []
+        self._info_at = now
+        return self.retained.info_messages()
 
     def _save_soon(self) -> None:
         """Save the state file at most once a second (called with `_lock`). It is only a
@@ -329,11 +351,25 @@ class MqttSink:
         for m in messages:
             self._publish(client, m.topic, m.payload, m.retain)
 
+    def _backlog(self) -> int | None:
+        """Events waiting in the outbox for this sink, when the daemon tells (its
+        ``backlog`` in the context's extra: a callable taking the sink's name)."""
+        count = self.context.extra.get("backlog")
+        if not callable(count):
+            return None
+        try:
+            return int(count(self.context.name))
+        except Exception:  # only a diagnostic: never in the way of delivery
+            return None
+
     def _image_messages(self, event: Event) -> list[Message]:
+        """An event's JPEGs on ``.../<type>/image``, and the last of them as the channel's
+        latest picture (``.../<channel>/image``, Home Assistant's image entity)."""
         if not self.config.images:
             return []
         messages = []
-        topic = self.topics.image(event.device.name, where_of(event), event.type)
+        where = where_of(event)
+        topic = self.topics.image(event.device.name, where, event.type)
         for path in event.files:
             if not path.lower().endswith(_IMAGE_SUFFIXES):
                 continue
@@ -343,6 +379,8 @@ class MqttSink:
                 log.warning("cannot read an event's picture", path=path, error=str(error))
                 continue
             messages.append(Message(topic, data, retain=True))
+        if messages and isinstance(where, int):
+            messages.append(Message(self.topics.picture(event.device.name, where), data, True))
         return messages
 
     # -- acknowledgements --------------------------------------------------------------

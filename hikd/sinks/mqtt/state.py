@@ -7,12 +7,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from hikd.files import write_atomically
 from hikd.health import HealthBoard
 from hikd.logs import get_logger
-from hikd.sinks.mqtt.discovery import AlarmEntity
 from hikd.sinks.mqtt.facts import DeviceFacts
+from hikd.sinks.mqtt.ha_alarms import AlarmEntity
 from hikd.sinks.mqtt.topics import OFF, ON, Where
 
 log = get_logger(__name__)
@@ -34,6 +35,8 @@ class DeviceState:
     facts: DeviceFacts
     availability: str = ""
     health: HealthBoard = field(default_factory=HealthBoard)
+    disks: dict[int, dict[str, Any]] = field(default_factory=dict)
+    """Each disk as the last status poll listed it: status, capacity_mb, free_mb."""
 
 
 class MqttState:
@@ -79,6 +82,7 @@ class MqttState:
                     DeviceFacts.from_dict({**d["facts"], "name": name}),
                     str(d.get("availability") or ""),
                     HealthBoard.from_dict(d.get("concerns")),
+                    {int(k): dict(v) for k, v in (d.get("disks") or {}).items()},
                 )
                 for name, d in data.get("devices", {}).items()
             }
@@ -108,6 +112,7 @@ class MqttState:
                     "facts": s.facts.to_dict(),
                     "availability": s.availability,
                     "concerns": s.health.to_dict(),
+                    "disks": {str(k): v for k, v in s.disks.items()},
                 }
                 for name, s in self.devices.items()
             },

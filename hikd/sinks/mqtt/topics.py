@@ -5,11 +5,13 @@ Pure functions, no network: `event_messages()` says which messages one event bec
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import NamedTuple
 
+from hikd.event_types import EVENT_TYPES
 from hikd.events import Event
 
 ON = "ON"
@@ -89,6 +91,44 @@ class Topics:
     def image(self, device: str, channel: Where, type_: str) -> str:
         return self.state(device, channel, type_) + "/image"
 
+    def picture(self, device: str, channel: Where) -> str:
+        """The latest picture of a channel, whatever brought it (an alarm, a snapshot)."""
+        return f"{self.prefix}/{topic_level(device)}/{channel_level(channel)}/image"
+
+    def event(self, device: str, channel: Where, type_: str) -> str:
+        """One-shot alarms as JSON for Home Assistant's ``event`` entities; not retained."""
+        return self.state(device, channel, type_) + "/event"
+
+    def disk(self, device: str, disk: int) -> str:
+        """A disk's status, capacity and free space as a status poll last saw them."""
+        return f"{self.prefix}/{topic_level(device)}/disk{disk}/state"
+
+    def info(self) -> str:
+        """hikd's own facts: version, instance, devices online, outbox backlog."""
+        return f"{self.prefix}/info"
+
+
+ONE_SHOT_ENTITIES = frozenset(
+    name for name, row in EVENT_TYPES.items() if row.component == "event" and name != "unknown"
+)
+"""Types that are Home Assistant ``event`` entities (the table's one-shot types)."""
+
+_NOT_AN_EVENT_ATTRIBUTE = frozenset({"pictures", "truncated"})
+
+
+def event_entity_payload(event: Event) -> bytes:
+    """What a Home Assistant ``event`` entity takes: ``event_type`` and, as its attributes,
+    what the device said (plate number, face data, rule and region, target rectangle)."""
+    data: dict[str, object] = {
+        k: v for k, v in event.attributes.items() if k not in _NOT_AN_EVENT_ATTRIBUTE
+    }
+    data.update(event_type=event.type, id=event.id, time=event.time.isoformat())
+    if event.channel is not None:
+        data["channel"] = event.channel
+    if event.files:
+        data["files"] = list(event.files)
+    return json.dumps(data, separators=(",", ":"), default=str).encode()
+
 
 def of_the_past(event: Event) -> bool:
     """A backfilled or re-sent alarm: it goes to the events topic but never changes the
@@ -114,6 +154,9 @@ def event_messages(topics: Topics, event: Event) -> list[Message]:
             messages.append(Message(topic, OFF.encode(), retain=True))
         else:
             messages.append(Message(topic, ON.encode(), retain=False))
+        if event.type in ONE_SHOT_ENTITIES:
+            event_topic = topics.event(device, where_of(event), event.type)
+            messages.append(Message(event_topic, event_entity_payload(event), retain=False))
     elif event.kind == "health":
         # The retained health (summary and concerns) is the sink's board, not the event.
         availability = AVAILABILITY.get(event.type)

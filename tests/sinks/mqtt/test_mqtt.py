@@ -105,7 +105,7 @@ def test_events_states_health_and_availability(broker: Mosquitto, make_sink: Sin
         assert sub.last("hikd/nvr/availability").payload == b"online"
 
     kept = retained(broker, "hikd/#")
-    health_topics = {"hikd/nvr/health", "hikd/nvr/health/connectivity"}
+    health_topics = {"hikd/nvr/health", "hikd/nvr/health/connectivity", "hikd/info"}
     assert {t: m.payload for t, m in kept.items() if t not in health_topics} == {
         "hikd/status": b"online",
         "hikd/nvr/availability": b"online",
@@ -136,7 +136,10 @@ def test_qos_0_and_2(broker: Mosquitto, make_sink: SinkFactory) -> None:
             sink.open()
             batch = [alarm("motion", "start", 1), alarm("motion", "stop", 1)]
             assert sink.send(batch) == 2
-            sub.wait_for(lambda ms: len(ms) >= 5, "status, two events, two states")
+            sub.wait_for(
+                lambda ms, events=f"q{qos}/nvr/events": [m.topic for m in ms].count(events) >= 2,
+                "two events and two states",
+            )
             assert ids_on(sub, f"q{qos}/nvr/events") == [e.id for e in batch]
             assert {m.qos for m in sub.messages} == {qos}
         sink.close()
@@ -315,9 +318,9 @@ def test_state_survives_a_restart(
 
     with Subscriber(broker, ["hikd/#"]) as sub:
         make_sink(broker, state_dir).open()
-        sub.wait_for(lambda ms: len(ms) == 6, "status, availability, health and two states")
+        sub.wait_for(lambda ms: len(ms) == 7, "status, info, availability, health, two states")
     kept = retained(broker, "hikd/#")
-    assert len(kept) == 6
+    assert len(kept) == 7
     assert kept["hikd/status"].payload == b"online"
     assert kept["hikd/nvr/availability"].payload == b"online"
     assert kept["hikd/nvr/2/motion"].payload == b"ON"

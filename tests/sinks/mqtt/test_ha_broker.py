@@ -1,0 +1,262 @@
+"""Home Assistant discovery on a real broker (mosquitto): what the MQTT sink publishes on
+connect, for new entities and concerns, and again on Home Assistant's birth."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hikd.events import DeviceRef, Event, health
+from hikd.sinks.base import SinkContext
+from hikd.sinks.mqtt.sink import MqttConfig, MqttSink
+from tests.mosquitto import Mosquitto, Received, Subscriber, retained
+
+SERIAL = "DS-7608NI-K20820190101CCWRC12345678WCVU"
+NVR = DeviceRef("nvr", SERIAL, "192.0.2.10:8000")
+CAM = DeviceRef("porch cam", "DS-2CD2143G0-I20200101AAWRE1", "192.0.2.11:8000")
+HIKD_CONFIGS = 4
+"""hikd's own device: connectivity, version, devices online, outbox backlog."""
+NVR_CONFIGS = 3 + 2 + 1
+"""`nvr_online()`: connectivity, health and its concern; motion on 33 and 34, disk 1's error."""
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[Mosquitto]:
+    with Mosquitto(tmp_path / "broker") as b:
+        yield b
+
+
+@pytest.fixture
+def sink(broker: Mosquitto, tmp_path: Path) -> Iterator[MqttSink]:
+    config = MqttConfig(
+        host=broker.host,
+        port=broker.port,
+        client_id=f"hikd-test-{uuid.uuid4().hex[:8]}",
+        publish_timeout_s=5,
+        discovery_types=["motion", "disk_error"],
+        instance_id="test",
+    )
+    s = MqttSink(config, SinkContext("mqtt", tmp_path, {"version": "0.1.0"}))
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+def configs(messages: dict[str, Received] | list[Received]) -> dict[str, dict[str, Any]]:
+    items = messages.values() if isinstance(messages, dict) else messages
+    return {
+        m.topic: json.loads(m.payload) for m in items if m.topic.endswith("/config") and m.payload
+    }
+
+
+def nvr_online() -> Event:
+    return health(
+        NVR,
+        "online",
+        serial=SERIAL,
+        model="DS-7608NI-K2",
+        firmware="V4.30.085",
+        analog_channels=0,
+        start_channel=1,
+        ip_channels=2,
+        start_ip_channel=33,
+        disks=1,
+        channel_names={"33": "Front door"},
+        mac="c0:56:e3:00:00:01",
+    )
+
+
+def test_discovery_is_complete_and_states_are_set(broker: Mosquitto, sink: MqttSink) -> None:
+    sink.open()
+    batch = [
+        nvr_online(),
+        Event(kind="alarm", type="tamper", state="start", device=NVR, channel=34),
+        Event(kind="alarm", type="face_snap", state="pulse", device=NVR, channel=33),
+        health(
+            CAM,
+            "online",
+            serial=CAM.serial,
+            model="DS-2CD2143G0-I",
+            analog_channels=1,
+            start_channel=1,
+            via="nvr",
+        ),
+    ]
+    assert sink.send(batch) == len(batch)
+    kept = retained(broker, "#")
+    found = configs(kept)
+    nvr = f"homeassistant/binary_sensor/hikd_{SERIAL}"
+    cam = f"homeassistant/binary_sensor/hikd_{CAM.serial}"
+    assert set(found) == {
+        "homeassistant/binary_sensor/hikd_test_connectivity/config",
+        "homeassistant/sensor/hikd_test_version/config",
+        "homeassistant/sensor/hikd_test_devices_online/config",
+        "homeassistant/sensor/hikd_test_outbox_backlog/config",
+        f"{nvr}_connectivity/config",
+        f"homeassistant/sensor/hikd_{SERIAL}_health/config",
+        f"{nvr}_health_connectivity/config",
+        f"{nvr}_33_motion/config",
+        f"{nvr}_34_motion/config",
+        f"{nvr}_disk1_disk_error/config",
+        f"{nvr}_34_tamper/config",
+        f"homeassistant/event/hikd_{SERIAL}_33_face_snap/config",
+        f"{cam}_connectivity/config",
+        f"homeassistant/sensor/hikd_{CAM.serial}_health/config",
+        f"{cam}_health_connectivity/config",
+        f"{cam}_1_motion/config",
+    }
+    assert {m.retain for t, m in kept.items() if t.startswith("homeassistant/")} == {True}
+    front_door = found[f"{nvr}_33_motion/config"]["device"]
+    assert (front_door["name"], front_door["via_device"]) == ("Front door", SERIAL)
+    assert found[f"{nvr}_connectivity/config"]["device"]["connections"] == [
+        ["mac", "c0:56:e3:00:00:01"]
+    ]
+    cam_motion = found[f"{cam}_1_motion/config"]
+    assert cam_motion["device"]["via_device"] == SERIAL
+    assert (cam_motion["device"]["name"], cam_motion["name"]) == ("porch cam", "Motion")
+    # Every state topic has a retained value: no entity shows "unknown". (Event entities
+    # show when the last event came: theirs are never retained.)
+    for payload in found.values():
+        if payload["default_entity_id"].startswith("event."):
+            continue
+        assert payload["state_topic"] in kept, payload["state_topic"]
+    assert kept["hikd/nvr/34/tamper"].payload == b"ON"
+    assert kept["hikd/nvr/33/motion"].payload == b"OFF"
+    info = json.loads(kept["hikd/info"].payload)
+    assert info["devices_online"] == 2 and info["instance_id"] == "test"
+
+
+def test_pictures_concerns_and_disks_get_entities_as_they_come(
+    broker: Mosquitto, tmp_path: Path
+) -> None:
+    picture = tmp_path / "p.jpg"
+    picture.write_bytes(b"\xff\xd8jpeg\xff\xd9")
+    config = MqttConfig(
+        host=broker.host, port=broker.port, client_id="hikd-pics", images=True, instance_id="t"
+    )
+    s = MqttSink(config, SinkContext("mqtt", tmp_path / "state", {"version": "0.1.0"}))
+    try:
+        s.open()
+        with Subscriber(broker, ["homeassistant/#", "hikd/#"]) as ha:
+            batch = [
+                nvr_online(),
+                Event(
+                    kind="alarm",
+                    type="motion",
+                    state="start",
+                    device=NVR,
+                    channel=34,
+                    files=(str(picture),),
+                ),
+                health(
+                    NVR,
+                    "status",
+                    disks=[{"id": 1, "status": "ok", "capacity_mb": 1000, "free_mb": 10}],
+                ),
+                health(NVR, "disk_full", "start", disk=1, free_mb=10),
+            ]
+            assert s.send(batch) == len(batch)
+            ha.wait_topic("hikd/nvr/health/disk/1")
+            kept = retained(broker, "#")
+    finally:
+        s.close()
+    found = configs(kept)
+    image = found[f"homeassistant/image/hikd_{SERIAL}_34_image/config"]
+    assert kept[image["image_topic"]].payload == picture.read_bytes()
+    disk = found[f"homeassistant/sensor/hikd_{SERIAL}_disk1_free/config"]
+    assert json.loads(kept[disk["state_topic"]].payload)["free_mb"] == 10
+    concern = found[f"homeassistant/binary_sensor/hikd_{SERIAL}_health_disk_1/config"]
+    assert json.loads(kept[concern["state_topic"]].payload)["state"] == "problem"
+
+
+def test_republished_on_home_assistant_birth(broker: Mosquitto, sink: MqttSink) -> None:
+    sink.open()
+    assert (
+        sink.send(
+            [
+                nvr_online(),
+                Event(kind="alarm", type="motion", state="start", device=NVR, channel=33),
+            ]
+        )
+        == 2
+    )
+    before = configs(retained(broker, "homeassistant/#"))
+    n = len(before)
+    assert n == HIKD_CONFIGS + NVR_CONFIGS
+    everything = set(retained(broker, "#"))
+    with Subscriber(broker, ["homeassistant/#", "hikd/#"]) as ha:
+        # Topics, not messages: one the sink publishes while this subscribes can arrive
+        # twice (as retained and live), which a count of messages would never get past.
+        ha.wait_for(
+            lambda ms: len(configs(ms)) == n and {m.topic for m in ms} == everything,
+            "what is retained",
+        )
+        ha.clear()
+        ha.publish("homeassistant/status", "online")  # Home Assistant (re)started
+        ha.wait_for(
+            lambda ms: len(configs(ms)) == n and any(m.topic == "hikd/nvr/33/motion" for m in ms),
+            "discovery and states again",
+        )
+        again = [m for m in ha.messages if not m.retain and m.topic != "homeassistant/status"]
+        assert configs(again) == before
+        assert ha.last("hikd/nvr/33/motion").payload == b"ON"
+        assert ha.last("hikd/nvr/availability").payload == b"online"
+        # Discovery first, so entities exist when their states arrive.
+        topics = [m.topic for m in again]
+        first_state = topics.index("hikd/nvr/33/motion")
+        assert all(t.startswith("homeassistant/") for t in topics[:n])
+        assert first_state >= n
+        # An `offline` birth (Home Assistant stopping) changes nothing.
+        ha.clear()
+        ha.publish("homeassistant/status", "offline")
+        ha.publish("hikd/test-marker", "x")
+        ha.wait_topic("hikd/test-marker")
+        assert not configs(ha.messages)
+
+
+def test_republished_on_reconnect(broker: Mosquitto, sink: MqttSink) -> None:
+    sink.open()
+    assert sink.send([nvr_online()]) == 1
+    broker.restart()  # no persistence: discovery is gone from the broker
+    with Subscriber(broker, ["homeassistant/#"]) as ha:
+        ha.wait_for(
+            lambda ms: len(configs(ms)) == HIKD_CONFIGS + NVR_CONFIGS,
+            "discovery after the reconnect",
+            30,
+        )
+
+
+def test_serial_learnt_later_replaces_name_based_entities(
+    broker: Mosquitto, sink: MqttSink
+) -> None:
+    nameless = DeviceRef("dvr")
+    sink.open()
+    assert (
+        sink.send([Event(kind="alarm", type="motion", state="start", device=nameless, channel=1)])
+        == 1
+    )
+    old = "homeassistant/binary_sensor/hikd_dvr_1_motion/config"
+    assert old in configs(retained(broker, "homeassistant/#"))
+    assert sink.send([health(nameless, "online", serial="SER123")]) == 1
+    found = configs(retained(broker, "homeassistant/#"))
+    assert old not in found  # the empty retained payload removed it
+    assert "homeassistant/binary_sensor/hikd_SER123_1_motion/config" in found
+
+
+def test_discovery_off(broker: Mosquitto, tmp_path: Path) -> None:
+    config = MqttConfig(
+        host=broker.host, port=broker.port, client_id="hikd-nodisc", discovery=False
+    )
+    s = MqttSink(config, SinkContext("mqtt", tmp_path, {}))
+    try:
+        s.open()
+        assert s.send([nvr_online()]) == 1
+        assert configs(retained(broker, "#")) == {}
+    finally:
+        s.close()
