@@ -179,6 +179,73 @@ _ROWS: Final = (
     _t(UNKNOWN, "Unknown event", "device", one_shot=True),
 )
 
+# ISAPI eventType (lower-cased) -> hikd type. Built from what devices send on the
+# alertStream / HTTP listening host, and what pyHik (SENSOR_MAP) and hikvision_next decode.
+_ISAPI_ALIASES: Final[dict[str, tuple[str, ...]]] = {
+    "motion": ("vmd", "motiondetection", "vmdhumanvehicle", "motion"),
+    "video_loss": ("videoloss",),
+    "tamper": ("shelteralarm", "tamperdetection", "tamper"),
+    "io": ("io", "alarmin", "alarminput", "ioalarm", "inputs"),
+    "line_crossing": ("linedetection", "linecrossing", "advlinedetection"),
+    "intrusion": ("fielddetection", "intrusion", "intrusiondetection"),
+    "region_entrance": ("regionentrance",),
+    "region_exit": ("regionexiting",),
+    "loitering": ("loitering",),
+    "people_gathering": ("group", "peoplegathering"),
+    "fast_moving": ("rapidmove", "fastmoving"),
+    "parking": ("parking",),
+    "unattended_baggage": ("unattendedbaggage",),
+    "object_removal": ("attendedbaggage", "objectremoval"),
+    "face_detection": ("facedetection",),
+    "face_snap": ("facesnap", "facecapture", "facesnapmodeling"),
+    "face_match": ("facecontrast", "facematch", "alarmresult"),
+    "scene_change": ("scenechangedetection", "scenechange"),
+    "pir": ("pir", "piralarm"),
+    "audio_exception": ("audioexception", "audiodetection", "audioalarm"),
+    "defocus": ("defocus", "defocusdetection"),
+    "disk_full": ("diskfull", "hdfull"),
+    "disk_error": ("diskerror", "hderror", "hdbadblock"),
+    "disk_unformatted": ("diskunformatted", "hdunformatted"),
+    "network_disconnected": ("nicbroken", "networkdisconnected"),
+    "ip_conflict": ("ipconflict",),
+    "illegal_access": ("illaccess", "illegalaccess"),
+    "video_mismatch": ("videomismatch",),
+    "bad_video": ("badvideo", "videoexception"),
+    "recording_failure": ("recordingfailure", "recordexception", "capturefailure"),
+    "vehicle": ("anpr", "vehicledetection", "vehicle", "trafficdetection"),
+    "thermometry": ("thermometry", "temperature", "tmpa", "temperaturemeasurement"),
+    "fire": ("firedetection", "fire"),
+    "smoke": ("smokedetection", "smoke", "firesmokedetection"),
+    "ship_detection": ("shipsdetection", "shipdetection"),
+    "people_counting": ("peoplecounting", "pdc"),
+    "heat_map": ("heatmap",),
+    "access_control": ("accesscontrollerevent",),
+    "human_detection": ("humandetection", "humanrecognition"),
+    "violent_motion": ("violentmotion",),
+    "fall_down": ("falldown", "faildown"),
+    "leave_position": ("leaveposition",),
+    "running": ("running",),
+    "retention": ("retention",),
+    "climbing": ("reachheight", "advreachheight", "climb"),
+    "safety_helmet": ("safetyhelmetdetection",),
+    "storage_exception": ("storagedetection",),
+    "poe_power_exception": ("poepowerexception", "poepoweexception"),
+    "video_intercom": ("videointercomevent", "callstatus"),
+    "heartbeat": ("heartbeat",),
+}
+
+ISAPI_ALIASES: Final[dict[str, str]] = {
+    alias: ours for ours, aliases in _ISAPI_ALIASES.items() for alias in aliases
+}
+"""The devices' names (ISAPI ``eventType``, lower-cased) -> hikd's type."""
+
+
+def from_device_name(event_type: str) -> str | None:
+    """hikd's type for a device's event type name (``VMD``, ``linedetection``), or None
+    when hikd does not know the name. Case and surrounding blanks do not matter."""
+    return ISAPI_ALIASES.get(event_type.strip().lower())
+
+
 EVENT_TYPES: Final[Mapping[str, EventType]] = {row.name: row for row in _ROWS}
 """Every alarm type hikd emits, by name."""
 

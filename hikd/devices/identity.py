@@ -1,5 +1,6 @@
 """What a session tells about its device: the facts of the login, the channel map in
-hikd's numbering, model and firmware (the ``online`` health event's attributes)."""
+hikd's numbering, model, versions, MAC address and the alarm types it sends (the
+``online`` health event's attributes)."""
 
 from __future__ import annotations
 
@@ -7,24 +8,37 @@ from collections.abc import Callable
 from typing import Any
 
 from hikd.devices.capabilities.channels import ChannelMap
+from hikd.devices.capabilities.event_triggers import TRIGGERS_URL, event_triggers, supported_types
 from hikd.isapi_xml import text_of
 from hikd.sdk.errors import SdkError
 from hikd.sdk.login import DeviceFacts
 from hikd.sdk.passthrough import IsapiReply
 
 
-def read_model_and_firmware(isapi: Callable[..., IsapiReply]) -> tuple[str, str] | None:
-    """Model and firmware are not in DEVICEINFO_V40: ask /ISAPI/System/deviceInfo.
-    Best effort: older private-protocol devices may not answer it (None)."""
+def _get(isapi: Callable[..., IsapiReply], url: str, buffer: int) -> bytes | None:
     try:
-        reply = isapi("GET", "/ISAPI/System/deviceInfo", timeout_ms=3000, buffer=16 * 1024)
+        return isapi("GET", url, timeout_ms=3000, buffer=buffer).body
     except SdkError:
         return None
-    return text_of(reply.body, "model"), text_of(reply.body, "firmwareVersion")
+
+
+def read_identity(isapi: Callable[..., IsapiReply], channels: ChannelMap) -> dict[str, Any]:
+    """``model``, ``firmware``, ``hardware``, ``mac`` (not in DEVICEINFO_V40: from
+    ``/ISAPI/System/deviceInfo``) and ``supported_types`` (from the event triggers).
+    Best effort: older private-protocol devices may answer neither (empty values)."""
+    info = _get(isapi, "/ISAPI/System/deviceInfo", 16 * 1024) or b""
+    triggers = _get(isapi, TRIGGERS_URL, 1024 * 1024)
+    return {
+        "model": text_of(info, "model"),
+        "firmware": text_of(info, "firmwareVersion"),
+        "hardware": text_of(info, "hardwareVersion"),
+        "mac": text_of(info, "macAddress"),
+        "supported_types": supported_types(event_triggers(triggers, channels) if triggers else []),
+    }
 
 
 def describe(
-    facts: DeviceFacts | None, channels: ChannelMap, model: str, firmware: str
+    facts: DeviceFacts | None, channels: ChannelMap, identity: dict[str, Any]
 ) -> dict[str, Any]:
     """The device as the ``online`` health event describes it."""
     described = facts.to_dict() if facts else {}
@@ -37,4 +51,4 @@ def describe(
         described["start_ip_channel"] = ip[0] if ip else 0
         described["channels"] = channels.to_list()
         described["channel_names"] = {str(k): v for k, v in channels.names().items()}
-    return {**described, "model": model, "firmware": firmware}
+    return {**described, "model": "", "firmware": "", **identity}

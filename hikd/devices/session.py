@@ -36,7 +36,7 @@ import structlog
 
 from hikd.devices.capabilities.channels import ChannelMap, read_channel_map
 from hikd.devices.episodes import HealthEpisodes
-from hikd.devices.identity import describe, read_model_and_firmware
+from hikd.devices.identity import describe, read_identity
 from hikd.devices.lockout import next_try
 from hikd.events import DeviceRef, Event, health
 from hikd.sdk.constants import (
@@ -101,8 +101,8 @@ class DeviceSession:
         self.state: SessionState = "starting"
         self.user_id: int | None = None
         self.facts: DeviceFacts | None = None
-        self.firmware: str = ""
-        self.model: str = ""
+        self.identity: dict[str, Any] = {}
+        """Model, versions, MAC and the alarm types it sends (devices/identity.py)."""
         self.channels = ChannelMap([])
         """hikd's channel numbers and what each place of the device calls them."""
         self.last_error: str = ""
@@ -218,8 +218,8 @@ class DeviceSession:
                 raise SdkError(3, "stopped while logging in")
             self.user_id = result.user_id
             self.facts = result.facts
-        self._read_identity()
         self.channels = read_channel_map(self)
+        self.identity = read_identity(self.isapi, self.channels)
         self.last_error = ""
         self._set_state("online")
         log.info(
@@ -235,12 +235,11 @@ class DeviceSession:
         return result.facts
 
     def describe(self) -> dict[str, Any]:
-        return describe(self.facts, self.channels, self.model, self.firmware)
+        return describe(self.facts, self.channels, self.identity)
 
-    def _read_identity(self) -> None:
-        found = read_model_and_firmware(self.isapi)
-        if found is not None:
-            self.model, self.firmware = found
+    @property
+    def model(self) -> str:
+        return str(self.identity.get("model") or "")
 
     def _supervise(self) -> None:
         """Logged in: check the session now and then. Returns on stop, or when the

@@ -21,6 +21,15 @@ def _int(value: Any, default: int = 0) -> int:
         return default
 
 
+def _places(supported: Mapping[str, Any]) -> dict[str, list[int | str | None]]:
+    """Where each supported type happens, as the ``online`` event (JSON) gives it."""
+    out: dict[str, list[int | str | None]] = {}
+    for name, places in supported.items():
+        if isinstance(places, list):
+            out[str(name)] = [p if p is None or isinstance(p, int) else str(p) for p in places]
+    return out
+
+
 @dataclass(slots=True)
 class DeviceFacts:
     """What Home Assistant's device registry shows, learnt from ``online`` health events
@@ -46,9 +55,10 @@ class DeviceFacts:
     hardware: str = ""
     address: str = ""
     """Where hikd reaches it (``host:port``): its web page is on that host."""
-    supported: list[str] = field(default_factory=list)
-    """Alarm types the device reports it can send (its event triggers, README "Home
-    Assistant"): announced before their first alarm."""
+    supported: dict[str, list[int | str | None]] = field(default_factory=dict)
+    """Alarm types the device reports it sends, with where (channel numbers, ``input<N>``,
+    None for the device as a whole; its event triggers, README "Home Assistant"):
+    announced before their first alarm."""
 
     @property
     def identifier(self) -> str:
@@ -112,8 +122,8 @@ class DeviceFacts:
         new.mac = str(a.get("mac") or new.mac)
         new.hardware = str(a.get("hardware") or new.hardware)
         supported = a.get("supported_types")
-        if isinstance(supported, list):
-            new.supported = [str(t) for t in supported]
+        if isinstance(supported, Mapping):
+            new.supported = _places(supported)
         return new
 
     @property
@@ -135,7 +145,7 @@ class DeviceFacts:
         return f"http://[{host}]/" if ":" in host else f"http://{host}/"
 
     def copy(self) -> DeviceFacts:
-        return replace(self, channel_names=dict(self.channel_names), supported=list(self.supported))
+        return replace(self, channel_names=dict(self.channel_names), supported=dict(self.supported))
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -162,5 +172,5 @@ class DeviceFacts:
             mac=str(d.get("mac") or ""),
             hardware=str(d.get("hardware") or ""),
             address=str(d.get("address") or ""),
-            supported=[str(t) for t in d.get("supported") or []],
+            supported=_places(d.get("supported") or {}),
         )

@@ -138,6 +138,22 @@ def configured_entities(facts: DeviceFacts, types: Iterable[str]) -> list[AlarmE
     return entities
 
 
+def supported_entities(facts: DeviceFacts) -> list[AlarmEntity]:
+    """The entities of the types the device reports it sends, where it says. A trigger
+    for the whole device of a type that lives on an input or a disk (a device lists one
+    "disk full" trigger; its alarms name the disk) stands for every one of them."""
+    entities: list[AlarmEntity] = []
+    for type_, places in facts.supported.items():
+        if type_ in NOT_DISCOVERED:
+            continue
+        for where in places:
+            if where is None and event_type(type_).where in ("input", "output", "disk"):
+                entities.extend(AlarmEntity(w, type_) for w in instances(facts, type_))
+            else:
+                entities.append(AlarmEntity(where, type_))
+    return entities
+
+
 def alarm_configs(
     d: Discovery,
     facts: DeviceFacts,

@@ -18,6 +18,7 @@ from hikd.sinks.mqtt.ha_alarms import (
     AlarmEntity,
     alarm_config,
     configured_entities,
+    supported_entities,
 )
 from hikd.sinks.mqtt.ha_diagnostics import hikd_configs
 from hikd.sinks.mqtt.state import AlarmKey, AlarmState, MqttState
@@ -144,8 +145,8 @@ class RetainedPicture:
         facts = self.state.device(name).facts
         if facts.is_hikd:
             return added
-        types = dict.fromkeys([*self.discovery_types, *facts.supported])
-        for entity in configured_entities(facts, types):
+        entities = configured_entities(facts, self.discovery_types)
+        for entity in [*entities, *supported_entities(facts)]:
             key = (name, entity.channel, entity.type)
             if key not in self.state.alarms:
                 self.state.alarms[key] = AlarmState(OFF, entity.pulse)

@@ -167,6 +167,21 @@ def test_announced_topics_are_the_topics_states_go_to() -> None:
     assert len(announced) == 4 + 4 + 2 + 1 + 4
 
 
+def test_types_the_device_supports_where_it_says() -> None:
+    from hikd.sinks.mqtt.ha_alarms import supported_entities
+
+    facts = nvr_facts(
+        supported={"line_crossing": [2], "io": ["input1"], "disk_full": [None], "unknown": [1]}
+    )
+    assert [(e.channel, e.type) for e in supported_entities(facts)] == [
+        (2, "line_crossing"),
+        ("input1", "io"),
+        # One trigger for the device: its alarms name the disk, so every disk.
+        ("disk1", "disk_full"),
+        ("disk2", "disk_full"),
+    ]
+
+
 def test_one_shot_types_are_event_entities_with_what_the_device_said() -> None:
     p = alarm_config(D, nvr_facts(), AlarmEntity(2, "vehicle")).payload
     assert p["event_types"] == ["vehicle"]
@@ -268,7 +283,7 @@ def test_facts_learnt_from_an_online_event() -> None:
         disks=2,
         mac="c0:56:e3:00:00:01",
         hardware="0x0",
-        supported_types=["motion", "line_crossing", "io"],
+        supported_types={"motion": [1, 2], "line_crossing": [2], "io": ["input1"]},
         channel_names={"1": "Front door"},
         protocol="isapi",
     )
@@ -279,7 +294,7 @@ def test_facts_learnt_from_an_online_event() -> None:
         8,
         4,
     )
-    assert facts.supported == ["motion", "line_crossing", "io"]
+    assert facts.supported == {"motion": [1, 2], "line_crossing": [2], "io": ["input1"]}
     assert facts.channel_names == {1: "Front door"} and facts.is_recorder
     assert facts.configuration_url() == "http://192.0.2.10/"
     assert DeviceFacts.from_dict(facts.to_dict()) == facts

@@ -88,7 +88,13 @@ def everything(tmp_path: Path) -> list[Event]:
         alarm_outputs=1,
         disks=2,
         channel_names={"1": "Front door", "2": "Garage"},
-        supported_types=["motion", "line_crossing", "io", "vehicle", "disk_full"],
+        supported_types={
+            "motion": [1, 2, 3, 4],
+            "line_crossing": [1],
+            "io": ["input1", "input2"],
+            "vehicle": [2],
+            "disk_full": [None],
+        },
     )
     alarm = {"kind": "alarm", "device": NVR}
     return [
