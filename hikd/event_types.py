@@ -179,8 +179,10 @@ _ROWS: Final = (
     _t(UNKNOWN, "Unknown event", "device", one_shot=True),
 )
 
-# ISAPI eventType (lower-cased) -> hikd type. Built from what devices send on the
-# alertStream / HTTP listening host, and what pyHik (SENSOR_MAP) and hikvision_next decode.
+# ISAPI eventType (lower-cased) -> hikd type: what the ISAPI decoder and the event
+# triggers (devices/capabilities/identity.py) name types by. Built from what devices send
+# on the alertStream / HTTP listening host, and what pyHik (SENSOR_MAP) and hikvision_next
+# decode.
 _ISAPI_ALIASES: Final[dict[str, tuple[str, ...]]] = {
     "motion": ("vmd", "motiondetection", "vmdhumanvehicle", "motion"),
     "video_loss": ("videoloss",),

@@ -13,86 +13,20 @@ from __future__ import annotations
 
 from typing import Final
 
-UNKNOWN: Final = "unknown"
+from hikd import event_types
+
+UNKNOWN: Final = event_types.UNKNOWN
 HEARTBEAT: Final = "heartbeat"
 
-# ISAPI eventType (lower-cased) -> hikd type. Built from what devices send on the
-# alertStream / HTTP listening host, and what pyHik (SENSOR_MAP) and hikvision_next decode.
-_ISAPI_ALIASES: Final[dict[str, tuple[str, ...]]] = {
-    "motion": ("vmd", "motiondetection", "vmdhumanvehicle", "motion"),
-    "video_loss": ("videoloss",),
-    "tamper": ("shelteralarm", "tamperdetection", "tamper"),
-    "io": ("io", "alarmin", "alarminput", "ioalarm", "inputs"),
-    "line_crossing": ("linedetection", "linecrossing", "advlinedetection"),
-    "intrusion": ("fielddetection", "intrusion", "intrusiondetection"),
-    "region_entrance": ("regionentrance",),
-    "region_exit": ("regionexiting",),
-    "loitering": ("loitering",),
-    "people_gathering": ("group", "peoplegathering"),
-    "fast_moving": ("rapidmove", "fastmoving"),
-    "parking": ("parking",),
-    "unattended_baggage": ("unattendedbaggage",),
-    "object_removal": ("attendedbaggage", "objectremoval"),
-    "face_detection": ("facedetection",),
-    "face_snap": ("facesnap", "facecapture", "facesnapmodeling"),
-    "face_match": ("facecontrast", "facematch", "alarmresult"),
-    "scene_change": ("scenechangedetection", "scenechange"),
-    "pir": ("pir", "piralarm"),
-    "audio_exception": ("audioexception", "audiodetection", "audioalarm"),
-    "defocus": ("defocus", "defocusdetection"),
-    "disk_full": ("diskfull", "hdfull"),
-    "disk_error": ("diskerror", "hderror", "hdbadblock"),
-    "disk_unformatted": ("diskunformatted", "hdunformatted"),
-    "network_disconnected": ("nicbroken", "networkdisconnected"),
-    "ip_conflict": ("ipconflict",),
-    "illegal_access": ("illaccess", "illegalaccess"),
-    "video_mismatch": ("videomismatch",),
-    "bad_video": ("badvideo", "videoexception"),
-    "recording_failure": ("recordingfailure", "recordexception", "capturefailure"),
-    "vehicle": ("anpr", "vehicledetection", "vehicle", "trafficdetection"),
-    "thermometry": ("thermometry", "temperature", "tmpa", "temperaturemeasurement"),
-    "fire": ("firedetection", "fire"),
-    "smoke": ("smokedetection", "smoke", "firesmokedetection"),
-    "ship_detection": ("shipsdetection", "shipdetection"),
-    "people_counting": ("peoplecounting", "pdc"),
-    "heat_map": ("heatmap",),
-    "access_control": ("accesscontrollerevent",),
-    "human_detection": ("humandetection", "humanrecognition"),
-    "violent_motion": ("violentmotion",),
-    "fall_down": ("falldown", "faildown"),
-    "leave_position": ("leaveposition",),
-    "running": ("running",),
-    "retention": ("retention",),
-    "climbing": ("reachheight", "advreachheight", "climb"),
-    "safety_helmet": ("safetyhelmetdetection",),
-    "storage_exception": ("storagedetection",),
-    "poe_power_exception": ("poepowerexception", "poepoweexception"),
-    "video_intercom": ("videointercomevent", "callstatus"),
-    HEARTBEAT: ("heartbeat",),
-}
-
-ISAPI_ALIASES: Final[dict[str, str]] = {
-    alias: ours for ours, aliases in _ISAPI_ALIASES.items() for alias in aliases
-}
-
-ONE_SHOT_TYPES: Final[frozenset[str]] = frozenset(
-    {
-        "face_snap",
-        "face_match",
-        "vehicle",
-        "access_control",
-        "people_counting",
-        "heat_map",
-        "illegal_access",
-        "video_intercom",
-    }
-)
-"""Types a device reports once per occurrence: published as ``pulse``, never start/stop."""
-
-
-def isapi_type(event_type: str) -> str | None:
-    """hikd's type for an ISAPI eventType, or None when hikd does not know the name."""
-    return ISAPI_ALIASES.get(event_type.strip().lower())
+# The devices' names (ISAPI eventType), the one-shot types and everything else about a type
+# are in the one table of alarm types (hikd/event_types.py), which MQTT, Home Assistant and
+# syslog read too. Re-exported here under the decoder's names.
+ISAPI_ALIASES: Final = event_types.ISAPI_ALIASES
+ONE_SHOT_TYPES: Final = event_types.ONE_SHOT - {UNKNOWN}
+"""Types a device reports once per occurrence: published as ``pulse``, never start/stop.
+(An unknown name keeps the state the device gave: it may be a start/stop type.)"""
+isapi_type = event_types.from_device_name
+"""hikd's type for an ISAPI eventType, or None when hikd does not know the name."""
 
 
 # NET_DVR_ALARMINFO_V30 / NET_DVR_ALRAM_FIXED_HEADER dwAlarmType (HCNetSDK.h; the guide's
