@@ -112,6 +112,17 @@ def image_config(
     return config(d, "image", payload)
 
 
+def in_its_place(where: Where, type_: str) -> bool:
+    """Whether `where` is the kind of place `type_` happens (an alarm input's type on an
+    ``input<N>``, a channel's on a channel number, ...)."""
+    kind = event_type(type_).where
+    if kind == "channel":
+        return isinstance(where, int)
+    if kind == "device":
+        return where is None
+    return isinstance(where, str) and where.startswith(kind)
+
+
 def instances(facts: DeviceFacts, type_: str) -> list[Where]:
     """Everywhere on the device a type can happen, as far as its facts tell: every
     channel, alarm input or disk it reported, or the device itself."""

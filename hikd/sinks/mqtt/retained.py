@@ -11,13 +11,14 @@ from typing import Any
 
 from hikd.events import Event
 from hikd.sinks.mqtt.announce import Known, device_configs
-from hikd.sinks.mqtt.discovery import Discovery, DiscoveryConfig
+from hikd.sinks.mqtt.discovery import Discovery, DiscoveryConfig, unique_id
 from hikd.sinks.mqtt.facts import HIKD_DEVICE
 from hikd.sinks.mqtt.ha_alarms import (
     NOT_DISCOVERED,
     AlarmEntity,
     alarm_config,
     configured_entities,
+    in_its_place,
     supported_entities,
 )
 from hikd.sinks.mqtt.ha_diagnostics import hikd_configs
@@ -72,12 +73,19 @@ class RetainedPicture:
         availability, health and disks, alarm states, and discovery (first when Home
         Assistant asked for it)."""
         configs: list[DiscoveryConfig] = []
+        messages: list[Message] = []
         if self.announce:
+            before = self._announced_before()
+            self._forget_misplaced()
             configs.extend(hikd_configs(self.discovery))
             for name in list(self.state.devices):
                 self.add_configured(name)
                 configs.extend(self.device_discovery(name))
-        messages: list[Message] = []
+            now = {c.topic for c in configs}
+            # Home Assistant removes an entity whose config is empty.
+            messages.extend(Message(t, b"", retain=True) for t in sorted(before - now))
+            self.state.announced = now
+            self.state.dirty = True
         if discovery_first:
             messages.extend(c.message() for c in configs)
         messages.append(Message(self.topics.status(), ONLINE.encode(), True))
@@ -94,6 +102,37 @@ class RetainedPicture:
         if not discovery_first:
             messages.extend(c.message() for c in configs)
         return messages
+
+    def _forget_misplaced(self) -> None:
+        """Forget alarm entities in a place their type never happens that show nothing
+        (an older hikd announced alarm inputs on video channels and disks on the device:
+        their topics never got a state)."""
+        for key in [k for k, a in self.state.alarms.items() if a.value == OFF]:
+            if not in_its_place(key[1], key[2]):
+                del self.state.alarms[key]
+                self.state.dirty = True
+
+    def _announced_before(self) -> set[str]:
+        """What was announced before. A state file from before this was kept: every alarm
+        entity an older hikd announced (all binary sensors then)."""
+        if self.state.announced is not None:
+            return set(self.state.announced)
+        return {
+            f"{self.discovery.prefix}/binary_sensor/"
+            f"{unique_id(self.state.device(name).facts, where, type_)}/config"
+            for name, where, type_ in self.state.alarms
+        }
+
+    def _announced(self, messages: list[Message]) -> None:
+        """Remember the discovery topics among `messages` (an empty one withdraws)."""
+        if self.state.announced is None:
+            self.state.announced = set()
+        for m in messages:
+            if m.topic.startswith(f"{self.discovery.prefix}/") and m.topic.endswith("/config"):
+                if m.payload:
+                    self.state.announced.add(m.topic)
+                else:
+                    self.state.announced.discard(m.topic)
 
     def info_messages(self) -> list[Message]:
         """hikd's facts on ``<prefix>/info``, when they changed since last published."""
@@ -246,4 +285,6 @@ class RetainedPicture:
         messages.extend(self.state_message(key) for key in new_states)
         if event.kind == "health" and event.type in AVAILABILITY:
             messages.extend(self.info_messages())
+        if discovery:
+            self._announced(messages)
         return messages

@@ -47,6 +47,9 @@ class MqttState:
         self.path = path
         self.devices: dict[str, DeviceState] = {}
         self.alarms: dict[AlarmKey, AlarmState] = {}
+        self.announced: set[str] | None = None
+        """The discovery topics published, to remove those no longer announced; None for
+        a state file of a hikd that did not keep them."""
         self.dirty = False
         self._save_failing = False  # one warning per episode (a full disk lasts)
 
@@ -86,6 +89,7 @@ class MqttState:
                 )
                 for name, d in data.get("devices", {}).items()
             }
+            announced = data.get("announced")
             alarms = {
                 (str(a["device"]), a.get("channel"), str(a["type"])): AlarmState(
                     ON if a.get("value") == ON else OFF, bool(a.get("pulse"))
@@ -101,6 +105,7 @@ class MqttState:
             )
             return
         self.devices, self.alarms = devices, alarms
+        self.announced = None if announced is None else {str(t) for t in announced}
 
     def save(self) -> None:
         if not self.dirty:
@@ -116,6 +121,7 @@ class MqttState:
                 }
                 for name, s in self.devices.items()
             },
+            "announced": None if self.announced is None else sorted(self.announced),
             "alarms": [
                 {"device": d, "channel": c, "type": t, "value": a.value, "pulse": a.pulse}
                 for (d, c, t), a in self.alarms.items()

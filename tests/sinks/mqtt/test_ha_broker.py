@@ -260,3 +260,52 @@ def test_discovery_off(broker: Mosquitto, tmp_path: Path) -> None:
         assert configs(retained(broker, "#")) == {}
     finally:
         s.close()
+
+
+def test_an_older_hikds_entities_that_never_got_a_state_are_withdrawn(
+    broker: Mosquitto, tmp_path: Path
+) -> None:
+    """A state file and retained configs as hikd left them before entities were put
+    where their states go: alarm inputs announced on video channels, a disk type on the
+    device, a face snap as a binary sensor."""
+    state_dir = tmp_path / "old"
+    state_dir.mkdir()
+    facts = {"serial": SERIAL, "ip_channels": 2, "start_ip_channel": 1, "disks": 1}
+    old = [(1, "io"), (2, "io"), (None, "disk_error"), (1, "face_snap"), (1, "motion")]
+    (state_dir / "mqtt_state.json").write_text(
+        json.dumps(
+            {
+                "version": 1,
+                "devices": {"nvr": {"facts": facts, "availability": "online"}},
+                "alarms": [
+                    {"device": "nvr", "channel": c, "type": t, "value": "OFF"} for c, t in old
+                ],
+            }
+        )
+    )
+    level = {None: "device"}
+    stale = [
+        f"homeassistant/binary_sensor/hikd_{SERIAL}_{level.get(c, c)}_{t}/config" for c, t in old
+    ]
+    with Subscriber(broker, ["homeassistant/#"]) as older:
+        for topic in stale:
+            older.publish(topic, json.dumps({"state_topic": "x"}), retain=True)
+    config = MqttConfig(host=broker.host, port=broker.port, client_id="hikd-new", instance_id="t")
+    s = MqttSink(config, SinkContext("mqtt", state_dir, {"version": "0.1.0"}))
+    try:
+        s.open()
+        assert s.send([Event(kind="alarm", type="motion", state="start", device=NVR, channel=2)])
+        found = configs(retained(broker, "homeassistant/#"))
+    finally:
+        s.close()
+    uid = f"homeassistant/binary_sensor/hikd_{SERIAL}"
+    assert stale[0] not in found and stale[1] not in found  # io on channels 1, 2: gone
+    assert stale[2] not in found  # disk_error on the device: gone
+    assert stale[3] not in found  # a face snap is an event entity now
+    assert f"homeassistant/event/hikd_{SERIAL}_1_face_snap/config" in found
+    assert f"{uid}_1_motion/config" in found and f"{uid}_2_motion/config" in found
+    # Announced again where states go: the configured motion; io and disks as configured.
+    assert not [t for t in found if t.endswith("_io/config") or "disk_error" in t]
+    # The sink remembers what it announced, so the next start withdraws by that.
+    saved = json.loads((state_dir / "mqtt_state.json").read_text())
+    assert f"{uid}_1_motion/config" in saved["announced"]
