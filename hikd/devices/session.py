@@ -241,6 +241,10 @@ class DeviceSession:
     def model(self) -> str:
         return str(self.identity.get("model") or "")
 
+    @property
+    def firmware(self) -> str:
+        return str(self.identity.get("firmware") or "")
+
     def _supervise(self) -> None:
         """Logged in: check the session now and then. Returns on stop, or when the
         library has given up on the session (then the caller logs it out)."""
