@@ -85,7 +85,9 @@ class DeviceFacts:
         event, and almost every event is an alarm with the serial already known)."""
         serial = event.device.serial
         online = event.kind == "health" and event.type == ONLINE
-        mac = event.attributes.get("mac") if not self.mac else None
+        # An alert's MAC is the sender's: on a recorder it may be a camera's, so only a
+        # camera's own alerts teach it (the online event's, from deviceInfo, always does).
+        mac = event.attributes.get("mac") if not (self.mac or self.is_recorder) else None
         address = event.device.address
         if (
             not online

@@ -314,3 +314,6 @@ def test_facts_learnt_from_an_online_event() -> None:
         "aa:bb:cc:dd:ee:ff",
     )
     assert learnt.updated_from(other) is learnt
+    # A recorder's alerts may carry a camera's MAC: only deviceInfo's counts there.
+    assert facts.updated_from(other).mac == "c0:56:e3:00:00:01"
+    assert DeviceFacts("nvr", ip_channels=4).updated_from(other).mac == ""
