@@ -114,7 +114,7 @@ def channel_block(facts: DeviceFacts, channel: int) -> dict[str, Any]:
         "model": f"Channel {channel} of {facts.model or facts.name}",
         "via_device": facts.identifier,
     }
-    url = facts.configuration_url()
+    url = facts.configuration_url(channel)
     if url:
         block["configuration_url"] = url
     return block

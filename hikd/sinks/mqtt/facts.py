@@ -55,6 +55,8 @@ class DeviceFacts:
     hardware: str = ""
     address: str = ""
     """Where hikd reaches it (``host:port``): its web page is on that host."""
+    channel_sources: dict[int, str] = field(default_factory=dict)
+    """Where each IP channel's camera is (``host:port``, as the recorder lists it)."""
     supported: dict[str, list[int | str | None]] = field(default_factory=dict)
     """Alarm types the device reports it sends, with where (channel numbers, ``input<N>``,
     None for the device as a whole; its event triggers, README "Home Assistant"):
@@ -118,6 +120,13 @@ class DeviceFacts:
         names = a.get("channel_names")
         if isinstance(names, Mapping):
             new.channel_names = {_int(k): str(v) for k, v in names.items() if _int(k)}
+        listed = a.get("channels")
+        if isinstance(listed, list):
+            new.channel_sources = {
+                _int(c.get("number")): str(c["source"])
+                for c in listed
+                if isinstance(c, Mapping) and c.get("source") and _int(c.get("number"))
+            }
         for key in ("alarm_inputs", "alarm_outputs", "disks"):
             if key in a:
                 setattr(new, key, _int(a.get(key)))
@@ -138,20 +147,28 @@ class DeviceFacts:
         """The channel's name on the device ("Front door"), or "<device> channel N"."""
         return self.channel_names.get(channel) or f"{self.name} channel {channel}"
 
-    def configuration_url(self) -> str:
-        """The device's web page: its host over HTTP (the SDK port is not the web port)."""
-        host = self.address.rsplit(":", 1)[0] if self.address.count(":") == 1 else self.address
+    def configuration_url(self, channel: int | None = None) -> str:
+        """The device's web page, or an IP channel's camera's: its host over HTTP (the
+        SDK port is not the web port)."""
+        address = self.channel_sources.get(channel, self.address) if channel else self.address
+        host = address.rsplit(":", 1)[0] if address.count(":") == 1 else address
         host = host.strip("[]")
         if not host:
             return ""
         return f"http://[{host}]/" if ":" in host else f"http://{host}/"
 
     def copy(self) -> DeviceFacts:
-        return replace(self, channel_names=dict(self.channel_names), supported=dict(self.supported))
+        return replace(
+            self,
+            channel_names=dict(self.channel_names),
+            channel_sources=dict(self.channel_sources),
+            supported=dict(self.supported),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["channel_names"] = {str(k): v for k, v in self.channel_names.items()}
+        d["channel_sources"] = {str(k): v for k, v in self.channel_sources.items()}
         return d
 
     @classmethod
@@ -168,6 +185,9 @@ class DeviceFacts:
             ip_channels=_int(d.get("ip_channels")),
             start_ip_channel=_int(d.get("start_ip_channel")),
             channel_names={_int(k): str(v) for k, v in names.items() if _int(k)},
+            channel_sources={
+                _int(k): str(v) for k, v in (d.get("channel_sources") or {}).items() if _int(k)
+            },
             alarm_inputs=_int(d.get("alarm_inputs")),
             alarm_outputs=_int(d.get("alarm_outputs")),
             disks=_int(d.get("disks")),

@@ -95,6 +95,10 @@ def test_a_recorder_channel_is_a_camera_of_its_own() -> None:
     # A channel without a name on the device: the recorder's name and the number.
     unnamed = alarm_config(D, nvr_facts(), AlarmEntity(3, "motion")).payload["device"]
     assert unnamed["name"] == "nvr channel 3"
+    # An IP channel whose camera's address the recorder lists: the camera's own page.
+    cam = nvr_facts(channel_sources={3: "10.0.0.13:8000"})
+    block = alarm_config(D, cam, AlarmEntity(3, "motion")).payload["device"]
+    assert block["configuration_url"] == "http://10.0.0.13/"
 
 
 def test_the_recorder_itself_serial_mac_versions_and_web_page() -> None:
@@ -285,6 +289,7 @@ def test_facts_learnt_from_an_online_event() -> None:
         hardware="0x0",
         supported_types={"motion": [1, 2], "line_crossing": [2], "io": ["input1"]},
         channel_names={"1": "Front door"},
+        channels=[{"number": 1, "kind": "ip", "source": "10.0.0.11:8000"}, {"number": 2}],
         protocol="isapi",
     )
     facts = DeviceFacts("nvr").updated_from(event)
@@ -296,6 +301,7 @@ def test_facts_learnt_from_an_online_event() -> None:
     )
     assert facts.supported == {"motion": [1, 2], "line_crossing": [2], "io": ["input1"]}
     assert facts.channel_names == {1: "Front door"} and facts.is_recorder
+    assert facts.channel_sources == {1: "10.0.0.11:8000"}
     assert facts.configuration_url() == "http://192.0.2.10/"
     assert DeviceFacts.from_dict(facts.to_dict()) == facts
     # Other events teach the serial and address they carry, and an alert's MAC.

@@ -137,6 +137,8 @@ def test_pictures_concerns_and_disks_get_entities_as_they_come(
 ) -> None:
     picture = tmp_path / "p.jpg"
     picture.write_bytes(b"\xff\xd8jpeg\xff\xd9")
+    snapshot = tmp_path / "s.jpg"
+    snapshot.write_bytes(b"\xff\xd8snapshot\xff\xd9")
     config = MqttConfig(
         host=broker.host, port=broker.port, client_id="hikd-pics", images=True, instance_id="t"
     )
@@ -160,6 +162,14 @@ def test_pictures_concerns_and_disks_get_entities_as_they_come(
                     disks=[{"id": 1, "status": "ok", "capacity_mb": 1000, "free_mb": 10}],
                 ),
                 health(NVR, "disk_full", "start", disk=1, free_mb=10),
+                Event(
+                    kind="file",
+                    type="snapshot",
+                    state="pulse",
+                    device=NVR,
+                    channel=33,
+                    files=(str(snapshot),),
+                ),
             ]
             assert s.send(batch) == len(batch)
             ha.wait_topic("hikd/nvr/health/disk/1")
@@ -169,6 +179,9 @@ def test_pictures_concerns_and_disks_get_entities_as_they_come(
     found = configs(kept)
     image = found[f"homeassistant/image/hikd_{SERIAL}_34_image/config"]
     assert kept[image["image_topic"]].payload == picture.read_bytes()
+    # The latest picture of a channel, an alarm's or a snapshot's.
+    snapped = found[f"homeassistant/image/hikd_{SERIAL}_33_image/config"]
+    assert kept[snapped["image_topic"]].payload == snapshot.read_bytes()
     disk = found[f"homeassistant/sensor/hikd_{SERIAL}_disk1_free/config"]
     assert json.loads(kept[disk["state_topic"]].payload)["free_mb"] == 10
     concern = found[f"homeassistant/binary_sensor/hikd_{SERIAL}_health_disk_1/config"]
