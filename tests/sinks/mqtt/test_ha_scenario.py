@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from hikd.event_types import event_type, from_device_name
+from hikd.event_types import ISAPI_ALIASES, event_type, from_device_name
 from hikd.sim import SimDeviceConfig, Simulator
 from hikd.sim.alerts import ALERT_KINDS
 from hikd.sim.config import SimDisk
@@ -22,7 +22,8 @@ from tests.mosquitto import Mosquitto, Received, Subscriber
 
 __all__ = ["broker", "run_hikd"]  # the fixtures, shared with test_delivery
 
-CONFIGURED = ["motion", "io", "tamper", "disk_full", "illegal_access"]
+CONFIGURED = ["motion", "io", "tamper", "disk_full", "illegal_access", "vehicle"]
+PLATE = "AB123CD"
 
 
 def write_config(path: Path, sim: Simulator, broker: Mosquitto, state: Path) -> Path:
@@ -54,11 +55,12 @@ def write_config(path: Path, sim: Simulator, broker: Mosquitto, state: Path) -> 
 
 
 def sim_name(type_: str) -> str:
-    """The device's name of a hikd type, one the simulator knows."""
-    for name in ALERT_KINDS:
+    """The device's name of a hikd type, one the simulator knows if it knows one (it
+    sends any other name as a channel event)."""
+    for name in [*ALERT_KINDS, *ISAPI_ALIASES]:
         if from_device_name(name) == type_:
             return name
-    raise AssertionError(f"the simulator cannot send {type_}")
+    raise AssertionError(f"no device name for {type_}")
 
 
 def alarm_configs(messages: list[Received]) -> dict[str, dict[str, Any]]:
@@ -121,7 +123,8 @@ def test_every_announced_entity_gets_a_state(
             where, type_ = topic.split("/")[2:4]
             # An alarm input's or a disk's number, a channel, or 1 for the device itself.
             number = where.removeprefix("input").removeprefix("disk").replace("device", "1")
-            dev.trigger(sim_name(type_), channel=int(number))
+            extra = {"licensePlate": PLATE} if type_ == "vehicle" else {}
+            dev.trigger(sim_name(type_), channel=int(number), extra=extra)
             if event_type(type_).one_shot:
                 assert payload["event_types"] == [type_]
 
