@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import socket
 
 from pydantic import (
@@ -13,6 +14,8 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+
+from hikd.event_types import EVENT_TYPES, UNKNOWN, from_device_name
 
 
 def _default_client_id() -> str:
@@ -47,7 +50,7 @@ class MqttConfig(BaseModel):
     discovery_types: list[str] = Field(default_factory=lambda: ["motion"])
     """Alarm types announced everywhere they can happen (every channel, alarm input or
     disk) before their first event, besides those the device reports it supports; any
-    other type gets its entity when it is first seen."""
+    other type gets its entity when it is first seen. Names from hikd/event_types.py."""
     off_delay_s: int = Field(default=5, ge=1)
     """How long Home Assistant shows a one-shot (pulse) alarm as on."""
     images: bool = False
@@ -55,6 +58,20 @@ class MqttConfig(BaseModel):
     and the latest of each channel on ``<prefix>/<device>/<channel>/image`` (Home
     Assistant's image entity)."""
     publish_timeout_s: float = Field(default=10.0, gt=0)
+
+    @field_validator("discovery_types")
+    @classmethod
+    def _known_types(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if name in EVENT_TYPES and name != UNKNOWN:
+                continue
+            ours = from_device_name(name) or from_device_name(name.replace("_", ""))
+            if ours:
+                raise ValueError(f"{name!r} is called {ours!r} in hikd")
+            close = difflib.get_close_matches(name, list(EVENT_TYPES), n=3)
+            hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+            raise ValueError(f"{name!r} is not an alarm type hikd knows{hint}")
+        return value
 
     @field_validator("topic_prefix", "discovery_prefix")
     @classmethod

@@ -323,3 +323,24 @@ def test_facts_learnt_from_an_online_event() -> None:
     # A recorder's alerts may carry a camera's MAC: only deviceInfo's counts there.
     assert facts.updated_from(other).mac == "c0:56:e3:00:00:01"
     assert DeviceFacts("nvr", ip_channels=4).updated_from(other).mac == ""
+
+
+@pytest.mark.parametrize(
+    ("given", "says"),
+    [
+        ("motoin", "'motoin' is not an alarm type hikd knows; did you mean 'motion'?"),
+        ("anpr", "'anpr' is called 'vehicle' in hikd"),
+        ("region_exiting", "'region_exiting' is called 'region_exit' in hikd"),
+        ("vehicle_detection", "'vehicle_detection' is called 'vehicle' in hikd"),
+        ("unknown", "'unknown' is not an alarm type hikd knows"),
+    ],
+)
+def test_discovery_types_are_names_hikd_emits(given: str, says: str) -> None:
+    """A type that never occurs would be an entity that never gets a state."""
+    from pydantic import ValidationError
+
+    from hikd.sinks.mqtt.config import MqttConfig
+
+    with pytest.raises(ValidationError, match=says.replace("?", r"\?")):
+        MqttConfig(discovery_types=["motion", given])
+    assert MqttConfig(discovery_types=["motion", "io", "disk_full"]).discovery_types
