@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+import orjson
+
 Kind = Literal["alarm", "health", "file", "log"]
 State = Literal["start", "stop", "pulse"]
 
@@ -112,6 +114,8 @@ class Event:
     _json: str | None = field(default=None, init=False, repr=False, compare=False)
     """`to_json()`'s text, made once: the outbox stores it and sinks send the same text
     (an Event is immutable once built, so it cannot go stale)."""
+    _json_bytes: bytes | None = field(default=None, init=False, repr=False, compare=False)
+    """The same as bytes (`to_json_bytes()`), made once."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -131,6 +135,9 @@ class Event:
     def to_json(self) -> str:
         """`to_dict()` as compact JSON (non-ASCII escaped, unknown types as `str()`)."""
         text = self._json
+        if text is None and self._json_bytes is not None:
+            text = self._json_bytes.decode()
+            object.__setattr__(self, "_json", text)
         if text is None:
             # The same text as encoding to_dict() whole, without building that dict (the
             # outbox writer does this for every event).
@@ -170,6 +177,15 @@ class Event:
             object.__setattr__(self, "_json", text)
         return text
 
+    def to_json_bytes(self) -> bytes:
+        """`to_json()` as bytes, made once: what the outbox stores and every sink sends
+        (one serialisation per event, whichever sinks there are)."""
+        data = self._json_bytes
+        if data is None:
+            data = self.to_json().encode()
+            object.__setattr__(self, "_json_bytes", data)
+        return data
+
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Event:
         dev = d.get("device") or {}
@@ -192,12 +208,40 @@ class Event:
         return cls.from_dict(json.loads(text))
 
     @classmethod
-    def from_stored_json(cls, text: str) -> Event:
-        """`from_json` for text that `to_json()` wrote (the outbox's rows): the event keeps
-        `text` as its own JSON, so sinks send the stored text without encoding again."""
-        event = cls.from_dict(json.loads(text))
-        object.__setattr__(event, "_json", text)
+    def from_stored_json(cls, text: str | bytes) -> Event:
+        """`from_json` for what `to_json()` wrote (the outbox's rows): the event keeps
+        `text` as its own JSON, so sinks send the stored bytes without encoding again."""
+        event = cls.from_dict(_loads(text))
+        object.__setattr__(event, "_json_bytes" if isinstance(text, bytes) else "_json", text)
         return event
+
+
+def _loads(text: str | bytes) -> Any:
+    """`json.loads`, at orjson's speed where orjson reads the same. orjson refuses NaN,
+    Infinity and lone surrogates (which json.dumps writes) and reads an integer past 64 bits
+    as a float; json reads those texts again (a float that large is rare)."""
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
+    if isinstance(value, dict) and not (
+        _exact(value.get("attributes")) and _exact(value.get("raw"))
+    ):
+        return json.loads(text)
+    return value
+
+
+def _exact(value: Any) -> bool:
+    """No float of 2**63 or more in `value` (where orjson may have read an integer)."""
+    kind = type(value)
+    if kind is dict:
+        return all(map(_exact, value.values()))
+    if kind is list:
+        return all(map(_exact, value))
+    return kind is not float or -_BIG < value < _BIG
+
+
+_BIG = float(2**63)
 
 
 def health(device: DeviceRef, type_: str, state: State = "pulse", **attributes: Any) -> Event:

@@ -36,6 +36,7 @@ from hikd.delivery.outbox_db import (
     lock_outbox,
     open_database,
     rows_per_insert,
+    stored_rows,
     write_cursors,
 )
 from hikd.delivery.outbox_limit import SizeLimit
@@ -106,17 +107,11 @@ class Outbox:
 
     def _load_state(self) -> None:
         conn = self._require()
-        row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
-        last = int(row[0]) if row else 0
         self._cursors: dict[str, int] = dict(conn.execute("SELECT sink, seq FROM cursors"))
+        last, self._count, self._bytes, first = stored_rows(conn)
         # No cursor may point past the end (a hand-edited file); new rows must come after.
         self._last_seq = max([last, *self._cursors.values()])
-        count, nbytes, first = conn.execute(
-            "SELECT count(*), coalesce(sum(length(body)), 0), min(seq) FROM events"
-        ).fetchone()
-        self._count = int(count)
-        self._bytes = int(nbytes)
-        self._gaps = bool(count and int(first) != self._last_seq - self._count + 1)
+        self._gaps = bool(self._count and first != self._last_seq - self._count + 1)
         if self._gaps:
             # Rows are only deleted from the front, so a gap means outside editing;
             # counting backlogs from seq numbers would then be wrong.
@@ -206,7 +201,7 @@ class Outbox:
         """
         if not events:
             return []
-        bodies = [e.to_json().encode() for e in events]
+        bodies = [e.to_json_bytes() for e in events]
         with self._lock:
             try:
                 return self._append_locked(events, bodies)
@@ -268,7 +263,7 @@ class Outbox:
                     conn, cursors, last, count, nbytes
                 )
                 count -= dropped
-                body = overflow.to_json().encode()
+                body = overflow.to_json_bytes()
                 last += 1
                 conn.execute("INSERT INTO events (seq, body) VALUES (?, ?)", (last, body))
                 conn.execute("UPDATE cursors SET seq = ? WHERE seq < ?", (cut, cut))
@@ -297,7 +292,13 @@ class Outbox:
                 "SELECT seq, body FROM events WHERE seq >= ? ORDER BY seq LIMIT ?",
                 (start, limit),
             ).fetchall()
-        return [(seq, decode_row(seq, body)) for seq, body in rows]
+        events = [(seq, decode_row(seq, body)) for seq, body in rows]
+        if events and events[-1][0] - start + 1 == len(events):
+            with self._lock:
+                # Rows another process stored: the next sink to read them gets them decoded.
+                if self._conn is not None and start > self._last_seq - self._count:
+                    self._recent.keep(start, [event for _, event in events])
+        return events
 
     def ack(self, sink: str, seq: int) -> None:
         """`sink` delivered everything up to and including `seq`; persist its cursor.

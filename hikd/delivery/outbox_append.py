@@ -57,7 +57,7 @@ class OutboxAppender:
         (nothing of them is stored then)."""
         if events:
             self._write(
-                "INSERT INTO events (body) VALUES (?)", [(e.to_json().encode(),) for e in events]
+                "INSERT INTO events (body) VALUES (?)", [(e.to_json_bytes(),) for e in events]
             )
             self.stored += len(events)
             if self._on_commit is not None:

@@ -150,9 +150,13 @@ def rows_per_insert(conn: sqlite3.Connection) -> int:
     return max(1, min(MAX_INSERT_ROWS, conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // 2))
 
 
-def stored_size(text: str) -> int:
-    """The bytes `text` takes stored (to_json() writes ASCII, so no encoding is needed)."""
-    return len(text) if text.isascii() else len(text.encode())
+def stored_rows(conn: sqlite3.Connection) -> tuple[int, int, int, int]:
+    """(the last seq ever given, rows stored, their bytes, the first stored seq or 0)."""
+    row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
+    count, nbytes, first = conn.execute(
+        "SELECT count(*), coalesce(sum(length(body)), 0), min(seq) FROM events"
+    ).fetchone()
+    return int(row[0]) if row else 0, int(count), int(nbytes), int(first or 0)
 
 
 def sql_string(text: str) -> str:
@@ -186,8 +190,8 @@ def _insert_sql(rows: int) -> str:
 
 def decode_row(seq: int, body: bytes) -> Event:
     try:
-        # The row is what `to_json()` wrote: the event keeps it, so sinks send it as is.
-        return Event.from_stored_json(body.decode() if isinstance(body, bytes) else body)
+        # The row is what `to_json_bytes()` wrote: the event keeps it, so sinks send it as is.
+        return Event.from_stored_json(body)
     except (ValueError, KeyError, TypeError, AttributeError) as e:
         # A row this hikd cannot read must not wedge delivery, nor vanish silently.
         log.error(

@@ -50,7 +50,7 @@ class SizeLimit:
         keep_bytes = self.max_bytes - max(1, self.max_bytes // 100)
         # Room for the overflow event itself: its size with the widest possible counts.
         widest = self.overflow_event(dict.fromkeys(cursors, 10**15), 10**15, "max_bytes")
-        keep_bytes -= len(widest.to_json().encode())
+        keep_bytes -= len(widest.to_json_bytes())
         reason = "max_events" if count > self.max_events else "max_bytes"
         cut = max(first_present - 1, last - keep_events)
         (cut_size,) = conn.execute(

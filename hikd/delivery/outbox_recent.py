@@ -1,13 +1,13 @@
 """The events an outbox keeps in memory after storing them, until every sink has them.
 
 A sink that keeps up (or catches up after a burst) reads them from here without reading
-and decoding rows again; a sink further behind reads from the database. Events from other
-processes (`OutboxAppender`) are never here: they were not stored by this one.
+and decoding rows again; a sink further behind reads from the database. Events other
+processes stored (`OutboxAppender`) come here once the first sink has read them, so the
+other sinks do not decode them again.
 """
 
 from __future__ import annotations
 
-from hikd.delivery.outbox_db import stored_size
 from hikd.events import Event
 
 MOST = 16384
@@ -31,6 +31,15 @@ class RecentEvents:
             self.events = list(stored)
             self.first = first
         self.forget(max(cut - self.first + 1, len(self.events) - MOST))
+
+    def keep(self, start: int, read: list[Event]) -> None:
+        """`read` are rows `start`, `start + 1`, ... just read from the database: remember
+        them if they follow what is remembered (or nothing is)."""
+        if not self.events:
+            self.first = start
+        if self.first + len(self.events) == start:
+            self.events.extend(read)
+            self.forget(len(self.events) - MOST)
 
     def forget_upto(self, seq: int) -> None:
         """Forget the events up to and including `seq` (every sink has them)."""
@@ -59,4 +68,4 @@ class RecentEvents:
         i = start - self.first
         if i < 0 or upto >= self.first + len(self.events):
             return None
-        return sum(stored_size(e.to_json()) for e in self.events[i : upto - self.first + 1])
+        return sum(len(e.to_json_bytes()) for e in self.events[i : upto - self.first + 1])

@@ -99,3 +99,23 @@ def test_an_appender_wakes_the_daemons_delivery_after_each_commit(
         bus.stop(timeout=2)
         outbox.close()
     assert [e.id for e in sink.events] == [f"ev-{i:08d}" for i in range(30)]
+
+
+def test_rows_of_another_process_are_decoded_once_for_every_sink(tmp_path: Path) -> None:
+    with Outbox(tmp_path / OUTBOX_FILE) as outbox:
+        outbox.set_sinks(["mqtt", "disk"])
+        with OutboxAppender(tmp_path, ["mqtt", "disk"]) as appender:
+            stored = [alarm(i) for i in range(5)]
+            appender.append(stored)
+        assert outbox.refresh()
+        first = outbox.read("mqtt", 0, 100)
+        second = outbox.read("disk", 0, 100)
+        assert [e.id for _, e in first] == [f"ev-{i:08d}" for i in range(5)]
+        assert all(a is b for (_, a), (_, b) in zip(first, second, strict=True))
+        # The sink's bytes are the stored row's, not a new encoding.
+        assert first[0][1].to_json_bytes() == stored[0].to_json_bytes()
+        outbox.ack("mqtt", first[-1][0])
+        outbox.ack("disk", first[-1][0])
+        assert outbox.stats().events == 0
+        outbox.append([alarm(5)])  # the daemon's own go on after them
+        assert [e.id for _, e in outbox.read("disk", first[-1][0], 100)] == ["ev-00000005"]

@@ -71,7 +71,7 @@ class DiskSink:
         self._cleanup()
 
     def send(self, batch: Sequence[Event]) -> int:
-        lines = [(event.to_json() + "\n").encode() for event in batch]
+        lines = [event.to_json_bytes() + b"\n" for event in batch]
         done = 0  # lines written and fsynced, in files already rotated away
         try:
             self._ensure_open()

@@ -144,7 +144,7 @@ def event_messages(topics: Topics, event: Event) -> list[Message]:
     (Home Assistant turns the pulse off itself with ``off_delay``).
     """
     device = event.device.name
-    as_json = event.to_json().encode()
+    as_json = event.to_json_bytes()
     messages = [Message(topics.events(device), as_json, retain=False)]
     if event.kind == "alarm" and not of_the_past(event):
         topic = topics.state(device, where_of(event), event.type)
