@@ -20,7 +20,13 @@ import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
-from hikd.delivery.outbox_db import OUTBOX_FILE, OutboxUnwritable, open_database
+from hikd.delivery.outbox_db import (
+    OUTBOX_FILE,
+    OutboxUnwritable,
+    append_rows_sql,
+    open_database,
+    rows_per_insert,
+)
 from hikd.events import Event
 
 
@@ -40,6 +46,7 @@ class OutboxAppender:
         self.stored = 0
         """Events this appender stored."""
         self._conn = open_database(self.path)
+        self._rows = rows_per_insert(self._conn)
         try:
             # Another process may be in a long write: wait for it rather than fail.
             self._conn.execute("PRAGMA busy_timeout=30000")
@@ -55,13 +62,23 @@ class OutboxAppender:
     def append(self, events: Sequence[Event]) -> None:
         """Store `events`, in order, in one transaction; `OutboxUnwritable` if that failed
         (nothing of them is stored then)."""
-        if events:
-            self._write(
-                "INSERT INTO events (body) VALUES (?)", [(e.to_json_bytes(),) for e in events]
-            )
-            self.stored += len(events)
-            if self._on_commit is not None:
-                self._on_commit()
+        if not events:
+            return
+        bodies = [e.to_json_bytes() for e in events]
+        if len(bodies) <= self._rows:
+            # One INSERT of every row is a transaction of its own and steps SQLite once
+            # (executemany stepped it per row, and released the GIL each time).
+            try:
+                self._conn.execute(append_rows_sql(len(bodies)), bodies)
+            except sqlite3.Error as e:
+                raise OutboxUnwritable(
+                    f"cannot store events in the outbox {self.path}: {e}"
+                ) from None
+        else:
+            self._write("INSERT INTO events (body) VALUES (?)", [(b,) for b in bodies])
+        self.stored += len(events)
+        if self._on_commit is not None:
+            self._on_commit()
 
     def _write(self, sql: str, rows: list[tuple[object, ...]]) -> None:
         conn = self._conn

@@ -184,6 +184,13 @@ SQLite allows fewer parameters per statement."""
 
 
 @functools.lru_cache(maxsize=64)
+def append_rows_sql(rows: int) -> str:
+    """One INSERT of `rows` bodies, numbered by SQLite in their order (another process's
+    append: the daemon's `Outbox` numbers its own rows)."""
+    return "INSERT INTO events (body) VALUES " + ",".join(["(?)"] * rows)
+
+
+@functools.lru_cache(maxsize=64)
 def _insert_sql(rows: int) -> str:
     return "INSERT INTO events (seq, body) VALUES " + ",".join(["(?, ?)"] * rows)
 

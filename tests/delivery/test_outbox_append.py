@@ -119,3 +119,21 @@ def test_rows_of_another_process_are_decoded_once_for_every_sink(tmp_path: Path)
         assert outbox.stats().events == 0
         outbox.append([alarm(5)])  # the daemon's own go on after them
         assert [e.id for _, e in outbox.read("disk", first[-1][0], 100)] == ["ev-00000005"]
+
+
+def test_an_append_of_any_size_is_stored_in_order(tmp_path: Path) -> None:
+    """One INSERT for a usual batch; past SQLite's parameters per statement, several in one
+    transaction. Either way in order, numbered after what is there."""
+    events = [alarm(i) for i in range(5003)]
+    with OutboxAppender(tmp_path, ["disk"]) as appender:
+        appender.append(events[:3])
+        appender.append(events[3:])
+        assert appender.stored == 5003
+    with Outbox(tmp_path / OUTBOX_FILE) as outbox:
+        outbox.set_sinks(["disk"])
+        got: list[int] = []
+        while rows := outbox.read("disk", got[-1] if got else 0, 1000):
+            assert [seq for seq, _ in rows] == list(range(len(got) + 1, len(got) + 1 + len(rows)))
+            got += [seq for seq, _ in rows]
+            assert [e.id for _, e in rows] == [events[s - 1].id for s, _ in rows]
+        assert len(got) == 5003
