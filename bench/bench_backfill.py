@@ -42,6 +42,7 @@ def _class(event_type: str) -> str:
 def run(sdk: Any, backfill: bool, args: argparse.Namespace) -> dict[str, Any]:
     from hikd.config import load_config
     from hikd.daemon import Daemon
+    from hikd.hosts.device_host import DeviceHost
     from hikd.sim import SimDeviceConfig, Simulator
 
     sim = Simulator(
@@ -60,13 +61,16 @@ def run(sdk: Any, backfill: bool, args: argparse.Namespace) -> dict[str, Any]:
     sim.start()
     ledger = Ledger()
 
-    class Watched(Daemon):
-        """The daemon, with the ledger watching the decoder before any session starts."""
+    class WatchedHost(DeviceHost):
+        """The device host, with the ledger watching the decoder before any session starts."""
 
         def _start_backfill(self, state_dir: Path) -> None:
             assert self.pipeline is not None
             self.pipeline.watchers.append(ledger.watch)
             super()._start_backfill(state_dir)
+
+    class Watched(Daemon):
+        host_class = WatchedHost
 
     def start_daemon() -> Daemon:
         daemon = Watched(config, observers=[ledger.observe], sdk=sdk)

@@ -4,6 +4,7 @@ so this folder is on ``sys.path`` and ``from common import ...`` finds this modu
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -40,3 +41,55 @@ def start_simulator(devices: int) -> tuple[subprocess.Popen[str], list[int]]:
             raise SystemExit("the simulator did not start")
         ports.append(int(line.split()[2]))
     return proc, ports
+
+
+# -- a process and its children ---------------------------------------------------------
+_TICK = os.sysconf("SC_CLK_TCK")
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def process_tree(pid: int) -> list[int]:
+    """`pid` and all its living descendants (``hikd run`` and its device hosts)."""
+    found = [pid]
+    for parent in found:  # grows while walked
+        try:
+            for task in Path(f"/proc/{parent}/task").iterdir():
+                found += [int(p) for p in (task / "children").read_text().split()]
+        except OSError:  # ended meanwhile
+            continue
+    return found
+
+
+def _stat(pid: int) -> list[str]:
+    text = Path(f"/proc/{pid}/stat").read_text()
+    return text[text.rindex(")") + 2 :].split()  # after the command name, which may hold spaces
+
+
+def tree_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) used so far by `pid`, its living descendants and the
+    children it has already reaped (a device host that crashed and was restarted)."""
+    total = 0
+    for member in process_tree(pid):
+        try:
+            fields = _stat(member)
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+        if member == pid:
+            total += int(fields[13]) + int(fields[14])  # cutime, cstime: reaped children
+    return total / _TICK
+
+
+def tree_rss_mb(pid: int) -> tuple[float, float]:
+    """(RSS, PSS) in MB summed over `pid` and its descendants. RSS counts the pages the
+    processes share (the interpreter, libraries) once per process; PSS splits them."""
+    rss = pss = 0
+    for member in process_tree(pid):
+        try:
+            rss += int(Path(f"/proc/{member}/statm").read_text().split()[1]) * _PAGE
+            for line in Path(f"/proc/{member}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    pss += int(line.split()[1]) * 1024
+        except OSError:
+            continue
+    return rss / 2**20, pss / 2**20

@@ -15,6 +15,7 @@ RUNS = [
     ("alarm path: callback, throughput, latency", ["bench_alarms.py"]),
     ("in-process pipeline: bus + outbox + disk sink", ["bench_pipeline.py"]),
     ("delivery to MQTT", ["bench_delivery.py"]),
+    ("device hosts: memory of 256 armed devices, crash -> re-armed", ["bench_hosts.py"]),
     ("downloads and search", ["bench_recordings.py"]),
     ("an alert with a huge description", ["bench_big_alert.py"]),
     ("fault run: alarms missed while unarmed, without and with backfill", ["bench_backfill.py"]),

@@ -132,6 +132,9 @@ class DaemonConfig(Section):
     state_dir: AbsPath = Path("/var/lib/hikd")
     picture_dir: AbsPath = Path("/var/lib/hikd/pictures")
     """Defaults to <state_dir>/pictures."""
+    device_hosts: Annotated[int, _between(1, 64)] = 1
+    """Processes that run the vendor library, devices spread over them by name (README
+    "Processes")."""
 
     @model_validator(mode="before")
     @classmethod

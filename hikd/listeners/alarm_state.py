@@ -243,3 +243,19 @@ def _sub_attrs(key: AlarmKey) -> dict[str, Any]:
         return {}
     name, _, value = key.sub.partition("=")
     return {name: int(value) if value.lstrip("-").isdigit() else value}
+
+
+def restart_stop(start: Event) -> Event:
+    """The stop of an alarm that was on when its device host crashed (``ended_by:
+    "restart"``): the new host knows nothing of it, and a state left ON would stay on."""
+    now = utc_now()
+    return Event(
+        kind="alarm",
+        type=start.type,
+        state="stop",
+        device=start.device,
+        channel=start.channel,
+        time=now,
+        received=now,
+        attributes={**start.attributes, **_ended(start, now, "restart")},
+    )

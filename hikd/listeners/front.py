@@ -11,31 +11,32 @@ loopback address of its own (`SenderMap`): the library reports only the socket p
 NET_DVR_ALARMER.sDeviceIP, and that address maps back to the real sender for device matching.
 
 One asyncio loop on one thread serves every connection; vetting a big body runs on a worker
-thread. When devices get their own processes, the front stays in the supervisor and relays
-to the device host's loopback port; the alias table travels with the relay.
+thread. With device hosts (`hikd.hosts`) the front runs in the supervisor and relays to the
+loopback port of the host that owns the sender's device (a `Router`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import threading
 import time
-from collections import Counter, OrderedDict
+from collections import Counter
 from collections.abc import Callable
+from typing import Protocol
 
 import structlog
 
 from hikd.addresses import AddressSet, normal_ip
+from hikd.config import ListenConfig
 from hikd.delivery.outbox import HIKD
+from hikd.errors import UserError
 from hikd.events import Event, health
+from hikd.listeners.senders import SenderMap
 from hikd.listeners.vet import Limits, Refused, parse_head, rebuild
 
 log = structlog.get_logger("hikd.listen")
 
-ALIAS_NETWORK = ipaddress.IPv4Network("127.242.0.0/16")
-"""Loopback addresses the relay connects from, one per real sender (all of 127/8 is lo)."""
 MAX_CONNECTIONS = 128
 """Requests of allowed senders read at the same time (each holds up to max_body_bytes)."""
 INLINE_VET_BYTES = 65536
@@ -44,6 +45,8 @@ more than the work)."""
 MAX_PER_SENDER = 16
 """Requests of one sender read at the same time (a device sends one at a time)."""
 RELAY_TIMEOUT_S = 30.0
+LIBRARY_ADDRESS = "127.0.0.1"
+"""Where the vendor library's listen port is: loopback, only the front talks to it."""
 REPORT_EVERY_S = 60.0
 """A refused sender is logged (and a health event published) at most this often."""
 MAX_TRACKED = 4096
@@ -61,6 +64,22 @@ _REASONS = {
 }
 
 
+def listen_limits(cfg: ListenConfig) -> Limits:
+    return Limits(
+        max_header_bytes=cfg.max_header_bytes,
+        max_body_bytes=cfg.max_body_bytes,
+        max_depth=cfg.max_depth,
+        read_timeout_s=cfg.read_timeout_s,
+    )
+
+
+def port_in_use(cfg: ListenConfig, exc: OSError) -> UserError:
+    return UserError(
+        f"cannot listen on {cfg.address}:{cfg.port} ([[listen]]): {exc.strerror or exc}; "
+        "is another program (or hikd) using the port?"
+    )
+
+
 def answer(status: int) -> bytes:
     if status == 200:
         # What the library answers (sdk-over-isapi.md part 1 §4).
@@ -69,50 +88,15 @@ def answer(status: int) -> bytes:
     return f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n".encode()
 
 
-class SenderMap:
-    """Real sender IP <-> the loopback address its requests are relayed from."""
+class Router(Protocol):
+    """Picks the library listen port (of the device host that owns the sender's device)."""
 
-    def __init__(self, network: ipaddress.IPv4Network = ALIAS_NETWORK) -> None:
-        self.network = network
-        self._lock = threading.Lock()
-        self._by_sender: OrderedDict[str, str] = OrderedDict()
-        self._by_alias: dict[str, str] = {}
-        self._next = 0
-        # .0 and .255 are left out: not every tool treats them as plain host addresses.
-        self._capacity = network.num_addresses // 256 * 254
+    def port(self, sender: str, alias: str) -> int | None:
+        """The port, when the host already knows `alias`; None: ask `introduce`."""
 
-    def alias_for(self, sender: str) -> str:
-        with self._lock:
-            alias = self._by_sender.get(sender)
-            if alias is not None:
-                self._by_sender.move_to_end(sender)
-                return alias
-            if len(self._by_sender) >= self._capacity:
-                # Least recently seen sender gives its address up (never with configured
-                # devices only: 65,000 of them).
-                _, alias = self._by_sender.popitem(last=False)
-            else:
-                alias = self._new_alias()
-            self._by_sender[sender] = alias
-            self._by_alias[alias] = sender
-            return alias
-
-    def _new_alias(self) -> str:
-        while True:
-            self._next += 1
-            address = self.network.network_address + self._next
-            if int(address) & 0xFF not in (0, 255):
-                return str(address)
-
-    def is_alias(self, address: str) -> bool:
-        try:
-            return ipaddress.ip_address(address) in self.network
-        except ValueError:
-            return False
-
-    def sender_of(self, alias: str) -> str | None:
-        with self._lock:
-            return self._by_alias.get(alias)
+    def introduce(self, sender: str, alias: str) -> int | None:
+        """Tell the host `alias` stands for `sender` (blocking); its port, None if no host
+        can take the request now."""
 
 
 class ListenFront:
@@ -126,7 +110,11 @@ class ListenFront:
         publish: Callable[[Event], None],
         limits: Limits | None = None,
         relay_host: str = "127.0.0.1",
+        router: Router | None = None,
     ) -> None:
+        """`router`: where each sender's requests go when devices have processes of their
+        own (`hikd.hosts.fronts`); without one, all go to `relay_port`."""
+        self.router = router
         self.address = address
         self.port = port
         self.relay_port = relay_port
@@ -271,16 +259,29 @@ class ListenFront:
         return await self._relay(sender, head.path, content_type, payload)
 
     async def _relay(self, sender: str, path: str, content_type: str, payload: bytes) -> int:
+        alias = self.senders.alias_for(sender)
+        port: int | None = self.relay_port
+        if self.router is not None:
+            port = self.router.port(sender, alias)
+            if port is None:  # first request via this alias: the host learns it first
+                port = await asyncio.to_thread(self.router.introduce, sender, alias)
+            if port is None:
+                self.counters["relay_failed"] += 1
+                log.warning(
+                    "no device host takes this sender's pushed alarm now (restarting?)",
+                    sender=sender,
+                    port=self.port,
+                )
+                return 503
         request = (
-            f"POST {path} HTTP/1.1\r\nHost: {self.relay_host}:{self.relay_port}\r\n"
+            f"POST {path} HTTP/1.1\r\nHost: {self.relay_host}:{port}\r\n"
             f"Content-Type: {content_type}\r\nContent-Length: {len(payload)}\r\n"
             "Connection: close\r\n\r\n"
         ).encode() + payload
-        alias = self.senders.alias_for(sender)
         try:
             async with asyncio.timeout(RELAY_TIMEOUT_S):
                 reader, writer = await asyncio.open_connection(
-                    self.relay_host, self.relay_port, local_addr=(alias, 0)
+                    self.relay_host, port, local_addr=(alias, 0)
                 )
                 try:
                     writer.write(request)

@@ -16,18 +16,16 @@ import structlog
 
 from hikd.addresses import AddressSet
 from hikd.config import ListenConfig
-from hikd.errors import UserError
 from hikd.events import Event
-from hikd.listeners.front import ListenFront, SenderMap
+from hikd.listeners.front import LIBRARY_ADDRESS, ListenFront, listen_limits, port_in_use
 from hikd.listeners.pipeline import AlarmPipeline
-from hikd.listeners.vet import Limits
+from hikd.listeners.senders import SenderMap
 from hikd.sdk.alarms import MessageCallback, start_listen, stop_listen
 from hikd.sdk.errors import SdkError
 from hikd.sdk.library import Library
 
 log = structlog.get_logger("hikd.listen")
 
-LIBRARY_ADDRESS = "127.0.0.1"
 _PORT_TRIES = 5
 
 
@@ -37,65 +35,20 @@ def free_loopback_port() -> int:
         return int(sock.getsockname()[1])
 
 
-class ListenServer:
-    def __init__(
-        self,
-        sdk: Library,
-        pipeline: AlarmPipeline,
-        config: ListenConfig,
-        allowed: AddressSet,
-        senders: SenderMap,
-        publish: Callable[[Event], None],
-    ) -> None:
+class LibraryListen:
+    """``NET_DVR_StartListen_V30`` on a free loopback port, fed only by a listen front (in
+    this process, or in the supervisor when devices have their own processes)."""
+
+    def __init__(self, sdk: Library, pipeline: AlarmPipeline, public_port: int) -> None:
         self.sdk = sdk
-        self.config = config
-        self.address = config.address
-        self.port = config.port
-        self.allowed = allowed
-        self.senders = senders
-        self.publish = publish
-        self.callback = MessageCallback(pipeline.enqueue, "listen", config.port)
+        self.public_port = public_port
+        self.callback = MessageCallback(pipeline.enqueue, "listen", public_port)
         self.handle: int | None = None
         self.library_port = 0
-        self.front: ListenFront | None = None
 
     def start(self) -> None:
-        self._start_library()
-        cfg = self.config
-        front = ListenFront(
-            cfg.address,
-            cfg.port,
-            self.library_port,
-            self.allowed,
-            self.senders,
-            self.publish,
-            Limits(
-                max_header_bytes=cfg.max_header_bytes,
-                max_body_bytes=cfg.max_body_bytes,
-                max_depth=cfg.max_depth,
-                read_timeout_s=cfg.read_timeout_s,
-            ),
-            relay_host=LIBRARY_ADDRESS,
-        )
-        try:
-            front.start()
-        except OSError as exc:
-            self.stop()
-            raise UserError(
-                f"cannot listen on {cfg.address}:{cfg.port} ([[listen]]): {exc.strerror or exc}; "
-                "is another program (or hikd) using the port?"
-            ) from None
-        self.front = front
-        log.info(
-            "listening for pushed alarms",
-            address=cfg.address,
-            port=cfg.port,
-            library_port=self.library_port,
-        )
-
-    def _start_library(self) -> None:
-        """StartListen_V30 on a free loopback port (another program may take it between
-        the probe and the call: then another port)."""
+        """On a free loopback port (another program may take it between the probe and the
+        call: then another port)."""
         error: SdkError | None = None
         for _ in range(_PORT_TRIES):
             port = free_loopback_port()
@@ -109,6 +62,66 @@ class ListenServer:
         assert error is not None
         raise error
 
+    def stop(self) -> None:
+        handle, self.handle = self.handle, None
+        if handle is not None:
+            try:
+                stop_listen(self.sdk, handle)
+            except Exception as exc:
+                log.debug("stop listen failed", port=self.public_port, error=str(exc))
+
+
+class ListenServer:
+    """A listen front and the library's listen port behind it, in one process."""
+
+    def __init__(
+        self,
+        sdk: Library,
+        pipeline: AlarmPipeline,
+        config: ListenConfig,
+        allowed: AddressSet,
+        senders: SenderMap,
+        publish: Callable[[Event], None],
+    ) -> None:
+        self.config = config
+        self.address = config.address
+        self.port = config.port
+        self.allowed = allowed
+        self.senders = senders
+        self.publish = publish
+        self.library = LibraryListen(sdk, pipeline, config.port)
+        self.front: ListenFront | None = None
+
+    @property
+    def library_port(self) -> int:
+        return self.library.library_port
+
+    def start(self) -> None:
+        self.library.start()
+        cfg = self.config
+        front = ListenFront(
+            cfg.address,
+            cfg.port,
+            self.library_port,
+            self.allowed,
+            self.senders,
+            self.publish,
+            listen_limits(cfg),
+            relay_host=LIBRARY_ADDRESS,
+        )
+        try:
+            front.start()
+        except OSError as exc:
+            self.stop()
+            raise port_in_use(cfg, exc) from None
+        self.front = front
+        log.info(
+            "listening for pushed alarms",
+            address=cfg.address,
+            port=cfg.port,
+            library_port=self.library_port,
+        )
+
     def alive(self) -> bool:
         return self.front is not None and self.front.alive()
 
@@ -116,9 +129,4 @@ class ListenServer:
         front, self.front = self.front, None
         if front is not None:
             front.stop()
-        handle, self.handle = self.handle, None
-        if handle is not None:
-            try:
-                stop_listen(self.sdk, handle)
-            except Exception as exc:
-                log.debug("stop listen failed", port=self.port, error=str(exc))
+        self.library.stop()

@@ -23,7 +23,7 @@ from hikd.addresses import AddressSet
 from hikd.events import DeviceRef, Event
 from hikd.listeners.alarm_state import AlarmStateTracker
 from hikd.listeners.decode import DecodeContext, decode
-from hikd.listeners.front import SenderMap
+from hikd.listeners.senders import SenderMap
 from hikd.sdk.raw import RawAlarm
 
 log = structlog.get_logger("hikd.alarms")

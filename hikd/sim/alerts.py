@@ -387,7 +387,29 @@ def malformed_part(kind: str, seed: int = 0) -> bytes:
         body = _XML_PART[:-30]
         head = b'Content-Type: application/xml; charset="UTF-8"\r\n'
         return head + b"Content-Length: %d\r\n\r\n" % len(body) + body + _NEXT
+    if kind in ("nested_xml", "nested_json"):
+        return _nested_part(kind, NESTED_DEPTH)
     raise ValueError(f"unknown malformed part {kind!r}; known: {', '.join(MALFORMED_PARTS)}")
 
 
+NESTED_DEPTH = 1000
+"""Levels of the hostile ``nested_*`` parts: the vendor library's parser recurses per level
+and crashes its process (SIGSEGV, README "Vendor-library notes"); hikd's decoder would not."""
+
+
+def _nested_part(kind: str, depth: int) -> bytes:
+    """A hostile part, not a device's: a well-formed alert nested `depth` levels deep."""
+    if kind == "nested_xml":
+        body = b"<EventNotificationAlert>" + b"<a>" * depth + b"</a>" * depth
+        body += b"</EventNotificationAlert>"
+        content_type = b'application/xml; charset="UTF-8"'
+    else:
+        body = b'{"eventType": "VMD", "a": ' + b"[" * depth + b"]" * depth + b"}"
+        content_type = b"application/json"
+    head = b"Content-Type: " + content_type + b"\r\nContent-Length: %d\r\n\r\n" % len(body)
+    return head + body + _NEXT
+
+
 MALFORMED_PARTS = ("headerless", "empty", "empty_body", "boundary_in_body", "bad_xml")
+HOSTILE_PARTS = ("nested_xml", "nested_json")
+"""Parts that crash the vendor library (the device-host tests): not in `MALFORMED_PARTS`."""

@@ -285,7 +285,7 @@ def test_check_config_notes_a_name_that_does_not_resolve(tmp_path: Path) -> None
 def test_each_sender_has_a_loopback_address_of_its_own() -> None:
     import ipaddress
 
-    from hikd.listeners.front import SenderMap
+    from hikd.listeners.senders import SenderMap
 
     senders = SenderMap(ipaddress.IPv4Network("127.242.0.0/24"))
     first = senders.alias_for("192.0.2.1")

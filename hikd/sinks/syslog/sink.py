@@ -73,6 +73,8 @@ HEALTH_SEVERITY = {
     "bus_overflow": ERR,
     "outbox_overflow": ERR,
     "outbox_unwritable": ERR,
+    # The vendor library crashed its process; its devices are offline until it restarts.
+    "device_host_crashed": ERR,
 }
 """Health by type; any other is a notice, and the end of a condition (``stop``) is
 informational unless it ended in failure (``failed``: the library could not log in again)."""

@@ -1,0 +1,203 @@
+"""Device hosts (issue 11): memory of armed devices over all processes, and the time from a
+host's crash to its devices armed again.
+
+    .venv/bin/python bench/bench_hosts.py [--devices 256] [--hosts 1 2] [--crashes 3]
+
+`hikd run` (the supervisor and its device hosts) against the simulator in its own process,
+every device armed. Per number of hosts: RSS and PSS summed over hikd's processes
+(`common.tree_rss_mb`), CPU of the whole tree while armed and idle (`common.tree_cpu_s`),
+and per crash (SIGKILL of one host, taking turns; with one host the next crash waits a
+minute, since a host that crashes again within a minute of its start is restarted with
+backoff) the seconds until every device of that host is armed again (its ``armed`` health
+event on disk). Reference, same run: the same devices in one process
+(``Daemon(hosts="inline")``, as before the device hosts).
+Targets: crash -> re-armed <= 6 s; RSS of 256 armed devices over all processes <= 160 MB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from common import (
+    PASSWORD,
+    ROOT,
+    pct,
+    process_tree,
+    start_simulator,
+    tree_cpu_s,
+    tree_rss_mb,
+)
+
+INLINE = """
+import sys
+from pathlib import Path
+from hikd.config import load_config
+from hikd.daemon import Daemon
+from hikd.logs import setup_logging
+config = load_config(Path(sys.argv[1]))
+setup_logging("warning", "json")
+daemon = Daemon(config, hosts="inline")
+daemon.start()
+try:
+    daemon.run_forever()
+finally:
+    daemon.stop()
+"""
+
+
+def write_config(tmp: Path, ports: list[int], hosts: int) -> Path:
+    lines = [
+        "[daemon]",
+        f'state_dir = "{tmp / "state"}"',
+        f"device_hosts = {hosts}",
+        "[logging]",
+        'format = "json"',
+        "[sinks.disk]",
+        f'path = "{tmp / "events"}"',
+    ]
+    for i, port in enumerate(ports):
+        lines += ["[[devices]]", f'name = "cam-{i:03d}"', 'host = "127.0.0.1"', f"port = {port}"]
+    path = tmp / "hikd.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def armed(tmp: Path) -> dict[str, int]:
+    """Device -> ``armed`` events on disk so far."""
+    counts: dict[str, int] = {}
+    for path in (tmp / "events").glob("*.jsonl"):
+        data = path.read_bytes()
+        for line in data[: data.rfind(b"\n") + 1].splitlines():
+            if b'"armed"' in line:
+                event = json.loads(line)
+                if event["type"] == "armed":
+                    name = event["device"]["name"]
+                    counts[name] = counts.get(name, 0) + 1
+    return counts
+
+
+def wait(condition: Callable[..., bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def host_pids(log: Path) -> dict[int, tuple[int, list[str]]]:
+    """Host index -> (pid, devices) of its latest start, from hikd's log."""
+    found: dict[int, tuple[int, list[str]]] = {}
+    for line in log.read_text(errors="replace").splitlines():
+        if '"device host started"' in line:
+            entry = json.loads(line)
+            found[int(entry["device_host"])] = (int(entry["pid"]), list(entry["devices"]))
+    return found
+
+
+def run(ports: list[int], hosts: int, crashes: int, inline: bool) -> dict[str, Any]:
+    env = {**os.environ, **{f"HIKD_PASSWORD_CAM_{i:03d}": PASSWORD for i in range(len(ports))}}
+    with tempfile.TemporaryDirectory() as name:
+        tmp = Path(name)
+        config = write_config(tmp, ports, hosts)
+        log = tmp / "hikd.log"
+        command = (
+            [sys.executable, "-c", INLINE, str(config)]
+            if inline
+            else [sys.executable, "-m", "hikd", "run", "--config", str(config)]
+        )
+        with open(log, "wb") as out:
+            proc = subprocess.Popen(
+                command, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, env=env
+            )
+        try:
+            start = time.monotonic()
+            try:
+                wait(lambda: len(armed(tmp)) == len(ports), 180, "every device armed")
+            except SystemExit:
+                print(log.read_text(errors="replace")[-3000:], file=sys.stderr)
+                raise
+            result: dict[str, Any] = {"armed_s": time.monotonic() - start}
+            time.sleep(2.0)  # settle: the last sessions' facts, the outbox's first writes
+            result["rss_mb"], result["pss_mb"] = tree_rss_mb(proc.pid)
+            result["processes"] = len(process_tree(proc.pid))
+            cpu0, t0 = tree_cpu_s(proc.pid), time.monotonic()
+            time.sleep(5.0)
+            result["idle_cpu_pct"] = 100 * (tree_cpu_s(proc.pid) - cpu0) / (time.monotonic() - t0)
+            times: list[float] = []
+            for n in range(0 if inline else crashes):
+                index = n % hosts
+                pid, devices = host_pids(log)[index]
+                before = armed(tmp)
+                os.kill(pid, signal.SIGKILL)
+                killed = time.monotonic()
+                wait(
+                    lambda b=before, ds=devices: all(
+                        armed(tmp).get(d, 0) > b.get(d, 0) for d in ds
+                    ),
+                    120,
+                    "the crashed host's devices armed again",
+                )
+                times.append(time.monotonic() - killed)
+                if hosts == 1 and n + 1 < crashes:
+                    time.sleep(61)  # past STABLE_S: the next crash restarts at once too
+            result["rearmed_s"] = times
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--devices", type=int, default=256)
+    parser.add_argument("--hosts", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--crashes", type=int, default=2)
+    args = parser.parse_args()
+    sim, ports = start_simulator(args.devices)
+    try:
+        reference = run(ports, 1, 0, inline=True)
+        results = {hosts: run(ports, hosts, args.crashes, inline=False) for hosts in args.hosts}
+    finally:
+        sim.terminate()
+        sim.wait()
+    print(f"{args.devices} armed devices; simulator in its own process")
+    print(
+        f"  one process (reference): armed in {reference['armed_s']:.1f} s, "
+        f"RSS {reference['rss_mb']:.0f} MB, PSS {reference['pss_mb']:.0f} MB, "
+        f"idle CPU {reference['idle_cpu_pct']:.1f} %"
+    )
+    for hosts, r in results.items():
+        rearmed = r["rearmed_s"]
+        print(
+            f"  hikd run, {hosts} device host(s), {r['processes']} processes: armed in "
+            f"{r['armed_s']:.1f} s, RSS {r['rss_mb']:.0f} MB (target <= 160), "
+            f"PSS {r['pss_mb']:.0f} MB, idle CPU {r['idle_cpu_pct']:.1f} %"
+        )
+        if rearmed:
+            print(
+                f"    SIGKILL of a host -> its {args.devices // hosts}-ish devices armed again: "
+                f"p50 {pct(rearmed, 0.5):.2f} s, max {max(rearmed):.2f} s (target <= 6) "
+                f"{[round(t, 2) for t in rearmed]}"
+            )
+        print(
+            f"    RSS vs one process: {r['rss_mb'] / reference['rss_mb']:.2f}x, "
+            f"PSS {r['pss_mb'] / reference['pss_mb']:.2f}x"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,164 @@
+"""The device-host process: ``python -m hikd.hosts.child <control fd> <wake fd>``, started
+by the supervisor (`hikd.hosts.handle`): a fresh interpreter that inherits only the two pipes
+(and stdout/stderr). The first message on the control pipe is `Start`.
+
+The main thread answers the supervisor: pings (with the devices' state, and only while the
+alarm pipeline lives: a host that cannot decode any more is restarted like a hung one),
+commands and job runs (each on a thread of its own, so pings keep being answered), stop.
+When the supervisor's end of the pipe closes (it died), the host stops too.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from multiprocessing.connection import Connection
+from typing import Any
+
+import structlog
+
+from hikd.config import Config
+from hikd.events import Event
+from hikd.hosts.device_host import DeviceHost, Publishing
+from hikd.hosts.messages import (
+    AlarmClosed,
+    AlarmOpened,
+    Command,
+    FromHost,
+    Ping,
+    Pong,
+    Ready,
+    Reply,
+    RunJob,
+    SenderAlias,
+    Start,
+    Stop,
+    Stopped,
+)
+from hikd.hosts.publisher import HostPublisher
+from hikd.listeners.senders import SenderMap
+from hikd.logs import setup_logging
+from hikd.native_stderr import route_native_stderr
+
+log = structlog.get_logger("hikd.hosts")
+
+STOP_TIMEOUT_S = 10.0
+"""When the supervisor vanished without saying how long a stop may take."""
+
+
+class _Link:
+    """The control pipe, shared by the main thread, the writer's notes and command threads."""
+
+    def __init__(self, control: Connection, wake: Connection) -> None:
+        self.control = control
+        self.wake_conn = wake
+        self._lock = threading.Lock()
+        self._wake_lock = threading.Lock()
+
+    def send(self, message: FromHost) -> None:
+        try:
+            with self._lock:
+                self.control.send(message)
+        except OSError:
+            pass  # the supervisor is gone: the main loop sees it and stops
+
+    def wake(self) -> None:
+        try:
+            with self._wake_lock:
+                self.wake_conn.send_bytes(b"w")
+        except OSError:
+            pass
+
+    def note(self, event: Event) -> None:
+        if event.state == "start":
+            self.send(AlarmOpened(event.to_json()))
+        elif "start_id" in event.attributes:
+            self.send(AlarmClosed(str(event.attributes["start_id"])))
+
+
+def main(
+    config: Config, index: int, devices: list[str], control: Connection, wake: Connection
+) -> None:
+    """Run device host `index` with `devices` until told to stop (or orphaned)."""
+    setup_logging(config.logging.level, config.logging.format)
+    structlog.contextvars.bind_contextvars(device_host=index)
+    route_native_stderr()
+    link = _Link(control, wake)
+    publisher = HostPublisher(
+        config.daemon.state_dir, list(config.sinks), wake=link.wake, note=link.note
+    )
+    publisher.start()
+    owned = [d for d in config.devices if d.name in set(devices)]
+    senders = SenderMap()
+    host = DeviceHost(
+        config,
+        owned,
+        Publishing(publisher.publish, publisher.subscribe, publisher.stored),
+        listening="library",
+        senders=senders,
+    )
+    host.start()
+    link.send(Ready(os.getpid(), host.library_ports()))
+    timeout = _serve(host, link, senders)
+    deadline = time.monotonic() + timeout
+    jobs_done = host.stop(deadline)
+    publisher.stop(max(0.5, deadline - time.monotonic()))
+    host.close(deadline, jobs_done)
+    link.send(Stopped())
+    log.info("device host stopped")
+
+
+def _serve(host: DeviceHost, link: _Link, senders: SenderMap) -> float:
+    """Answer the supervisor until `Stop`; the stop's time-out."""
+    while True:
+        try:
+            message = link.control.recv()
+        except (EOFError, OSError):
+            log.warning("the supervisor is gone; stopping")
+            return STOP_TIMEOUT_S
+        if isinstance(message, Ping):
+            if host.healthy():
+                link.send(Pong(message.seq, True, tuple(host.statuses())))
+        elif isinstance(message, Stop):
+            return message.timeout_s
+        elif isinstance(message, SenderAlias):
+            senders.learn(message.alias, message.sender)
+            link.send(Reply(message.id, True))
+        elif isinstance(message, Command | RunJob):
+            threading.Thread(
+                target=_answer, args=(host, link, message), name="hikd-command", daemon=True
+            ).start()
+
+
+def _answer(host: DeviceHost, link: _Link, message: Command | RunJob) -> None:
+    value: Any
+    try:
+        if isinstance(message, Command):
+            value = host.command(message.device, message.name, message.args)
+        else:
+            value = host.run_job(message.job)
+    except Exception as exc:
+        link.send(Reply(message.id, False, error=str(exc) or type(exc).__name__))
+        return
+    try:
+        link.send(Reply(message.id, True, value))
+    except Exception as exc:  # a value that does not pickle
+        link.send(Reply(message.id, False, error=f"cannot send the result: {exc}"))
+
+
+def _entry(argv: list[str]) -> int:
+    control = Connection(int(argv[1]))
+    wake = Connection(int(argv[2]), readable=False)
+    try:
+        start = control.recv()
+    except (EOFError, OSError):
+        return 1  # the supervisor is gone already
+    assert isinstance(start, Start)
+    main(start.config, start.index, start.devices, control, wake)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_entry(sys.argv))

@@ -1,0 +1,145 @@
+"""The listen fronts in the supervisor, routing each vetted request to a device host.
+
+The front (`hikd.listeners.front`) is pure Python: no vendor code runs here, so it stays up
+while a host crashes and restarts. Each request of an allowed sender goes to the loopback
+``StartListen_V30`` port of the host that owns the sender's device (matched by the device's
+``host`` and ``allowed_addresses``, names resolved and refreshed); a sender that is no
+configured device goes to the first host, which reports it as an unknown device. Before the
+first request from a sender reaches a host (after each start of that host), the host learns
+the loopback address the front relays it from (`SenderAlias`, one round trip). While the
+owning host restarts, the front answers 503: the device sends again later.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+import structlog
+
+from hikd.addresses import AddressSet, NameRefresher
+from hikd.config import Config, ListenConfig
+from hikd.events import Event
+from hikd.hosts.handle import HostHandle, HostUnavailable
+from hikd.hosts.supervisor import HostSupervisor
+from hikd.listeners.front import LIBRARY_ADDRESS, ListenFront, listen_limits, port_in_use
+from hikd.listeners.senders import SenderMap
+
+log = structlog.get_logger("hikd.listen")
+
+INTRODUCE_TIMEOUT_S = 5.0
+_MEMO_MAX = 4096
+
+
+class DeviceAddresses:
+    """Which device (and so which host) a sender's address belongs to."""
+
+    def __init__(self, supervisor: HostSupervisor) -> None:
+        self.supervisor = supervisor
+        self.sets = {
+            device.name: AddressSet(
+                [device.host, *device.allowed_addresses], where=f"device {device.name}"
+            )
+            for handle in supervisor.handles
+            for device in handle.devices
+        }
+        self._lock = threading.Lock()
+        self._memo: dict[str, HostHandle] = {}
+
+    def changed(self) -> None:
+        with self._lock:
+            self._memo.clear()
+
+    def host_for(self, sender: str) -> HostHandle:
+        with self._lock:
+            handle = self._memo.get(sender)
+        if handle is not None:
+            return handle
+        name = next((n for n, s in self.sets.items() if sender in s), None)
+        handle = self.supervisor.host_of(name) if name else self.supervisor.handles[0]
+        with self._lock:
+            if len(self._memo) >= _MEMO_MAX:
+                self._memo.clear()
+            self._memo[sender] = handle
+        return handle
+
+
+class HostRouter:
+    """`hikd.listeners.front.Router` for one public listen port."""
+
+    def __init__(self, supervisor: HostSupervisor, addresses: DeviceAddresses, port: int):
+        self.supervisor = supervisor
+        self.addresses = addresses
+        self.public_port = port
+
+    def port(self, sender: str, alias: str) -> int | None:
+        handle = self.addresses.host_for(sender)
+        if handle.state != "running" or alias not in handle.aliases:
+            return None
+        return handle.library_ports.get(self.public_port)
+
+    def introduce(self, sender: str, alias: str) -> int | None:
+        handle = self.addresses.host_for(sender)
+        try:
+            self.supervisor.tell_alias(handle, alias, sender, INTRODUCE_TIMEOUT_S)
+        except (HostUnavailable, TimeoutError):
+            return None
+        return handle.library_ports.get(self.public_port)
+
+
+class SupervisedFronts:
+    def __init__(
+        self, config: Config, supervisor: HostSupervisor, publish: Callable[[Event], None]
+    ) -> None:
+        self.config = config
+        self.supervisor = supervisor
+        self.publish = publish
+        self.senders = SenderMap()
+        self.fronts: list[ListenFront] = []
+        self.resolver: NameRefresher | None = None
+
+    def start(self) -> None:
+        """Listen on every ``[[listen]]`` port (a port in use: `UserError`)."""
+        allowed = {
+            listen.port: AddressSet(listen.allowed, where=f"listen port {listen.port}")
+            for listen in self.config.listen
+        }
+        addresses = DeviceAddresses(self.supervisor)
+        self.resolver = NameRefresher(
+            [*allowed.values(), *addresses.sets.values()], on_change=addresses.changed
+        )
+        self.resolver.start()
+        for listen in self.config.listen:
+            self.fronts.append(self._front(listen, allowed[listen.port], addresses))
+
+    def _front(
+        self, cfg: ListenConfig, allowed: AddressSet, addresses: DeviceAddresses
+    ) -> ListenFront:
+        front = ListenFront(
+            cfg.address,
+            cfg.port,
+            0,
+            allowed,
+            self.senders,
+            self.publish,
+            listen_limits(cfg),
+            relay_host=LIBRARY_ADDRESS,
+            router=HostRouter(self.supervisor, addresses, cfg.port),
+        )
+        try:
+            front.start()
+        except OSError as exc:
+            self.stop()
+            raise port_in_use(cfg, exc) from None
+        log.info("listening for pushed alarms", address=cfg.address, port=cfg.port)
+        return front
+
+    def alive(self) -> bool:
+        return all(front.alive() for front in self.fronts)
+
+    def stop(self) -> None:
+        if self.resolver is not None:
+            self.resolver.stop()
+        for front in self.fronts:
+            front.stop()
+        self.fronts = []

@@ -1,0 +1,111 @@
+"""The control messages between the supervisor and a device host (pickled over a
+`multiprocessing` Pipe). Events never travel here: they go through the outbox.
+
+Supervisor -> host: `Start` (first), `Ping`, `Stop`, `Command`, `RunJob`, `SenderAlias`.
+Host -> supervisor: `Ready` (once, after start), `Pong` (per ping, with the devices' state),
+`Reply` (per `Command`/`RunJob`/`SenderAlias`), `AlarmOpened`/`AlarmClosed` (so that a crash
+can close what was on), `Stopped` (after a clean stop).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceStatus:
+    """One device as its host sees it (picklable: crosses to the supervisor)."""
+
+    name: str
+    serial: str
+    address: str
+    state: str
+    armed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Start:
+    """What the host runs: the configuration (passwords included: a pipe between two
+    processes of one user), its index and the names of its devices."""
+
+    config: Any
+    index: int
+    devices: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class Ping:
+    seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class Stop:
+    timeout_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """Run command `name` (`hikd.hosts.device_host.COMMANDS`) on `device`'s session."""
+
+    id: int
+    device: str
+    name: str
+    args: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class RunJob:
+    id: int
+    job: str
+
+
+@dataclass(frozen=True, slots=True)
+class SenderAlias:
+    """The listen front relays `sender`'s requests from loopback address `alias`."""
+
+    id: int
+    alias: str
+    sender: str
+
+
+@dataclass(frozen=True, slots=True)
+class Ready:
+    pid: int
+    library_ports: dict[int, int]
+    """Public listen port -> the host's loopback port of the vendor library behind it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Pong:
+    seq: int
+    healthy: bool
+    devices: tuple[DeviceStatus, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    id: int
+    ok: bool
+    value: Any = None
+    error: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AlarmOpened:
+    start: str
+    """The start event, as JSON."""
+
+
+@dataclass(frozen=True, slots=True)
+class AlarmClosed:
+    start_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Stopped:
+    pass
+
+
+ToHost = Start | Ping | Stop | Command | RunJob | SenderAlias
+FromHost = Ready | Pong | Reply | AlarmOpened | AlarmClosed | Stopped

@@ -1,0 +1,74 @@
+"""Real senders <-> the loopback addresses the listen front relays their requests from.
+
+The vendor library reports only the socket peer of a pushed alarm (sdk-over-isapi.md part
+1 §4); the front connects to it from an address of its own per real sender, and the alarm
+pipeline maps that address back to the sender for device matching.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import threading
+from collections import OrderedDict
+
+ALIAS_NETWORK = ipaddress.IPv4Network("127.242.0.0/16")
+"""Loopback addresses the relay connects from, one per real sender (all of 127/8 is lo)."""
+
+
+class SenderMap:
+    """Real sender IP <-> the loopback address its requests are relayed from."""
+
+    def __init__(self, network: ipaddress.IPv4Network = ALIAS_NETWORK) -> None:
+        self.network = network
+        self._lock = threading.Lock()
+        self._by_sender: OrderedDict[str, str] = OrderedDict()
+        self._by_alias: dict[str, str] = {}
+        self._next = 0
+        # .0 and .255 are left out: not every tool treats them as plain host addresses.
+        self._capacity = network.num_addresses // 256 * 254
+
+    def alias_for(self, sender: str) -> str:
+        with self._lock:
+            alias = self._by_sender.get(sender)
+            if alias is not None:
+                self._by_sender.move_to_end(sender)
+                return alias
+            if len(self._by_sender) >= self._capacity:
+                # Least recently seen sender gives its address up (never with configured
+                # devices only: 65,000 of them).
+                _, alias = self._by_sender.popitem(last=False)
+            else:
+                alias = self._new_alias()
+            self._by_sender[sender] = alias
+            self._by_alias[alias] = sender
+            return alias
+
+    def learn(self, alias: str, sender: str) -> None:
+        """Take over an alias another process's front gave `sender` (the supervisor's front
+        relays to a device host: `hikd.hosts`)."""
+        with self._lock:
+            old = self._by_alias.pop(alias, None)
+            if old is not None:
+                self._by_sender.pop(old, None)
+            previous = self._by_sender.pop(sender, None)
+            if previous is not None:
+                self._by_alias.pop(previous, None)
+            self._by_sender[sender] = alias
+            self._by_alias[alias] = sender
+
+    def _new_alias(self) -> str:
+        while True:
+            self._next += 1
+            address = self.network.network_address + self._next
+            if int(address) & 0xFF not in (0, 255):
+                return str(address)
+
+    def is_alias(self, address: str) -> bool:
+        try:
+            return ipaddress.ip_address(address) in self.network
+        except ValueError:
+            return False
+
+    def sender_of(self, alias: str) -> str | None:
+        with self._lock:
+            return self._by_alias.get(alias)

@@ -1,0 +1,217 @@
+"""Device hosts (architecture.md "Processes"): `hikd run` with two device hosts, the real
+vendor library in each, hikd.sim devices and a real mosquitto. One host is killed (SIGSEGV,
+SIGKILL, or a hostile part on its device's alert stream): it is started again, its device
+re-armed and its alarms delivered again; the other host, the daemon's process and its MQTT
+session stay as they were; the alarm that was on at the crash is closed (``ended_by:
+"restart"``); every event stored reaches the subscriber.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hikd.hosts.placement import host_of
+from hikd.sim import SimDeviceConfig, Simulator
+from tests.delivery.test_delivery import (  # noqa: F401 - broker, subscribe, run_hikd are fixtures
+    EVENTS,
+    SECRET,
+    START_TIMEOUT_S,
+    HikdProcess,
+    LosslessSubscriber,
+    broker,
+    disk_events,
+    run_hikd,
+    subscribe,
+    wait_all_delivered,
+    wait_until,
+    write_config,
+)
+from tests.mosquitto import Mosquitto
+
+VICTIM = "door"
+BYSTANDER = "yard"
+assert host_of(VICTIM, 2) != host_of(BYSTANDER, 2), "the two devices must be on two hosts"
+
+
+def host_pids(hikd: HikdProcess) -> dict[int, int]:
+    """Device host index -> pid of its latest start, from hikd's JSON log."""
+    pids: dict[int, int] = {}
+    for line in hikd.log.read_text(errors="replace").splitlines():
+        if '"device host started"' in line:
+            entry = json.loads(line)
+            pids[int(entry["device_host"])] = int(entry["pid"])
+    return pids
+
+
+def children(pid: int) -> set[int]:
+    found: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        text = (task / "children").read_text()
+        found.update(int(p) for p in text.split())
+    return found
+
+
+def events_of(where: Path, **match: Any) -> list[dict[str, Any]]:
+    return [
+        e
+        for e in disk_events(where)
+        if all((e.get(k) if k != "device" else e["device"]["name"]) == v for k, v in match.items())
+    ]
+
+
+class Site:
+    """hikd with two hosts, one device each; what the test looks at."""
+
+    def __init__(
+        self,
+        tmp_path: Path,
+        broker: Mosquitto,  # noqa: F811
+        subscribe: Callable[..., LosslessSubscriber],  # noqa: F811
+        run_hikd: Callable[[Path, Simulator], HikdProcess],  # noqa: F811
+        sim: Simulator,
+    ) -> None:
+        self.state = tmp_path / "state"
+        self.sim = sim
+        self.broker = broker
+        config = write_config(tmp_path / "hikd.toml", sim, self.state, broker, hold_s=60)
+        with config.open("a") as f:
+            f.write("\n[sdk]\nreconnect_interval_ms = 500\n[arming]\nretry_s = 1\n")
+        text = config.read_text().replace("[daemon]\n", "[daemon]\ndevice_hosts = 2\n", 1)
+        config.write_text(text)
+        self.sub = subscribe(EVENTS, "hikd/status", "hikd/+/availability")
+        self.hikd = run_hikd(config, sim)
+        self.devices = {d.name: d for d in sim.devices}
+        for device in sim.devices:
+            assert device.wait_for_streams(1, timeout=START_TIMEOUT_S), self.hikd.output()
+
+    def armed(self, device: str) -> int:
+        return len(events_of(self.state, kind="health", type="armed", device=device))
+
+    def alarm(self, device: str, channel: int) -> dict[str, Any]:
+        """Trigger motion on `device` and wait for its start on disk."""
+        before = {e["id"] for e in events_of(self.state, kind="alarm", device=device)}
+        self.devices[device].trigger("VMD", channel=channel)
+
+        def started() -> list[dict[str, Any]]:
+            found = events_of(self.state, kind="alarm", device=device, state="start")
+            return [e for e in found if e["id"] not in before and e["channel"] == channel]
+
+        wait_until(lambda: bool(started()), f"an alarm of {device} on disk", 30)
+        return started()[0]
+
+
+@pytest.mark.parametrize("crash", ["SIGSEGV", "SIGKILL", "nested_xml"])
+def test_a_crashed_device_host_is_restarted_and_nothing_else_is(
+    tmp_path: Path,
+    broker: Mosquitto,  # noqa: F811
+    subscribe: Callable[..., LosslessSubscriber],  # noqa: F811
+    run_hikd: Callable[[Path, Simulator], HikdProcess],  # noqa: F811
+    crash: str,
+) -> None:
+    """SIGSEGV and SIGKILL (the OOM killer) sent to the host; ``nested_xml``: the armed
+    device sends a part of 1,000 nested XML elements on its alert stream, which the vendor
+    library parses before hikd sees it, and crashes in (issue 11; README "Processes")."""
+    sim = Simulator(
+        [SimDeviceConfig(name=name, password=SECRET) for name in (VICTIM, BYSTANDER)]
+    ).start()
+    try:
+        site = Site(tmp_path, broker, subscribe, run_hikd, sim)
+        hikd, state = site.hikd, site.state
+        wait_until(lambda: site.armed(VICTIM) == 1, "the victim armed", START_TIMEOUT_S)
+        pids = host_pids(hikd)
+        # (besides them, multiprocessing's resource tracker)
+        assert set(pids.values()) <= children(hikd.process.pid), hikd.output()
+        # The supervisor never loads the vendor library: only the hosts do.
+        maps = Path(f"/proc/{hikd.process.pid}/maps").read_text()
+        assert "libhcnetsdk" not in maps
+        victim_pid = pids[host_of(VICTIM, 2)]
+        assert "libhcnetsdk" in Path(f"/proc/{victim_pid}/maps").read_text()
+
+        on = site.alarm(VICTIM, 1)  # on at the crash (hold time 60 s)
+        site.alarm(BYSTANDER, 1)
+        if crash.startswith("SIG"):
+            os.kill(victim_pid, signal.Signals[crash])
+        else:
+            assert site.devices[VICTIM].send_malformed(crash) == 1
+
+        wait_until(lambda: site.armed(VICTIM) == 2, "the victim re-armed", START_TIMEOUT_S)
+        crashed = events_of(state, type="device_host_crashed")
+        assert len(crashed) == 1, hikd.output()
+        assert crashed[0]["attributes"]["signal"] == (
+            crash if crash.startswith("SIG") else "SIGSEGV"
+        )
+        assert crashed[0]["attributes"]["devices"] == [VICTIM]
+        stops = [
+            e for e in events_of(state, kind="alarm", state="stop") if e["device"]["name"] == VICTIM
+        ]
+        assert [s["attributes"]["start_id"] for s in stops] == [on["id"]]
+        assert stops[0]["attributes"]["ended_by"] == "restart"
+
+        after = site.alarm(VICTIM, 2)  # alarms flow again from the new host
+        site.alarm(BYSTANDER, 2)
+
+        # The daemon, the other host and the MQTT session are the ones from before.
+        assert hikd.process.poll() is None
+        now = host_pids(hikd)
+        assert now[host_of(BYSTANDER, 2)] == pids[host_of(BYSTANDER, 2)]
+        assert now[host_of(VICTIM, 2)] != victim_pid
+        assert site.armed(BYSTANDER) == 1
+        received = wait_all_delivered(site.sub, state, hikd)
+        assert {on["id"], after["id"], crashed[0]["id"]} <= received
+        assert b"offline" not in site.sub.payloads("hikd/status")
+        availability = site.sub.payloads(f"hikd/{VICTIM}/availability")
+        assert availability[-2:] == [b"offline", b"online"], availability
+        assert site.sub.payloads(f"hikd/{BYSTANDER}/availability") == [b"online"]
+    finally:
+        sim.stop()
+
+
+def test_supervisor_api_commands_and_host_states(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What `hikd status` and Home Assistant commands build on: a command reaches the
+    session of its device in its host and comes back with the value; the hosts' state."""
+    from hikd.config import load_config
+    from hikd.hosts.supervisor import CommandFailed, HostSupervisor
+
+    sim = Simulator([SimDeviceConfig(name=VICTIM, password=SECRET)]).start()
+    monkeypatch.setenv(f"HIKD_PASSWORD_{VICTIM.upper()}", SECRET)
+    config = tmp_path / "hikd.toml"
+    config.write_text(
+        f'[daemon]\nstate_dir = "{tmp_path}"\ndevice_hosts = 2\n'
+        f'[[devices]]\nname = "{VICTIM}"\nhost = "127.0.0.1"\nport = {sim.devices[0].port}\n'
+    )
+    published: list[Any] = []
+    supervisor = HostSupervisor(load_config(config), published.append, lambda: None)
+    try:
+        supervisor.start()
+        owner = host_of(VICTIM, 2)
+
+        def online() -> bool:
+            return supervisor.hosts()[owner].devices[0].state == "online"
+
+        wait_until(online, "the device online in its host's state", START_TIMEOUT_S)
+        states = supervisor.hosts()
+        assert [s.state for s in states] == ["running", "running"]
+        assert states[owner].pid in children(os.getpid())
+        assert states[1 - owner].devices == ()
+        described = supervisor.command(VICTIM, "describe", timeout=30)
+        assert described["state"] == "online"
+        assert described["serial"] == sim.devices[0].config.serial_number
+        with pytest.raises(CommandFailed, match="no command 'nosuch'"):
+            supervisor.command(VICTIM, "nosuch", timeout=30)
+        with pytest.raises(LookupError):
+            supervisor.command("nosuch", "describe")
+    finally:
+        supervisor.stop(time.monotonic() + 15)
+        sim.stop()
+    assert [s.state for s in supervisor.hosts()] == ["stopped", "stopped"]
+    assert not published  # no crash
