@@ -11,6 +11,7 @@ When the supervisor's end of the pipe closes (it died), the host stops too.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import threading
 import time
@@ -82,6 +83,10 @@ def main(
     config: Config, index: int, devices: list[str], control: Connection, wake: Connection
 ) -> None:
     """Run device host `index` with `devices` until told to stop (or orphaned)."""
+    # The supervisor stops its hosts in order (alarm channels closed, logged out, events
+    # stored): a Ctrl-C in a terminal or systemd's SIGTERM to the whole unit is for it.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     setup_logging(config.logging.level, config.logging.format)
     structlog.contextvars.bind_contextvars(device_host=index)
     route_native_stderr()

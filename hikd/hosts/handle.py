@@ -190,7 +190,7 @@ class HostHandle:
             if why is None or stopping.is_set():
                 break
             crashes = 1 if time.monotonic() - started >= STABLE_S else crashes + 1
-            delay = 0.0 if crashes == 1 else min(MAX_BACKOFF_S, 2.0 ** (crashes - 1))
+            delay = restart_delay_s(crashes)
             self._crashed(why, delay, crashes)
             if stopping.wait(delay):
                 break
@@ -367,6 +367,14 @@ class HostHandle:
             publish(health(ref, "offline", reason=f"its device host crashed ({why})"))
         for start in opened:
             publish(restart_stop(start))
+
+
+def restart_delay_s(crashes_in_a_row: int) -> float:
+    """When a host that crashed starts again: at once after one crash, then 2, 4, 8 ... s
+    while it keeps crashing within `STABLE_S` of its start, at most `MAX_BACKOFF_S`."""
+    if crashes_in_a_row <= 1:
+        return 0.0
+    return min(MAX_BACKOFF_S, 2.0 ** (crashes_in_a_row - 1))
 
 
 def _exit_reason(code: int | None) -> str:
