@@ -122,3 +122,16 @@ def test_no_events_until_doctor_fixes_the_device_then_they_arrive(
         except subprocess.TimeoutExpired:
             daemon.kill()
             daemon.wait()
+
+
+def test_doctor_counts_devices_by_status(
+    tmp_path: Path, start_sim: Callable[..., Simulator]
+) -> None:
+    sim = start_sim(
+        SimDeviceConfig(name="nvr-a"),
+        SimDeviceConfig(name="nvr-b", events=EventSetup(schedule="empty")),
+    )
+    config = write_config(tmp_path / "hikd.toml", sim, tmp_path / "state")
+    result = hikd("doctor", "--config", str(config), env=password_env(sim, "hikdsim123"))
+    assert result.returncode == 1
+    assert result.stdout.rstrip().endswith("2 devices: 1 problem, 1 ok")
