@@ -197,9 +197,10 @@ class Outbox:
 
         Returns the health events the outbox itself stored after them (an
         ``outbox_overflow`` when the size limit dropped old rows), so the caller can
-        report them; they are already stored and will reach every sink.
+        report them; they are already stored and will reach every sink. Without events:
+        the size limit applied to rows other processes stored (they do not know it).
         """
-        if not events:
+        if not events and not self._limit.exceeded(self._count, self._bytes):
             return []
         bodies = [e.to_json_bytes() for e in events]
         with self._lock:
