@@ -36,6 +36,9 @@ class Kind:
     """The same for an NVR's IP channel (``dynVideoInputChannelID``)."""
     schedules: str = ""
     """The schedule list, e.g. ``/ISAPI/Event/schedules/motionDetections``."""
+    schedule_item: str = ""
+    """One channel's schedule under that list, for firmware without the list form
+    ({} = the channel id; ``VMD_video1`` in peers' code and scripts for real cameras)."""
 
 
 KINDS: dict[str, Kind] = {
@@ -45,6 +48,7 @@ KINDS: dict[str, Kind] = {
         "/ISAPI/System/Video/inputs/channels/{}/motionDetection",
         "/ISAPI/ContentMgmt/InputProxy/channels/{}/video/motionDetection",
         "/ISAPI/Event/schedules/motionDetections",
+        "VMD_video{}",
     ),
     "linedetection": Kind(
         "line crossing",
@@ -266,9 +270,28 @@ def check_schedules(
     for url, items in by_url.items():
         try:
             blocks = documents.schedules(session.isapi("GET", url).body)
+        except (NotFoundError, NotSupportedError):
+            blocks = _one_by_one(session, url, items)
         except SdkError:
-            continue  # firmware without the list form: nothing to say either way
+            continue  # nothing to say either way
         _schedule_check(report, items, blocks, now)
+
+
+def _one_by_one(
+    session: DeviceSession, url: str, items: list[Found]
+) -> dict[int, list[documents.TimeBlock]]:
+    """Each channel's schedule on its own, for firmware without the list form."""
+    blocks: dict[int, list[documents.TimeBlock]] = {}
+    for found in items:
+        item = found.kind.schedule_item
+        if not item or found.trigger.channel is None:
+            continue
+        try:
+            body = session.isapi("GET", f"{url}/{item.format(found.trigger.channel)}").body
+        except SdkError:
+            continue
+        blocks.update(documents.schedules(body))
+    return blocks
 
 
 def _schedule_check(

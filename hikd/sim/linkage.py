@@ -221,7 +221,10 @@ class EventLinkage:
         dev.route_static("GET", HTTP_HOSTS, lambda r: self._xml(*self._hosts_doc()))
         dev.route("PUT", HTTP_HOSTS, self._put_hosts)
         for event_type, (_p, plural, root, analog_url, ip_url) in DETECTIONS.items():
-            dev.route_static("GET", f"/ISAPI/Event/schedules/{plural}", self._schedules(event_type))
+            lists = f"/ISAPI/Event/schedules/{plural}"
+            dev.route_static("GET", lists, self._schedules(event_type))
+            one = rf"{lists}/{DETECTIONS[event_type][0]}_video(\d+)"
+            dev.route_static("GET", one, self._one_schedule(event_type))
             for url in {analog_url, ip_url}:
                 dev.route("GET", url.format(r"(\d+)"), self._detection(event_type, root))
 
@@ -346,31 +349,44 @@ class EventLinkage:
 
         return reply
 
+    def _schedule_entries(self, event_type: str) -> dict[int, str]:
+        """The inner XML of each channel's ``Schedule`` (by the device's channel id)."""
+        today = device_now(self.device.config).isoweekday()
+        schedule = self.device.config.events.schedule
+        days = {"always": range(1, 8), "empty": range(0), "not_now": range(1, 8)}
+        blocks = "".join(
+            "<TimeBlock>\n"
+            + elements(dayOfWeek=day)
+            + "<TimeRange>\n"
+            + elements(beginTime="00:00:00", endTime="24:00:00")
+            + "</TimeRange>\n</TimeBlock>\n"
+            for day in days[schedule]
+            if not (schedule == "not_now" and day == today)
+        )
+        prefix = DETECTIONS[event_type][0]
+        with self._lock:
+            sources = [t.source for t in self.triggers.values() if t.event_type == event_type]
+        return {
+            dev_id: elements(id=f"{prefix}_video{dev_id}", eventType=event_type)
+            + elements(**{kind: dev_id})
+            + f'<TimeBlockList size="8">\n{blocks}</TimeBlockList>\n'
+            for kind, dev_id in (s for s in sources if s)
+        }
+
     def _schedules(self, event_type: str) -> SyncHandler:
         def reply(request: Request) -> Response:
-            today = device_now(self.device.config).isoweekday()
-            schedule = self.device.config.events.schedule
-            days = {"always": range(1, 8), "empty": range(0), "not_now": range(1, 8)}
-            blocks = "".join(
-                "<TimeBlock>\n"
-                + elements(dayOfWeek=day)
-                + "<TimeRange>\n"
-                + elements(beginTime="00:00:00", endTime="24:00:00")
-                + "</TimeRange>\n</TimeBlock>\n"
-                for day in days[schedule]
-                if not (schedule == "not_now" and day == today)
-            )
-            prefix = DETECTIONS[event_type][0]
-            inner = ""
-            with self._lock:
-                sources = [t.source for t in self.triggers.values() if t.event_type == event_type]
-            for kind, dev_id in (s for s in sources if s):
-                inner += (
-                    "<Schedule>\n"
-                    + elements(id=f"{prefix}_video{dev_id}", eventType=event_type)
-                    + elements(**{kind: dev_id})
-                    + f'<TimeBlockList size="8">\n{blocks}</TimeBlockList>\n</Schedule>\n'
-                )
+            entries = self._schedule_entries(event_type).values()
+            inner = "".join(f"<Schedule>\n{entry}</Schedule>\n" for entry in entries)
             return self._xml("ScheduleList", inner)
+
+        return reply
+
+    def _one_schedule(self, event_type: str) -> SyncHandler:
+        def reply(request: Request) -> Response:
+            match = re.search(r"(\d+)$", request.path)
+            entry = self._schedule_entries(event_type).get(int(match[1]) if match else 0)
+            if entry is None:
+                return Response(404, documents.not_supported(request.path))
+            return self._xml("Schedule", entry)
 
         return reply

@@ -299,3 +299,14 @@ def test_an_http_linkage_reaches_hikd_only_when_it_listens(
     assert check(listening, "motion linkage").status == "ok"
     armed_only = run(sdk, sim, tmp_path, None)
     assert check(armed_only, "motion linkage").status == "problem"
+
+
+def test_firmware_without_the_schedule_list_is_asked_per_channel(
+    sdk: Library, start_sim: Callable[..., Simulator], tmp_path: Path
+) -> None:
+    sim = start_sim(SimDeviceConfig(name="cam", ip_channels=2, events=EventSetup(schedule="empty")))
+    device = sim.devices[0]
+    device.unavailable.add("/ISAPI/Event/schedules/motionDetections")
+    report = run(sdk, sim, tmp_path, None)
+    assert check(report, "motion schedule").status == "problem"
+    assert device.count("/ISAPI/Event/schedules/motionDetections/VMD_video2") == 1
