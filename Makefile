@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test lint typecheck unit bench mosquitto seccomp ha-venv clean
+.PHONY: demo test lint typecheck unit bench mosquitto ffmpeg seccomp ha-venv clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,14 @@ mosquitto:
 	  echo "installing mosquitto from Debian's packages"; \
 	  $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends mosquitto >/dev/null; }
+
+# ffprobe counts the frames of downloaded recordings (tests/video.py): ffmpeg from Debian's
+# packages, only when it is missing.
+ffmpeg:
+	@command -v ffprobe >/dev/null 2>&1 || { \
+	  echo "installing ffmpeg from Debian's packages"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends ffmpeg >/dev/null; }
 
 # The systemd unit's test applies its seccomp rules with libseccomp (tests/unit_sandbox.py):
 # Debian's python3-seccomp for the system interpreter, and systemd-analyze for the groups.
@@ -45,13 +53,12 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-unit: $(STAMP) mosquitto seccomp
-	@$(BIN)/python tools/ha_venv.py --background
+.PHONY: demo test lint typecheck unit bench mosquitto ffmpeg seccomp ha-venv clean
 	$(BIN)/pytest
 
 test: lint typecheck unit
 
-bench: $(STAMP) mosquitto
+bench: $(STAMP) mosquitto ffmpeg
 	$(BIN)/python -m pip install --quiet -e '.[sdk,dev,bench]'
 	$(BIN)/python bench/run_all.py
 

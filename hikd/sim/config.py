@@ -47,8 +47,12 @@ class RecordingPlan(BaseModel):
     per_channel: int = Field(default=24, ge=0, le=100_000)
     segment_s: int = Field(default=3600, ge=1)
     gap_s: int = Field(default=0, ge=0)
+    content: Literal["video", "noise"] = "video"
+    """``video``: real H.264 (hikd/sim/video.py, ~25 kB/s), so downloads decode and their
+    frames can be counted; ``noise``: random bytes of ``bytes_per_second``, for sizes
+    the sample cannot give (a 1 GB recording in a benchmark)."""
     bytes_per_second: int = Field(default=1000, ge=1)
-    """Size of a recording = its duration x this (kept small: files are served for real)."""
+    """With ``content = "noise"``: size of a recording = its duration x this."""
     still_recording: bool = True
     """One more segment, starting at `end`, is still being written: its end and size grow
     as the device runs."""

@@ -11,19 +11,21 @@ import asyncio
 import base64
 import binascii
 import re
+import secrets
 import threading
 import time
 from collections.abc import Coroutine
 from typing import Any, Literal, TypeVar, get_args
 
 from hikd.errors import UserError
-from hikd.sim import documents
+from hikd.sim import digest, documents
 from hikd.sim.alarms import DeviceAlarms, SentAlert
 from hikd.sim.alerts import AlertFormat, AlertState, SimAlert
 from hikd.sim.auth import Accounts
 from hikd.sim.config import DiskStatus, PushTarget, SimDeviceConfig
 from hikd.sim.device_setup import DeviceSetup
 from hikd.sim.devicelog import DeviceLog
+from hikd.sim.digest import digest_user
 from hikd.sim.http import Connection, Handler, Request, Response
 from hikd.sim.linkage import EventLinkage
 from hikd.sim.login import add_login_endpoints, add_system_documents, session_cookie
@@ -55,6 +57,9 @@ class SimDevice:
             lock_seconds=config.lock_seconds,
             session_id_version=config.session_id_version,
         )
+        self.realm = f"Login to {config.serial_number}"
+        self.http_nonce = secrets.token_hex(16)
+        """Digest nonce of the device's HTTP server (one per run, like a device's boot)."""
         self.requests: list[tuple[str, str]] = []
         """(method, path without query) of every request, in order."""
         self.request_targets: list[tuple[str, str]] = []
@@ -198,7 +203,8 @@ class SimDevice:
         return self.recordings.recordings(channel)
 
     def recording_bytes(self, name: str) -> bytes:
-        """The exact bytes /ISAPI/ContentMgmt/download returns for a recording name."""
+        """The exact bytes /ISAPI/ContentMgmt/download returns for a recording name (the
+        whole recording)."""
         rec = self.recordings.find(name)
         if rec is None:
             raise KeyError(name)
@@ -354,14 +360,21 @@ class SimDevice:
                 return candidate
         return None
 
+    def _challenge(self) -> str:
+        return digest.challenge(self.realm, self.http_nonce, qop=True)
+
     def authorized(self, request: Request) -> str | None:
-        """The user a request is from (session cookie or Basic auth), or None."""
+        """The user a request is from (session cookie, Digest or Basic auth), or None."""
         cookie = session_cookie(request.header("cookie"))
         if cookie:
             user = self.accounts.session_user(cookie)
             if user is not None:
                 return user
         auth = request.header("authorization")
+        if auth[:7].lower() == "digest ":
+            return digest_user(
+                auth, request.method, self.accounts.users, self.realm, self.http_nonce
+            )
         if auth[:6].lower() == "basic ":
             try:
                 user, _, password = base64.b64decode(auth[6:]).decode().partition(":")
@@ -382,8 +395,10 @@ class SimDevice:
         public = request.path in self._public or request.path.startswith(CONTROL_PREFIX)
         if not public and self.authorized(request) is None:
             # An unknown cookie (e.g. after a device restart) makes the library log in
-            # again (part 1 §3).
-            return Response(401, documents.not_logged_in())
+            # again (part 1 §3). Clients without a cookie are asked for Digest, as devices
+            # do; the library, which always sends its cookie, never sees that challenge.
+            asked = [] if request.header("cookie") else [("WWW-Authenticate", self._challenge())]
+            return Response(401, documents.not_logged_in(), headers=asked)
         if handler is None:
             return Response(404, documents.not_supported(request.path))
         return await handler(request, conn)

@@ -9,6 +9,8 @@ clock with a literal "Z", FINDDATA filled from <timeSpan> and the name=/size= of
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import random
 import re
 import threading
@@ -18,7 +20,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 from urllib.parse import parse_qs, urlsplit
 
-from hikd.sim import documents
+from hikd.sim import documents, video
 from hikd.sim.documents import elements
 from hikd.sim.http import Connection, Request, Response
 from hikd.sim.parts import DevicePart, RtspStarter
@@ -91,6 +93,8 @@ class RecordingStore:
         self._lock = threading.Lock()
         self._channels = set(plan.channels) if plan.channels is not None else None
         self.searches = 0
+        self.download_knobs = DownloadKnobs()
+        self.download_stats = DownloadStats()
         device.route("POST", SEARCH_PATH, self._search)
         device.route("GET", DOWNLOAD_PATH, self._download)
         device.route("POST", DOWNLOAD_PATH, self._download)
@@ -118,8 +122,13 @@ class RecordingStore:
 
     def _segment(self, channel: int, index: int, start: datetime) -> Recording:
         end = start + timedelta(seconds=self.plan.segment_s - 1)
-        size = self.plan.segment_s * self.plan.bytes_per_second
-        return Recording(channel, index, start, end, size, False)
+        return Recording(channel, index, start, end, self.size(start, end), False)
+
+    def size(self, start: datetime, end: datetime) -> int:
+        """Bytes of the recorder's file from `start` to `end` (seconds, both included)."""
+        if self.plan.content == "video":
+            return video.ps_size(start, end)
+        return (int((end - start).total_seconds()) + 1) * self.plan.bytes_per_second
 
     def recordings(self, channel: int) -> list[Recording]:
         """Every recording of `channel`, oldest first. With `still_recording` the last one
@@ -144,9 +153,8 @@ class RecordingStore:
             return closed
         start = self.end
         end = max(start, (stopped or self.timeline_now()) - timedelta(seconds=1))
-        seconds = int((end - start).total_seconds()) + 1
         growing = Recording(
-            channel, plan.per_channel, start, end, seconds * plan.bytes_per_second, stopped is None
+            channel, plan.per_channel, start, end, self.size(start, end), stopped is None
         )
         return [*closed, growing]
 
@@ -158,10 +166,25 @@ class RecordingStore:
         items = self.recordings(channel)
         return items[index - 1] if 1 <= index <= len(items) else None
 
-    def content(self, recording: Recording, size: int | None = None) -> bytes:
-        """The recording's bytes: deterministic per name, `size` (default: its size) long."""
-        length = recording.size if size is None else size
-        return random.Random(f"{self.device.name}/{recording.name}").randbytes(length)
+    def content(
+        self,
+        recording: Recording,
+        size: int | None = None,
+        span: tuple[datetime, datetime] | None = None,
+    ) -> bytes:
+        """The recording's file as the recorder stores it, or the part of it from `span`
+        (whole seconds inside the recording), at most `size` bytes. Deterministic: the same
+        span gives the same bytes, and spans that follow each other join into the whole."""
+        start, end = span or (recording.start, recording.end)
+        if self.plan.content == "video":
+            data = video.ps_file(start, end)
+        else:
+            # Noise: the recording's bytes, cut in proportion to the time.
+            whole = random.Random(f"{self.device.name}/{recording.name}").randbytes(recording.size)
+            rate = self.plan.bytes_per_second
+            offset = int((start - recording.start).total_seconds()) * rate
+            data = whole[offset : offset + self.size(start, end)]
+        return data if size is None else data[:size]
 
     def playback_uri(self, rec: Recording, rtsp_port: int) -> str:
         host = self.device.host
@@ -232,22 +255,74 @@ class RecordingStore:
             + "</metadataMatches>\n</searchMatchItem>\n"
         )
 
-    async def _download(self, request: Request, conn: Connection) -> Response:
+    async def _download(self, request: Request, conn: Connection) -> Response | None:
         uri = _tag_text(request.body, "playbackURI") or request.query.get("playbackURI", "")
         params = parse_qs(urlsplit(uri.replace("&amp;", "&")).query)
         name = (params.get("name") or [""])[0]
         rec = self.find(name)
         if rec is None:
             return Response(404, documents.not_supported(request.path))
-        size = rec.size
-        if params.get("size", [""])[0].isdigit():
-            size = min(size, int(params["size"][0]))
-        if size > MAX_DOWNLOAD:
+        span = _span(params, rec)
+        if span is None:
+            return Response(
+                400, documents.response_status(request.path, 4, "Invalid Operation", "badTime")
+            )
+        size = None
+        whole = span == (rec.start, rec.end)
+        if whole and params.get("size", [""])[0].isdigit():
+            size = int(params["size"][0])
+        if min(size or rec.size, self.size(*span)) > MAX_DOWNLOAD:
             # Bigger than the library can take in one reply anyway; say so like a device would.
             return Response(
                 400, documents.response_status(request.path, 4, "Invalid Operation", "fileTooLarge")
             )
-        return Response(200, self.content(rec, size), "application/octet-stream")
+        data = await asyncio.to_thread(self.content, rec, size, span)
+        self.download_stats.served += 1
+        knobs = self.download_knobs
+        cut = knobs.cut_after_bytes
+        if cut is None or knobs.cuts_left == 0 or cut >= len(data):
+            return Response(200, data, "application/octet-stream")
+        if knobs.cuts_left is not None:
+            knobs.cuts_left -= 1
+        self.download_stats.cut += 1
+        head = Response(200, data, "application/octet-stream", close=True).encode(False)
+        conn.write(head[: len(head) - len(data) + cut])
+        await conn.drain()
+        if knobs.hold_after_cut_s:
+            # A device that stops sending but keeps the connection: only a timeout ends it.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(conn.wait_closed_by_peer(), knobs.hold_after_cut_s)
+        conn.abort()
+        return None
+
+
+@dataclass
+class DownloadKnobs:
+    """How `/ISAPI/ContentMgmt/download` misbehaves; a test may change it at any time."""
+
+    cut_after_bytes: int | None = None
+    """Send only this many bytes of the body, then stop."""
+    cuts_left: int | None = None
+    """How many replies to cut (None: every one); counts down."""
+    hold_after_cut_s: float = 0.0
+    """Keep the connection open this long after the cut (a stalled device) before closing."""
+
+
+@dataclass
+class DownloadStats:
+    served: int = 0
+    cut: int = 0
+
+
+def _span(params: dict[str, list[str]], rec: Recording) -> tuple[datetime, datetime] | None:
+    """The whole seconds the playbackURI's starttime/endtime ask for, inside `rec` (a
+    missing or unreadable time stands for the recording's own)."""
+    start, end = rec.start, rec.end
+    with contextlib.suppress(KeyError, ValueError):
+        start = max(start, parse_compact(params["starttime"][0]))
+    with contextlib.suppress(KeyError, ValueError):
+        end = min(end, parse_compact(params["endtime"][0]))
+    return (start, end) if start <= end else None
 
 
 def _tag_text(body: bytes, tag: str) -> str:

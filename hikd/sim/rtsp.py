@@ -4,24 +4,28 @@ What the library does (sdk-over-isapi.md part 2 b): DESCRIBE with the time range
 query (Digest auth, RFC 2069, if asked), SETUP with the SDP's a=control appended to the
 base URL, PLAY, then a custom `HEARTBEAT` request every 5 s. The data is RTP over
 interleaved channel 0 carrying H.264 (single NAL and FU-A, marker bit on each frame's last
-packet). The library reports progress 100 only when a reply carries `Connection: close`,
-so once the stream is fully sent the next HEARTBEAT reply says so; closing the socket,
-an RTCP BYE or a cut stream leave its progress at 0 forever.
+packet): the real sample video of `video.py`, timestamps from the device's clock, or
+noise slices with `content = "noise"`. The library reports progress 100 only when a
+reply carries `Connection: close`, so once the stream is fully sent the next HEARTBEAT
+reply says so; closing the socket, an RTCP BYE or a cut stream leave its progress at 0
+forever.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import random
 import secrets
 import socket
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
+from hikd.sim import digest, video
+from hikd.sim.digest import digest_user
 from hikd.sim.parts import DevicePart
 from hikd.sim.recordings import parse_compact
 
@@ -64,9 +68,10 @@ class RtspStats:
     streams_completed: int = 0
     streams_cut: int = 0
     bytes_sent: int = 0
+    frames_sent: int = 0
 
 
-def h264_frames(total: int, frame_size: int, seed: str) -> Iterator[tuple[list[bytes], int]]:
+def h264_frames(total: int, frame_size: int, seed: str) -> Iterator[tuple[Sequence[bytes], int]]:
     """(NAL units, RTP timestamp) per frame until about `total` bytes: an IDR with SPS/PPS
     every second, P slices between. Slice bytes are never 0, so no start code appears."""
     rng = random.Random(seed)
@@ -82,7 +87,7 @@ def h264_frames(total: int, frame_size: int, seed: str) -> Iterator[tuple[list[b
         n += 1
 
 
-def rtp_packets(nals: list[bytes], timestamp: int, seq: int, ssrc: int) -> list[bytes]:
+def rtp_packets(nals: Sequence[bytes], timestamp: int, seq: int, ssrc: int) -> list[bytes]:
     """RTP packets (RFC 6184) of one frame, each framed for interleaved channel 0."""
     payloads: list[bytes] = []
     for nal in nals:
@@ -100,50 +105,12 @@ def rtp_packets(nals: list[bytes], timestamp: int, seq: int, ssrc: int) -> list[
     out = []
     for i, payload in enumerate(payloads):
         marker = 0x80 if i == len(payloads) - 1 else 0
-        rtp = struct.pack(">BBHII", 0x80, marker | 96, (seq + i) & 0xFFFF, timestamp, ssrc)
+        rtp = struct.pack(
+            ">BBHII", 0x80, marker | 96, (seq + i) & 0xFFFF, timestamp & 0xFFFFFFFF, ssrc
+        )
         packet = rtp + payload
         out.append(b"$\x00" + struct.pack(">H", len(packet)) + packet)
     return out
-
-
-def digest_ok(request: RtspRequest, username: str, password: str, realm: str, nonce: str) -> bool:
-    """RFC 2069 Digest (what the library answers) or RFC 2617 with qop=auth."""
-    auth = request.header("authorization")
-    if not auth.lower().startswith("digest "):
-        return False
-    params: dict[str, str] = {}
-    for part in _split_params(auth[7:]):
-        key, _, value = part.partition("=")
-        params[key.strip().lower()] = value.strip().strip('"')
-    if params.get("username") != username or params.get("nonce") != nonce:
-        return False
-
-    def md5(text: str) -> str:
-        return hashlib.md5(text.encode()).hexdigest()
-
-    ha1 = md5(f"{username}:{realm}:{password}")
-    ha2 = md5(f"{request.method}:{params.get('uri', '')}")
-    if params.get("qop"):
-        expected = md5(
-            f"{ha1}:{nonce}:{params.get('nc', '')}:{params.get('cnonce', '')}:auth:{ha2}"
-        )
-    else:
-        expected = md5(f"{ha1}:{nonce}:{ha2}")
-    return secrets.compare_digest(expected, params.get("response", ""))
-
-
-def _split_params(text: str) -> list[str]:
-    parts, current, quoted = [], "", False
-    for ch in text:
-        if ch == '"':
-            quoted = not quoted
-        if ch == "," and not quoted:
-            parts.append(current)
-            current = ""
-        else:
-            current += ch
-    parts.append(current)
-    return [p.strip() for p in parts if p.strip()]
 
 
 class RtspServer:
@@ -262,9 +229,11 @@ class _Session:
         cfg = server.device.config
         if request.method in ("DESCRIBE", "SETUP", "PLAY") and cfg.rtsp_auth:
             password = server.device.accounts.users.get(cfg.username, "")
-            if not digest_ok(request, cfg.username, password, server.realm, self.nonce):
-                challenge = f'WWW-Authenticate: Digest realm="{server.realm}", nonce="{self.nonce}"'
-                self._reply(request, "401 Unauthorized", [challenge])
+            users = {cfg.username: password}
+            auth = request.header("authorization")
+            if digest_user(auth, request.method, users, server.realm, self.nonce) is None:
+                asked = digest.challenge(server.realm, self.nonce, qop=False)
+                self._reply(request, "401 Unauthorized", [f"WWW-Authenticate: {asked}"])
                 return True
         session = f"Session: {self.session_id};timeout=60"
         if request.method == "OPTIONS" and not self.finished:
@@ -317,30 +286,35 @@ class _Session:
             "a=appversion:1.0\r\n"
         )
 
-    def _stream_bytes(self) -> int:
-        """How much to send for the requested time range (duration x bytes_per_second)."""
+    def _span(self) -> tuple[datetime, datetime]:
+        """The time range the URL asks for (60 s when it names none)."""
         query = parse_qs(urlsplit(self.url).query)
-        plan = self.server.device.config.recordings
         try:
-            start = parse_compact(query["starttime"][0])
-            end = parse_compact(query["endtime"][0])
-            seconds = max(1, int((end - start).total_seconds()) + 1)
+            return parse_compact(query["starttime"][0]), parse_compact(query["endtime"][0])
         except (KeyError, ValueError):
-            seconds = 60
-        return min(seconds * plan.bytes_per_second, self.server.knobs.max_stream_bytes)
+            now = datetime(2024, 1, 1)
+            return now, now + timedelta(seconds=59)
+
+    def _frames(self) -> Iterator[tuple[Sequence[bytes], int]]:
+        """The frames to send for the requested range: the real sample video, or noise of
+        duration x bytes_per_second (at most ~20,000 frames: big streams stay cheap)."""
+        start, end = self._span()
+        plan = self.server.device.config.recordings
+        if plan.content == "video":
+            return video.frames(start, end)
+        seconds = max(1, int((end - start).total_seconds()) + 1)
+        total = min(seconds * plan.bytes_per_second, self.server.knobs.max_stream_bytes)
+        frame_size = max(200, plan.bytes_per_second // FPS, total // 20_000)
+        return h264_frames(total, frame_size, f"{self.server.device.name}{self.url}")
 
     async def _stream(self) -> None:
         server = self.server
         knobs = server.knobs
         server.stats.streams_started += 1
-        total = self._stream_bytes()
         sent = 0
         seq = 0
         started = asyncio.get_running_loop().time()
-        # Frames of a real bitrate, but at most ~20,000 of them: big streams stay cheap.
-        bps = server.device.config.recordings.bytes_per_second
-        frame_size = max(200, bps // FPS, total // 20_000)
-        for nals, timestamp in h264_frames(total, frame_size, f"{server.device.name}{self.url}"):
+        for nals, timestamp in self._frames():
             packets = rtp_packets(nals, timestamp, seq, 0x1A2B3C4D)
             seq += len(packets)
             data = b"".join(packets)
@@ -353,6 +327,7 @@ class _Session:
             self.writer.write(data)
             sent += len(data)
             server.stats.bytes_sent += len(data)
+            server.stats.frames_sent += 1
             await self.writer.drain()
             if knobs.bytes_per_second:
                 due = started + sent / knobs.bytes_per_second

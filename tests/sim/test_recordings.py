@@ -34,7 +34,11 @@ def sim() -> Iterator[Simulator]:
                 ip_channels=2,
                 alarm_inputs=2,
                 recordings=RecordingPlan(
-                    per_channel=100, segment_s=600, end=END, bytes_per_second=50_000
+                    per_channel=100,
+                    segment_s=600,
+                    end=END,
+                    content="noise",
+                    bytes_per_second=50_000,
                 ),
             ),
         ]
