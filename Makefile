@@ -53,7 +53,8 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-.PHONY: demo test lint typecheck unit bench mosquitto ffmpeg seccomp ha-venv clean
+unit: $(STAMP) mosquitto ffmpeg seccomp
+	@$(BIN)/python tools/ha_venv.py --background
 	$(BIN)/pytest
 
 test: lint typecheck unit

@@ -220,7 +220,7 @@ def raw_once(info: dict[str, Any]) -> tuple[int, float]:
 
 
 def hikd_once(session: Any, info: dict[str, Any], folder: Path) -> tuple[float, float, int]:
-    from hikd.devices.capabilities.recordings import download
+    from hikd.devices.capabilities.stream_download import download_stream
 
     start = datetime.fromisoformat(info["start"]).replace(tzinfo=UTC)
     end = datetime.fromisoformat(info["end"]).replace(tzinfo=UTC)
@@ -231,7 +231,10 @@ def hikd_once(session: Any, info: dict[str, Any], folder: Path) -> tuple[float, 
         last_growth[0] = time.perf_counter()
 
     began = time.perf_counter()
-    size = download(session, target, 1, start, end, stall_timeout_s=30, progress=grew, poll_s=0.01)
+    got = download_stream(
+        session, target, 1, start, end, stall_timeout_s=30, progress=grew, poll_s=0.01
+    )
+    size = got.size
     done = time.perf_counter()
     target.unlink()
     return last_growth[0] - began, done - began, size

@@ -19,6 +19,7 @@ from hikd.cli.recordings import config_and_device, find_recordings, logged_in, s
 from hikd.errors import UserError
 
 if TYPE_CHECKING:
+    from hikd.devices.capabilities.downloads import Route
     from hikd.devices.capabilities.recordings import Recording
 
 OPEN_MARGIN_S = 60.0
@@ -37,10 +38,17 @@ def add_parser(sub: Any) -> None:
         type=float,
         default=20.0,
         metavar="S",
-        help="give an attempt up after this many seconds without data (default 20; "
-        "at least 6 over ISAPI, where the library reports the end of a stream late)",
+        help="give an attempt up after this many seconds without data, and try again at "
+        "once (default 20)",
     )
     p.add_argument("--retries", type=int, default=3, help="attempts after the first (default 3)")
+    p.add_argument(
+        "--route",
+        choices=("auto", "file", "stream"),
+        default="auto",
+        help="file: the device's own file over ISAPI; stream: the library's playback "
+        "download; auto (default): the file over ISAPI logins, else the stream",
+    )
     p.set_defaults(handler=_download)
 
 
@@ -59,6 +67,7 @@ def _download(args: argparse.Namespace) -> int:
         parallel=args.parallel,
         stall_timeout_s=args.stall_timeout,
         retries=args.retries,
+        route=args.route,
     )
 
 
@@ -73,11 +82,12 @@ def download_command(
     parallel: int = 2,
     stall_timeout_s: float = 20.0,
     retries: int = 3,
+    route: Route = "auto",
     out: TextIO | None = None,
     err: TextIO | None = None,
 ) -> int:
     from hikd.devices.capabilities.recordings import DownloadCancelled, device_now
-    from hikd.recorders.fetch_recordings import FetchFailed, RetryPolicy, existing_file, fetch
+    from hikd.recorders.fetch import FetchFailed, RetryPolicy, existing_file, fetch_recording
     from hikd.sdk.errors import SdkError
 
     out = out or sys.stdout
@@ -112,7 +122,7 @@ def download_command(
             )
         if present:
             print(f"{present} recording{'s' if present != 1 else ''} already in {folder}", file=out)
-        policy = RetryPolicy(stall_timeout_s, retries)
+        policy = RetryPolicy(stall_timeout_s, retries, route=route)
         stop = threading.Event()
         bar = ProgressLine(len(todo), err, live=err.isatty())
         failures: list[str] = []
@@ -122,17 +132,13 @@ def download_command(
             if stop.is_set():
                 return
             try:
-                fetched = fetch(
+                fetched = fetch_recording(
                     session,
-                    folder,
-                    rec.stem,
-                    rec.channel,
-                    rec.start,
-                    rec.end,
-                    name=rec.name,
-                    policy=policy,
-                    stop=stop,
-                    progress=lambda size: bar.update(rec.stem, size),
+                    output.absolute(),
+                    rec,
+                    policy,
+                    stop,
+                    lambda size: bar.update(rec.stem, size),
                 )
             except DownloadCancelled:
                 return

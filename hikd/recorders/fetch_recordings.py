@@ -1,286 +1,41 @@
-"""Scheduled recording downloads (kind ``download``), and the fetch every download uses.
+"""Scheduled recording downloads (kind ``download``).
 
 A run searches each channel over the last ``window_h`` hours, leaves out the recording
 still being written (its end is within ``open_margin_s`` of the device's clock) and every
-recording the state database says is done, and downloads the rest, ``parallel`` at a time:
+recording the state database says is done, and downloads the rest, ``parallel`` at a time
+(`hikd.recorders.fetch`):
 
     <output>/<device>/<channel>/<start>_<end>.ps        (times on the device's clock)
 
-A file is written as ``<start>_<end>.part``, checked (not empty, a container hikd knows)
-and only then renamed into place; a stalled, cut or failed attempt deletes its part file
-and is retried with backoff. Each recording ends in `StateStore.mark_done` and a file event
-(kind ``file``, type ``recording``), so a second run fetches nothing and a restart in the
-middle of a window fetches only the rest.
-
-The extension says what the library wrote: over ISAPI that is always its own MPEG-PS with
-a 40-byte ``IMKH`` header (``.ps``; VLC and ffmpeg play it), never the device's bytes.
+Each recording ends in `StateStore.mark_done` and a file event (kind ``file``, type
+``recording``), so a second run fetches nothing and a restart in the middle of a window
+fetches only the rest.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar
+from typing import Annotated, ClassVar, Literal
 
 import structlog
 from pydantic import BaseModel, ConfigDict, Field
 
 from hikd.devices.capabilities.recordings import (
     DownloadCancelled,
-    DownloadError,
-    Progress,
     Recording,
     device_now,
-    download,
-    pieces,
     search_recordings,
 )
-from hikd.events import Event
 from hikd.jobs.base import Job, JobContext, JobResult
-from hikd.recorders.retention import PART_SUFFIX, apply_retention
+from hikd.recorders.fetch import FetchFailed, RetryPolicy, fetch_recording, file_event
+from hikd.recorders.retention import apply_retention
 from hikd.sdk.errors import SdkError
 
-if TYPE_CHECKING:
-    from hikd.devices.session import DeviceSession
-
 log = structlog.get_logger("hikd.recorders.fetch_recordings")
-
-IMKH = b"IMKH"
-IMKH_SIZE = 40
-# IMKH system_format (bytes 8-9, little endian) -> file extension (sdk-over-isapi.md 2 b:
-# 2 = PS is what the library writes by default, 3 = TS after SET_TRANS_TYPE 2).
-_IMKH_FORMATS = {2: "ps", 3: "ts"}
-
-
-class BadFile(DownloadError):
-    """The library wrote nothing usable."""
-
-
-def container_of(head: bytes, size: int) -> str:
-    """The file extension for a downloaded file starting with `head`; raises `BadFile`."""
-    if size == 0:
-        raise BadFile("the library wrote an empty file")
-    if head.startswith(IMKH):
-        if size <= IMKH_SIZE:
-            raise BadFile("the file holds only the 40-byte IMKH header: the device sent no video")
-        system_format = int.from_bytes(head[8:10], "little")
-        # Other vendor formats (1 = the old HIK container) play in the vendor's player,
-        # which expects .mp4 like the guide's own examples (5.14.33).
-        return _IMKH_FORMATS.get(system_format, "mp4")
-    if head.startswith(b"\x00\x00\x01\xba"):
-        return "ps"
-    if head[:1] == b"\x47" and (len(head) <= 188 or head[188:189] == b"\x47"):
-        return "ts"
-    if head[4:8] == b"ftyp":
-        return "mp4"
-    raise BadFile(f"the file is not a video container hikd knows (starts {head[:8].hex()})")
-
-
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    stall_timeout_s: float = 20.0
-    retries: int = 3
-    """Attempts after the first one."""
-    backoff_s: float = 5.0
-    backoff_max_s: float = 120.0
-
-
-@dataclass(frozen=True, slots=True)
-class FetchedFile:
-    path: Path
-    size: int
-    """Bytes in all its pieces."""
-    attempts: int
-    more: tuple[Path, ...] = ()
-    """Further pieces of a download above 1024 MB (``<stem>_1.ps``, ...)."""
-
-    @property
-    def paths(self) -> tuple[Path, ...]:
-        return (self.path, *self.more)
-
-
-class FetchFailed(Exception):
-    """Every attempt failed; the message says why the last one did."""
-
-
-class DiskFull(FetchFailed):
-    """The file system the download goes to is full: no retry would help."""
-
-
-FULL_BELOW = 1 << 20
-"""Free bytes under which a failed download is put down to a full disk."""
-
-
-def disk_full(folder: Path) -> str | None:
-    """One line saying that `folder`'s file system is full, or None when it is not.
-
-    The vendor library gives no reason when it cannot write: a full disk ends the download
-    with progress 200 or -1, which it documents as a network error (guide 5.14.36)."""
-    try:
-        st = os.statvfs(folder)
-    except OSError:
-        return None
-    free = st.f_bavail * st.f_frsize
-    if free >= FULL_BELOW:
-        return None
-    return (
-        f"the disk holding {folder} is full ({free // 1024} kB free): free space there, "
-        "or download elsewhere (a job's output_dir, hikd download --output)"
-    )
-
-
-def fetch(
-    session: DeviceSession,
-    folder: Path,
-    stem: str,
-    channel: int,
-    start: datetime,
-    end: datetime,
-    *,
-    name: str = "",
-    policy: RetryPolicy | None = None,
-    stop: threading.Event | None = None,
-    progress: Progress | None = None,
-) -> FetchedFile:
-    """Download one span into ``folder/<stem>.<ext>`` through ``folder/<stem>.part``.
-
-    Never leaves a partial file under a final name. Raises `FetchFailed` after the last
-    retry, `DownloadCancelled` when `stop` is set, `SdkError` for errors no retry fixes
-    (a channel the device lacks, a path hikd may not write, a refused login)."""
-    policy = policy or RetryPolicy()
-    folder.mkdir(parents=True, exist_ok=True)
-    part = folder / f"{stem}{PART_SUFFIX}"
-    last = ""
-    delay = policy.backoff_s
-    for attempt in range(1, policy.retries + 2):
-        _remove(part)
-        try:
-            download(
-                session,
-                part,
-                channel,
-                start,
-                end,
-                name=name,
-                stall_timeout_s=policy.stall_timeout_s,
-                stop=stop,
-                progress=progress,
-            )
-            return _finish(part, folder, stem, end, attempt)
-        except DownloadCancelled:
-            _remove(part)
-            raise
-        except DownloadError as exc:
-            full = disk_full(folder)
-            if full is not None:
-                _remove(part)
-                raise DiskFull(full) from None
-            last = str(exc)
-        except SdkError as exc:
-            if not exc.transient:
-                _remove(part)
-                raise
-            last = str(exc)
-        _remove(part)
-        if attempt <= policy.retries:
-            log.info(
-                "download attempt failed, retrying",
-                device=session.name,
-                channel=channel,
-                span=stem,
-                attempt=attempt,
-                error=last,
-                retry_in=delay,
-            )
-            if stop is not None and stop.wait(delay):
-                raise DownloadCancelled("hikd is stopping")
-            if stop is None:
-                time.sleep(delay)
-            delay = min(delay * 2, policy.backoff_max_s)
-    raise FetchFailed(f"{last} (gave up after {policy.retries + 1} attempts)")
-
-
-def _finish(part: Path, folder: Path, stem: str, end: datetime, attempt: int) -> FetchedFile:
-    """Check the part file, make it durable and rename it (and its pieces) into place."""
-    size = part.stat().st_size
-    with part.open("rb") as f:
-        head = f.read(IMKH_SIZE + 200)
-        ext = container_of(head, size)
-    parts = pieces(part)
-    finals = [folder / f"{stem}.{ext}"]
-    finals += [folder / f"{stem}_{n}.{ext}" for n in range(1, len(parts))]
-    # mtime = end of the footage: retention by age counts from there.
-    stamp = end.timestamp() + 1
-    for piece, final in zip(parts, finals, strict=True):
-        with piece.open("rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(piece, final)
-        with contextlib.suppress(OSError):
-            os.utime(final, (stamp, stamp))
-    _fsync_dir(folder)
-    total = sum(final.stat().st_size for final in finals)
-    return FetchedFile(finals[0], total, attempt, tuple(finals[1:]))
-
-
-def _fsync_dir(folder: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def _remove(part: Path) -> None:
-    for piece in pieces(part):
-        with contextlib.suppress(FileNotFoundError):
-            piece.unlink()
-
-
-def existing_file(folder: Path, stem: str) -> Path | None:
-    """A complete file for `stem` already in `folder` (any extension but .part)."""
-    if not folder.is_dir():
-        return None
-    for candidate in folder.glob(f"{stem}.*"):
-        if candidate.suffix != PART_SUFFIX and candidate.is_file():
-            return candidate
-    return None
-
-
-def file_event(
-    session: DeviceSession,
-    type_: str,
-    fetched: FetchedFile,
-    channel: int,
-    start: datetime,
-    end: datetime,
-    **extra: Any,
-) -> Event:
-    return Event(
-        kind="file",
-        type=type_,
-        state="pulse",
-        device=session.device,
-        channel=channel,
-        attributes={
-            "path": str(fetched.path),
-            "size": fetched.size,
-            "channel": channel,
-            "start": start.isoformat(),
-            "end": end.isoformat(),
-            **extra,
-        },
-        files=tuple(str(p) for p in fetched.paths),
-    )
-
-
-# -- the scheduled job --------------------------------------------------------------------
 
 
 class DownloadConfig(BaseModel):
@@ -298,13 +53,17 @@ class DownloadConfig(BaseModel):
     retries: Annotated[int, Field(ge=0, le=20)] = 3
     retry_backoff_s: Annotated[float, Field(ge=0)] = 5.0
     parallel: Annotated[int, Field(ge=1, le=16)] = 2
-    """Downloads at once per device (each ISAPI download lasts at least ~5 s: the library
-    learns of the end of a stream from its 5 s RTSP heartbeat)."""
+    """Downloads at once per device."""
+    route: Literal["auto", "file", "stream"] = "auto"
+    """``file``: the device's own file through ISAPI; ``stream``: the library's playback
+    download; ``auto``: the file over ISAPI logins, the stream otherwise (README)."""
     keep_days: Annotated[float, Field(gt=0)] | None = None
     keep_bytes: Annotated[int, Field(gt=0)] | None = None
 
     def policy(self) -> RetryPolicy:
-        return RetryPolicy(self.stall_timeout_s, self.retries, self.retry_backoff_s)
+        return RetryPolicy(
+            self.stall_timeout_s, self.retries, self.retry_backoff_s, route=self.route
+        )
 
 
 @dataclass
@@ -398,19 +157,8 @@ class DownloadJob(Job):
         if ctx.stop.is_set():
             return
         session = ctx.session
-        folder = root / session.name / str(rec.channel)
         try:
-            fetched = fetch(
-                session,
-                folder,
-                rec.stem,
-                rec.channel,
-                rec.start,
-                rec.end,
-                name=rec.name,
-                policy=self.config.policy(),
-                stop=ctx.stop,
-            )
+            fetched = fetch_recording(session, root, rec, self.config.policy(), ctx.stop)
         except DownloadCancelled:
             return
         except (FetchFailed, SdkError, OSError) as exc:

@@ -15,7 +15,7 @@ import random
 import re
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 from urllib.parse import parse_qs, urlsplit
@@ -278,6 +278,7 @@ class RecordingStore:
             )
         data = await asyncio.to_thread(self.content, rec, size, span)
         self.download_stats.served += 1
+        self.download_stats.spans.append((rec.name, *span))
         knobs = self.download_knobs
         cut = knobs.cut_after_bytes
         if cut is None or knobs.cuts_left == 0 or cut >= len(data):
@@ -312,6 +313,8 @@ class DownloadKnobs:
 class DownloadStats:
     served: int = 0
     cut: int = 0
+    spans: list[tuple[str, datetime, datetime]] = field(default_factory=list)
+    """(recording name, first second, last second) of every reply, in order."""
 
 
 def _span(params: dict[str, list[str]], rec: Recording) -> tuple[datetime, datetime] | None:

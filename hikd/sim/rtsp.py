@@ -43,6 +43,8 @@ class RtspKnobs:
     """Per-device download behaviour a test can change at any time."""
 
     cut_after_bytes: int | None = None
+    cuts_left: int | None = None
+    """How many streams to cut (None: every one); counts down."""
     """Drop the connection after this many stream bytes (a cut download)."""
     bytes_per_second: int | None = None
     """Pace the stream (a slow device); None sends as fast as the socket takes it."""
@@ -318,9 +320,12 @@ class _Session:
             packets = rtp_packets(nals, timestamp, seq, 0x1A2B3C4D)
             seq += len(packets)
             data = b"".join(packets)
-            if knobs.cut_after_bytes is not None and sent + len(data) > knobs.cut_after_bytes:
-                self.writer.write(data[: max(0, knobs.cut_after_bytes - sent)])
-                server.stats.bytes_sent += max(0, knobs.cut_after_bytes - sent)
+            limit = knobs.cut_after_bytes if knobs.cuts_left != 0 else None
+            if limit is not None and sent + len(data) > limit:
+                if knobs.cuts_left is not None:
+                    knobs.cuts_left -= 1
+                self.writer.write(data[: max(0, limit - sent)])
+                server.stats.bytes_sent += max(0, limit - sent)
                 server.stats.streams_cut += 1
                 self.writer.transport.abort()
                 return

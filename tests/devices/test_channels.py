@@ -7,7 +7,6 @@ the same number for the same camera."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,7 +15,8 @@ from typing import Any
 import pytest
 
 from hikd.devices.capabilities.channels import channel_map
-from hikd.devices.capabilities.recordings import download, search_recordings
+from hikd.devices.capabilities.downloads import download
+from hikd.devices.capabilities.recordings import search_recordings
 from hikd.devices.capabilities.snapshot import snapshot
 from hikd.devices.capabilities.work_status import work_status
 from hikd.sdk.login import DeviceFacts
@@ -143,8 +143,8 @@ def test_snapshots_searches_downloads_and_status_use_the_devices_ids(
     # Download by time: the library streams track 3301 of the device.
     first = found[0]
     target = tmp_path / "one.ps"
-    size = download(session, target, 1, first.start, first.end, stop=threading.Event())
-    assert size > 0
+    got = download(session, target, 1, first.start, first.end, route="stream")
+    assert got.size > 0
     described = [url for method, url in device.rtsp.stats.requests if method == "DESCRIBE"]
     assert described and all("/tracks/3301/" in url for url in described), described
 

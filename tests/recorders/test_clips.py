@@ -7,7 +7,6 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -15,12 +14,14 @@ from hikd.devices.session import DeviceSession
 from hikd.events import DeviceRef, Event, State
 from hikd.jobs.scheduler import JobScheduler
 from hikd.listeners.alarm_state import AlarmStateTracker
-from hikd.recorders.clips import PENDING, ClipConfig, ClipRecorder, clip_request
+from hikd.recorders.clip_requests import ClipConfig, clip_request
+from hikd.recorders.clips import PENDING, ClipRecorder
 from hikd.sdk.library import Library
-from hikd.sim import SimDeviceConfig, Simulator
+from hikd.sim import SimDeviceConfig, Simulator, video
 from hikd.sim.config import RecordingPlan
 from hikd.state import StateStore
 from tests.support import Collector, device_config, wait_for
+from tests.video import decoded_frames
 
 NVR = DeviceRef("nvr", "SERIAL", "127.0.0.1:80")
 T0 = datetime(2024, 5, 1, 10, 2, 11, tzinfo=UTC)
@@ -96,7 +97,7 @@ def test_filters_pulses_and_the_length_limit() -> None:
 def nvr(
     sdk: Library, start_sim: Callable[..., Simulator]
 ) -> Iterator[tuple[Simulator, DeviceSession]]:
-    plan = RecordingPlan(per_channel=2, segment_s=600, bytes_per_second=20_000)
+    plan = RecordingPlan(per_channel=2, segment_s=600)
     sim = start_sim(SimDeviceConfig(name="nvr", recordings=plan))
     session = DeviceSession(sdk, device_config(sim), publish=lambda _e: None)
     try:
@@ -157,12 +158,11 @@ def test_a_clip_is_fetched_after_an_alarm_and_published_with_its_id(
         assert state.is_done("clips", start.id)
         assert state.items("clips", PENDING) == {}
         assert sorted(p.name for p in file.parent.iterdir()) == [file.name]
-    # The device was asked for exactly that span, on channel 2's track.
-    [describe] = [url for method, url in device.rtsp.stats.requests if method == "DESCRIBE"][-1:]
-    assert "/tracks/201/" in describe
-    query = parse_qs(urlsplit(describe).query)
-    assert query["starttime"] == [clip_start.strftime("%Y%m%dT%H%M%SZ")]
-    assert query["endtime"] == [clip_end.strftime("%Y%m%dT%H%M%SZ")]
+    # The device was asked for exactly that span of channel 2's recording, as its own file.
+    [(name, first, last)] = device.recordings.download_stats.spans
+    assert name.startswith("ch02_") and clip.attributes["route"] == "file"
+    assert (first, last) == (clip_start.replace(tzinfo=None), clip_end.replace(tzinfo=None))
+    assert decoded_frames(file) >= 0.99 * 7 * video.FPS  # 7 whole seconds of real video
 
 
 def test_a_clip_waiting_for_an_offline_device_is_fetched_after_a_restart(

@@ -1,8 +1,7 @@
 """Recording search and scheduled downloads with the real library against hikd.sim.
 
-Over ISAPI every download lasts at least ~5 s: the library learns that a stream has ended
-only from the reply to its RTSP HEARTBEAT, sent every 5 s (sdk-over-isapi.md part 2 b).
-So the tests keep to two or three recordings per run and download them in parallel.
+The routes themselves (the device's file in pieces, the playback stream, cuts) have their
+tests in test_download_routes.py; these are about the job: what it fetches, once.
 """
 
 from __future__ import annotations
@@ -17,12 +16,12 @@ from typing import Any
 
 import pytest
 
-from hikd.devices.capabilities.recordings import END_SIGNAL_WAIT_S, search_recordings
+from hikd.devices.capabilities.recordings import search_recordings
 from hikd.devices.session import DeviceSession
 from hikd.events import Event
 from hikd.jobs.base import JobResult
 from hikd.jobs.scheduler import JobScheduler
-from hikd.recorders.fetch_recordings import BadFile, container_of
+from hikd.recorders.fetch import BadFile, container_of
 from hikd.recorders.retention import apply_retention
 from hikd.sdk.library import Library
 from hikd.sim import SimDeviceConfig, Simulator
@@ -217,7 +216,7 @@ def test_a_restart_in_the_middle_of_a_window_fetches_only_the_rest(
         f"{stem(r.start, r.end)}.ps" for r in recordings
     )
     assert sorted(p.name for p in folder.iterdir()) == sorted([fetched_first, *fetched_second])
-    assert device.rtsp.stats.streams_started == 3
+    assert device.recordings.download_stats.served == 3  # each recording once
 
 
 def test_a_cut_stream_is_detected_retried_and_never_left_under_a_final_name(
@@ -232,9 +231,10 @@ def test_a_cut_stream_is_detected_retried_and_never_left_under_a_final_name(
     for dev in (once, always):
         dev.rtsp.knobs.cut_after_bytes = 30_000  # of a ~240 kB stream
     sessions = {"once": login(sim, 0), "always": login(sim, 1)}
+    # The playback stream (the file route has tests of its own: test_download_routes.py).
     jobs = [
-        download_job("retry", devices=["once"], retries=2),
-        download_job("give-up", devices=["always"], retries=1),
+        download_job("retry", devices=["once"], retries=2, route="stream"),
+        download_job("give-up", devices=["always"], retries=1, route="stream"),
     ]
     events: list[Event] = []
     with StateStore.open(tmp_path / "state") as state:
@@ -290,7 +290,12 @@ def test_stopping_hikd_cancels_a_download_and_removes_its_part_file(
     stop = threading.Event()
     with StateStore.open(tmp_path / "state") as state:
         scheduler = JobScheduler(
-            [download_job()], lambda: {"nvr": session}, lambda _e: None, state, stop, tmp_path
+            [download_job(route="stream")],
+            lambda: {"nvr": session},
+            lambda _e: None,
+            state,
+            stop,
+            tmp_path,
         )
         results: list[JobResult] = []
         runner = threading.Thread(target=lambda: results.extend(scheduler.run_now("rec")))
@@ -330,12 +335,6 @@ def test_search_lists_4500_recordings(start_sim: Callable[..., Simulator], login
     assert device.recordings.searches >= 113
     # A channel that records nothing.
     assert search_recordings(session, 2, now - timedelta(hours=1), now) == []
-
-
-def test_an_isapi_download_waits_for_the_library_heartbeat_before_calling_it_stalled() -> None:
-    # A finished ISAPI stream sits still for up to 5 s before the library reports 100
-    # (part 2 b): a stall limit below that would cut every healthy download.
-    assert END_SIGNAL_WAIT_S > 5.0
 
 
 @pytest.mark.parametrize(
@@ -399,8 +398,8 @@ def test_retention_by_age_then_by_size_oldest_first(tmp_path: Path) -> None:
 def test_pieces_of_a_download_above_1024_mb_move_into_place_together(tmp_path: Path) -> None:
     """Above 1024 MB the library goes on in <name>_1<ext>, <name>_2<ext>, ... (guide
     5.14.33). Not reachable with the simulator's streams: the files are made here."""
-    from hikd.devices.capabilities.recordings import written
-    from hikd.recorders.fetch_recordings import _finish
+    from hikd.devices.capabilities.recordings import pieces, written
+    from hikd.recorders.fetch import _finish
 
     head = b"IMKH" + bytes(4) + b"\x02\x00" + bytes(30) + b"\x00\x00\x01\xba"
     part = tmp_path / "A_B.part"
@@ -409,7 +408,7 @@ def test_pieces_of_a_download_above_1024_mb_move_into_place_together(tmp_path: P
     (tmp_path / "A_B_2.part").write_bytes(bytes(300))
     assert written(part) == len(head) + 1800
     end = datetime(2024, 5, 1, 0, 59, 59, tzinfo=UTC)
-    fetched = _finish(part, tmp_path, "A_B", end, attempt=1)
+    fetched = _finish(tuple(pieces(part)), tmp_path, "A_B", end, attempt=1)
     assert [p.name for p in fetched.paths] == ["A_B.ps", "A_B_1.ps", "A_B_2.ps"]
     assert fetched.size == len(head) + 1800
     assert sorted(p.name for p in tmp_path.iterdir()) == ["A_B.ps", "A_B_1.ps", "A_B_2.ps"]

@@ -1,26 +1,13 @@
-"""Recording search and one download from a device session, on the route its protocol takes.
+"""Recording search on a device session, and what every download route shares.
 
-| what | ISAPI login | private login |
-| --- | --- | --- |
-| search | FindFile_V40 with dwFileType 0 (else error 17) | FindFile_V40, all file types |
-| one recording | by its time span (GetFileByName ignores the name) | by name (GetFileByName) |
-| a time span (clips) | GetFileByTime_V40 | GetFileByTime_V40 |
-
-Over ISAPI the library remuxes the RTSP stream into its own container: a 40-byte ``IMKH``
-header (system_format 2 = MPEG-PS) then an MPEG program stream, never byte-equal to what
-the device sent (sdk-over-isapi.md part 2 b). Its progress stays 0 until the device ends
-the stream and a cut stream stays at 0 for ever, so `download` watches the file itself:
-no growth for ``stall_timeout_s`` ends the attempt. The library learns about the end of a
-stream only from the reply to its RTSP ``HEARTBEAT``, sent every 5 s, so a finished
-stream looks stalled for up to 5 s; on ISAPI logins the stall limit is never below
-`END_SIGNAL_WAIT_S`.
+Search is FindFile_V40 on both protocols; an ISAPI login takes only dwFileType 0 (any
+other, "all" included, fails with error 17: sdk-over-isapi.md part 2 a).
+`hikd.devices.capabilities.downloads.download` picks the route.
 """
 
 from __future__ import annotations
 
 import contextlib
-import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
@@ -35,10 +22,6 @@ if TYPE_CHECKING:
     from hikd.devices.session import DeviceSession
 
 _log = get_logger(__name__)
-
-END_SIGNAL_WAIT_S = 6.0
-"""The library's RTSP heartbeat period (5 s) plus a margin: how long a complete ISAPI
-download may sit without growing before the library reports it finished."""
 
 Progress = Callable[[int], None]
 """Called with the number of bytes written so far, whenever it changes."""
@@ -97,7 +80,7 @@ def device_now(session: DeviceSession) -> datetime:
     return datetime.now(device_zone(session)).replace(microsecond=0)
 
 
-def _user_id(session: DeviceSession) -> int:
+def user_id_of(session: DeviceSession) -> int:
     user_id = session.user_id
     if user_id is None:
         raise SdkError(47, f"device {session.name} is not logged in")
@@ -116,7 +99,7 @@ def search_recordings(
     file_type = 0 if session.protocol == "isapi" else playback.ALL_FILE_TYPES
     found = playback.find_files(
         session.sdk,
-        _user_id(session),
+        user_id_of(session),
         session.channels.library_channel(channel),
         start,
         end,
@@ -135,88 +118,22 @@ def search_recordings(
     return [Recording(channel, f.start, f.end, f.size, f.name) for f in inside]
 
 
-def download(
-    session: DeviceSession,
-    target: Path,
-    channel: int,
-    start: datetime,
-    end: datetime,
-    *,
-    name: str = "",
-    stall_timeout_s: float = 20.0,
-    stop: threading.Event | None = None,
-    progress: Progress | None = None,
-    poll_s: float = 0.1,
-) -> int:
-    """Download `channel` (hikd's number) from `start` to `end` (inclusive) into `target`;
-    returns its size.
-
-    With `name` (a recording's name from the search) a private-protocol session fetches
-    that file by name; otherwise, and always over ISAPI, it goes by time. Raises
-    `StalledError`, `DownloadError` (progress 200: network error), `DownloadCancelled`
-    when `stop` is set, or `SdkError` when the download cannot start. `target` is left as
-    the library wrote it: the caller deletes or renames it."""
-    user_id = _user_id(session)
-    isapi = session.protocol != "private"
-    if name and not isapi:
-        handle = playback.start_by_name(session.sdk, user_id, name, target)
-    else:
-        library_channel = session.channels.library_channel(channel)
-        handle = playback.start_by_time(
-            session.sdk, user_id, library_channel, start, end, device_zone(session), target
-        )
-    limit = max(stall_timeout_s, END_SIGNAL_WAIT_S) if isapi else stall_timeout_s
-    try:
-        return _watch(session, handle, target, limit, stop, progress, poll_s)
-    finally:
-        playback.stop_download(session.sdk, handle)
-
-
-def _watch(
-    session: DeviceSession,
-    handle: int,
-    target: Path,
-    stall_limit_s: float,
-    stop: threading.Event | None,
-    progress: Progress | None,
-    poll_s: float,
-) -> int:
-    size = written(target)
-    pos = 0
-    moved = time.monotonic()
-    while True:
-        new_pos = playback.download_pos(session.sdk, handle)
-        new_size = written(target)
-        if new_size != size or new_pos != pos:
-            moved = time.monotonic()
-            if new_size != size and progress is not None:
-                progress(new_size)
-            size, pos = new_size, new_pos
-        if pos == playback.POS_DONE:
-            return size
-        if pos == playback.POS_NETWORK_ERROR or pos < 0:
-            raise DownloadError(f"the library reported a network error (progress {pos})")
-        if time.monotonic() - moved > stall_limit_s:
-            raise StalledError(
-                f"no data for {stall_limit_s:g} s (the stream was cut or the device stalled)"
-            )
-        if stop is not None and stop.wait(poll_s):
-            raise DownloadCancelled("hikd is stopping")
-        if stop is None:
-            time.sleep(poll_s)
-
-
 def pieces(target: Path) -> list[Path]:
     """`target` and the files the library continued it in: above 1024 MB it starts a new
     file named like the first plus ``_1``, ``_2``, ... (guide 5.14.33)."""
     found = [target]
     n = 1
     while True:
-        piece = target.with_name(f"{target.stem}_{n}{target.suffix}")
+        piece = pieces_name(target, n)
         if not piece.exists():
             return found
         found.append(piece)
         n += 1
+
+
+def pieces_name(target: Path, n: int) -> Path:
+    """The name of piece `n` (1, 2, ...) after `target`: ``<stem>_<n><suffix>``."""
+    return target.with_name(f"{target.stem}_{n}{target.suffix}")
 
 
 def written(target: Path) -> int:

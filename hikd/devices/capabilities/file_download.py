@@ -1,0 +1,198 @@
+"""The device's own file of a recording: ``GET /ISAPI/ContentMgmt/download`` through the
+library's pass-through (`NET_DVR_STDXMLConfig`), byte for byte.
+
+Facts (sdk-over-isapi.md part 2 b and g, and measured for issue 15): the reply comes back
+unchanged at hundreds of MB/s, but whole and in memory, and a reply above 64 MiB fails
+with error 43. So a recording is fetched in pieces cut on whole seconds of its span
+(``starttime``/``endtime`` of its playbackURI), each sized from the recording's bytes per
+second to stay under `MAX_PIECE`; a piece still too big is halved. A cut reply fails at
+once (error 73), a device that stops sending fails after the receive timeout (error 10),
+which is the download's ``stall_timeout_s``: that piece, and only it, is asked for again
+at once. A device without the endpoint answers 404 (error 23): `NotSupportedError`, and
+the caller takes the playback stream instead.
+
+Pieces join where the container allows: Hikvision's file is a 40-byte ``IMKH`` header then
+MPEG-PS (or TS), which concatenate once the later pieces' headers are dropped; any other
+container (MP4) stays one file per piece.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO
+from xml.sax.saxutils import escape
+
+from hikd.devices.capabilities.recordings import DownloadCancelled, pieces_name
+from hikd.logs import get_logger
+from hikd.sdk.errors import BufferTooSmallError, NetworkError, SdkError
+from hikd.sdk.passthrough import MAX_REPLY
+
+if TYPE_CHECKING:
+    from hikd.devices.capabilities.recordings import Recording
+    from hikd.devices.session import DeviceSession
+
+_log = get_logger(__name__)
+
+DOWNLOAD_URL = "/ISAPI/ContentMgmt/download"
+MAX_PIECE = 48 * 1024 * 1024
+"""Aim of a piece's size: under the library's 64 MiB per reply, with room for a bitrate
+that is not even along the recording."""
+IMKH = b"IMKH"
+IMKH_SIZE = 40
+
+
+class PieceFailed(Exception):
+    """A piece failed twice (cut or stalled, then again at once); the message says how."""
+
+
+@dataclass
+class FileDownload:
+    """What `download_files` wrote and what happened on the way."""
+
+    size: int = 0
+    pieces: int = 0
+    files: list[Path] = field(default_factory=list)
+    """The target, then one more file per piece where the container does not join."""
+    device_size: int | None = None
+    """The device's size of the recording, where the download is one whole recording."""
+    retried: list[str] = field(default_factory=list)
+    """One line per piece that was cut or stalled and fetched again at once."""
+
+
+def playback_uri(session: DeviceSession, rec: Recording, start: datetime, end: datetime) -> str:
+    """The recording's playbackURI as the device's search gives it, cut to [start, end]
+    (device wall clock with the literal "Z" Hikvision writes; trackID = the library's
+    channel x 100 + 1, part 2 a). ``size=`` only when it is the whole recording."""
+    track = session.channels.library_channel(rec.channel) * 100 + 1
+    query = f"starttime={start:%Y%m%dT%H%M%S}Z&endtime={end:%Y%m%dT%H%M%S}Z&name={rec.name}"
+    if (start, end) == (rec.start, rec.end) and rec.size > 0:
+        query += f"&size={rec.size}"
+    return f"rtsp://{session.config.host}/Streaming/tracks/{track}/?{query}"
+
+
+def request_body(uri: str) -> bytes:
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        '<downloadRequest version="1.0" xmlns="http://www.isapi.org/ver20/XMLSchema">\n'
+        f"<playbackURI>{escape(uri)}</playbackURI>\n</downloadRequest>\n"
+    ).encode()
+
+
+def split(
+    rec: Recording, start: datetime, end: datetime, max_piece: int
+) -> list[tuple[datetime, datetime]]:
+    """[start, end] (whole seconds inside `rec`) in pieces of about `max_piece` bytes, from
+    the recording's own bytes per second; one piece when the device gave no size."""
+    seconds = int((end - start).total_seconds()) + 1
+    per_second = rec.size / rec.duration_s if rec.size > 0 else 0.0
+    step = seconds if per_second <= 0 else max(1, int(max_piece // per_second))
+    spans = []
+    for first in range(0, seconds, step):
+        last = min(seconds, first + step) - 1
+        spans.append((start + timedelta(seconds=first), start + timedelta(seconds=last)))
+    return spans
+
+
+def download_files(
+    session: DeviceSession,
+    target: Path,
+    parts: list[tuple[Recording, datetime, datetime]],
+    *,
+    stall_timeout_s: float,
+    stop: threading.Event | None = None,
+    progress: Callable[[int], None] | None = None,
+    max_piece: int = MAX_PIECE,
+) -> FileDownload:
+    """Fetch each (recording, start, end) of `parts`, in order, into `target` (and, for a
+    container that does not join, ``<target stem>_<n><suffix>``). Raises
+    `NotSupportedError` when the device has no such endpoint, `PieceFailed` when a piece
+    failed twice, `DownloadCancelled` when `stop` is set, `SdkError` otherwise."""
+    result = FileDownload()
+    out: BinaryIO | None = None
+    joins = True
+    try:
+        for rec, start, end in parts:
+            queue = split(rec, start, end, max_piece)
+            while queue:
+                if stop is not None and stop.is_set():
+                    raise DownloadCancelled("hikd is stopping")
+                piece_start, piece_end = queue.pop(0)
+                try:
+                    data = _piece(session, rec, piece_start, piece_end, stall_timeout_s, result)
+                except BufferTooSmallError:
+                    if piece_start == piece_end:
+                        raise
+                    # Above the 64 MiB a reply may have: ask for each half instead.
+                    middle = piece_start + (piece_end - piece_start) / 2
+                    middle = middle.replace(microsecond=0)
+                    queue[:0] = [(piece_start, middle), (middle + timedelta(seconds=1), piece_end)]
+                    continue
+                if out is None or not joins:
+                    if out is not None:
+                        out.close()
+                    path = target if out is None else pieces_name(target, len(result.files))
+                    if out is None:
+                        joins = _joins(data)
+                    out = path.open("wb")
+                    result.files.append(path)
+                elif data[:4] == IMKH:
+                    data = data[IMKH_SIZE:]  # every piece is a file of its own: one header
+                out.write(data)
+                result.size += len(data)
+                result.pieces += 1
+                if progress is not None:
+                    progress(result.size)
+        if out is not None:
+            out.flush()
+    finally:
+        if out is not None:
+            out.close()
+    if len(parts) == 1:
+        rec, start, end = parts[0]
+        if (start, end) == (rec.start, rec.end) and rec.size > 0:
+            result.device_size = rec.size
+    return result
+
+
+def _piece(
+    session: DeviceSession,
+    rec: Recording,
+    start: datetime,
+    end: datetime,
+    stall_timeout_s: float,
+    result: FileDownload,
+) -> bytes:
+    """One reply; a cut or stalled one is asked for again at once, once."""
+    uri = playback_uri(session, rec, start, end)
+    expected = rec.size / rec.duration_s * ((end - start).total_seconds() + 1) if rec.size else 0
+    buffer = min(MAX_REPLY, int(expected * 1.25) + (1 << 20))
+    for attempt in (1, 2):
+        try:
+            reply = session.isapi(
+                "GET", DOWNLOAD_URL, request_body(uri), int(stall_timeout_s * 1000), buffer
+            )
+        except NetworkError as exc:
+            what = "stalled" if exc.code == 10 else "was cut"
+            line = f"{start:%H:%M:%S}-{end:%H:%M:%S} {what} ({exc})"
+            if attempt == 2:
+                raise PieceFailed(f"the piece {line}, and again when asked at once") from None
+            _log.info("download_piece_retried", device=session.name, piece=line)
+            result.retried.append(f"{line}; fetched again at once")
+            continue
+        except SdkError:
+            raise
+        if not reply.body:
+            raise PieceFailed(f"the device sent an empty file for {start:%H:%M:%S}-{end:%H:%M:%S}")
+        return reply.body
+    raise AssertionError("unreachable")
+
+
+def _joins(first: bytes) -> bool:
+    """Whether pieces of this container concatenate: MPEG-PS or TS, with or without the
+    IMKH header (its system_format 2 = PS, 3 = TS)."""
+    body = first[IMKH_SIZE:] if first[:4] == IMKH else first
+    return body[:4] == b"\x00\x00\x01\xba" or body[:1] == b"\x47"

@@ -1,0 +1,139 @@
+"""The download routes with the real library against hikd.sim's real video: the device's
+own file through the pass-through (byte for byte, in pieces), the playback stream as the
+fallback (ended by hikd when the file holds the span, not by the library's 5 s
+heartbeat), and cut or stalled streams fetched again at once."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from hikd.devices.capabilities.downloads import download
+from hikd.devices.capabilities.recordings import Recording, search_recordings
+from hikd.devices.capabilities.stream_download import covered_s, video_pts
+from hikd.devices.session import DeviceSession
+from hikd.recorders.fetch import RetryPolicy, fetch_recording, file_event
+from hikd.sim import SimDeviceConfig, Simulator, video
+from hikd.sim.config import RecordingPlan
+from tests.recorders.test_fetch_recordings import Login, login
+from tests.video import decoded_frames
+
+__all__ = ["login"]
+
+SEGMENT_S = 60
+FRAMES = SEGMENT_S * video.FPS
+"""What the simulator sends for one recording."""
+
+
+def plan(**changes: Any) -> RecordingPlan:
+    """Two finished 60 s recordings of real video (~1.6 MB each) on channel 1."""
+    values: dict[str, Any] = {
+        "per_channel": 2,
+        "segment_s": SEGMENT_S,
+        "gap_s": 60,
+        "channels": [1],
+        "still_recording": False,
+    }
+    values.update(changes)
+    return RecordingPlan(**values)
+
+
+def recordings(session: DeviceSession, sim: Simulator) -> list[Recording]:
+    listed = sim.devices[0].recording_list(1)
+    first, last = listed[0].start.replace(tzinfo=UTC), listed[-1].end.replace(tzinfo=UTC)
+    return search_recordings(session, 1, first, last)
+
+
+def test_the_device_file_comes_in_pieces_joined_byte_for_byte(
+    start_sim: Callable[..., Simulator], login: Login, tmp_path: Path
+) -> None:
+    sim = start_sim(SimDeviceConfig(name="nvr", recordings=plan()))
+    device = sim.devices[0]
+    session = login(sim)
+    rec = recordings(session, sim)[0]
+    target = tmp_path / "one.part"
+    # Pieces of ~300 kB instead of 48 MB: the same splitting and joining, five times over.
+    got = download(session, target, 1, rec.start, rec.end, recording=rec, max_piece=300_000)
+    assert got.route == "file" and got.joined >= 5 and got.files == (target,)
+    assert device.recordings.download_stats.served == got.joined
+    assert target.read_bytes() == device.recording_bytes(rec.name)
+    assert got.size == rec.size  # the device's own size, from the search
+    assert decoded_frames(target) >= 0.99 * FRAMES
+    # No playback stream was needed.
+    assert device.rtsp.stats.streams_started == 0
+
+
+def test_a_device_without_the_file_route_gets_the_stream_ended_without_its_heartbeat(
+    start_sim: Callable[..., Simulator], login: Login, tmp_path: Path
+) -> None:
+    sim = start_sim(SimDeviceConfig(name="nvr", recordings=plan()))
+    device = sim.devices[0]
+    device.unavailable.add("/ISAPI/ContentMgmt/download")  # older firmware: 404
+    # The device never tells the library that the stream ended (no "Connection: close"):
+    # only hikd's reading of the file's time stamps can end these downloads.
+    device.rtsp.knobs.end_signal = False
+    session = login(sim)
+    policy = RetryPolicy(stall_timeout_s=60, retries=0)
+    fetched = [
+        fetch_recording(session, tmp_path, rec, policy, threading.Event())
+        for rec in recordings(session, sim)
+    ]
+    assert [f.route for f in fetched] == ["stream", "stream"]
+    assert "no /ISAPI/ContentMgmt/download" in fetched[0].notes[0]
+    assert device.count("/ISAPI/ContentMgmt/download") == 1  # asked once, then remembered
+    assert device.rtsp.stats.streams_completed == 2
+    for one in fetched:
+        assert one.path.suffix == ".ps" and one.attempts == 1
+        assert one.path.read_bytes()[:4] == b"IMKH"  # the library's own re-mux
+        assert decoded_frames(one.path) >= 0.99 * FRAMES
+
+
+def test_a_stalled_piece_is_fetched_again_at_once_and_the_event_says_so(
+    start_sim: Callable[..., Simulator], login: Login, tmp_path: Path
+) -> None:
+    sim = start_sim(SimDeviceConfig(name="nvr", recordings=plan()))
+    device = sim.devices[0]
+    knobs = device.recordings.download_knobs
+    knobs.cut_after_bytes, knobs.cuts_left, knobs.hold_after_cut_s = 100_000, 1, 30
+    session = login(sim)
+    rec = recordings(session, sim)[0]
+    # A backoff far longer than the test: only a retry at once can finish it in time.
+    policy = RetryPolicy(stall_timeout_s=1, retries=3, backoff_s=600)
+    fetched = fetch_recording(session, tmp_path, rec, policy, threading.Event())
+    assert fetched.path.read_bytes() == device.recording_bytes(rec.name)
+    assert device.recordings.download_stats.cut == 1
+    [note] = fetched.notes
+    assert "stalled" in note and "fetched again at once" in note
+    event = file_event(session, "recording", fetched, 1, rec.start, rec.end)
+    assert event.attributes["route"] == "file" and event.attributes["notes"] == [note]
+
+
+def test_a_cut_stream_is_tried_again_at_once(
+    start_sim: Callable[..., Simulator], login: Login, tmp_path: Path
+) -> None:
+    sim = start_sim(SimDeviceConfig(name="nvr", recordings=plan()))
+    device = sim.devices[0]
+    device.unavailable.add("/ISAPI/ContentMgmt/download")
+    device.rtsp.knobs.cut_after_bytes = 200_000
+    device.rtsp.knobs.cuts_left = 1
+    session = login(sim)
+    rec = recordings(session, sim)[0]
+    # A backoff far longer than the test: only a retry at once can finish it in time.
+    policy = RetryPolicy(stall_timeout_s=1, retries=3, backoff_s=600)
+    fetched = fetch_recording(session, tmp_path, rec, policy, threading.Event())
+    assert device.rtsp.stats.streams_cut == 1 and device.rtsp.stats.streams_started == 2
+    assert fetched.attempts == 2
+    assert "no data for 1 s" in fetched.notes[-1] and "again at once" in fetched.notes[-1]
+    assert decoded_frames(fetched.path) >= 0.99 * FRAMES
+
+
+def test_the_time_stamps_of_a_program_stream_tell_what_it_covers() -> None:
+    start = datetime(2024, 5, 1, 0, 0, 0)
+    ps = video.ps_file(start, start.replace(second=9))
+    stamps = video_pts(ps)
+    assert len(stamps) == 10 * video.FPS
+    assert covered_s(stamps[0], stamps[-25:]) == 10.0
+    assert covered_s(stamps[0], stamps[:25]) == 1.0
