@@ -137,3 +137,46 @@ def test_the_time_stamps_of_a_program_stream_tell_what_it_covers() -> None:
     assert len(stamps) == 10 * video.FPS
     assert covered_s(stamps[0], stamps[-25:]) == 10.0
     assert covered_s(stamps[0], stamps[:25]) == 1.0
+
+
+class _Mp4Device:
+    """A session whose device answers every piece with an MP4 file. A stand-in, because
+    hikd.sim serves Hikvision's IMKH + PS only (as the recorders it imitates do)."""
+
+    name = "mp4"
+
+    class channels:
+        @staticmethod
+        def library_channel(channel: int) -> int:
+            return channel
+
+    class config:
+        host = "127.0.0.1"
+
+    def __init__(self) -> None:
+        self.asked: list[bytes] = []
+
+    def isapi(self, method: str, url: str, body: bytes, timeout_ms: int, buffer: int) -> Any:
+        self.asked.append(body)
+        return type("Reply", (), {"body": b"\x00\x00\x00\x20ftypisom" + bytes(100)})()
+
+
+def test_pieces_of_a_container_that_does_not_join_stay_one_file_each(tmp_path: Path) -> None:
+    from datetime import timedelta
+
+    from hikd.devices.capabilities.file_download import download_files
+
+    start = datetime(2024, 5, 1, 0, 0, 0, tzinfo=UTC)
+    rec = Recording(1, start, start + timedelta(seconds=59), 600_000, "ch01_00000000001")
+    device = _Mp4Device()
+    got = download_files(
+        device,  # type: ignore[arg-type]
+        tmp_path / "clip.part",
+        [(rec, rec.start, rec.end)],
+        stall_timeout_s=5,
+        max_piece=200_000,
+    )
+    assert got.pieces == 3 and len(device.asked) == 3
+    assert [p.name for p in got.files] == ["clip.part", "clip_1.part", "clip_2.part"]
+    assert all(p.read_bytes()[4:8] == b"ftyp" for p in got.files)
+    assert b"starttime=20240501T000020Z&amp;endtime=20240501T000039Z" in device.asked[1]

@@ -1,0 +1,443 @@
+"""Recordings fetched by hikd (each route), a plain RTSP client and two peers, from the same
+simulated NVR in one run.
+
+    .venv/bin/python bench/bench_download.py [--short 10] [--short-s 240] [--long-s 3600]
+
+The simulator (real H.264 video: hikd/sim/video.py) runs in its own process with two
+devices: ``short`` holds `--short` recordings of `--short-s` seconds (240 s: ~6.4 MB each),
+``long`` one of `--long-s` seconds (3600 s: ~95 MB, over the library's 64 MiB per reply).
+Each client runs as a process of its own and fetches them one after the other. Measured:
+wall time, CPU (user + system of the process and the children it waited for: ffmpeg for
+the peers) and files complete (ffprobe decodes at least 99 % of the frames of the
+recording; a file that is not there counts as incomplete).
+
+* hikd file: ``hikd download --route file --parallel 1`` (library start, login, search,
+  then the device's own files through the pass-through).
+* hikd stream: ``hikd download --route stream --parallel 1`` (the library's playback
+  download, ended when the file holds the span).
+* hikd stream, before: the same, but ended only by the library's own end-of-stream signal
+  (its 5 s RTSP heartbeat), as hikd did before issue 15.
+* plain RTSP: DESCRIBE/SETUP/PLAY per recording, the RTP payload written as H.264, the end
+  asked for every 50 ms (HEARTBEAT, as the library asks every 5 s); it is given the URLs
+  (no login, no search).
+* hikload 1.1.4 and hikvision-nvr-downloader 0.2.0 from PyPI, installed into a throwaway
+  venv in the bench's temporary folder (never a dependency of hikd): ISAPI search and
+  `/ISAPI/ContentMgmt/download` with HTTP Digest, then ffmpeg (remux or transcode to MP4).
+
+Numbers only, no asserts. Target: hikd within 2x the plain client on the short ones.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import re
+import select
+import shutil
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.bench_recordings import _md5  # noqa: E402
+
+PASSWORD = "bench-Passw0rd"
+PEERS = ["hikload==1.1.4", "hikvision-nvr-downloader==0.2.0"]
+FPS = 25
+
+
+# -- the simulator in its own process ---------------------------------------------------------
+
+
+def _serve(conn: Any, short: int, short_s: int, long_s: int) -> None:
+    from hikd.sim import SimDeviceConfig, Simulator
+    from hikd.sim.config import RecordingPlan
+
+    # Finished well before "now": hikd download leaves out what may still be recorded.
+    end = datetime.now().replace(microsecond=0) - timedelta(minutes=10)
+
+    def device(name: str, count: int, seconds: int) -> SimDeviceConfig:
+        plan = RecordingPlan(
+            per_channel=count,
+            segment_s=seconds,
+            gap_s=60,
+            channels=[1],
+            still_recording=False,
+            end=end,
+        )
+        return SimDeviceConfig(name=name, password=PASSWORD, recordings=plan)
+
+    sim = Simulator([device("short", short, short_s), device("long", 1, long_s)]).start()
+    info = {}
+    for dev in sim.devices:
+        recs = dev.recording_list(1)
+        info[dev.name] = {
+            "port": dev.port,
+            "rtsp_port": dev.rtsp_port,
+            "recordings": [
+                {"start": r.start.isoformat(), "end": r.end.isoformat(), "size": r.size}
+                for r in recs
+            ],
+        }
+    conn.send(info)
+    conn.recv()  # until the bench is done
+    sim.stop()
+
+
+# -- the plain RTSP client (run as `bench_download.py --plain URL OUT ...`) ----------------------
+
+
+def plain_fetch(host: str, port: int, url: str, out: Path) -> None:
+    """DESCRIBE / SETUP / PLAY, write the H.264 of the RTP payload (RFC 6184) to `out`,
+    ask for the end every 50 ms; done when a reply says ``Connection: close``."""
+    sock = socket.create_connection((host, port))
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    state: dict[str, Any] = {"cseq": 0, "auth": None, "buf": b""}
+
+    def send(method: str, headers: dict[str, str]) -> None:
+        state["cseq"] += 1
+        lines = [f"{method} {url} RTSP/1.0", f"CSeq: {state['cseq']}"]
+        if state["auth"]:
+            realm, nonce = state["auth"]
+            response = _md5(
+                f"{_md5(f'admin:{realm}:{PASSWORD}')}:{nonce}:{_md5(f'{method}:{url}')}"
+            )
+            lines.append(
+                f'Authorization: Digest username="admin", realm="{realm}", nonce="{nonce}", '
+                f'uri="{url}", response="{response}"'
+            )
+        lines += [f"{k}: {v}" for k, v in headers.items()]
+        sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+
+    def reply() -> tuple[int, dict[str, str]]:
+        while b"\r\n\r\n" not in state["buf"]:
+            state["buf"] += sock.recv(65536)
+        head, _, state["buf"] = state["buf"].partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        headers = {
+            k.strip().lower(): v.strip() for k, _, v in (x.partition(":") for x in lines[1:])
+        }
+        length = int(headers.get("content-length", "0"))
+        while len(state["buf"]) < length:
+            state["buf"] += sock.recv(65536)
+        state["buf"] = state["buf"][length:]
+        return int(lines[0].split()[1]), headers
+
+    def request(method: str, headers: dict[str, str]) -> dict[str, str]:
+        send(method, headers)
+        status, got = reply()
+        if status == 401:
+            challenge = got.get("www-authenticate", "")
+            realm = re.search(r'realm="([^"]*)"', challenge)
+            nonce = re.search(r'nonce="([^"]*)"', challenge)
+            assert realm and nonce
+            state["auth"] = (realm[1], nonce[1])
+            send(method, headers)
+            status, got = reply()
+        assert status == 200, (method, status)
+        return got
+
+    request("DESCRIBE", {"Accept": "application/sdp"})
+    setup = request("SETUP", {"Transport": "RTP/AVP/TCP;unicast;interleaved=0-1"})
+    session = setup["session"].split(";")[0]
+    send("PLAY", {"Session": session, "Range": "npt=0.000-"})
+    data, pos = state["buf"], 0
+    next_ask = time.monotonic() + 0.05
+    with out.open("wb") as f:
+        while True:
+            while len(data) - pos >= 4:
+                if data[pos : pos + 1] == b"$":
+                    length = struct.unpack(">H", data[pos + 2 : pos + 4])[0]
+                    if len(data) - pos < 4 + length:
+                        break
+                    if data[pos + 1] == 0:
+                        f.write(_annex_b(data[pos + 4 : pos + 4 + length]))
+                    pos += 4 + length
+                    continue
+                end = data.find(b"\r\n\r\n", pos)
+                if end < 0:
+                    break
+                head = data[pos:end].decode("latin-1").lower()
+                pos = end + 4
+                if "connection: close" in head:
+                    sock.close()
+                    return
+            data, pos = data[pos:], 0
+            now = time.monotonic()
+            if now >= next_ask:
+                send("HEARTBEAT", {"Session": session})
+                next_ask = now + 0.05
+            if select.select([sock], [], [], max(0.0, next_ask - now))[0]:
+                chunk = sock.recv(1 << 20)
+                if not chunk:
+                    return
+                data += chunk
+
+
+def _annex_b(packet: bytes) -> bytes:
+    payload = packet[12 + 4 * (packet[0] & 0x0F) :]
+    if payload[0] & 0x1F == 28:  # FU-A
+        start = b""
+        if payload[1] & 0x80:
+            start = b"\x00\x00\x00\x01" + bytes([(payload[0] & 0xE0) | (payload[1] & 0x1F)])
+        return start + payload[2:]
+    return b"\x00\x00\x00\x01" + payload
+
+
+# -- clients --------------------------------------------------------------------------------
+
+
+def run_measured(cmd: list[str], env: dict[str, str], log: Path) -> tuple[float, float, int]:
+    """Wall seconds, CPU seconds (with waited-for children) and exit code of `cmd`; its
+    output goes to `log`."""
+    began = time.perf_counter()
+    with log.open("wb") as sink:
+        proc = subprocess.Popen(
+            cmd, env=env, stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+        )
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+    return time.perf_counter() - began, usage.ru_utime + usage.ru_stime, proc.returncode
+
+
+HIKD_BEFORE = """
+import sys
+from hikd.devices.capabilities import stream_download
+# As before issue 15: a stream ends only when the library reports 100 (its heartbeat).
+stream_download._Watch.covers_span = lambda self: False
+from hikd.cli.main import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def hikd_cmd(
+    route: str, config: Path, device: str, span: tuple[str, str], out: Path, before: bool
+) -> list[str]:
+    args = ["download", "--config", str(config), "--device", device, "--channel", "1"]
+    args += ["--from", span[0], "--to", span[1], "-o", str(out), "--parallel", "1"]
+    args += ["--route", route]
+    if before:
+        return [sys.executable, "-c", HIKD_BEFORE, *args]
+    return [str(Path(sys.executable).parent / "hikd"), *args]
+
+
+NVR_DOWNLOADER = """
+import sys
+from datetime import datetime, timezone
+from hikvision_nvr_downloader.hikvision_nvr_downloader import HikvisionNVRClient
+port, password, out, *spans = sys.argv[1:]
+client = HikvisionNVRClient("127.0.0.1", "admin", password, port=int(port), timeout=120)
+for span in spans:
+    start, end = (datetime.fromisoformat(t).replace(tzinfo=timezone.utc) for t in span.split("/"))
+    try:
+        client.download_by_time(camera=1, start=start, end=end, dest_dir=out)
+    except Exception as exc:
+        print("failed", span, exc, file=sys.stderr)
+"""
+
+
+def install_peers(folder: Path) -> Path | None:
+    venv = folder / "peers"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    done = subprocess.run(
+        [str(venv / "bin" / "pip"), "install", "--quiet", *PEERS], capture_output=True, text=True
+    )
+    if done.returncode != 0:
+        print(f"  (peers not installed: {done.stderr.strip()[-300:]})")
+        return None
+    return venv / "bin" / "python"
+
+
+def frames(path: Path) -> int:
+    out = subprocess.run(
+        [
+            "ffprobe",
+            "-v",
+            "error",
+            "-count_frames",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "stream=nb_read_frames",
+            "-of",
+            "csv=p=0",
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    ).stdout.strip()
+    try:
+        return int(out.split(",")[0])
+    except ValueError:
+        return 0
+
+
+def complete(folder: Path, recordings: list[dict[str, Any]]) -> int:
+    """Recordings with a file in `folder` (any depth) that decodes >= 99 % of their frames:
+    each file is matched to the recording whose frame count it comes closest to."""
+    files = [p for p in folder.rglob("*") if p.is_file() and p.suffix not in (".part", ".toml")]
+    counts = sorted((frames(p) for p in files), reverse=True)
+    wanted = sorted(
+        ((datetime.fromisoformat(r["end"]) - datetime.fromisoformat(r["start"])).seconds + 1) * FPS
+        for r in recordings
+    )
+    done = 0
+    for need in reversed(wanted):
+        hit = next((c for c in counts if need * 0.99 <= c <= need * 1.05), None)
+        if hit is not None:
+            counts.remove(hit)
+            done += 1
+    return done
+
+
+def main() -> None:
+    if sys.argv[1:2] == ["--plain"]:  # the plain client's own process: PORT OUT URL...
+        port, out = int(sys.argv[2]), Path(sys.argv[3])
+        for n, url in enumerate(sys.argv[4:]):
+            plain_fetch("127.0.0.1", port, url, out / f"{n}.h264")
+        return
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--short", type=int, default=10)
+    parser.add_argument("--short-s", type=int, default=240)
+    parser.add_argument("--long-s", type=int, default=3600)
+    args = parser.parse_args()
+    if shutil.which("ffprobe") is None:
+        sys.exit("ffprobe is missing: apt-get install ffmpeg (make bench does)")
+
+    ctx = multiprocessing.get_context("spawn")
+    parent, child = ctx.Pipe()
+    proc = ctx.Process(
+        target=_serve, args=(child, args.short, args.short_s, args.long_s), daemon=True
+    )
+    proc.start()
+    info = parent.recv()
+    tmp = Path(tempfile.mkdtemp(prefix="hikd-bench-download-"))
+    try:
+        report(args, info, tmp)
+    finally:
+        parent.send("stop")
+        proc.join(10)
+        if proc.is_alive():
+            proc.kill()
+        if os.environ.get("BENCH_KEEP"):
+            print(f"kept {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def report(args: argparse.Namespace, info: dict[str, Any], tmp: Path) -> None:
+    config = tmp / "hikd.toml"
+    devices = "".join(
+        f'\n[[devices]]\nname = "{name}"\nhost = "127.0.0.1"\nport = {d["port"]}\n'
+        'login_mode = "isapi"\n'
+        for name, d in info.items()
+    )
+    config.write_text(f'[daemon]\nstate_dir = "{tmp / "state"}"\n{devices}')
+    env = {**os.environ, "HIKD_PASSWORD_SHORT": PASSWORD, "HIKD_PASSWORD_LONG": PASSWORD}
+    peers = install_peers(tmp)
+
+    def span(name: str) -> tuple[str, str]:
+        recs = info[name]["recordings"]
+        return recs[0]["start"], recs[-1]["end"]
+
+    print(
+        f"recordings: {args.short} x {args.short_s} s "
+        f"({sum(r['size'] for r in info['short']['recordings']) / 1e6:.1f} MB) and 1 x "
+        f"{args.long_s} s ({info['long']['recordings'][0]['size'] / 1e6:.1f} MB) of real "
+        "H.264, loopback, one at a time"
+    )
+    print(f"{'client':34} {'set':6} {'wall s':>8} {'CPU s':>7} {'complete':>9}")
+    results: dict[tuple[str, str], float] = {}
+    for label, kind in [
+        ("hikd file (ISAPI download)", "file"),
+        ("hikd stream (playback)", "stream"),
+        ("hikd stream, before (5 s heartbeat)", "before"),
+        ("plain RTSP client", "plain"),
+        ("hikload 1.1.4", "hikload"),
+        ("hikvision-nvr-downloader 0.2.0", "nvrdl"),
+    ]:
+        for name in ("short", "long"):
+            recs = info[name]["recordings"]
+            out = tmp / f"{kind}-{name}"
+            out.mkdir()
+            cmd = _client_cmd(kind, name, info, span(name), config, out, peers)
+            if cmd is None:
+                print(f"{label:34} {name:6} {'(not installed)':>26}", flush=True)
+                continue
+            wall, cpu, code = run_measured(cmd, env, tmp / f"{kind}-{name}.log")
+            done = complete(out, recs)
+            results[(kind, name)] = wall
+            note = "" if code == 0 else f"  (exit {code})"
+            print(
+                f"{label:34} {name:6} {wall:8.2f} {cpu:7.2f} {done:>5}/{len(recs)}{note}",
+                flush=True,
+            )
+    if ("file", "short") in results and ("plain", "short") in results:
+        ratio = results[("file", "short")] / results[("plain", "short")]
+        print(
+            f"hikd (file route) / plain RTSP client on the short ones: {ratio:.2f}x (target <= 2x)"
+        )
+
+
+def _client_cmd(
+    kind: str,
+    name: str,
+    info: dict[str, Any],
+    span: tuple[str, str],
+    config: Path,
+    out: Path,
+    peers: Path | None,
+) -> list[str] | None:
+    dev = info[name]
+    if kind in ("file", "stream"):
+        return hikd_cmd(kind, config, name, span, out, before=False)
+    if kind == "before":
+        return hikd_cmd("stream", config, name, span, out, before=True)
+    if kind == "plain":
+        urls = [
+            f"rtsp://127.0.0.1:{dev['rtsp_port']}/Streaming/tracks/101/?starttime="
+            f"{_compact(r['start'])}&endtime={_compact(r['end'])}"
+            for r in dev["recordings"]
+        ]
+        return [sys.executable, __file__, "--plain", str(dev["rtsp_port"]), str(out), *urls]
+    if peers is None:
+        return None
+    if kind == "hikload":
+        start, end = span
+        return [
+            str(peers.parent / "hikload"),
+            "--server",
+            f"127.0.0.1:{dev['port']}",
+            "--username",
+            "admin",
+            "--password",
+            PASSWORD,
+            "--starttime",
+            start,
+            "--endtime",
+            end,
+            "--cameras",
+            "101",
+            "--downloads",
+            str(out),
+        ]
+    spans = [f"{r['start']}/{r['end']}" for r in dev["recordings"]]
+    return [str(peers), "-c", NVR_DOWNLOADER, str(dev["port"]), PASSWORD, str(out), *spans]
+
+
+def _compact(iso: str) -> str:
+    return datetime.fromisoformat(iso).strftime("%Y%m%dT%H%M%SZ")
+
+
+if __name__ == "__main__":
+    main()
