@@ -5,11 +5,13 @@ heartbeat), and cut or stalled streams fetched again at once."""
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from hikd.devices.capabilities.downloads import download
 from hikd.devices.capabilities.recordings import Recording, search_recordings
@@ -111,23 +113,33 @@ def test_a_stalled_piece_is_fetched_again_at_once_and_the_event_says_so(
     assert event.attributes["route"] == "file" and event.attributes["notes"] == [note]
 
 
-def test_a_cut_stream_is_tried_again_at_once(
+def test_a_cut_stream_goes_on_at_once_from_the_last_whole_second(
     start_sim: Callable[..., Simulator], login: Login, tmp_path: Path
 ) -> None:
     sim = start_sim(SimDeviceConfig(name="nvr", recordings=plan()))
     device = sim.devices[0]
     device.unavailable.add("/ISAPI/ContentMgmt/download")
-    device.rtsp.knobs.cut_after_bytes = 200_000
+    device.rtsp.knobs.cut_after_bytes = 800_000  # about half of the recording
     device.rtsp.knobs.cuts_left = 1
     session = login(sim)
     rec = recordings(session, sim)[0]
-    # A backoff far longer than the test: only a retry at once can finish it in time.
+    # A backoff far longer than the test: only going on at once can finish it in time.
     policy = RetryPolicy(stall_timeout_s=1, retries=3, backoff_s=600)
     fetched = fetch_recording(session, tmp_path, rec, policy, threading.Event())
     assert device.rtsp.stats.streams_cut == 1 and device.rtsp.stats.streams_started == 2
-    assert fetched.attempts == 2
-    assert "no data for 1 s" in fetched.notes[-1] and "again at once" in fetched.notes[-1]
-    assert decoded_frames(fetched.path) >= 0.99 * FRAMES
+    assert fetched.attempts == 1 and fetched.route == "stream"
+    note = fetched.notes[-1]  # after "the device has no /ISAPI/ContentMgmt/download"
+    match = re.search(r"no data for 1 s .*: kept the first (\d+) s, fetched the rest from", note)
+    assert match, note
+    kept = int(match[1])
+    assert 10 <= kept < SEGMENT_S
+    # The second stream asked for the rest only, from the first second not kept.
+    described = [url for method, url in device.rtsp.stats.requests if method == "DESCRIBE"]
+    resumed = parse_qs(urlsplit(described[-1]).query)["starttime"][0]
+    assert resumed == f"{rec.start + timedelta(seconds=kept):%Y%m%dT%H%M%S}Z"
+    # One file, every frame once: the kept part and the rest join without a gap or overlap.
+    assert fetched.path.read_bytes()[:4] == b"IMKH" and not fetched.more
+    assert 0.99 * FRAMES <= decoded_frames(fetched.path) <= FRAMES
 
 
 def test_the_time_stamps_of_a_program_stream_tell_what_it_covers() -> None:
@@ -162,8 +174,6 @@ class _Mp4Device:
 
 
 def test_pieces_of_a_container_that_does_not_join_stay_one_file_each(tmp_path: Path) -> None:
-    from datetime import timedelta
-
     from hikd.devices.capabilities.file_download import download_files
 
     start = datetime(2024, 5, 1, 0, 0, 0, tzinfo=UTC)

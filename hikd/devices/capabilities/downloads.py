@@ -21,15 +21,23 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from hikd.devices.capabilities.file_download import MAX_PIECE, PieceFailed, download_files
+from hikd.devices.capabilities.file_download import (
+    IMKH,
+    IMKH_SIZE,
+    MAX_PIECE,
+    PieceFailed,
+    download_files,
+)
 from hikd.devices.capabilities.recordings import (
     DownloadError,
     Progress,
     Recording,
+    StalledError,
     pieces,
     search_recordings,
+    written,
 )
-from hikd.devices.capabilities.stream_download import download_stream
+from hikd.devices.capabilities.stream_download import download_stream, keep_whole_seconds
 from hikd.logs import get_logger
 from hikd.sdk.errors import NotSupportedError
 
@@ -97,18 +105,72 @@ def download(
             _WITHOUT_FILES.add(session)
             _log.info("download_route_fallback", device=session.name, route="stream")
             notes.append("the device has no /ISAPI/ContentMgmt/download: playback stream")
-    got = download_stream(
-        session,
-        target,
-        channel,
-        start,
-        end,
-        name=name or (recording.name if recording is not None else ""),
-        stall_timeout_s=stall_timeout_s,
-        stop=stop,
-        progress=progress,
-    )
-    return Downloaded(got.size, "stream", tuple(pieces(target)), notes=tuple(notes))
+    name = name or (recording.name if recording is not None else "")
+    notes += _stream(session, target, channel, start, end, name, stall_timeout_s, stop, progress)
+    return Downloaded(written(target), "stream", tuple(pieces(target)), notes=tuple(notes))
+
+
+def _stream(
+    session: DeviceSession,
+    target: Path,
+    channel: int,
+    start: datetime,
+    end: datetime,
+    name: str,
+    stall_timeout_s: float,
+    stop: threading.Event | None,
+    progress: Progress | None,
+) -> list[str]:
+    """The playback stream into `target`; a stall is given up after `stall_timeout_s`, the
+    whole seconds already written are kept and the rest is asked for at once, by time."""
+    try:
+        download_stream(
+            session,
+            target,
+            channel,
+            start,
+            end,
+            name=name,
+            stall_timeout_s=stall_timeout_s,
+            stop=stop,
+            progress=progress,
+        )
+        return []
+    except StalledError as exc:
+        kept = keep_whole_seconds(target)
+        if kept == 0:
+            raise
+        stalled = str(exc)
+    resume_at = start + timedelta(seconds=kept)
+    note = f"{stalled}: kept the first {kept} s, fetched the rest from {resume_at:%H:%M:%S} at once"
+    _log.info("download_resumed", device=session.name, channel=channel, kept_s=kept)
+    if resume_at > end:
+        return [note]
+    rest = target.with_name(f"{target.stem}_rest{target.suffix}")
+    base = written(target)
+    try:
+        try:
+            download_stream(
+                session,
+                rest,
+                channel,
+                resume_at,
+                end,
+                stall_timeout_s=stall_timeout_s,
+                stop=stop,
+                progress=None if progress is None else lambda n: progress(base + n),
+            )
+        except StalledError as again:
+            raise ShortFile(f"{stalled}, and again after resuming: {again}") from None
+        with target.open("ab") as out:
+            for piece in pieces(rest):
+                data = piece.read_bytes()
+                # The library starts every file with its 40-byte IMKH header: keep one.
+                out.write(data[IMKH_SIZE:] if data[:4] == IMKH else data)
+    finally:
+        for piece in pieces(rest):
+            piece.unlink(missing_ok=True)
+    return [note]
 
 
 def _takes_files(session: DeviceSession, route: Route) -> bool:

@@ -157,6 +157,35 @@ class _Watch:
         return covered_s(self.first_pts, tail) >= self.span_s - 0.001
 
 
+RESUME_MAX_BYTES = 512 * 1024 * 1024
+"""A stalled file larger than this is fetched again whole rather than read to resume it."""
+
+
+def keep_whole_seconds(target: Path) -> int:
+    """Cut a stalled download back to the whole seconds of video it holds (its packs before
+    the first frame of the first second it does not hold complete); returns how many. 0
+    means nothing worth keeping (the caller starts again from the beginning)."""
+    if not target.is_file() or target.stat().st_size > RESUME_MAX_BYTES:
+        return 0
+    data = target.read_bytes()
+    stamps = _pes_stamps(data)
+    if not stamps:
+        return 0
+    first = stamps[0][1]
+    seconds = int(covered_s(first, [pts for _, pts in stamps]))
+    if seconds < 1:
+        return 0
+    limit = seconds * _CLOCK
+    at = next((pos for pos, pts in stamps if (pts - first) % _PTS_WRAP >= limit), len(data))
+    # The frame's pack starts at the pack header before its PES (PSM and system header in
+    # between belong to it).
+    pack = data.rfind(b"\x00\x00\x01\xba", 0, at + 1)
+    cut = pack if pack > 0 else at
+    with target.open("r+b") as f:
+        f.truncate(cut)
+    return seconds
+
+
 def covered_s(first: int, tail: list[int]) -> float:
     """Seconds of video from PTS `first` to the last of `tail`, plus one frame period."""
     if not tail:
@@ -169,14 +198,18 @@ def covered_s(first: int, tail: list[int]) -> float:
 
 def video_pts(data: bytes) -> list[int]:
     """The PTS of every video PES header (stream ids 0xE0-0xEF) in `data`, in file order."""
-    found: list[int] = []
+    return [pts for _, pts in _pes_stamps(data)]
+
+
+def _pes_stamps(data: bytes) -> list[tuple[int, int]]:
+    """(offset, PTS) of every video PES header with a PTS in `data`."""
+    found: list[tuple[int, int]] = []
     at = data.find(b"\x00\x00\x01")
     while 0 <= at <= len(data) - 14:
         stream_id = data[at + 3]
         if 0xE0 <= stream_id <= 0xEF and data[at + 6] & 0xC0 == 0x80 and data[at + 7] & 0x80:
             p = data[at + 9 : at + 14]
-            found.append(
-                ((p[0] >> 1) & 0x07) << 30 | p[1] << 22 | (p[2] >> 1) << 15 | p[3] << 7 | p[4] >> 1
-            )
+            pts = ((p[0] >> 1) & 0x07) << 30 | p[1] << 22 | (p[2] >> 1) << 15 | p[3] << 7
+            found.append((at, pts | p[4] >> 1))
         at = data.find(b"\x00\x00\x01", at + 3)
     return found
