@@ -103,10 +103,27 @@ def ps_size(start: datetime, end: datetime) -> int:
 
 def ps_file(start: datetime, end: datetime) -> bytes:
     """The recorder's file for the span: IMKH header, then one PS pack per frame."""
+    video = sample()
+    packs = _packs()
     out = [IMKH_PS]
-    for i, (nals, pts) in enumerate(frames(start, end)):
-        out.append(_pack(nals, pts, i % FPS == 0))
+    for second in range(timeline_second(start), timeline_second(end) + 1):
+        base = (second % video.seconds) * FPS
+        for k in range(FPS):
+            # The frame's pack made once with time 0; only its SCR and PTS change.
+            pack, at = packs[base + k]
+            pts = (second * FPS + k) * TICKS_PER_FRAME
+            out += (_pack_header(pts), pack[14:at], _timestamp(0x2, pts), pack[at + 5 :])
     return b"".join(out)
+
+
+@functools.cache
+def _packs() -> tuple[tuple[bytes, int], ...]:
+    """Each sample frame's pack at time 0, and where its PTS is."""
+    made = []
+    for i, nals in enumerate(sample().frames):
+        pack = _pack(nals, 0, i % FPS == 0)
+        made.append((pack, pack.index(b"\x00\x00\x01\xe0") + 9))
+    return tuple(made)
 
 
 def _pack(nals: tuple[bytes, ...], pts: int, key: bool) -> bytes:
