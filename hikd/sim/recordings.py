@@ -27,8 +27,6 @@ from hikd.sim.parts import DevicePart, RtspStarter
 
 SEARCH_PATH = "/ISAPI/ContentMgmt/search"
 DOWNLOAD_PATH = "/ISAPI/ContentMgmt/download"
-MAX_DOWNLOAD = 64 * 1024 * 1024
-"""The library fails (error 43) on any reply above 64 MiB (part 2 b)."""
 _NAME = re.compile(r"ch(\d{2,3})_(\d{11})")
 
 
@@ -271,11 +269,6 @@ class RecordingStore:
         whole = span == (rec.start, rec.end)
         if whole and params.get("size", [""])[0].isdigit():
             size = int(params["size"][0])
-        if min(size or rec.size, self.size(*span)) > MAX_DOWNLOAD:
-            # Bigger than the library can take in one reply anyway; say so like a device would.
-            return Response(
-                400, documents.response_status(request.path, 4, "Invalid Operation", "fileTooLarge")
-            )
         data = await asyncio.to_thread(self.content, rec, size, span)
         self.download_stats.served += 1
         self.download_stats.spans.append((rec.name, *span))

@@ -68,6 +68,30 @@ def test_the_device_file_comes_in_pieces_joined_byte_for_byte(
     assert device.rtsp.stats.streams_started == 0
 
 
+def test_a_piece_over_the_librarys_64_mib_is_asked_for_in_halves(
+    start_sim: Callable[..., Simulator], login: Login, tmp_path: Path
+) -> None:
+    # 72 MB of noise in one recording: above the 64 MiB one reply may have (error 43).
+    noisy = plan(per_channel=1, content="noise", bytes_per_second=1_200_000)
+    sim = start_sim(SimDeviceConfig(name="nvr", recordings=noisy))
+    device = sim.devices[0]
+    session = login(sim)
+    [rec] = recordings(session, sim)
+    target = tmp_path / "big.part"
+    # Sized as one piece (a device whose size is wrong, or a bitrate that is not even).
+    got = download(session, target, 1, rec.start, rec.end, recording=rec, max_piece=1 << 30)
+    assert got.route == "file" and got.joined == 2
+    first, last = rec.start.replace(tzinfo=None), rec.end.replace(tzinfo=None)
+    middle = first + timedelta(seconds=29)
+    spans = [span[1:] for span in device.recordings.download_stats.spans]
+    # The whole, refused by the library, then its halves. (After an error 43 the library
+    # sends its next request twice: once on the connection it left unread, then anew.)
+    assert spans[0] == (first, last)
+    assert spans[-2:] == [(first, middle), (middle + timedelta(seconds=1), last)]
+    # Noise is no container hikd can join: one file per piece, together the recording.
+    assert b"".join(p.read_bytes() for p in got.files) == device.recording_bytes(rec.name)
+
+
 def test_a_device_without_the_file_route_gets_the_stream_ended_without_its_heartbeat(
     start_sim: Callable[..., Simulator], login: Login, tmp_path: Path
 ) -> None:
