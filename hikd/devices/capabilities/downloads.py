@@ -81,8 +81,9 @@ def download(
 ) -> Downloaded:
     """Download `channel` (hikd's number) from `start` to `end` (inclusive, whole seconds)
     into `target` (and its pieces). `recording` (from a search) spares the file route a
-    search of its own. Raises `DownloadError` (`StalledError` for a stall, a cut or a
-    short file), `DownloadCancelled`, or `SdkError` when neither route can start."""
+    search of its own. Raises `DownloadError` (a stall or cut that going on at once did not
+    mend, a file shorter than the device said), `DownloadCancelled`, or `SdkError` when
+    neither route can start."""
     start, end = start.replace(microsecond=0), end.replace(microsecond=0)
     notes: list[str] = []
     if _takes_files(session, route):
@@ -105,6 +106,8 @@ def download(
             _WITHOUT_FILES.add(session)
             _log.info("download_route_fallback", device=session.name, route="stream")
             notes.append("the device has no /ISAPI/ContentMgmt/download: playback stream")
+            for piece in pieces(target):
+                piece.unlink(missing_ok=True)
     name = name or (recording.name if recording is not None else "")
     notes += _stream(session, target, channel, start, end, name, stall_timeout_s, stop, progress)
     return Downloaded(written(target), "stream", tuple(pieces(target)), notes=tuple(notes))
