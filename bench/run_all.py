@@ -17,6 +17,7 @@ RUNS = [
     ("delivery to MQTT", ["bench_delivery.py"]),
     ("device hosts: memory of 256 armed devices, crash -> re-armed", ["bench_hosts.py"]),
     ("downloads and search", ["bench_recordings.py"]),
+    ("recordings: hikd's routes against a plain RTSP client and two peers", ["bench_download.py"]),
     ("an alert with a huge description", ["bench_big_alert.py"]),
     ("fault run: alarms missed while unarmed, without and with backfill", ["bench_backfill.py"]),
 ]
