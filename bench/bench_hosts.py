@@ -129,6 +129,7 @@ def run(ports: list[int], hosts: int, crashes: int, inline: bool) -> dict[str, A
             result: dict[str, Any] = {"armed_s": time.monotonic() - start}
             time.sleep(2.0)  # settle: the last sessions' facts, the outbox's first writes
             result["rss_mb"], result["pss_mb"] = tree_rss_mb(proc.pid)
+            result["supervisor_rss_mb"] = tree_rss_mb(proc.pid, children=False)[0]
             result["processes"] = len(process_tree(proc.pid))
             cpu0, t0 = tree_cpu_s(proc.pid), time.monotonic()
             time.sleep(5.0)
@@ -185,7 +186,8 @@ def main() -> None:
         print(
             f"  hikd run, {hosts} device host(s), {r['processes']} processes: armed in "
             f"{r['armed_s']:.1f} s, RSS {r['rss_mb']:.0f} MB (target <= 160), "
-            f"PSS {r['pss_mb']:.0f} MB, idle CPU {r['idle_cpu_pct']:.1f} %"
+            f"PSS {r['pss_mb']:.0f} MB (supervisor RSS {r['supervisor_rss_mb']:.0f} MB), "
+            f"idle CPU {r['idle_cpu_pct']:.1f} %"
         )
         if rearmed:
             print(

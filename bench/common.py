@@ -80,11 +80,12 @@ def tree_cpu_s(pid: int) -> float:
     return total / _TICK
 
 
-def tree_rss_mb(pid: int) -> tuple[float, float]:
-    """(RSS, PSS) in MB summed over `pid` and its descendants. RSS counts the pages the
-    processes share (the interpreter, libraries) once per process; PSS splits them."""
+def tree_rss_mb(pid: int, children: bool = True) -> tuple[float, float]:
+    """(RSS, PSS) in MB summed over `pid` and its descendants (or `pid` alone). RSS counts
+    the pages the processes share (the interpreter, libraries) once per process; PSS splits
+    them."""
     rss = pss = 0
-    for member in process_tree(pid):
+    for member in process_tree(pid) if children else [pid]:
         try:
             rss += int(Path(f"/proc/{member}/statm").read_text().split()[1]) * _PAGE
             for line in Path(f"/proc/{member}/smaps_rollup").read_text().splitlines():
