@@ -275,6 +275,9 @@ class RecordingStore:
         knobs = self.download_knobs
         cut = knobs.cut_after_bytes
         if cut is None or knobs.cuts_left == 0 or cut >= len(data):
+            if knobs.bytes_per_second:
+                await _paced(conn, Response(200, data, "application/octet-stream"), knobs)
+                return None
             return Response(200, data, "application/octet-stream")
         if knobs.cuts_left is not None:
             knobs.cuts_left -= 1
@@ -300,6 +303,19 @@ class DownloadKnobs:
     """How many replies to cut (None: every one); counts down."""
     hold_after_cut_s: float = 0.0
     """Keep the connection open this long after the cut (a stalled device) before closing."""
+    bytes_per_second: int | None = None
+    """Send a reply at this rate (a slow device or link); None: as fast as it goes."""
+
+
+async def _paced(conn: Connection, response: Response, knobs: DownloadKnobs) -> None:
+    """Write `response` at ``knobs.bytes_per_second``, in tenths of a second, then close."""
+    data = response.encode(False)
+    step = max(1, (knobs.bytes_per_second or 0) // 10)
+    for offset in range(0, len(data), step):
+        conn.write(data[offset : offset + step])
+        await conn.drain()
+        await asyncio.sleep(0.1)
+    conn.writer.close()
 
 
 @dataclass

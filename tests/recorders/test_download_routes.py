@@ -137,6 +137,22 @@ def test_a_stalled_piece_is_fetched_again_at_once_and_the_event_says_so(
     assert event.attributes["route"] == "file" and event.attributes["notes"] == [note]
 
 
+def test_a_slow_device_is_not_taken_for_a_stalled_one(
+    start_sim: Callable[..., Simulator], login: Login, tmp_path: Path
+) -> None:
+    sim = start_sim(SimDeviceConfig(name="nvr", recordings=plan()))
+    device = sim.devices[0]
+    # ~2.7 s for the recording's 1.6 MB: longer than the stall timeout. The library's
+    # receive timeout bounds the whole reply, so the piece needs more than that.
+    device.recordings.download_knobs.bytes_per_second = 600_000
+    session = login(sim)
+    rec = recordings(session, sim)[0]
+    policy = RetryPolicy(stall_timeout_s=1, retries=0)
+    fetched = fetch_recording(session, tmp_path, rec, policy, threading.Event())
+    assert fetched.notes == () and fetched.joined == 1
+    assert fetched.path.read_bytes() == device.recording_bytes(rec.name)
+
+
 def test_a_cut_stream_goes_on_at_once_from_the_last_whole_second(
     start_sim: Callable[..., Simulator], login: Login, tmp_path: Path
 ) -> None:

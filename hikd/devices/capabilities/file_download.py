@@ -6,10 +6,12 @@ unchanged at hundreds of MB/s, but whole and in memory, and a reply above 64 MiB
 with error 43. So a recording is fetched in pieces cut on whole seconds of its span
 (``starttime``/``endtime`` of its playbackURI), each sized from the recording's bytes per
 second to stay under `MAX_PIECE`; a piece still too big is halved. A cut reply fails at
-once (error 73), a device that stops sending fails after the receive timeout (error 10),
-which is the download's ``stall_timeout_s``: that piece, and only it, is asked for again
-at once. A device without the endpoint answers 404 (error 23): `NotSupportedError`, and
-the caller takes the playback stream instead.
+once (error 73) and is asked for again at once. The library's receive timeout (error 10)
+bounds the whole reply, not a pause in it, so a piece gets ``stall_timeout_s`` plus its
+size at `SLOWEST_RATE`; one that does not make it is asked for again at once, in halves
+(a slow link gets smaller replies, a stalled device fails again). A device without the
+endpoint answers 404 (error 23): `NotSupportedError`, and the caller takes the playback
+stream instead.
 
 Pieces join where the container allows: Hikvision's file is a 40-byte ``IMKH`` header then
 MPEG-PS (or TS), which concatenate once the later pieces' headers are dropped; any other
@@ -28,7 +30,7 @@ from xml.sax.saxutils import escape
 
 from hikd.devices.capabilities.recordings import DownloadCancelled, pieces_name
 from hikd.logs import get_logger
-from hikd.sdk.errors import BufferTooSmallError, NetworkError, SdkError
+from hikd.sdk.errors import BufferTooSmallError, NetworkError
 from hikd.sdk.passthrough import MAX_REPLY
 
 if TYPE_CHECKING:
@@ -38,9 +40,14 @@ if TYPE_CHECKING:
 _log = get_logger(__name__)
 
 DOWNLOAD_URL = "/ISAPI/ContentMgmt/download"
-MAX_PIECE = 48 * 1024 * 1024
-"""Aim of a piece's size: under the library's 64 MiB per reply, with room for a bitrate
-that is not even along the recording."""
+MAX_PIECE = 16 * 1024 * 1024
+"""Aim of a piece's size: well under the library's 64 MiB per reply (room for a bitrate
+that is not even along the recording), and small enough that a stalled piece is found
+soon: the library's timeout covers the whole reply."""
+SLOWEST_RATE = 512 * 1024
+"""Bytes per second a device may be as slow as without its pieces counting as stalled."""
+_RECV_TIMEOUT = 10
+"""NET_DVR_NETWORK_RECV_TIMEOUT: the reply did not come in time (a cut one is 73)."""
 IMKH = b"IMKH"
 IMKH_SIZE = 40
 
@@ -112,45 +119,34 @@ def download_files(
     `NotSupportedError` when the device has no such endpoint, `PieceFailed` when a piece
     failed twice, `DownloadCancelled` when `stop` is set, `SdkError` otherwise."""
     result = FileDownload()
-    out: BinaryIO | None = None
-    joins = True
-    try:
+    with _Writer(target, result, progress) as writer:
         for rec, start, end in parts:
-            queue = split(rec, start, end, max_piece)
+            # (first second, last second, failures so far) of the pieces still to fetch
+            queue = [(first, last, 0) for first, last in split(rec, start, end, max_piece)]
             while queue:
                 if stop is not None and stop.is_set():
                     raise DownloadCancelled("hikd is stopping")
-                piece_start, piece_end = queue.pop(0)
+                first, last, failed = queue.pop(0)
                 try:
-                    data = _piece(session, rec, piece_start, piece_end, stall_timeout_s, result)
+                    writer.add(_piece(session, rec, first, last, stall_timeout_s))
                 except BufferTooSmallError:
-                    if piece_start == piece_end:
+                    if first == last:
                         raise
                     # Above the 64 MiB a reply may have: ask for each half instead.
-                    middle = piece_start + (piece_end - piece_start) / 2
-                    middle = middle.replace(microsecond=0)
-                    queue[:0] = [(piece_start, middle), (middle + timedelta(seconds=1), piece_end)]
-                    continue
-                if out is None or not joins:
-                    if out is not None:
-                        out.close()
-                    path = target if out is None else pieces_name(target, len(result.files))
-                    if out is None:
-                        joins = _joins(data)
-                    out = path.open("wb")
-                    result.files.append(path)
-                elif data[:4] == IMKH:
-                    data = data[IMKH_SIZE:]  # every piece is a file of its own: one header
-                out.write(data)
-                result.size += len(data)
-                result.pieces += 1
-                if progress is not None:
-                    progress(result.size)
-        if out is not None:
-            out.flush()
-    finally:
-        if out is not None:
-            out.close()
+                    queue[:0] = [(a, b, failed) for a, b in _halves(first, last)]
+                except NetworkError as exc:
+                    what = "stalled" if exc.code == _RECV_TIMEOUT else "was cut"
+                    line = f"{first:%H:%M:%S}-{last:%H:%M:%S} {what} ({exc})"
+                    if failed:
+                        raise PieceFailed(
+                            f"the piece {line}, and again when asked at once"
+                        ) from None
+                    _log.info("download_piece_retried", device=session.name, piece=line)
+                    result.retried.append(f"{line}; fetched again at once")
+                    # A piece that took too long may come from a slow link: in halves, each
+                    # has more time for its bytes. A cut one is asked for as it was.
+                    again = _halves(first, last) if exc.code == _RECV_TIMEOUT else []
+                    queue[:0] = [(a, b, 1) for a, b in again or [(first, last)]]
     if len(parts) == 1:
         rec, start, end = parts[0]
         if (start, end) == (rec.start, rec.end) and rec.size > 0:
@@ -158,37 +154,68 @@ def download_files(
     return result
 
 
+def _halves(first: datetime, last: datetime) -> list[tuple[datetime, datetime]]:
+    """[first, last] in two pieces of whole seconds; none when it is one second."""
+    if first >= last:
+        return []
+    middle = (first + (last - first) / 2).replace(microsecond=0)
+    return [(first, middle), (middle + timedelta(seconds=1), last)]
+
+
+class _Writer:
+    """Appends pieces to the target, one header for all where the container joins, else
+    one file per piece."""
+
+    def __init__(
+        self, target: Path, result: FileDownload, progress: Callable[[int], None] | None
+    ) -> None:
+        self.target = target
+        self.result = result
+        self.progress = progress
+        self.out: BinaryIO | None = None
+        self.joins = True
+
+    def __enter__(self) -> _Writer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.out is not None:
+            self.out.close()
+
+    def add(self, data: bytes) -> None:
+        result = self.result
+        if self.out is None or not self.joins:
+            if self.out is None:
+                self.joins = _joins(data)
+                path = self.target
+            else:
+                self.out.close()
+                path = pieces_name(self.target, len(result.files))
+            self.out = path.open("wb")
+            result.files.append(path)
+        elif data[:4] == IMKH:
+            data = data[IMKH_SIZE:]  # every piece is a file of its own: one header
+        self.out.write(data)
+        result.size += len(data)
+        result.pieces += 1
+        if self.progress is not None:
+            self.progress(result.size)
+
+
 def _piece(
-    session: DeviceSession,
-    rec: Recording,
-    start: datetime,
-    end: datetime,
-    stall_timeout_s: float,
-    result: FileDownload,
+    session: DeviceSession, rec: Recording, start: datetime, end: datetime, stall_timeout_s: float
 ) -> bytes:
-    """One reply; a cut or stalled one is asked for again at once, once."""
+    """One reply. The library's receive timeout bounds the whole reply, not a pause in it
+    (measured): a piece gets ``stall_timeout_s`` plus its size at `SLOWEST_RATE`."""
     uri = playback_uri(session, rec, start, end)
-    expected = rec.size / rec.duration_s * ((end - start).total_seconds() + 1) if rec.size else 0
+    seconds = (end - start).total_seconds() + 1
+    expected = rec.size / rec.duration_s * seconds if rec.size else float(MAX_REPLY)
     buffer = min(MAX_REPLY, int(expected * 1.25) + (1 << 20))
-    for attempt in (1, 2):
-        try:
-            reply = session.isapi(
-                "GET", DOWNLOAD_URL, request_body(uri), int(stall_timeout_s * 1000), buffer
-            )
-        except NetworkError as exc:
-            what = "stalled" if exc.code == 10 else "was cut"
-            line = f"{start:%H:%M:%S}-{end:%H:%M:%S} {what} ({exc})"
-            if attempt == 2:
-                raise PieceFailed(f"the piece {line}, and again when asked at once") from None
-            _log.info("download_piece_retried", device=session.name, piece=line)
-            result.retried.append(f"{line}; fetched again at once")
-            continue
-        except SdkError:
-            raise
-        if not reply.body:
-            raise PieceFailed(f"the device sent an empty file for {start:%H:%M:%S}-{end:%H:%M:%S}")
-        return reply.body
-    raise AssertionError("unreachable")
+    timeout_s = stall_timeout_s + expected / SLOWEST_RATE
+    reply = session.isapi("GET", DOWNLOAD_URL, request_body(uri), int(timeout_s * 1000), buffer)
+    if not reply.body:
+        raise PieceFailed(f"the device sent an empty file for {start:%H:%M:%S}-{end:%H:%M:%S}")
+    return reply.body
 
 
 def _joins(first: bytes) -> bool:
