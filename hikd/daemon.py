@@ -31,6 +31,7 @@ from hikd.errors import UserError
 from hikd.events import Event
 from hikd.files import make_dir
 from hikd.logs import setup_logging
+from hikd.observe.service import Observation
 from hikd.sinks.base import SinkContext
 from hikd.sinks.registry import build_sinks
 from hikd.systemd import Notifier, watchdog_interval_s
@@ -80,6 +81,7 @@ class Daemon:
         self.host: DeviceHost | None = None
         self.supervisor: HostSupervisor | None = None
         self.fronts: SupervisedFronts | None = None
+        self.observation = Observation(config, jobs=self._job_rows)
 
     # The inline host's parts, for tests and benches.
     @property
@@ -113,11 +115,13 @@ class Daemon:
             make_dir(cfg.sdk.log_dir, "sdk.log_dir")
         self.bus = self._build_bus(state_dir)
         self.bus.start()
+        self.observation.start(self.bus.stats)
         if self.mode == "inline":
             self.host = self._make_host()
             self.host.start()
         else:
             self._start_hosts()
+            self.observation.hosts = self.supervisor.hosts if self.supervisor else None
         # Everything built so far lives as long as the daemon: keep the garbage collector
         # from walking it again and again (about a tenth of the alarm path's time).
         gc.freeze()
@@ -143,6 +147,14 @@ class Daemon:
             # Once the hosts are ready: "listening" means a push is taken.
             self.fronts = SupervisedFronts(self.config, self.supervisor, self.publish)
             self.fronts.start()
+
+    def _job_rows(self) -> list[Any]:
+        """For `hikd status`: the inline host's scheduler, else configuration and state."""
+        if self.host is not None and self.host.scheduler is not None:
+            return list(self.host.scheduler.describe())
+        from hikd.jobs.report import configured_jobs
+
+        return list(configured_jobs(self.config))
 
     def _stored(self) -> None:
         """Return once every event published so far is stored in the outbox; what a job
@@ -170,7 +182,7 @@ class Daemon:
             return SinkContext(name=name, state_dir=sink_dir, extra=extra)
 
         sinks = build_sinks(self.config.sinks, context)
-        bus = EventBus(outbox, sinks)
+        bus = EventBus(outbox, [*sinks, *self.observation.watch()])
         for consumer in self.observers:
             bus.subscribe(consumer)
         return bus
@@ -227,6 +239,7 @@ class Daemon:
             self.supervisor.stop(deadline - 0.5)
         if self.host is not None:
             jobs_done = self.host.stop(deadline)
+        self.observation.stop()
         if self.bus is not None:
             self.bus.stop(timeout=max(0.5, deadline - time.monotonic()))
         if self.outbox is not None:

@@ -56,6 +56,7 @@ MAY_IMPORT: dict[str, set[str]] = {
         "hikd.recorders",
         "hikd.delivery",
     },
+    "hikd.observe": {"hikd.delivery", "hikd.sinks"},
     "hikd.daemon": {
         "hikd.hosts",
         "hikd.sdk",
@@ -65,6 +66,7 @@ MAY_IMPORT: dict[str, set[str]] = {
         "hikd.recorders",
         "hikd.delivery",
         "hikd.sinks",
+        "hikd.observe",
     },
     "hikd.cli": {
         "hikd.sdk",
@@ -77,6 +79,7 @@ MAY_IMPORT: dict[str, set[str]] = {
         "hikd.daemon",
         "hikd.doctor",
         "hikd.hosts",
+        "hikd.observe",
         "hikd.sim",
     },
     "hikd.sim": set(),

@@ -29,6 +29,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from hikd.config.observe import MetricsConfig
 from hikd.config.sources import settings_sources
 
 N = TypeVar("N", int, float)
@@ -135,6 +136,8 @@ class DaemonConfig(Section):
     device_hosts: Annotated[int, _between(1, 64)] = 1
     """Processes that run the vendor library, devices spread over them by name (README
     "Processes")."""
+    runtime_dir: AbsPath | None = None
+    """The control socket's folder (`hikd status`); None: $RUNTIME_DIRECTORY or /run/hikd."""
 
     @model_validator(mode="before")
     @classmethod
@@ -379,6 +382,7 @@ class Config(BaseSettings):
     arming: ArmingConfig = Field(default_factory=ArmingConfig)
     listen: list[ListenConfig] = Field(default_factory=list)
     alarms: AlarmsConfig = Field(default_factory=AlarmsConfig)
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     sinks: dict[str, dict[str, Any]] = Field(default_factory=dict)
     """Raw per-sink sections; each sink validates its own with `validate_section()`."""
     jobs: list[dict[str, Any]] = Field(default_factory=list)

@@ -19,6 +19,7 @@ One log line when it starts, one when it ends, whichever part of hikd met it fir
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
 from collections import deque
@@ -178,7 +179,9 @@ class EventBus:
                 )
 
     def stats(self) -> dict[str, Any]:
-        """Per sink: delivered, pending, failures, last_error, state; the outbox: events,
+        """Per sink: delivered, pending, oldest_pending (when hikd received the oldest
+        event not acknowledged yet, epoch seconds, or None), failures, last_error, state,
+        up (opened and not failing), latency (`LatencySnapshot`); the outbox: events,
         bytes, dropped; the in-memory queue: queued, dropped."""
         sinks: dict[str, Any] = {}
         for worker in self._workers:
@@ -186,9 +189,12 @@ class EventBus:
             sinks[worker.name] = {
                 "delivered": s.delivered,
                 "pending": self._outbox.pending(worker.name),
+                "oldest_pending": self._oldest_pending(worker.name),
                 "failures": s.failures,
                 "last_error": s.last_error,
                 "state": s.state,
+                "up": s.state in ("idle", "delivering"),
+                "latency": s.latency,
             }
         o = self._outbox.stats()
         return {
@@ -198,6 +204,13 @@ class EventBus:
         }
 
     # -- inside --------------------------------------------------------------------------
+
+    def _oldest_pending(self, sink: str) -> float | None:
+        try:
+            oldest = self._outbox.read(sink, self._outbox.cursor(sink), 1)
+        except (KeyError, OutboxClosed, sqlite3.Error):  # not started, stopped, unreadable
+            return None
+        return oldest[0][1].received.timestamp() if oldest else None
 
     def _drop(self, event: Event) -> None:
         with self._drop_lock:

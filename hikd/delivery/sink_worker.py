@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
+from hikd.delivery.latency import LatencyHistogram, LatencySnapshot
 from hikd.delivery.outbox import Outbox, OutboxClosed, OutboxUnwritable
 from hikd.events import Event
 from hikd.logs import get_logger
@@ -72,6 +73,8 @@ class SinkStats:
     last_error: str | None
     """The latest failure, kept after recovery."""
     state: WorkerState
+    latency: LatencySnapshot
+    """From hikd receiving each event to this sink acknowledging it."""
 
 
 class SinkWorker:
@@ -115,6 +118,7 @@ class SinkWorker:
         self._failures = 0
         self._last_error: str | None = None
         self._state: WorkerState = "idle"
+        self._latency = LatencyHistogram()
 
     def start(self) -> None:
         self._thread.start()
@@ -143,7 +147,13 @@ class SinkWorker:
         return not self._thread.is_alive()
 
     def stats(self) -> SinkStats:
-        return SinkStats(self._delivered, self._failures, self._last_error, self._state)
+        return SinkStats(
+            self._delivered,
+            self._failures,
+            self._last_error,
+            self._state,
+            self._latency.snapshot(),
+        )
 
     # -- the loop ----------------------------------------------------------------------
 
@@ -203,6 +213,7 @@ class SinkWorker:
                 continue
             cursor = batch[sent - 1][0]
             self._delivered += sent
+            self._latency.delivered(event for _, event in batch[:sent])
             if sent < len(batch) and self._failing:
                 self._partial_sends += 1
                 if self._partial_sends < 2:

@@ -25,6 +25,7 @@ from hikd.config import (
     read_secret_file,
     validate_section,
 )
+from hikd.config.observe import MetricsConfig
 from hikd.errors import ConfigError
 from hikd.listeners.arming import arming_options
 from hikd.logs import redact
@@ -75,6 +76,7 @@ def test_example_config_documents_every_option() -> None:
         "arming": ArmingConfig,
         "listen": ListenConfig,
         "alarms": AlarmsConfig,
+        "metrics": MetricsConfig,
     }
     for section in Config.model_fields:
         assert f"[{section}" in text or f"[[{section}" in text, section
