@@ -1,7 +1,7 @@
 """What the daemon starts to be watched: the board and its watch, the metrics endpoint.
 
 The daemon adds `watch()` to its sinks, then calls `start()` once the bus runs and `stop()`
-after the bus stopped; the rest of this package stays out of the daemon's code.
+before it stops the bus; the rest of this package stays out of the daemon's code.
 """
 
 from __future__ import annotations
@@ -24,10 +24,11 @@ class Observation:
         self.board = EventBoard(d.name for d in config.devices if d.enabled)
         self.job_runs = JobRuns(config.daemon.state_dir)
         self.metrics: MetricsServer | None = None
+        self._watch = WatchSink(self.board)
 
     def watch(self) -> Iterable[tuple[str, WatchSink]]:
         """The internal sink that feeds the board (one more entry for the bus's sinks)."""
-        return [(WATCH_SINK, WatchSink(self.board))]
+        return [(WATCH_SINK, self._watch)]
 
     def start(self, delivery: Callable[[], dict[str, Any]]) -> None:
         """`delivery`: `EventBus.stats`."""
@@ -42,6 +43,8 @@ class Observation:
                 self.metrics = server
 
     def stop(self) -> None:
+        """Before the bus stops (the watch then lets its last rows go at once)."""
+        self._watch.closing()
         if self.metrics is not None:
             self.metrics.stop()
             self.metrics = None
