@@ -38,6 +38,8 @@ def test_the_unit_is_a_hardened_notify_service_with_a_watchdog() -> None:
     assert d["Restart"] == ["on-failure"]
     assert d["WatchdogSec"] and d["User"] == ["hikd"]
     assert d["StateDirectory"] == ["hikd"] and d["LogsDirectory"] == ["hikd"]
+    # The control socket of `hikd status` (hikd/observe/control.py): only user and group.
+    assert d["RuntimeDirectory"] == ["hikd"] and d["RuntimeDirectoryMode"] == ["0750"]
     for key, value in {
         "NoNewPrivileges": "yes",
         "ProtectSystem": "strict",

@@ -39,6 +39,8 @@ def _validate_directories(config: Config) -> None:
         wanted.append((config.daemon.picture_dir, "daemon.picture_dir"))
     if config.sdk.log_dir is not None:
         wanted.append((config.sdk.log_dir, "sdk.log_dir"))
+    if config.daemon.runtime_dir is not None:
+        wanted.append((config.daemon.runtime_dir, "daemon.runtime_dir"))
     for i, job in enumerate(config.jobs):
         if isinstance(job, dict) and isinstance(job.get("output_dir"), str):
             wanted.append((Path(job["output_dir"]), f"jobs.{i}.output_dir"))

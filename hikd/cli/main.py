@@ -15,10 +15,21 @@ import sys
 from collections.abc import Sequence
 
 from hikd import __version__
-from hikd.cli import check_config, demo, devices, doctor, download, events, jobs, run, search
+from hikd.cli import (
+    check_config,
+    demo,
+    devices,
+    doctor,
+    download,
+    events,
+    jobs,
+    run,
+    search,
+    status,
+)
 from hikd.errors import UserError
 
-COMMANDS = (run, devices, check_config, demo, doctor, jobs, search, download, events)
+COMMANDS = (run, status, devices, check_config, demo, doctor, jobs, search, download, events)
 """The command modules, in the order ``hikd --help`` lists them."""
 
 

@@ -1,4 +1,5 @@
-"""What the daemon starts to be watched: the board and its watch, the metrics endpoint.
+"""What the daemon starts to be watched: the board and its watch, the metrics endpoint and
+the control socket of `hikd status`.
 
 The daemon adds `watch()` to its sinks, then calls `start()` once the bus runs and `stop()`
 before it stops the bus; the rest of this package stays out of the daemon's code.
@@ -7,23 +8,36 @@ before it stops the bus; the rest of this package stays out of the daemon's code
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hikd.config import Config
+from hikd.config.observe import SOCKET_NAME, runtime_dir
+from hikd.files import make_dir
+from hikd.logs import get_logger
 from hikd.observe.board import EventBoard
+from hikd.observe.control import ControlServer
 from hikd.observe.job_runs import JobRuns
+from hikd.observe.status import Rows, StatusReport
 from hikd.observe.watch import WATCH_SINK, WatchSink
 
 if TYPE_CHECKING:
     from hikd.observe.metrics import MetricsServer
 
+log = get_logger(__name__)
+
 
 class Observation:
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, jobs: Rows | None = None) -> None:
+        """`jobs`: the jobs' rows for `hikd status` (next run, last result)."""
         self.config = config
         self.board = EventBoard(d.name for d in config.devices if d.enabled)
         self.job_runs = JobRuns(config.daemon.state_dir)
+        self.jobs = jobs
+        self.hosts: Rows | None = None
+        """The device hosts' rows for `hikd status`; None while devices run in-process."""
         self.metrics: MetricsServer | None = None
+        self.control: ControlServer | None = None
         self._watch = WatchSink(self.board)
 
     def watch(self) -> Iterable[tuple[str, WatchSink]]:
@@ -41,10 +55,37 @@ class Observation:
             server = MetricsServer(self.config.metrics, collector)
             if server.start():
                 self.metrics = server
+        path = self._control_path()
+        if path is not None:
+            report = StatusReport(self.board, delivery, self.jobs, self._host_rows)
+            control = ControlServer(path, report.answer)
+            if control.start():
+                self.control = control
+
+    def _host_rows(self) -> list[Any] | None:
+        return self.hosts() if self.hosts is not None else None
+
+    def _control_path(self) -> Path | None:
+        configured = self.config.daemon.runtime_dir
+        directory = runtime_dir(configured)
+        if configured is not None:
+            make_dir(directory, "daemon.runtime_dir")
+        elif not directory.is_dir():
+            # The default is systemd's to make (RuntimeDirectory=hikd), never hikd's.
+            log.info(
+                "no runtime directory: `hikd status` cannot reach this daemon",
+                path=str(directory),
+                hint="set [daemon] runtime_dir",
+            )
+            return None
+        return directory / SOCKET_NAME
 
     def stop(self) -> None:
         """Before the bus stops (the watch then lets its last rows go at once)."""
         self._watch.closing()
+        if self.control is not None:
+            self.control.stop()
+            self.control = None
         if self.metrics is not None:
             self.metrics.stop()
             self.metrics = None

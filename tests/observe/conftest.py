@@ -32,6 +32,13 @@ class Watched:
     config: Path
     events_dir: Path
     metrics_port: int
+    stopped: bool = False
+
+    def stop(self) -> None:
+        """Stop the daemon now; the fixture then leaves it (a daemon stops once)."""
+        if not self.stopped:
+            self.stopped = True
+            self.daemon.stop()
 
     def delivered(self) -> list[dict[str, Any]]:
         """What the disk sink wrote, in order."""
@@ -45,7 +52,7 @@ class Watched:
 def watched_daemon(
     sdk: Library, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Callable[..., Watched]]:
-    started: list[Daemon] = []
+    started: list[Watched] = []
 
     def start(sim: Simulator, extra: str = "", passwords: dict[str, str] | None = None) -> Watched:
         port = free_port()
@@ -73,13 +80,13 @@ def watched_daemon(
             ]
         config = tmp_path / "hikd.toml"
         config.write_text("\n".join(lines) + "\n")
-        daemon = Daemon(load_config(config), sdk=sdk)
-        started.append(daemon)
-        daemon.start()
-        return Watched(daemon, config, events_dir, port)
+        watched = Watched(Daemon(load_config(config), sdk=sdk), config, events_dir, port)
+        started.append(watched)
+        watched.daemon.start()
+        return watched
 
     try:
         yield start
     finally:
-        for daemon in started:
-            daemon.stop()
+        for watched in started:
+            watched.stop()
