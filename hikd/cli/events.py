@@ -38,12 +38,11 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 def events_command(args: argparse.Namespace, out: TextIO | None = None) -> int:
-    from hikd.config import load_config
+    from hikd.config.daemon_section import load_daemon_section
     from hikd.delivery.outbox_follow import OutboxFollower
 
     out = out or sys.stdout
-    config = load_config(args.config)
-    follower = OutboxFollower(Path(config.daemon.state_dir))
+    follower = OutboxFollower(Path(load_daemon_section(args.config).state_dir))
     devices = set(args.device or ())
     types = set(args.type or ())
     print(

@@ -32,12 +32,11 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 def status_command(args: argparse.Namespace, out: TextIO | None = None) -> int:
-    from hikd.config import load_config
+    from hikd.config.daemon_section import load_daemon_section
     from hikd.config.observe import socket_path
 
     out = out or sys.stdout
-    config = load_config(args.config)
-    path = socket_path(config.daemon.runtime_dir)
+    path = socket_path(load_daemon_section(args.config).runtime_dir)
     try:
         answer = ask(path, {"get": "status"})
     except (FileNotFoundError, ConnectionRefusedError):
@@ -133,15 +132,19 @@ def render(doc: dict[str, Any]) -> str:
     if hosts is None:
         parts.append("devices run in the daemon's own process")
     else:
-        rows: list[tuple[str, ...]] = [("device host", "pid", "devices", "restarts", "state")]
+        rows: list[tuple[str, ...]] = [
+            ("device host", "pid", "state", "devices", "restarts", "last crash")
+        ]
         for h in hosts:
+            names = [d["name"] if isinstance(d, dict) else str(d) for d in h.get("devices", [])]
             rows.append(
                 (
-                    str(h.get("name", h.get("index", "?"))),
+                    str(h.get("index", "?")),
                     str(h.get("pid") or "-"),
-                    ", ".join(h.get("devices") or []),
-                    str(h.get("restarts", 0)),
                     str(h.get("state", "")),
+                    ", ".join(names) or "-",
+                    str(h.get("restarts", 0)),
+                    h.get("last_crash") or "-",
                 )
             )
         parts.append(format_table(rows))

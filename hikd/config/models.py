@@ -136,8 +136,7 @@ class DaemonConfig(Section):
     device_hosts: Annotated[int, _between(1, 64)] = 1
     """Processes that run the vendor library, devices spread over them by name (README
     "Processes")."""
-    runtime_dir: AbsPath | None = None
-    """The control socket's folder (`hikd status`); None: $RUNTIME_DIRECTORY or /run/hikd."""
+    runtime_dir: AbsPath | None = None  # hikd.sock's; None: $RUNTIME_DIRECTORY or /run/hikd
 
     @model_validator(mode="before")
     @classmethod

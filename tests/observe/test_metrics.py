@@ -53,8 +53,9 @@ def test_metrics_count_what_was_delivered(
     device.trigger(type="VMD", channel=1, state="inactive")
     # A sender the front refuses, and one run of the job.
     assert device.push_to("127.0.0.1", closed_port).status is None
-    assert watched.daemon.scheduler is not None
-    watched.daemon.scheduler.run_now("poll")
+    host = watched.daemon.host
+    assert host is not None and host.scheduler is not None
+    host.scheduler.run_now("poll")
 
     def settled() -> bool:
         delivered = watched.delivered()

@@ -49,8 +49,9 @@ def test_status_shows_devices_sinks_and_jobs_of_the_running_daemon(
     assert stat.S_IMODE(os.stat(socket_path).st_mode) == 0o660
 
     device.trigger(type="VMD", channel=2, state="active")
-    assert watched.daemon.scheduler is not None
-    watched.daemon.scheduler.run_now("poll")
+    host = watched.daemon.host
+    assert host is not None and host.scheduler is not None
+    host.scheduler.run_now("poll")
 
     def devices() -> dict[str, dict[str, Any]]:
         return {d["name"]: d for d in status_json(watched.config)["devices"]}
