@@ -11,7 +11,7 @@ from typing import Any
 
 from hikd.events import Event
 from hikd.sinks.mqtt.announce import Known, device_configs
-from hikd.sinks.mqtt.discovery import Discovery, DiscoveryConfig, unique_id
+from hikd.sinks.mqtt.discovery import Discovery, DiscoveryConfig, safe_id, unique_id
 from hikd.sinks.mqtt.facts import HIKD_DEVICE
 from hikd.sinks.mqtt.ha_alarms import (
     NOT_DISCOVERED,
@@ -117,11 +117,17 @@ class RetainedPicture:
         entity an older hikd announced (all binary sensors then)."""
         if self.state.announced is not None:
             return set(self.state.announced)
-        return {
-            f"{self.discovery.prefix}/binary_sensor/"
-            f"{unique_id(self.state.device(name).facts, where, type_)}/config"
+        prefix = self.discovery.prefix
+        before = {
+            f"{prefix}/binary_sensor/{unique_id(self.state.device(name).facts, where, type_)}"
+            "/config"
             for name, where, type_ in self.state.alarms
         }
+        for device in self.state.devices.values():
+            ident = safe_id(f"hikd_{device.facts.identifier}")
+            before.add(f"{prefix}/binary_sensor/{ident}_connectivity/config")
+            before.add(f"{prefix}/sensor/{ident}_health/config")
+        return before
 
     def _announced(self, messages: list[Message]) -> None:
         """Remember the discovery topics among `messages` (an empty one withdraws)."""

@@ -289,7 +289,10 @@ def test_an_older_hikds_entities_that_never_got_a_state_are_withdrawn(
         json.dumps(
             {
                 "version": 1,
-                "devices": {"nvr": {"facts": facts, "availability": "online"}},
+                "devices": {
+                    "nvr": {"facts": facts, "availability": "online"},
+                    "hikd": {"facts": {}, "availability": ""},
+                },
                 "alarms": [
                     {"device": "nvr", "channel": c, "type": t, "value": "OFF"} for c, t in old
                 ],
@@ -300,6 +303,8 @@ def test_an_older_hikds_entities_that_never_got_a_state_are_withdrawn(
     stale = [
         f"homeassistant/binary_sensor/hikd_{SERIAL}_{level.get(c, c)}_{t}/config" for c, t in old
     ]
+    # hikd's own device was the pseudo-device "hikd" (now "hikd_<instance_id>").
+    stale.append("homeassistant/binary_sensor/hikd_hikd_connectivity/config")
     with Subscriber(broker, ["homeassistant/#"]) as older:
         for topic in stale:
             older.publish(topic, json.dumps({"state_topic": "x"}), retain=True)
@@ -315,6 +320,8 @@ def test_an_older_hikds_entities_that_never_got_a_state_are_withdrawn(
     assert stale[0] not in found and stale[1] not in found  # io on channels 1, 2: gone
     assert stale[2] not in found  # disk_error on the device: gone
     assert stale[3] not in found  # a face snap is an event entity now
+    assert stale[5] not in found  # hikd's connectivity under its old identifier
+    assert "homeassistant/binary_sensor/hikd_t_connectivity/config" in found
     assert f"homeassistant/event/hikd_{SERIAL}_1_face_snap/config" in found
     assert f"{uid}_1_motion/config" in found and f"{uid}_2_motion/config" in found
     # Announced again where states go: the configured motion; io and disks as configured.
