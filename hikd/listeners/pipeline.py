@@ -125,6 +125,9 @@ class AlarmPipeline:
         self._queue: queue.SimpleQueue[RawAlarm | None] = queue.SimpleQueue()
         self.enqueue: Callable[[RawAlarm], None] = self._queue.put
         self.counters: Counter[str] = Counter()
+        # Two taps of the decoder thread, not a second way for data (every event leaves
+        # through `publish`, the bus): they see what the bus never carries, the repeats
+        # before start/stop derivation and the raw messages, heartbeats included.
         self.watchers: list[Callable[[Event], None]] = []
         """Called on the decoder thread with every decoded event before start/stop
         derivation (backfill's record of what arrived live); they must only note it."""
