@@ -16,7 +16,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any, ClassVar
 
 import paho.mqtt.client as mqtt
@@ -31,6 +30,7 @@ from hikd.sinks.base import SinkContext, SinkUnavailable
 from hikd.sinks.mqtt.client import BatchingClient
 from hikd.sinks.mqtt.config import MqttConfig
 from hikd.sinks.mqtt.discovery import Discovery
+from hikd.sinks.mqtt.pictures import picture_messages
 from hikd.sinks.mqtt.retained import RetainedPicture
 from hikd.sinks.mqtt.state import STATE_FILE, MqttState
 from hikd.sinks.mqtt.topics import (
@@ -39,14 +39,12 @@ from hikd.sinks.mqtt.topics import (
     Message,
     Topics,
     event_messages,
-    where_of,
 )
 
 log = get_logger(__name__)
 
 SAVE_EVERY_S = 1.0
 INFO_EVERY_S = 10.0
-_IMAGE_SUFFIXES = (".jpg", ".jpeg")
 _RECONNECT_MIN_S = 1
 _RECONNECT_MAX_S = 15
 
@@ -122,7 +120,7 @@ class MqttSink:
         assert client is not None
         if not self._wait_connected(self.config.publish_timeout_s):
             raise SinkUnavailable(self._problem)
-        images = [self._image_messages(event) for event in batch]
+        images = [self._pictures(event) for event in batch]
         tracked: list[list[mqtt.MQTTMessageInfo]] = []
         with self._lock, client.batch():  # one wake-up of paho's thread, one write
             for event, pictures in zip(batch, images, strict=True):
@@ -351,6 +349,9 @@ class MqttSink:
         for m in messages:
             self._publish(client, m.topic, m.payload, m.retain)
 
+    def _pictures(self, event: Event) -> list[Message]:
+        return picture_messages(self.topics, event) if self.config.images else []
+
     def _backlog(self) -> int | None:
         """Events waiting in the outbox for this sink, when the daemon tells (its
         ``backlog`` in the context's extra: a callable taking the sink's name)."""
@@ -361,27 +362,6 @@ class MqttSink:
             return int(count(self.context.name))
         except Exception:  # only a diagnostic: never in the way of delivery
             return None
-
-    def _image_messages(self, event: Event) -> list[Message]:
-        """An event's JPEGs on ``.../<type>/image``, and the last of them as the channel's
-        latest picture (``.../<channel>/image``, Home Assistant's image entity)."""
-        if not self.config.images:
-            return []
-        messages = []
-        where = where_of(event)
-        topic = self.topics.image(event.device.name, where, event.type)
-        for path in event.files:
-            if not path.lower().endswith(_IMAGE_SUFFIXES):
-                continue
-            try:
-                data = Path(path).read_bytes()
-            except OSError as error:
-                log.warning("cannot read an event's picture", path=path, error=str(error))
-                continue
-            messages.append(Message(topic, data, retain=True))
-        if messages and isinstance(where, int):
-            messages.append(Message(self.topics.picture(event.device.name, where), data, True))
-        return messages
 
     # -- acknowledgements --------------------------------------------------------------
     def _acknowledged(self, info: mqtt.MQTTMessageInfo, deadline: float) -> bool:
