@@ -14,7 +14,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta, timezone, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -202,17 +202,29 @@ class DeviceHost:
     def _start_jobs(self, state_dir: Path) -> None:
         """Scheduled and alarm-driven jobs (downloads, clips, snapshots, status, ...) on this
         host's devices."""
-        from hikd.jobs.config import default_output_dir
+        from hikd.jobs.config import default_output_dir, parse_jobs
         from hikd.jobs.scheduler import JobScheduler
 
+        # Checked against every configured device; each host runs a job on its own ones.
+        owned = {device.name for device in self.devices}
+        specs = [
+            spec
+            if spec.settings.devices is None
+            else replace(
+                spec,
+                settings=spec.settings.model_copy(
+                    update={"devices": [n for n in spec.settings.devices if n in owned]}
+                ),
+            )
+            for spec in parse_jobs(self.config.jobs, [d.name for d in self.config.devices])
+        ]
         self.scheduler = JobScheduler(
-            self.config.jobs,
+            specs,
             self.sessions_by_name,
             self.publish,
             self._state_store(state_dir),
             threading.Event(),
             default_output_dir(self.config),
-            devices=[device.name for device in self.devices],
             stored=self.publishing.stored,
         )
         # Alarm-driven jobs (clips, snapshots on alarm) see every event; they only enqueue.

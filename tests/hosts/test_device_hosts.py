@@ -274,3 +274,43 @@ def test_a_crash_loop_backs_off_to_minutes() -> None:
     assert delays[:4] == [0.0, 2.0, 4.0, 8.0]
     assert delays == sorted(delays)
     assert delays[-1] == MAX_BACKOFF_S == 300.0
+
+
+def test_a_job_naming_devices_runs_in_the_host_of_each(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A job whose ``devices`` are on one host: the other host starts all the same (it did
+    not: the job's device names were checked against its own devices only, a crash loop)
+    and records nothing for devices that are not its own."""
+    from hikd.config import load_config
+    from hikd.hosts.supervisor import HostSupervisor
+
+    sim = Simulator(
+        [SimDeviceConfig(name=name, password=SECRET) for name in (VICTIM, BYSTANDER)]
+    ).start()
+    lines = [f'[daemon]\nstate_dir = "{tmp_path}"\ndevice_hosts = 2']
+    for device in sim.devices:
+        monkeypatch.setenv(f"HIKD_PASSWORD_{device.name.upper()}", SECRET)
+        lines.append(
+            f'[[devices]]\nname = "{device.name}"\nhost = "127.0.0.1"\nport = {device.port}'
+        )
+    lines.append(
+        f'[[jobs]]\nname = "poll"\nkind = "status"\ninterval_s = 3600\ndevices = ["{VICTIM}"]'
+    )
+    config = tmp_path / "hikd.toml"
+    config.write_text("\n".join(lines) + "\n")
+    published: list[Any] = []
+    supervisor = HostSupervisor(load_config(config), published.append, lambda: None)
+    try:
+        supervisor.start()
+
+        def online() -> bool:
+            return all(d.state == "online" for h in supervisor.hosts() for d in h.devices)
+
+        wait_until(online, "both devices online", START_TIMEOUT_S)
+        assert not published, published  # no host crashed
+        results = supervisor.run_job("poll", timeout=60)
+        assert [r.details["device"] for r in results] == [VICTIM]
+    finally:
+        supervisor.stop(time.monotonic() + 15)
+        sim.stop()
