@@ -16,30 +16,40 @@ MOST = 16384
 
 class RecentEvents:
     """Events with contiguous sequence numbers from `first` on. Not thread-safe: the
-    outbox calls it under its own lock."""
+    outbox calls it under its own lock.
+
+    Forgetting only moves a start index (deleting the front of a long list moves all the
+    rest, per acknowledgement); the list is cut once the forgotten part is half of it."""
 
     def __init__(self) -> None:
-        self.events: list[Event] = []
+        self._events: list[Event] = []
+        self._skip = 0  # forgotten, still at the front of `_events`
         self.first = 0
+        """The seq of the oldest remembered event."""
+
+    def __len__(self) -> int:
+        return len(self._events) - self._skip
+
+    def _restart(self, first: int, events: list[Event]) -> None:
+        self._events, self._skip, self.first = events, 0, first
 
     def add(self, first: int, stored: list[Event], cut: int) -> None:
         """`stored` got the numbers `first`, `first + 1`, ...; rows up to `cut` were
         dropped (the size limit) and must not be served."""
-        if self.events and self.first + len(self.events) == first:
-            self.events.extend(stored)
+        if len(self) and self.first + len(self) == first:
+            self._events.extend(stored)
         else:
-            self.events = list(stored)
-            self.first = first
-        self.forget(max(cut - self.first + 1, len(self.events) - MOST))
+            self._restart(first, list(stored))
+        self.forget(max(cut - self.first + 1, len(self) - MOST))
 
     def keep(self, start: int, read: list[Event]) -> None:
         """`read` are rows `start`, `start + 1`, ... just read from the database: remember
         them if they follow what is remembered (or nothing is)."""
-        if not self.events:
-            self.first = start
-        if self.first + len(self.events) == start:
-            self.events.extend(read)
-            self.forget(len(self.events) - MOST)
+        if not len(self):
+            self._restart(start, [])
+        if self.first + len(self) == start:
+            self._events.extend(read)
+            self.forget(len(self) - MOST)
 
     def forget_upto(self, seq: int) -> None:
         """Forget the events up to and including `seq` (every sink has them)."""
@@ -48,24 +58,27 @@ class RecentEvents:
     def forget(self, n: int) -> None:
         """Forget the `n` oldest."""
         if n > 0:
-            n = min(n, len(self.events))
-            del self.events[:n]
+            n = min(n, len(self))
+            self._skip += n
             self.first += n
+            if self._skip * 2 >= len(self._events):
+                del self._events[: self._skip]
+                self._skip = 0
 
     def clear(self) -> None:
-        self.events = []
+        self._restart(self.first, [])
 
     def read(self, start: int, limit: int) -> list[tuple[int, Event]] | None:
         """Up to `limit` events from `start` on as (seq, event); None if `start` is not
         remembered."""
-        if not self.first <= start < self.first + len(self.events):
+        if not self.first <= start < self.first + len(self):
             return None
-        i = start - self.first
-        return list(enumerate(self.events[i : i + limit], start))
+        i = self._skip + start - self.first
+        return list(enumerate(self._events[i : i + limit], start))
 
     def stored_bytes(self, start: int, upto: int) -> int | None:
         """The bytes rows `start`..`upto` take stored, when all of them are remembered."""
-        i = start - self.first
-        if i < 0 or upto >= self.first + len(self.events):
+        if start < self.first or upto >= self.first + len(self):
             return None
-        return sum(len(e.to_json_bytes()) for e in self.events[i : upto - self.first + 1])
+        i = self._skip + start - self.first
+        return sum(len(e.to_json_bytes()) for e in self._events[i : i + upto - start + 1])
