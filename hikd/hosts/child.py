@@ -15,6 +15,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -24,8 +25,7 @@ from hikd.config import Config
 from hikd.events import Event
 from hikd.hosts.device_host import DeviceHost, Publishing
 from hikd.hosts.messages import (
-    AlarmClosed,
-    AlarmOpened,
+    AlarmsNoted,
     Command,
     FromHost,
     Ping,
@@ -72,11 +72,18 @@ class _Link:
         except OSError:
             pass
 
-    def note(self, event: Event) -> None:
-        if event.state == "start":
-            self.send(AlarmOpened(event.to_json()))
-        elif "start_id" in event.attributes:
-            self.send(AlarmClosed(str(event.attributes["start_id"])))
+    def note(self, batch: Sequence[Event]) -> None:
+        opened: list[tuple[str, bytes]] = []
+        closed: list[str] = []
+        for event in batch:
+            if event.kind != "alarm":
+                continue
+            if event.state == "start":
+                opened.append((event.id, event.to_json_bytes()))
+            elif event.state == "stop" and "start_id" in event.attributes:
+                closed.append(str(event.attributes["start_id"]))
+        if opened or closed:
+            self.send(AlarmsNoted(tuple(opened), tuple(closed)))
 
 
 def main(

@@ -28,8 +28,7 @@ from hikd.config import Config, DeviceConfig
 from hikd.delivery.outbox import HIKD
 from hikd.events import DeviceRef, Event, health
 from hikd.hosts.messages import (
-    AlarmClosed,
-    AlarmOpened,
+    AlarmsNoted,
     DeviceStatus,
     Ping,
     Pong,
@@ -114,7 +113,7 @@ class HostHandle:
         self.aliases: set[str] = set()
         """Sender aliases this incarnation knows (`SenderAlias`)."""
         self._statuses: dict[str, DeviceStatus] = {}
-        self._open: dict[str, Event] = {}
+        self._open: dict[str, bytes] = {}  # alarm starts not stopped: id -> JSON
         self._pending: dict[int, _Pending] = {}
         self._lock = threading.Lock()
         self._conn: Connection | None = None
@@ -304,13 +303,11 @@ class HostHandle:
             if slot is not None:
                 slot.reply = message
                 slot.done.set()
-        elif isinstance(message, AlarmOpened):
-            start = Event.from_json(message.start)
+        elif isinstance(message, AlarmsNoted):
             with self._lock:
-                self._open[start.id] = start
-        elif isinstance(message, AlarmClosed):
-            with self._lock:
-                self._open.pop(message.start_id, None)
+                self._open.update(message.opened)
+                for start_id in message.closed:
+                    self._open.pop(start_id, None)
         elif isinstance(message, Ready):
             self.library_ports = dict(message.library_ports)
             self.state = "running"
@@ -331,7 +328,8 @@ class HostHandle:
         self.last_crash = why
         with self._lock:
             statuses, self._statuses = self._statuses, {}
-            opened, self._open = list(self._open.values()), {}
+            opened = [Event.from_stored_json(start) for start in self._open.values()]
+            self._open = {}
         names = [d.name for d in self.devices]
         publish = self.shared.publish
         log.error(

@@ -3,8 +3,8 @@
 
 Supervisor -> host: `Start` (first), `Ping`, `Stop`, `Command`, `RunJob`, `SenderAlias`.
 Host -> supervisor: `Ready` (once, after start), `Pong` (per ping, with the devices' state),
-`Reply` (per `Command`/`RunJob`/`SenderAlias`), `AlarmOpened`/`AlarmClosed` (so that a crash
-can close what was on), `Stopped` (after a clean stop).
+`Reply` (per `Command`/`RunJob`/`SenderAlias`), `AlarmsNoted` (per batch of events, so that a
+crash can close what was on), `Stopped` (after a clean stop).
 """
 
 from __future__ import annotations
@@ -92,14 +92,14 @@ class Reply:
 
 
 @dataclass(frozen=True, slots=True)
-class AlarmOpened:
-    start: str
-    """The start event, as JSON."""
+class AlarmsNoted:
+    """The alarm starts and stops of one batch of events, sent before the batch is stored
+    (one message per batch, not per event)."""
 
-
-@dataclass(frozen=True, slots=True)
-class AlarmClosed:
-    start_id: str
+    opened: tuple[tuple[str, bytes], ...] = ()
+    """(id, JSON) of each start; the supervisor reads the JSON only after a crash."""
+    closed: tuple[str, ...] = ()
+    """The ids of the starts that ended."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,4 +108,4 @@ class Stopped:
 
 
 ToHost = Start | Ping | Stop | Command | RunJob | SenderAlias
-FromHost = Ready | Pong | Reply | AlarmOpened | AlarmClosed | Stopped
+FromHost = Ready | Pong | Reply | AlarmsNoted | Stopped

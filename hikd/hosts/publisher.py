@@ -1,13 +1,13 @@
 """A device host's side of the outbox: store every event, then wake the supervisor.
 
 ``publish()`` runs on decoder, session and job threads: it hands the event to the host's
-in-process subscribers (alarm-driven jobs, the backfill's record), notes alarm starts and
-stops for the supervisor (`AlarmOpened`/`AlarmClosed`: a crash closes what was on) and
-queues the event. One writer thread stores what is queued in one transaction per batch
-(`OutboxAppender`: SQLite WAL, beside the supervisor's own writes) and then writes one byte
-on the wake pipe: the supervisor's delivery side looks for new rows at once instead of
-polling. An event is the supervisor's to deliver the moment its transaction commits: a crash
-of this process afterwards loses nothing.
+in-process subscribers (alarm-driven jobs, the backfill's record) and queues the event. One
+writer thread tells the supervisor the alarm starts and stops of a batch (`AlarmsNoted`: a
+crash closes what was on), stores the batch in one transaction (`OutboxAppender`: SQLite
+WAL, beside the supervisor's own writes) and then writes one byte on the wake pipe: the
+supervisor's delivery side looks for new rows at once instead of polling. An event is the
+supervisor's to deliver the moment its transaction commits: a crash of this process
+afterwards loses nothing.
 
 While the outbox cannot be written events wait in memory (bounded; what overflows is
 counted and logged) and the writer retries.
@@ -18,7 +18,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from hikd.delivery.outbox_append import OutboxAppender
@@ -40,10 +40,11 @@ class HostPublisher:
         state_dir: Path,
         sinks: Iterable[str],
         wake: Callable[[], None],
-        note: Callable[[Event], None],
+        note: Callable[[Sequence[Event]], None],
     ) -> None:
-        """`wake()` is called after each commit; `note(event)` with each alarm start/stop
-        before it is queued (so the supervisor knows of every start it may find stored)."""
+        """`wake()` is called after each commit; `note(batch)` with each batch before it is
+        stored (so the supervisor knows of every alarm start it may find stored), one call
+        per batch rather than per event."""
         self._appender = OutboxAppender(state_dir, sinks, on_commit=wake)
         self._note = note
         self._subscribers: list[Callable[[Event], None]] = []
@@ -62,8 +63,6 @@ class HostPublisher:
     def publish(self, event: Event) -> None:
         for consumer in self._subscribers:
             consumer(event)
-        if event.kind == "alarm" and event.state in ("start", "stop"):
-            self._note(event)
         if self._closed or len(self._queue) >= MAX_QUEUED:
             self._dropped += 1
             if self._dropped == 1:
@@ -114,6 +113,8 @@ class HostPublisher:
                     markers.append(item)
                 else:
                     batch.append(item)
+            if batch:
+                self._note(batch)
             while batch:
                 try:
                     self._appender.append(batch)
