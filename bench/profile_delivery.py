@@ -38,7 +38,7 @@ from bench_delivery import (
     start_hikd,
     stop,
 )
-from common import start_simulator
+from common import process_tree, start_simulator
 
 # Step of the alarm path -> a pattern of a frame (function (file)) that belongs to it; the
 # innermost match in a sample wins, so list the more specific first.
@@ -56,6 +56,7 @@ STEPS = [
     ("syslog sink", r"\(hikd/sinks/syslog/"),
     ("sink worker", r"\(hikd/delivery/sink_worker\.py\)"),
     ("bus", r"\(hikd/delivery/bus\.py\)"),
+    ("device host: messages, publisher", r"\(hikd/hosts/|\(multiprocessing/"),
     ("decode", r"\(hikd/listeners/decode/"),
     ("alarm state", r"\(hikd/listeners/alarm_state\.py\)"),
     ("alarm pipeline", r"\(hikd/listeners/pipeline\.py\)"),
@@ -64,20 +65,6 @@ STEPS = [
     ("events", r"\(hikd/events\.py\)"),
 ]
 STEP_RES = [(name, re.compile(pattern)) for name, pattern in STEPS]
-
-
-def process_tree(pid: int) -> list[int]:
-    """`pid` and its descendants (the device hosts of `hikd run`)."""
-    pids, i = [pid], 0
-    while i < len(pids):
-        for task in Path(f"/proc/{pids[i]}/task").iterdir():
-            try:
-                children = (task / "children").read_text().split()
-            except OSError:
-                continue
-            pids.extend(int(c) for c in children)
-        i += 1
-    return pids
 
 
 def thread_cpu(pid: int) -> dict[int, tuple[str, float]]:
@@ -196,7 +183,7 @@ def main() -> None:
             if used <= 0:
                 continue
             label = names.get(tid, f"[{kname}]")
-            rows.append((used, f"{pid}/{label}"))
+            rows.append((used, f"{'supervisor' if pid == hikd.pid else 'device host'}: {label}"))
             counts = samples.get(tid)
             if counts and tid in names:
                 total = sum(n for name, n in counts.items() if name != "waiting")
