@@ -301,8 +301,9 @@ class Outbox:
                     self._recent.keep(start, [event for _, event in events])
         return events
 
-    def ack(self, sink: str, seq: int) -> None:
-        """`sink` delivered everything up to and including `seq`; persist its cursor.
+    def ack(self, sink: str, seq: int, persist: bool = True) -> None:
+        """`sink` delivered everything up to and including `seq`; persist its cursor (with
+        `persist` false only in memory: the next `ack` that persists writes it too).
 
         Raises `OutboxUnwritable` when the cursor cannot be written; it is kept in memory
         and written by the next `ack` of any sink (call again with the same `seq` to retry).
@@ -311,6 +312,10 @@ class Outbox:
             conn = self._require()
             seq = min(seq, self._last_seq)
             if seq <= self._cursors[sink] and sink not in self._unpersisted:
+                return
+            if not persist:
+                self._cursors = {**self._cursors, sink: max(seq, self._cursors[sink])}
+                self._unpersisted.add(sink)
                 return
             cursors = {**self._cursors, sink: max(seq, self._cursors[sink])}
             upto, pruned = self._prunable(conn, cursors)

@@ -15,6 +15,7 @@ start and stop on every retry (136 in 8 s), each one more event for the failing 
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections import deque
@@ -41,6 +42,12 @@ _UNSTORED_KEPT = 16
 
 # A safety net only: the bus wakes workers after every write.
 _IDLE_WAIT = 1.0
+
+ACK_WRITE_EVERY_S = 0.2
+"""While a sink delivers, its cursor is written to the outbox (a transaction) at most this
+often; in between it advances in memory. A crash may send up to this much again (delivery
+is at least once); a stop writes it. Keeps the cost per batch fixed at low rates, where
+every event is a batch of its own."""
 
 WARN_INTERVAL_S = 60.0
 """A sink's "unavailable" warning is logged at most this often; the next says how many
@@ -103,6 +110,8 @@ class SinkWorker:
         self._on_outbox_trouble = on_outbox_trouble
         self._unstored: deque[Event] = deque(maxlen=_UNSTORED_KEPT)
         self._ack_unwritten = False  # the last ack is only in the outbox's memory
+        self._ack_held: int | None = None  # acknowledged in memory, not written yet
+        self._ack_due = 0.0  # when the next cursor write is due (monotonic)
         # One logger per worker, bound to its sink: every line says which sink it is about.
         self._log = get_logger(__name__, sink=name)
         self._wake = threading.Event()
@@ -164,6 +173,9 @@ class SinkWorker:
             pass  # the daemon closed the outbox while this sink was stuck; it stops here
         finally:
             self._state = "stopped"
+            if self._ack_held is not None:
+                with contextlib.suppress(Exception):  # else sent again at the next start
+                    self._outbox.ack(self.name, self._ack_held)
             if self._opened:
                 try:
                     self.sink.close()
@@ -194,9 +206,13 @@ class SinkWorker:
             if not batch:
                 self._recovered()  # opened, and nothing to prove: it is up
                 self._state = "idle"
-                if self._ack_unwritten:
+                held = self._ack_held is not None
+                if self._ack_unwritten or (held and time.monotonic() >= self._ack_due):
                     self._ack(cursor)
-                self._wake.wait(_IDLE_WAIT)
+                wait = _IDLE_WAIT
+                if self._ack_held is not None:  # written when due, if nothing comes first
+                    wait = max(0.0, min(wait, self._ack_due - time.monotonic()))
+                self._wake.wait(wait)
                 continue
             if not self._failing:
                 self._state = "delivering"
@@ -209,7 +225,7 @@ class SinkWorker:
             except Exception as e:
                 self._fail("send", e)
                 continue
-            if not self._ack(batch[sent - 1][0]):
+            if not self._ack(batch[sent - 1][0], write=time.monotonic() >= self._ack_due):
                 continue
             cursor = batch[sent - 1][0]
             self._delivered += sent
@@ -232,17 +248,24 @@ class SinkWorker:
             self._unstored.popleft()
         return True
 
-    def _ack(self, seq: int) -> bool:
-        """Acknowledge up to `seq`; False (and the sink counted failing) if that failed
-        for another reason than an outbox that cannot be written."""
+    def _ack(self, seq: int, write: bool = True) -> bool:
+        """Acknowledge up to `seq` (in memory only unless `write`); False (and the sink
+        counted failing) if that failed for another reason than an outbox that cannot be
+        written."""
         try:
-            self._outbox.ack(self.name, seq)
+            self._outbox.ack(self.name, seq, persist=write)
+            if not write:
+                self._ack_held = seq
+                return True
+            self._ack_held = None
+            self._ack_due = time.monotonic() + ACK_WRITE_EVERY_S
         except OutboxClosed:
             raise
         except OutboxUnwritable as e:
             # Delivered, and the outbox remembers it: not the sink's fault. The bus
             # reports the outbox's trouble; the cursor is written by a later ack.
             self._ack_unwritten = True
+            self._ack_held = None
             if self._on_outbox_trouble is not None:
                 self._on_outbox_trouble(e)
             return True

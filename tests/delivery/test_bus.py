@@ -454,3 +454,45 @@ def test_outbox_overflow_through_the_bus_counts_every_lost_event(outbox_path: Pa
     numbers = [e.attributes["n"] for e in stuck.events if e.kind == "alarm"]
     assert numbers == list(range(300 - len(numbers), 300))  # the newest, in order
     assert overflows[-1] in stuck.events
+
+
+def test_a_sinks_cursor_is_written_per_interval_and_at_stop(
+    outbox_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Events one at a time are each a batch: the cursor advances in memory and is written
+    when due (an hour here: only the first batch's), and at a clean stop; a restart then
+    sends nothing again."""
+    import sqlite3
+
+    monkeypatch.setattr("hikd.delivery.sink_worker.ACK_WRITE_EVERY_S", 3600.0)
+
+    def written() -> int:
+        with sqlite3.connect(outbox_path) as conn:
+            return int(conn.execute("SELECT seq FROM cursors WHERE sink = 'rec'").fetchone()[0])
+
+    sink = Recorder()
+    outbox = Outbox(outbox_path)
+    bus = new_bus(outbox, [("rec", sink)])
+    bus.start()
+    try:
+        for i in range(20):
+            bus.publish(alarm(i))
+            wait_until(lambda i=i: len(sink.events) == i + 1)
+        assert outbox.pending("rec") == 0  # delivered, acknowledged in memory
+        assert written() < outbox.last_seq  # not written per batch
+    finally:
+        bus.stop()
+        last = outbox.last_seq
+        outbox.close()
+    assert written() == last
+    again = Recorder()
+    outbox = Outbox(outbox_path)
+    bus = new_bus(outbox, [("rec", again)])
+    bus.start()
+    try:
+        bus.publish(alarm(20))
+        wait_until(lambda: len(again.events) == 1)
+    finally:
+        bus.stop()
+        outbox.close()
+    assert again.alarm_ids() == [alarm(20).id]
