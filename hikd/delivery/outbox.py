@@ -6,12 +6,9 @@ persisted cursor (the last ``seq`` it acknowledged). A sink reads what lies afte
 and acknowledges what it delivered, so after a crash or a restart every unacknowledged event
 is sent again, in order, per sink (at-least-once; consumers de-duplicate on ``event.id``).
 
-Rows acknowledged by every configured sink are deleted. When the outbox reaches its size
-limit (events or bytes), the oldest rows go first (`hikd.delivery.outbox_limit`).
-
-Work is per batch: one transaction per `append` (of many events) and per `ack` (of many).
-Other processes store events too (`hikd.delivery.outbox_append`); `refresh` counts them.
-
+Rows acknowledged by every sink are deleted; at the size limit the oldest go first
+(`hikd.delivery.outbox_limit`). One transaction per `append` and per written `ack`, each
+of many events. Other processes store events too (`outbox_append`); `refresh` counts them.
 Sequence numbers stay contiguous: rows are only ever appended at the end and deleted
 from the front, which lets counts and backlogs be computed without a query.
 """
