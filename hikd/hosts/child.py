@@ -28,6 +28,7 @@ from hikd.hosts.messages import (
     AlarmsNoted,
     Command,
     FromHost,
+    ListenMisread,
     Ping,
     Pong,
     Ready,
@@ -112,6 +113,8 @@ def main(
         senders=senders,
     )
     host.start()
+    if host.pipeline is not None:
+        host.pipeline.misread = lambda alias: link.send(ListenMisread(alias))
     link.send(Ready(os.getpid(), host.library_ports()))
     timeout = _serve(host, link, senders)
     deadline = time.monotonic() + timeout

@@ -299,10 +299,16 @@ class DeviceHost:
                 )
                 server.start()
                 self.listeners.append(server)
+                self.pipeline.misread = self._misread
             else:
                 library = LibraryListen(self.sdk, self.pipeline, listen.port)
                 library.start()
                 self.library_listens.append(library)
+
+    def _misread(self, alias: str) -> None:
+        for server in self.listeners:
+            if server.front is not None:
+                server.front.misread(alias)
 
     def library_ports(self) -> dict[int, int]:
         """Public listen port -> this host's loopback port of the library behind it."""

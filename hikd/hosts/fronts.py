@@ -111,6 +111,11 @@ class SupervisedFronts:
         self.resolver.start()
         for listen in self.config.listen:
             self.fronts.append(self._front(listen, allowed[listen.port], addresses))
+        self.supervisor.shared.on_misread = self.misread
+
+    def misread(self, alias: str) -> None:
+        for front in self.fronts:
+            front.misread(alias)
 
     def _front(
         self, cfg: ListenConfig, allowed: AddressSet, addresses: DeviceAddresses

@@ -30,6 +30,7 @@ from hikd.events import DeviceRef, Event, health
 from hikd.hosts.messages import (
     AlarmsNoted,
     DeviceStatus,
+    ListenMisread,
     Ping,
     Pong,
     Ready,
@@ -78,6 +79,8 @@ class Shared:
     stopping: threading.Event = field(default_factory=threading.Event)
     send_lock: threading.Lock = field(default_factory=threading.Lock)
     ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    on_misread: Callable[[str], None] = lambda _alias: None
+    """A host's library could not read a relayed request: the listen fronts relay it again."""
 
     @property
     def stop_timeout_s(self) -> float:
@@ -313,6 +316,8 @@ class HostHandle:
             self.state = "running"
             self.ready.set()
             log.info("device host ready", device_host=self.index, pid=message.pid)
+        elif isinstance(message, ListenMisread):
+            self.shared.on_misread(message.alias)
         elif isinstance(message, Stopped):
             pass
 

@@ -103,9 +103,16 @@ class AlarmsNoted:
 
 
 @dataclass(frozen=True, slots=True)
+class ListenMisread:
+    """The library could not read a request the front relayed from `alias` (0x7fff)."""
+
+    alias: str
+
+
+@dataclass(frozen=True, slots=True)
 class Stopped:
     pass
 
 
 ToHost = Start | Ping | Stop | Command | RunJob | SenderAlias
-FromHost = Ready | Pong | Reply | AlarmsNoted | Stopped
+FromHost = Ready | Pong | Reply | AlarmsNoted | ListenMisread | Stopped

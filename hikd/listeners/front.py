@@ -32,8 +32,9 @@ from hikd.config import ListenConfig
 from hikd.delivery.outbox import HIKD
 from hikd.errors import UserError
 from hikd.events import Event, health
+from hikd.listeners.relayed import MAX_TRIES, RecentRelays, Relayed
 from hikd.listeners.senders import SenderMap
-from hikd.listeners.vet import Limits, Refused, parse_head, rebuild
+from hikd.listeners.vet import Limits, Refused, answer, parse_head, rebuild
 
 log = structlog.get_logger("hikd.listen")
 
@@ -51,17 +52,6 @@ REPORT_EVERY_S = 60.0
 """A refused sender is logged (and a health event published) at most this often."""
 MAX_TRACKED = 4096
 MAX_REPORTS = 20
-_REASONS = {
-    200: "OK",
-    400: "Bad Request",
-    405: "Method Not Allowed",
-    408: "Request Timeout",
-    411: "Length Required",
-    413: "Content Too Large",
-    415: "Unsupported Media Type",
-    431: "Request Header Fields Too Large",
-    503: "Service Unavailable",
-}
 
 
 def listen_limits(cfg: ListenConfig) -> Limits:
@@ -78,14 +68,6 @@ def port_in_use(cfg: ListenConfig, exc: OSError) -> UserError:
         f"cannot listen on {cfg.address}:{cfg.port} ([[listen]]): {exc.strerror or exc}; "
         "is another program (or hikd) using the port?"
     )
-
-
-def answer(status: int) -> bytes:
-    if status == 200:
-        # What the library answers (sdk-over-isapi.md part 1 §4).
-        return b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n"
-    reason = _REASONS.get(status, "Error")
-    return f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n".encode()
 
 
 class Router(Protocol):
@@ -133,6 +115,8 @@ class ListenFront:
         self._reports = 0
         self._active = 0
         self._by_sender: Counter[str] = Counter()
+        self._recent = RecentRelays()
+        self._tasks: set[asyncio.Future[int]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.Server | None = None
         self._thread: threading.Thread | None = None
@@ -183,6 +167,31 @@ class ListenFront:
 
     def alive(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
+
+    def misread(self, alias: str) -> None:
+        """The library could not read the last request relayed from `alias`: relay it again
+        (`hikd.listeners.relayed`). Any thread."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # stopping
+                loop.call_soon_threadsafe(self._relay_again, alias)
+
+    def _relay_again(self, alias: str) -> None:
+        last = self._recent.take(alias)
+        if last is None:  # not this front's, or too old to be sure which request it was
+            return
+        if last.tries >= MAX_TRIES:
+            self._refused(last.sender, f"the vendor library could not read it {last.tries} times")
+            return
+        self.counters["relayed again"] += 1
+        # One byte longer each time (a newline after the document): the misreads cluster on
+        # some body lengths.
+        more = b"" if last.content_type.startswith("multipart/") else b"\n"
+        task = asyncio.ensure_future(
+            self._relay(last.sender, last.path, last.content_type, last.payload + more, last.tries)
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def stop(self, timeout: float = 2.0) -> None:
         loop, thread = self._loop, self._thread
@@ -258,7 +267,9 @@ class ListenFront:
             return self._refused(sender, refused.reason, refused.status)
         return await self._relay(sender, head.path, content_type, payload)
 
-    async def _relay(self, sender: str, path: str, content_type: str, payload: bytes) -> int:
+    async def _relay(
+        self, sender: str, path: str, content_type: str, payload: bytes, tries: int = 0
+    ) -> int:
         alias = self.senders.alias_for(sender)
         port: int | None = self.relay_port
         if self.router is not None:
@@ -278,6 +289,9 @@ class ListenFront:
             f"Content-Type: {content_type}\r\nContent-Length: {len(payload)}\r\n"
             "Connection: close\r\n\r\n"
         ).encode() + payload
+        # Remembered before it is sent: the library's error can come before its answer.
+        now = time.monotonic()
+        self._recent.remember(alias, Relayed(sender, path, content_type, payload, tries + 1, now))
         try:
             async with asyncio.timeout(RELAY_TIMEOUT_S):
                 reader, writer = await asyncio.open_connection(
@@ -346,6 +360,7 @@ class ListenFront:
     def _flush(self) -> None:
         """Every minute: what was refused since the last lines, so no count stays unsaid."""
         now = time.monotonic()
+        self._recent.forget_old(now)
         for sender, when in list(self._last_report.items()):
             if now - when >= REPORT_EVERY_S and sender not in self._unreported:
                 del self._last_report[sender]  # quiet for a minute: forgotten

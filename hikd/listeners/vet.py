@@ -6,7 +6,9 @@ README's vendor-library notes. So a request is accepted only in a shape hikd can
 well-formed HTTP POST with a Content-Length, an XML or JSON body (or multipart/form-data of
 such a part and pictures) nested no deeper than the limit. What is relayed is hikd's own
 framing around the sender's payloads: request line, headers and multipart part headers are
-written by hikd, never copied.
+written by hikd, never copied. And only an alarm is relayed: an XML document whose root is
+`EventNotificationAlert`, or JSON that names an `eventType`. Anything else that the library
+took made it lose the next real alarm from another sender (README's vendor-library notes).
 """
 
 from __future__ import annotations
@@ -33,6 +35,9 @@ _XML_ITEM = re.compile(
     re.DOTALL,
 )
 _XML_SPANS = ((b"<!--", b"-->"), (b"<![CDATA[", b"]]>"), (b"<?", b"?>"))
+_XML_ROOT_NAME = re.compile(rb"<(?:[^\s/>:]*:)?([^\s/>:]+)")
+_JSON_EVENT_TYPE = re.compile(rb'"eventType"\s*:')
+ALERT_ROOT = b"EventNotificationAlert"
 _JSON_TOKEN = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]', re.DOTALL)
 
 _SINGLE = ("content-length", "content-type", "transfer-encoding")
@@ -42,6 +47,27 @@ MAX_PART_HEADER_BYTES = 8192
 XML_TYPES = {"application/xml", "text/xml"}
 JSON_TYPES = {"application/json", "text/json"}
 MULTIPART_TYPES = {"multipart/form-data", "multipart/mixed"}
+
+
+_REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    405: "Method Not Allowed",
+    408: "Request Timeout",
+    411: "Length Required",
+    413: "Content Too Large",
+    415: "Unsupported Media Type",
+    431: "Request Header Fields Too Large",
+    503: "Service Unavailable",
+}
+
+
+def answer(status: int) -> bytes:
+    if status == 200:
+        # What the library answers (sdk-over-isapi.md part 1 §4).
+        return b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n"
+    reason = _REASONS.get(status, "Error")
+    return f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n".encode()
 
 
 class Refused(Exception):
@@ -124,6 +150,8 @@ def rebuild(head: RequestHead, body: bytes, limits: Limits) -> tuple[str, bytes]
     if kind is None:
         raise Refused(415, f"content type {head.content_type or '(none)'} is not an alarm")
     check_depth(kind, body, limits.max_depth)
+    if not is_alert(kind, body):
+        raise Refused(400, "not an alarm (no EventNotificationAlert or eventType)")
     return kind, body
 
 
@@ -141,6 +169,17 @@ def _payload_kind(media: str, data: bytes) -> str | None:
         if first in (b"{", b"["):
             return "application/json"
     return None
+
+
+def is_alert(kind: str, data: bytes) -> bool:
+    """Whether a vetted (well-formed, shallow) document is an alarm as devices push them."""
+    if kind == "application/json":
+        return _JSON_EVENT_TYPE.search(data) is not None
+    for item in _XML_ITEM.finditer(data):
+        if item.lastgroup in ("open", "empty"):
+            name = _XML_ROOT_NAME.match(item[0])
+            return name is not None and name[1] == ALERT_ROOT
+    return False
 
 
 def check_depth(kind: str, data: bytes, limit: int) -> None:
@@ -204,6 +243,7 @@ def _rebuild_multipart(boundary: str, body: bytes, limits: Limits) -> tuple[str,
     parts = parse_multipart(boundary, body)
     if not any(_payload_kind(p.content_type, p.data) for p in parts):
         raise Refused(400, "multipart without an XML or JSON part")
+    alarms = 0
     new = "hikd-" + secrets.token_hex(16)
     while any(new.encode() in p.data for p in parts):
         new = "hikd-" + secrets.token_hex(16)
@@ -212,6 +252,7 @@ def _rebuild_multipart(boundary: str, body: bytes, limits: Limits) -> tuple[str,
         kind = _payload_kind(part.content_type, part.data)
         if kind is not None and not part.content_type.startswith("image/"):
             check_depth(kind, part.data, limits.max_depth)
+            alarms += is_alert(kind, part.data)
             content_type = kind
         elif part.content_type.startswith("image/"):
             content_type = part.content_type
@@ -226,6 +267,8 @@ def _rebuild_multipart(boundary: str, body: bytes, limits: Limits) -> tuple[str,
             part.data,
             b"\r\n",
         ]
+    if not alarms:
+        raise Refused(400, "multipart without an alarm (no EventNotificationAlert or eventType)")
     out.append(f"--{new}--\r\n".encode())
     return f"multipart/form-data; boundary={new}", b"".join(out)
 

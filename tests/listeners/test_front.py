@@ -147,6 +147,12 @@ def test_the_front_survives_hostile_senders_while_a_device_keeps_delivering(
     assert send(hostile.multipart([("application/xml", hostile.nested_xml(2000))])) == 400
     assert send(hostile.broken_multipart()) == 400
     device_pushes()
+    # Well-formed but not an alarm: refused. Relayed, the library lost the device's next alarm
+    # (about one run in three under load: ERROR_MESSAGE in its place), so a few rounds.
+    for _ in range(4):
+        for body, kind in ((b"<E/>", "application/xml"), (b'{"a": [1]}', "application/json")):
+            assert send(hostile.post(body, kind)) == 400
+        device_pushes()
     # Oversized, not HTTP, not an alarm, not whole.
     assert send(hostile.post(b"<a/>" * 20000)) == 413
     assert (
@@ -200,6 +206,58 @@ def test_the_front_survives_hostile_senders_while_a_device_keeps_delivering(
     unresolved = [e for e in log if e["event"] == "host name does not resolve"]
     assert [e["name"] for e in unresolved] == ["no-such-nvr.invalid"]
     assert "Traceback" not in hikd.output()
+    assert hikd.stop() == 0, hikd.output()[-3000:]
+
+
+def test_an_alarm_the_library_cannot_read_is_relayed_again_then_reported(
+    tmp_path: Path, start_sim: Callable[..., Simulator], run_hikd: Callable[[Path], Hikd]
+) -> None:
+    # The library misreads a few in a hundred good alarms under load (README's vendor-library
+    # notes), which no simulator can make it do on cue. An alert without its closing tag
+    # passes the front (devices send such) and the library never reads it: each misread is
+    # relayed again, and after the last try it is reported, not lost silently.
+    sim = start_sim(SimDeviceConfig(name="pusher", password=PASSWORD, ip_channels=4))
+    device = sim.devices[0]
+    port, state = free_port(), tmp_path / "state"
+    config = tmp_path / "hikd.toml"
+    config.write_text(
+        textwrap.dedent(
+            f"""
+            [daemon]
+            state_dir = "{state}"
+            [logging]
+            format = "json"
+            [sinks.disk]
+            path = "{state / "events"}"
+            [[devices]]
+            name = "pusher"
+            host = "127.0.0.1"
+            port = {device.port}
+            arm = false
+            [[listen]]
+            address = "127.0.0.1"
+            port = {port}
+            allowed = ["127.0.0.1"]
+            """
+        )
+    )
+    hikd = run_hikd(config)
+    unclosed = b"<EventNotificationAlert><channelID>1</channelID><eventType>VMD</eventType>"
+    assert hostile.send(DEVICE, port, hostile.post(unclosed), source=DEVICE).status == 200
+
+    def refusals() -> list[dict[str, Any]]:
+        return [e for e in events(state) if e["type"] == "listen_refused"]
+
+    assert wait_for(lambda: refusals() != [], timeout=30), hikd.output()[-3000:]
+    (refused,) = refusals()
+    assert refused["attributes"]["sender"] == DEVICE
+    assert refused["attributes"]["reason"] == "the vendor library could not read it 3 times"
+    assert not [e for e in events(state) if e["type"] == "malformed_alarm"]
+    result = device.push_to(DEVICE, port, SimAlert(type="VMD", channel=2))
+    assert result.status == 200
+    assert wait_for(
+        lambda: any(e["type"] == "motion" and e["channel"] == 2 for e in events(state)), timeout=30
+    )
     assert hikd.stop() == 0, hikd.output()[-3000:]
 
 

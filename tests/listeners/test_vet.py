@@ -40,6 +40,9 @@ def test_what_devices_send_passes_unchanged_or_reframed() -> None:
         b"<eventType>VMD</eventType><![CDATA[<<<]]></EventNotificationAlert>"
     )
     assert xml_depth(body, 64) == 2
+    for root in (b"<EventNotificationAlert/>", b"<ns0:EventNotificationAlert xmlns:ns0='x'>"):
+        head, _ = split(hostile.post(root))
+        assert rebuild(parse_head(head, LIMITS), root, LIMITS)[1] == root
 
 
 def test_multipart_is_rebuilt_with_hikds_own_part_headers_and_boundary() -> None:
@@ -67,6 +70,10 @@ def test_multipart_is_rebuilt_with_hikds_own_part_headers_and_boundary() -> None
         (hostile.post(b"<E><!-- unterminated"), 400),
         (hostile.post(b"<E><a<b></E>"), 400),
         (hostile.post(b"<E/>", "image/png"), 415),
+        (hostile.post(b"<E/>"), 400),  # well-formed, but not an alarm
+        (hostile.post(b"<?xml version='1.0'?><!-- x --><a:Other/>"), 400),
+        (hostile.post(b'{"a": [1]}', "application/json"), 400),
+        (hostile.multipart([("application/xml", b"<E/>")]), 400),
         (hostile.multipart([("application/json", hostile.nested_json(100))]), 400),
         (hostile.multipart([("image/jpeg", b"\xff\xd8\xff\xd9")]), 400),  # no alarm in it
         (hostile.post(b"--MIME_boundary\r\n", "multipart/form-data; boundary=MIME_boundary"), 400),
