@@ -77,6 +77,7 @@ FUNCTIONS = (
     "NET_DVR_STDXMLConfig",
     "NET_DVR_GetConfigFile_V30",
     "NET_DVR_GetDVRWorkState_V30",
+    "NET_DVR_SetAlarmOut",
 )
 OPTIONAL_FUNCTIONS = frozenset(
     {

@@ -1811,6 +1811,11 @@ int NET_DVR_GetDVRWorkState_V30(
     int lUserID,
     NET_DVR_WORKSTATE_V30 * lpWorkState
 );
+int NET_DVR_SetAlarmOut(
+    int lUserID,
+    int lAlarmOutPort,
+    int lAlarmOutStatic
+);
 """
 
 FUNCTIONS: tuple[str, ...] = (
@@ -1858,6 +1863,7 @@ FUNCTIONS: tuple[str, ...] = (
     "NET_DVR_STDXMLConfig",
     "NET_DVR_GetConfigFile_V30",
     "NET_DVR_GetDVRWorkState_V30",
+    "NET_DVR_SetAlarmOut",
 )
 
 STRUCTS: tuple[str, ...] = (

@@ -50,6 +50,11 @@ static struct knob knobs[] = {
     {"alarm_in_active", 0, 0},      /* an alarm input in alarm (0: none) */
     {"alarm_out_active", 0, 0},
     {"device_static", 0, 0},
+    /* alarm outputs (SetAlarmOut) */
+    {"set_alarm_out_error", 0, 0},  /* != 0: SetAlarmOut fails with it */
+    {"set_alarm_out_calls", 0, 0},  /* counter */
+    {"alarm_out_port", -1, -1},     /* last lAlarmOutPort */
+    {"alarm_out_state", -1, -1},    /* last lAlarmOutStatic */
     /* JPEG capture */
     {"jpeg_error", 0, 0},           /* != 0: CaptureJPEGPicture_NEW fails with it */
     {"jpeg_size", 20000, 20000},
@@ -451,6 +456,21 @@ EXPORT int NET_DVR_StopBackup(int lHandle) {
     K_inc("stop_backups");
     backup_handle = -1;
     queue_len = queue_pos = 0;
+    return 1;
+}
+
+/* ---- alarm outputs -------------------------------------------------------------------- */
+
+/* Seed 5.19.29: ports count from 0 (0x00ff all analog, 0xff00 all digital outputs), state
+ * 0 stops and 1 starts the output. A port the device lacks fails with error 17. */
+EXPORT int NET_DVR_SetAlarmOut(int lUserID, int lAlarmOutPort, int lAlarmOutStatic) {
+    (void)lUserID;
+    K_inc("set_alarm_out_calls");
+    if (K("set_alarm_out_error")) return fail((unsigned)K("set_alarm_out_error"));
+    if (lAlarmOutPort < 0 || lAlarmOutPort >= K("alarm_outputs")) return fail(17);
+    if (lAlarmOutStatic != 0 && lAlarmOutStatic != 1) return fail(17);
+    K_set("alarm_out_port", lAlarmOutPort);
+    K_set("alarm_out_state", lAlarmOutStatic);
     return 1;
 }
 
