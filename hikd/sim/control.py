@@ -66,6 +66,7 @@ def device_status(device: SimDevice) -> dict[str, Any]:
         "logins": device.logins(user),
         "bad_tries": device.bad_tries(user),
         "locked": device.is_locked(user),
+        **device.controls.summary(),
     }
 
 

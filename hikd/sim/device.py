@@ -23,6 +23,7 @@ from hikd.sim.alarms import DeviceAlarms, SentAlert
 from hikd.sim.alerts import AlertFormat, AlertState, SimAlert
 from hikd.sim.auth import Accounts
 from hikd.sim.config import DiskStatus, PushTarget, SimDeviceConfig
+from hikd.sim.controls import DeviceControls
 from hikd.sim.device_setup import DeviceSetup
 from hikd.sim.devicelog import DeviceLog
 from hikd.sim.digest import digest_user
@@ -86,6 +87,8 @@ class SimDevice:
         """Event triggers, detections, arming schedules and alarm hosts (`hikd doctor`)."""
         DeviceSetup(self)
         self.rtsp = RtspServer(self)
+        self.controls = DeviceControls(self)
+        """Alarm outputs and detections as users' commands switch them."""
 
     # ----- what tests and the CLI read -------------------------------------------------
 
