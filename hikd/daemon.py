@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import structlog
 
 from hikd import __version__
+from hikd.commands import Command, CommandResult, CommandRunner
 from hikd.config import Config, load_config
 from hikd.delivery.bus import EventBus
 from hikd.delivery.outbox import Outbox
@@ -51,6 +52,9 @@ log = structlog.get_logger("hikd.daemon")
 
 STORED_WAIT_S = 30.0
 """How long a job waits for its events to be stored before it gives up (a full disk)."""
+COMMAND_TIMEOUT_S = 30.0
+"""How long a user's command may take on its device's host (a snapshot, a detection's
+document read and put back: each request times out after 10 s)."""
 
 Hosts = Literal["inline", "processes"]
 
@@ -82,6 +86,12 @@ class Daemon:
         self.supervisor: HostSupervisor | None = None
         self.fronts: SupervisedFronts | None = None
         self.observation = Observation(config, jobs=self._job_rows)
+        self.commands = CommandRunner(
+            self._run_command,
+            self.publish,
+            lambda: {d.name for d in config.devices if d.enabled},
+        )
+        """Users' commands from sinks (`hikd.commands`); sinks get its `submit`."""
 
     # The inline host's parts, for tests and benches.
     @property
@@ -178,7 +188,11 @@ class Daemon:
         def context(name: str) -> SinkContext:
             sink_dir = make_dir(state_dir / "sinks" / name, "daemon.state_dir")
             # backlog: how many events wait for a sink (the MQTT sink's "Outbox backlog").
-            extra = {"version": __version__, "backlog": outbox.pending}
+            extra = {
+                "version": __version__,
+                "backlog": outbox.pending,
+                "submit_command": self.commands.submit,
+            }
             return SinkContext(name=name, state_dir=sink_dir, extra=extra)
 
         sinks = build_sinks(self.config.sinks, context)
@@ -186,6 +200,30 @@ class Daemon:
         for consumer in self.observers:
             bus.subscribe(consumer)
         return bus
+
+    def _run_command(self, command: Command) -> CommandResult:
+        """Carry out a checked command on the host that owns its device (`hikd.devices.
+        commands` there, by the host command ``user_command``)."""
+        from hikd.hosts.supervisor import CommandFailed, HostUnavailable
+
+        args = {"command": command, "picture_dir": str(self.config.daemon.picture_dir)}
+        try:
+            if self.supervisor is not None:
+                result = self.supervisor.command(
+                    command.device, "user_command", args, COMMAND_TIMEOUT_S
+                )
+            elif self.host is not None:
+                result = self.host.command(command.device, "user_command", args)
+            else:
+                return CommandResult.refused("hikd runs no devices")
+        except HostUnavailable:
+            return CommandResult.failed(f"the process of {command.device} is restarting")
+        except TimeoutError:
+            return CommandResult.failed(f"{command.device} did not answer in time")
+        except (CommandFailed, LookupError) as error:
+            return CommandResult.failed(str(error))
+        assert isinstance(result, CommandResult)
+        return result
 
     # -- run ---------------------------------------------------------------------------
     def status_line(self) -> str:
@@ -233,6 +271,7 @@ class Daemon:
         deadline = time.monotonic() + self.config.sdk.shutdown_timeout_s
         self.notifier.stopping()
         jobs_done = True
+        self.commands.stop(timeout=max(0.1, min(2.0, deadline - time.monotonic() - 2)))
         if self.fronts is not None:
             self.fronts.stop()
         if self.supervisor is not None:

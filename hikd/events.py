@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 import orjson
 
-Kind = Literal["alarm", "health", "file", "log"]
+Kind = Literal["alarm", "health", "file", "log", "command"]
 State = Literal["start", "stop", "pulse"]
 
 _uuid_lock = threading.Lock()

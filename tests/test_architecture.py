@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[1] / "hikd"
 CORE = {
     "hikd",
     "hikd.addresses",
+    "hikd.commands",
     "hikd.config",
     "hikd.errors",
     "hikd.event_types",

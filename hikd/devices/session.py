@@ -124,6 +124,9 @@ class DeviceSession:
     def protocol(self) -> str:
         return self.facts.protocol if self.facts else ""
 
+    def publish(self, event: Event) -> None:  # as its own events go (a command's snapshot)
+        self._publish(event)
+
     # -- lifecycle ---------------------------------------------------------------------
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name=f"session-{self.name}", daemon=True)

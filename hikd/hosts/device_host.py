@@ -23,7 +23,9 @@ from zoneinfo import ZoneInfo
 import structlog
 
 from hikd.addresses import AddressSet, NameRefresher
+from hikd.commands import CommandResult
 from hikd.config import Config, DeviceConfig
+from hikd.devices.commands import run_command
 from hikd.devices.library import open_library
 from hikd.devices.sdk_exceptions import SdkExceptionRouter
 from hikd.devices.session import DeviceSession, SessionHooks, close_sessions
@@ -69,6 +71,14 @@ def command_handler(name: str) -> Callable[[CommandHandler], CommandHandler]:
 def _describe(session: DeviceSession, _args: Mapping[str, Any]) -> Any:
     """The session's state and facts (also the smallest command for tests)."""
     return {"state": session.state, **session.describe()}
+
+
+@command_handler("user_command")
+def _user_command(session: DeviceSession, args: Mapping[str, Any]) -> CommandResult:
+    """A user's command from a sink (`hikd.commands`), carried out on the session."""
+    command = args["command"]
+    picture_dir = Path(args["picture_dir"])
+    return run_command({session.name: session}, command, session.publish, picture_dir)
 
 
 @dataclass

@@ -24,9 +24,8 @@ from typing import TYPE_CHECKING, Annotated, ClassVar
 import structlog
 from pydantic import BaseModel, ConfigDict, Field
 
-from hikd.devices.capabilities.snapshot import snapshot
+from hikd.devices.capabilities.snapshot import snapshot, snapshot_event, write_picture
 from hikd.events import Event
-from hikd.files import write_atomically
 from hikd.jobs.base import EventContext, EventDrivenJob, JobContext, JobResult
 from hikd.recorders.retention import apply_retention
 from hikd.sdk.errors import SdkError
@@ -54,30 +53,6 @@ class SnapshotConfig(BaseModel):
 
 def device_folder(output: Path, session: DeviceSession, when: datetime) -> Path:
     return output / session.name / when.strftime("%Y-%m-%d")
-
-
-def write_picture(path: Path, data: bytes) -> None:
-    """Write through a temporary name: a reader never sees half a JPEG."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomically(path, data)
-
-
-def snapshot_event(
-    session: DeviceSession, channel: int, path: Path, size: int, alarm: Event | None = None
-) -> Event:
-    attributes: dict[str, object] = {"path": str(path), "size": size}
-    if alarm is not None:
-        attributes["alarm_id"] = alarm.id
-        attributes["alarm_type"] = alarm.type
-    return Event(
-        kind="file",
-        type="snapshot",
-        state="pulse",
-        device=session.device,
-        channel=channel,
-        attributes=attributes,
-        files=(str(path),),
-    )
 
 
 def _device_now(session: DeviceSession) -> datetime:

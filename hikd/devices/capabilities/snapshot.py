@@ -8,8 +8,11 @@ the device's JPEG byte for byte.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
+from hikd.events import Event
+from hikd.files import write_atomically
 from hikd.sdk.capture import FIRST_BUFFER, capture_jpeg
 from hikd.sdk.errors import SdkError
 
@@ -41,3 +44,36 @@ def snapshot(session: DeviceSession, channel: int, timeout_ms: int = 10_000) -> 
     if not data.startswith(_JPEG_START):
         raise NotAPicture(0, f"channel {channel} sent {len(data)} bytes that are not a JPEG")
     return data
+
+
+def write_picture(path: Path, data: bytes) -> None:
+    """Write through a temporary name: a reader never sees half a JPEG."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomically(path, data)
+
+
+def snapshot_event(
+    session: DeviceSession,
+    channel: int,
+    path: Path,
+    size: int,
+    alarm: Event | None = None,
+    command_id: str = "",
+) -> Event:
+    """The file event of a stored snapshot; one taken for an alarm names it, one taken
+    on a user's command names the command."""
+    attributes: dict[str, object] = {"path": str(path), "size": size}
+    if alarm is not None:
+        attributes["alarm_id"] = alarm.id
+        attributes["alarm_type"] = alarm.type
+    if command_id:
+        attributes["command_id"] = command_id
+    return Event(
+        kind="file",
+        type="snapshot",
+        state="pulse",
+        device=session.device,
+        channel=channel,
+        attributes=attributes,
+        files=(str(path),),
+    )

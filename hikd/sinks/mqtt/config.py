@@ -58,6 +58,10 @@ class MqttConfig(BaseModel):
     and the latest of each channel on ``<prefix>/<device>/<channel>/image`` (Home
     Assistant's image entity)."""
     publish_timeout_s: float = Field(default=10.0, gt=0)
+    commands: bool = False
+    """Take commands from MQTT (alarm outputs, snapshots, detections; README "Controls
+    from MQTT"). Anyone who may publish to ``<prefix>/+/.../set`` can then trigger them:
+    restrict those topics with the broker's ACLs."""
 
     @field_validator("discovery_types")
     @classmethod

@@ -28,6 +28,7 @@ from hikd.events import Event
 from hikd.logs import get_logger, register_secret
 from hikd.sinks.base import SinkContext, SinkUnavailable
 from hikd.sinks.mqtt.client import BatchingClient
+from hikd.sinks.mqtt.commands import MqttCommands
 from hikd.sinks.mqtt.config import MqttConfig
 from hikd.sinks.mqtt.discovery import Discovery
 from hikd.sinks.mqtt.pictures import picture_messages
@@ -78,6 +79,10 @@ class MqttSink:
             config.discovery_types,
             self._backlog,
         )
+        self.commands: MqttCommands | None = None
+        if config.commands:
+            submit = context.extra.get("submit_command")
+            self.commands = MqttCommands(self.discovery, submit, config.discovery)
         if config.password is not None:
             register_secret(config.password.get_secret_value())
         self._lock = threading.Lock()
@@ -125,6 +130,8 @@ class MqttSink:
         with self._lock, client.batch():  # one wake-up of paho's thread, one write
             for event, pictures in zip(batch, images, strict=True):
                 self._publish_all(client, self.retained.learn(event))
+                if self.commands is not None:
+                    self._publish_all(client, self.commands.learn(event, self.state))
                 messages = [*event_messages(self.topics, event), *pictures]
                 tracked.append(
                     [self._publish(client, m.topic, m.payload, m.retain) for m in messages]
@@ -286,6 +293,8 @@ class MqttSink:
         try:
             if self.config.discovery:
                 client.subscribe(self._birth_topic, qos=1)
+            if self.commands is not None:
+                self.commands.subscribe(client)
             with self._lock:
                 self._republish(client, discovery_first=False)
         except Exception:
@@ -322,6 +331,9 @@ class MqttSink:
         return f"{self.config.discovery_prefix}/status"
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        if self.commands is not None and self.commands.handles(message.topic):
+            self.commands.on_message(client, message, list(self.state.devices))
+            return
         # Home Assistant's birth message: it (re)started and forgot what it was told. A
         # retained birth arrives on every subscribe; `_on_connect` republishes anyway.
         if message.topic != self._birth_topic or message.retain:
@@ -343,6 +355,8 @@ class MqttSink:
     def _republish(self, client: mqtt.Client, discovery_first: bool) -> None:
         """Everything retained (`RetainedPicture.republish`). Called with `_lock` held."""
         self._publish_all(client, self.retained.republish(discovery_first))
+        if self.commands is not None:
+            self._publish_all(client, self.commands.republish(self.state))
         self.state.save()
 
     def _publish_all(self, client: mqtt.Client, messages: Sequence[Message]) -> None:

@@ -2,7 +2,7 @@
 
     <PRI>1 TIMESTAMP HOSTNAME APP-NAME PROCID MSGID [hikd@32473 device="nvr" ...] MSG
 
-MSGID is the event kind (alarm, health, file, log); the structured data carries the
+MSGID is the event kind (alarm, health, file, log, command); the structured data carries the
 event's identity so a collector can de-duplicate re-sent events on ``id``; MSG is a short
 sentence a person reads ("motion started on nvr channel 3").
 
@@ -126,6 +126,9 @@ def severity(event: Event) -> int:
         return HEALTH_SEVERITY.get(event.type, NOTICE)
     if event.kind == "file":
         return ERR if "fail" in event.type else INFO
+    if event.kind == "command":
+        # Someone switched a siren or a detection: worth reading even when it worked.
+        return NOTICE if event.attributes.get("outcome") == "done" else WARNING
     return INFO
 
 
@@ -145,6 +148,9 @@ def sentence(event: Event) -> str:
     if event.kind == "file":
         text = f"{words} on {where}"
         return f"{text}: {event.files[0]}" if event.files else text
+    if event.kind == "command":
+        text = f"command to {name}: {a.get('what')} ({a.get('outcome')}"
+        return f"{text}: {detail})" if detail else f"{text})"
     return f"{words} on {where}: {detail}" if detail else f"{words} on {where}"
 
 

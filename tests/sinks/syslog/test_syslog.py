@@ -22,6 +22,7 @@ from syslog_rfc5424_parser.constants import (  # type: ignore[import-untyped]
     SyslogSeverity,
 )
 
+from hikd.commands import Command, CommandResult, command_event
 from hikd.events import DeviceRef, Event, health
 from hikd.sinks.base import Sink, SinkContext, SinkUnavailable
 from hikd.sinks.syslog.sink import SD_ID, SyslogConfig, SyslogSink, sd_escape, sentence, severity
@@ -266,6 +267,15 @@ def test_sd_escaping_and_sentences() -> None:
     assert sentence(alarm("face_snap", "pulse", 2)) == "face snap on nvr channel 2"
     assert sentence(health(NVR, "online")) == "nvr is online"
     assert sentence(health(NVR, "rearmed")) == "rearmed on nvr"
+    command = Command("nvr", "output", 9, on=True)
+    refused = command_event(command, CommandResult.refused("nvr has 2 alarm outputs"))
+    assert (
+        sentence(refused) == "command to nvr: switch output 9 on (refused: nvr has 2 alarm outputs)"
+    )
+    assert SyslogSeverity(severity(refused)).name == "warning"
+    done = command_event(command, CommandResult.done())
+    assert sentence(done) == "command to nvr: switch output 9 on (done)"
+    assert SyslogSeverity(severity(done)).name == "notice"
 
 
 def test_udp_long_message_is_cut_to_a_whole_character(
