@@ -137,6 +137,10 @@ def command_event(command: Command, result: CommandResult, known: bool = True) -
         attributes["detection"] = command.detection
     if result.reason:
         attributes["reason"] = result.reason
+    if result.files:
+        # Named, not attached: the file event that follows carries the picture itself
+        # (a sink publishing every event's pictures would send it twice).
+        attributes["files"] = list(result.files)
     if known:
         device = result.device or DeviceRef(command.device)
     else:
@@ -149,7 +153,6 @@ def command_event(command: Command, result: CommandResult, known: bool = True) -
         device=device,
         channel=command.channel if known else None,
         attributes=attributes,
-        files=result.files,
     )
 
 

@@ -62,8 +62,8 @@ class MqttCommands:
         """Alarm outputs per device, from its ``online`` events."""
         self.states: dict[str, bytes] = {}
         """The retained state of every switch a command changed: topic -> ON/OFF."""
-        self._announced: set[str] = set()
-        """The discovery topics of the controls announced since the last connect."""
+        self._announced: dict[str, bytes] = {}
+        """The discovery configs of the controls as last published: topic -> payload."""
         self._prefix_levels = len(discovery.topics.prefix.split("/"))
 
     # -- from the broker (paho's network thread) ---------------------------------------
@@ -125,9 +125,9 @@ class MqttCommands:
         name = event.device.name
         if event.kind == "health" and event.type == "online":
             self.outputs[name] = _int(event.attributes.get("alarm_outputs"))
-            return self._announce(name, state, again=True)
+            return self._announce(name, state)
         if event.kind == "alarm" and event.type in DETECTIONS:
-            return self._announce(name, state, again=False)
+            return self._announce(name, state)
         if event.kind != "command" or event.attributes.get("outcome") != "done":
             return []
         on = event.attributes.get("on")
@@ -143,14 +143,13 @@ class MqttCommands:
         self.states[topic] = payload
         return [Message(topic, payload, retain=True)]
 
-    def _announce(self, name: str, state: MqttState, again: bool) -> list[Message]:
-        """The device's control configs: all of them (`again`), or those not announced
-        yet (a detection switch for a type first seen now)."""
-        configs = self.device_discovery(name, state)
-        if not again:
-            configs = [c for c in configs if c.topic not in self._announced]
-        self._announced.update(c.topic for c in configs)
-        return [c.message() for c in configs]
+    def _announce(self, name: str, state: MqttState, everything: bool = False) -> list[Message]:
+        """The device's control configs that are new or changed (a detection type first
+        seen, new facts), or all of them (`everything`, after a connect)."""
+        messages = [c.message() for c in self.device_discovery(name, state)]
+        fresh = [m for m in messages if everything or self._announced.get(m.topic) != m.payload]
+        self._announced.update((m.topic, m.payload) for m in fresh)
+        return fresh
 
     def device_discovery(self, name: str, state: MqttState) -> list[DiscoveryConfig]:
         if not self.announce or name not in state.devices:
@@ -166,7 +165,7 @@ class MqttCommands:
         """Discovery of every device's controls, then the switches' states."""
         messages: list[Message] = []
         for name in list(state.devices):
-            messages.extend(self._announce(name, state, again=True))
+            messages.extend(self._announce(name, state, everything=True))
         messages.extend(Message(t, p, retain=True) for t, p in self.states.items())
         return messages
 
