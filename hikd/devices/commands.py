@@ -32,12 +32,18 @@ from hikd.sdk.errors import NotSupportedError, SdkError
 if TYPE_CHECKING:
     from hikd.devices.session import DeviceSession
 
-DETECTION_DOCUMENTS: Mapping[str, tuple[str, str]] = {
-    "motion": ("/ISAPI/System/Video/inputs/channels/{id}/motionDetection", "MotionDetection"),
-    "line_crossing": ("/ISAPI/Smart/LineDetection/{id}", "LineDetection"),
-    "intrusion": ("/ISAPI/Smart/FieldDetection/{id}", "FieldDetection"),
+DETECTION_DOCUMENTS: Mapping[str, tuple[str, str, str]] = {
+    "motion": (
+        "MotionDetection",
+        "/ISAPI/System/Video/inputs/channels/{id}/motionDetection",
+        "/ISAPI/ContentMgmt/InputProxy/channels/{id}/video/motionDetection",
+    ),
+    "line_crossing": ("LineDetection", "/ISAPI/Smart/LineDetection/{id}", ""),
+    "intrusion": ("FieldDetection", "/ISAPI/Smart/FieldDetection/{id}", ""),
 }
-"""Per detection: the URL of its document (the channel's ISAPI id) and the document's root."""
+"""Per detection: the document's root, its URL (the channel's ISAPI id), and the URL for
+an NVR's IP channel where it differs (the camera's motion detection, as the recorder
+proxies it; ``hikd doctor`` reads the same)."""
 
 _TIMEOUT_MS = 10_000
 # Tags, comments, processing instructions and CDATA of an XML text, in order.
@@ -137,7 +143,10 @@ def take_snapshot(
 def switch_detection(session: DeviceSession, channel: int, detection: str, on: bool) -> None:
     """Read the detection's document of `channel`, set its ``<enabled>``, put it back."""
     _check_channel(session, channel)
-    url_pattern, root = DETECTION_DOCUMENTS[detection]
+    root, url_pattern, ip_url_pattern = DETECTION_DOCUMENTS[detection]
+    found = session.channels.get(channel)
+    if found is not None and found.kind == "ip" and ip_url_pattern:
+        url_pattern = ip_url_pattern
     url = url_pattern.format(id=session.channels.device_id(channel))
     words = detection.replace("_", " ")
     try:

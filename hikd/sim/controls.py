@@ -4,17 +4,20 @@
   switches an output; the IO status documents and the working status show it, and
   ``GET /ISAPI/System/IO/outputs/<id>/status`` answers its state.
 * Per channel (the device's id), the documents of motion detection
-  (``/ISAPI/System/Video/inputs/channels/<id>/motionDetection``), line crossing
-  (``/ISAPI/Smart/LineDetection/<id>``) and intrusion (``/ISAPI/Smart/FieldDetection/<id>``),
-  each with fields hikd does not know and nested ``<enabled>`` elements of their own lines and
-  regions. A PUT that lacks any element the device served (a rebuilt document) is answered
-  400 ``badXmlContent``, as real devices do (peers.md, 2026-12 update); one that keeps them
-  is stored and served from then on. A path in ``device.unavailable`` answers 404 as on a
-  device without that detection.
+  (``/ISAPI/System/Video/inputs/channels/<id>/motionDetection``, and for an NVR's IP
+  channel ``/ISAPI/ContentMgmt/InputProxy/channels/<id>/video/motionDetection``), line
+  crossing (``/ISAPI/Smart/LineDetection/<id>``) and intrusion
+  (``/ISAPI/Smart/FieldDetection/<id>``), each with fields hikd does not know and nested
+  ``<enabled>`` elements of their own lines and regions. Whether each is on is the device's
+  event set-up (`hikd.sim.linkage`, which `hikd doctor` reads). A PUT that lacks any element
+  the device served (a rebuilt document) is answered 400 ``badXmlContent``, as real devices
+  do (peers.md, 2026-12 update); one that keeps them is stored and served from then on. A
+  path in ``device.unavailable`` answers 404 as on a device without that detection.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 import threading
 from collections import Counter
@@ -25,18 +28,16 @@ from hikd.isapi_xml import key, named, parse
 from hikd.sim import documents
 from hikd.sim.documents import elements
 from hikd.sim.http import Connection, Handler, Request, Response
+from hikd.sim.linkage import DETECTIONS as DOCUMENTS
+from hikd.sim.linkage import UNREACHABLE_DELAY_S, EventLinkage
 from hikd.sim.parts import DevicePart
 from hikd.sim.status import DeviceStatus
 from hikd.sim.variants import restyle_xml
 
 OUTPUT_TRIGGER = r"/ISAPI/System/IO/outputs/(\d+)/trigger"
 OUTPUT_STATUS = r"/ISAPI/System/IO/outputs/(\d+)/status"
-DETECTIONS: dict[str, tuple[str, str]] = {
-    "motion": (r"/ISAPI/System/Video/inputs/channels/(\d+)/motionDetection", "MotionDetection"),
-    "line_crossing": (r"/ISAPI/Smart/LineDetection/(\d+)", "LineDetection"),
-    "intrusion": (r"/ISAPI/Smart/FieldDetection/(\d+)", "FieldDetection"),
-}
-"""hikd's detection name -> (path pattern with the channel's id, document root)."""
+DETECTIONS = {"motion": "VMD", "line_crossing": "linedetection", "intrusion": "fielddetection"}
+"""hikd's detection name -> the device's event type (`hikd.sim.linkage.DETECTIONS`)."""
 
 _SCREEN = "<normalizedScreenSize>\n" + (
     elements(normalizedScreenWidth=1000, normalizedScreenHeight=1000) + "</normalizedScreenSize>\n"
@@ -54,6 +55,9 @@ _POINTS = (
 class ControlsHost(DevicePart, Protocol):
     @property
     def status(self) -> DeviceStatus: ...
+
+    @property
+    def linkage(self) -> EventLinkage: ...
 
 
 def _shape(root: Element) -> Counter[tuple[str, ...]]:
@@ -90,9 +94,11 @@ class DeviceControls:
         """Detection documents refused with 400 (rebuilt, not edited)."""
         device.route("PUT", OUTPUT_TRIGGER, self._trigger)
         device.route("GET", OUTPUT_STATUS, self._output_status)
-        for detection, (pattern, _root) in DETECTIONS.items():
-            device.route("GET", pattern, self._getter(detection))
-            device.route("PUT", pattern, self._putter(detection))
+        for detection, event_type in DETECTIONS.items():
+            _prefix, _schedules, _root, analog_url, ip_url = DOCUMENTS[event_type]
+            for url in dict.fromkeys((analog_url, ip_url)):
+                device.route("GET", url.format(r"(\d+)"), self._getter(detection))
+                device.route("PUT", url.format(r"(\d+)"), self._putter(detection))
 
     # ----- what tests read ------------------------------------------------------------------
 
@@ -102,8 +108,8 @@ class DeviceControls:
     def detection_enabled(self, detection: str, channel: int) -> bool:
         """Whether `detection` (``motion``, ``line_crossing``, ``intrusion``) is on for the
         simulator's channel `channel`."""
-        root = parse(self.document(detection, channel))
-        return bool(root is not None and _own_enabled(root))
+        device_id = self.device.config.channel_id(channel)
+        return self.device.linkage.detection(DETECTIONS[detection], device_id) is True
 
     def summary(self) -> dict[str, object]:
         """What ``hikd sim status`` shows: the outputs on, and per detection the channels
@@ -116,11 +122,19 @@ class DeviceControls:
             },
         }
 
-    def document(self, detection: str, channel: int) -> bytes:
-        """The document the device serves now for `detection` on `channel`."""
+    def document(self, detection: str, device_id: int) -> bytes | None:
+        """The document the device serves now for `detection` on the channel it calls
+        `device_id`: the last one put, while its ``<enabled>`` still says what the device's
+        set-up says; None when the device has no such detection there."""
+        on = self.device.linkage.detection(DETECTIONS[detection], device_id)
+        if on is None:
+            return None
         with self._lock:
-            stored = self._documents.get((detection, channel))
-        return stored if stored is not None else self._initial(detection, channel)
+            stored = self._documents.get((detection, device_id))
+        root = parse(stored) if stored is not None else None
+        if stored is not None and root is not None and _own_enabled(root) == on:
+            return stored
+        return self._initial(detection, device_id, on)
 
     # ----- outputs ------------------------------------------------------------------------
 
@@ -156,48 +170,56 @@ class DeviceControls:
 
     # ----- detections ---------------------------------------------------------------------
 
-    def _channel(self, request: Request, detection: str) -> int | None:
-        match = re.fullmatch(DETECTIONS[detection][0], request.path)
-        return self.device.config.channel_of_id(int(match[1])) if match else None
+    async def _device_id(self, request: Request) -> int:
+        """The channel id a detection's URL names, once the device answers: an NVR asks
+        the camera, and an unreachable one (`EventLinkage.unreachable`) keeps the request
+        waiting until the client gives up."""
+        match = re.search(r"/(\d+)(?:/|$)", request.path)
+        device_id = int(match[1]) if match else 0
+        if self.device.config.channel_of_id(device_id) in self.device.linkage.unreachable:
+            await asyncio.sleep(UNREACHABLE_DELAY_S)
+        return device_id
 
     def _getter(self, detection: str) -> Handler:
         async def get(request: Request, conn: Connection) -> Response:
-            channel = self._channel(request, detection)
-            if channel is None:
+            body = self.document(detection, await self._device_id(request))
+            if body is None:
                 return Response(404, documents.not_supported(request.path))
-            return Response(200, self.document(detection, channel))
+            return Response(200, body)
 
         return get
 
     def _putter(self, detection: str) -> Handler:
         async def put(request: Request, conn: Connection) -> Response:
-            channel = self._channel(request, detection)
-            if channel is None:
+            device_id = await self._device_id(request)
+            body = self.document(detection, device_id)
+            if body is None:
                 return Response(404, documents.not_supported(request.path))
-            served = parse(self.document(detection, channel))
+            served = parse(body)
             sent = parse(request.body)
             assert served is not None
-            if sent is None or key(sent.tag) != key(served.tag) or _own_enabled(sent) is None:
+            on = None if sent is None else _own_enabled(sent)
+            if sent is None or key(sent.tag) != key(served.tag) or on is None:
                 return Response(400, _bad_xml(request.path))
             if _shape(served) - _shape(sent):  # an element of the device's is missing
                 with self._lock:
                     self.refused_puts += 1
                 return Response(400, _bad_xml(request.path))
             with self._lock:
-                self._documents[(detection, channel)] = request.body
+                self._documents[(detection, device_id)] = request.body
+            self.device.linkage.set_detection(DETECTIONS[detection], device_id, on)
             return Response(200, documents.response_status(request.path))
 
         return put
 
-    def _initial(self, detection: str, channel: int) -> bytes:
-        """A device's document: motion detection on, line crossing and intrusion off, each
-        with its own lines or regions (nested ``<enabled>`` elements of their own)."""
-        device_id = self.device.config.channel_id(channel)
-        root = DETECTIONS[detection][1]
+    def _initial(self, detection: str, device_id: int, on: bool) -> bytes:
+        """A device's document, each with its own lines or regions (nested ``<enabled>``
+        elements of their own)."""
+        root = DOCUMENTS[DETECTIONS[detection]][2]
         if detection == "motion":
             inner = elements(
                 id=device_id,
-                enabled=True,
+                enabled=on,
                 enableHighlight=False,
                 samplingInterval=2,
                 startTriggerTime=500,
@@ -213,12 +235,12 @@ class DeviceControls:
                 + "</layout>\n</MotionDetectionLayout>\n"
             )
         elif detection == "line_crossing":
-            inner = elements(id=device_id, enabled=False) + _SCREEN
+            inner = elements(id=device_id, enabled=on) + _SCREEN
             inner += '<LineItemList size="4">\n<LineItem>\n'
             inner += elements(id=1, enabled=True, sensitivityLevel=50, directionSensitivity="any")
             inner += _POINTS + "</LineItem>\n</LineItemList>\n"
         else:
-            inner = elements(id=device_id, enabled=False, startTriggerTime=500) + _SCREEN
+            inner = elements(id=device_id, enabled=on, startTriggerTime=500) + _SCREEN
             inner += '<FieldDetectionRegionList size="4">\n<FieldDetectionRegion>\n'
             inner += elements(id=1, enabled=True, sensitivityLevel=50, timeThreshold=5)
             inner += "<RegionCoordinatesList>\n"

@@ -12,7 +12,6 @@ answer a rebuilt document (``strict_writes``).
 
 from __future__ import annotations
 
-import asyncio
 import re
 import threading
 from typing import Any, Protocol
@@ -22,7 +21,7 @@ from hikd.sim import documents
 from hikd.sim.config import PushTarget
 from hikd.sim.device_setup import device_now
 from hikd.sim.documents import document, elements
-from hikd.sim.http import Connection, Handler, Request, Response
+from hikd.sim.http import Connection, Request, Response
 from hikd.sim.linkage_config import EventSetup
 from hikd.sim.linkage_parts import (
     Trigger,
@@ -159,6 +158,16 @@ class EventLinkage:
                 self.http_hosts[0].update(ipAddress=address or "0.0.0.0", portNo=port or "80")
         self._sync_pushes()
 
+    def detection(self, event_type: str, device_id: int) -> bool | None:
+        """Whether a detection (``VMD``, ``linedetection``, ``fielddetection``) is on for
+        the channel the device calls `device_id`; None when it has no such detection."""
+        with self._lock:
+            return self.detections.get((event_type, device_id))
+
+    def set_detection(self, event_type: str, device_id: int, on: bool) -> None:
+        with self._lock:
+            self.detections[(event_type, device_id)] = on
+
     def set_notify_center(self, trigger_id: str, on: bool) -> None:
         with self._lock:
             with_center(self.triggers[trigger_id], on)
@@ -220,13 +229,12 @@ class EventLinkage:
         dev.route("PUT", _NOTIFICATIONS, self._put_notifications)
         dev.route_static("GET", HTTP_HOSTS, lambda r: self._xml(*self._hosts_doc()))
         dev.route("PUT", HTTP_HOSTS, self._put_hosts)
-        for event_type, (_p, plural, root, analog_url, ip_url) in DETECTIONS.items():
+        # The detections' own documents (on/off) are served by `hikd.sim.controls`.
+        for event_type, (_p, plural, _root, _analog_url, _ip_url) in DETECTIONS.items():
             lists = f"/ISAPI/Event/schedules/{plural}"
             dev.route_static("GET", lists, self._schedules(event_type))
             one = rf"{lists}/{DETECTIONS[event_type][0]}_video(\d+)"
             dev.route_static("GET", one, self._one_schedule(event_type))
-            for url in {analog_url, ip_url}:
-                dev.route("GET", url.format(r"(\d+)"), self._detection(event_type, root))
 
     def _xml(self, root: str, inner: str) -> Response:
         return Response(200, restyle_xml(document(root, inner), self.device.config.variants))
@@ -331,23 +339,6 @@ class EventLinkage:
         ):
             return Response(400, bad_content(request.path))
         return None
-
-    def _detection(self, event_type: str, root: str) -> Handler:
-        async def reply(request: Request, conn: Connection) -> Response:
-            match = re.search(r"/(\d+)(?:/|$)", request.path)
-            dev_id = int(match[1]) if match else 0
-            if self.device.config.channel_of_id(dev_id) in self.unreachable:
-                # An NVR asks the camera for its detection settings: an offline one keeps
-                # the request waiting until the client gives up.
-                await asyncio.sleep(UNREACHABLE_DELAY_S)
-            with self._lock:
-                on = self.detections.get((event_type, dev_id))
-            if on is None:
-                return Response(404, documents.not_supported(request.path))
-            inner = elements(id=dev_id, enabled=on, sensitivityLevel=60)
-            return self._xml(root, inner)
-
-        return reply
 
     def _schedule_entries(self, event_type: str) -> dict[int, str]:
         """The inner XML of each channel's ``Schedule`` (by the device's channel id)."""

@@ -87,22 +87,28 @@ def test_a_snapshot_is_stored_and_announced(logged_in: SessionFactory, tmp_path:
 
 
 @pytest.mark.parametrize(
-    "variants",
-    [DocumentVariants(), DocumentVariants(namespace=False, reordered=True)],
-    ids=["plain", "reordered"],
+    ("variants", "analog"),
+    [(DocumentVariants(), 0), (DocumentVariants(namespace=False, reordered=True), 2)],
+    ids=["nvr", "dvr-reordered"],
 )
 def test_detections_switch_by_editing_the_devices_document(
-    logged_in: SessionFactory, tmp_path: Path, variants: DocumentVariants
+    logged_in: SessionFactory, tmp_path: Path, variants: DocumentVariants, analog: int
 ) -> None:
-    session, device = logged_in(variants=variants)
+    """Channel 2 is an IP channel of the NVR (motion: the InputProxy document) and an
+    analog channel of the DVR (motion: the video input's)."""
+    session, device = logged_in(variants=variants, analog_channels=analog)
     for detection in ("motion", "line_crossing", "intrusion"):
-        for on in (True, False, True):
+        for on in (False, True, False):
             result = run(session, Command("nvr", "detection", 2, on, detection), tmp_path)
             assert result.outcome == "done", result.reason
             assert device.controls.detection_enabled(detection, 2) is on
-        # The lines and regions of the device stay as they were; other channels too.
-        assert device.controls.detection_enabled(detection, 1) is (detection == "motion")
+        assert device.controls.detection_enabled(detection, 1)  # other channels stay on
     assert device.controls.refused_puts == 0
+    puts = [path for method, path in device.requests if method == "PUT"]
+    motion = "/ISAPI/ContentMgmt/InputProxy/channels/2/video/motionDetection"
+    if analog:
+        motion = "/ISAPI/System/Video/inputs/channels/2/motionDetection"
+    assert puts[:3] == [motion] * 3
 
 
 def test_a_detection_the_device_lacks_is_refused(logged_in: SessionFactory, tmp_path: Path) -> None:
@@ -123,11 +129,11 @@ def test_the_simulator_refuses_a_rebuilt_document(
     """What hikd must not do: a document rebuilt from the fields it knows loses the
     device's own (lines, regions) and real devices answer 400."""
     session, device = logged_in()
-    rebuilt = b"<LineDetection><id>1</id><enabled>true</enabled></LineDetection>"
+    rebuilt = b"<LineDetection><id>1</id><enabled>false</enabled></LineDetection>"
     with pytest.raises(Exception, match="SDK error"):
         session.isapi("PUT", "/ISAPI/Smart/LineDetection/1", rebuilt)
     assert device.controls.refused_puts == 1
-    assert not device.controls.detection_enabled("line_crossing", 1)
+    assert device.controls.detection_enabled("line_crossing", 1)  # as it was
 
 
 def test_a_device_offline_refuses_commands(logged_in: SessionFactory, tmp_path: Path) -> None:
