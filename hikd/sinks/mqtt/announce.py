@@ -2,9 +2,8 @@
 alarm entities it has (configured, reported by the device, seen), its health concerns and
 its disks.
 
-Each kind of entity is one builder in `BUILDERS`; controls (switches for alarm outputs,
-snapshot buttons) would be one more module of builders with the same signature, added to
-that list.
+Each kind of entity is one builder in `BUILDERS`; the controls (switches for alarm outputs
+and detections, snapshot buttons; `command_discovery`) are the last.
 """
 
 from __future__ import annotations
@@ -12,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from hikd.sinks.mqtt.command_discovery import control_configs
 from hikd.sinks.mqtt.discovery import Discovery, DiscoveryConfig
 from hikd.sinks.mqtt.facts import DeviceFacts
 from hikd.sinks.mqtt.ha_alarms import AlarmEntity, alarm_configs
@@ -40,8 +40,13 @@ def _alarms(d: Discovery, k: Known) -> list[DiscoveryConfig]:
     return alarm_configs(d, k.facts, k.alarms, k.parent)
 
 
-BUILDERS: list[Builder] = [_diagnostics, _alarms]
-"""Diagnostics first (connectivity, health), then the alarms: the order of publishing."""
+def _controls(d: Discovery, k: Known) -> list[DiscoveryConfig]:
+    return control_configs(d, k.facts, [(a.channel, a.type) for a in k.alarms], k.parent)
+
+
+BUILDERS: list[Builder] = [_diagnostics, _alarms, _controls]
+"""Diagnostics first (connectivity, health), then the alarms, then the controls: the order
+of publishing."""
 
 
 def device_configs(d: Discovery, known: Known) -> list[DiscoveryConfig]:

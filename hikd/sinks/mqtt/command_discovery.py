@@ -1,29 +1,31 @@
 """Home Assistant discovery of the controls (``[sinks.mqtt] commands = true``): pure
-functions, no network.
+functions, no network; one builder of `hikd.sinks.mqtt.announce`.
 
-Per device: a ``switch`` per alarm output, a snapshot ``button`` per channel, and a
-detection ``switch`` (an entity of the ``config`` category) per channel and detection type
-that has an alarm entity (motion, line crossing, intrusion). Each is available only when
-hikd and the device are, like the alarm entities.
+Per device: a ``switch`` per alarm output (on the recorder or camera), a snapshot ``button``
+per channel and a detection ``switch`` (an entity of the ``config`` category) per channel
+and detection type that has an alarm entity (motion, line crossing, intrusion), both on the
+channel's camera device. Each is available only when hikd and the device are, like the
+alarm entities.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
 from hikd.commands import DETECTIONS
+from hikd.event_types import event_type
 from hikd.sinks.mqtt.discovery import (
     Discovery,
     DiscoveryConfig,
-    device_block,
-    slug,
-    type_words,
+    block_for,
+    common,
+    config,
+    device_availability,
     unique_id,
 )
 from hikd.sinks.mqtt.facts import DeviceFacts
-from hikd.sinks.mqtt.topics import OFF, OFFLINE, ON, ONLINE, Topics, Where, topic_level
+from hikd.sinks.mqtt.topics import OFF, ON, Topics, Where, topic_level
 
 PRESS = "PRESS"
 """What a snapshot button sends (Home Assistant's default ``payload_press``)."""
@@ -53,74 +55,54 @@ class ControlTopics:
         return [f"{prefix}/+/+/set", f"{prefix}/+/+/+/set", f"{prefix}/+/+/+/+/set"]
 
 
-def _availability(d: Discovery, device: str) -> list[dict[str, str]]:
-    return [
-        {"topic": t, "payload_available": ONLINE, "payload_not_available": OFFLINE}
-        for t in (d.topics.status(), d.topics.availability(device))
-    ]
-
-
-def _entity(
-    d: Discovery,
-    facts: DeviceFacts,
-    parent: DeviceFacts | None,
-    component: str,
-    where: Where,
-    thing: str,
-) -> dict[str, Any]:
-    uid = unique_id(facts, where, thing)
-    object_id = slug(f"{facts.name}_{where}_{thing}")
-    payload: dict[str, Any] = {
-        "unique_id": uid,
-        "object_id": object_id,
-        "default_entity_id": f"{component}.{object_id}",
-        "device": device_block(facts, parent),
-        "qos": d.qos,
-        "origin": {"name": "hikd"},
-        "availability": _availability(d, facts.name),
-        "availability_mode": "all",
-    }
-    if d.origin_version:
-        payload["origin"]["sw_version"] = d.origin_version
-    return payload
-
-
-def _channel_words(facts: DeviceFacts, channel: int) -> str:
-    return facts.channel_names.get(channel) or f"Channel {channel}"
+def _on_its_own(facts: DeviceFacts) -> bool:
+    """Whether a channel's entities share the device with other channels' (a camera with
+    several channels: their names must say which); a recorder's channels are devices."""
+    return facts.is_recorder or len(facts.channels()) == 1
 
 
 def output_config(
     d: Discovery, facts: DeviceFacts, output: int, parent: DeviceFacts | None = None
 ) -> DiscoveryConfig:
-    topics = ControlTopics(d.topics)
-    payload = _entity(d, facts, parent, "switch", f"output{output}", "switch")
-    payload.update(
-        {
-            "name": f"Alarm output {output}",
-            "command_topic": topics.output(facts.name, output) + "/set",
-            "state_topic": topics.output(facts.name, output) + "/state",
-            "payload_on": ON,
-            "payload_off": OFF,
-            "icon": "mdi:alarm-light",
-        }
+    where = f"output{output}"
+    payload = common(
+        d,
+        block_for(d, facts, parent),
+        "switch",
+        unique_id(facts, where, "switch"),
+        f"{facts.name}_{where}",
     )
-    return DiscoveryConfig(f"{d.prefix}/switch/{payload['unique_id']}/config", payload)
+    topic = ControlTopics(d.topics).output(facts.name, output)
+    payload.update(
+        name=f"Alarm output {output}",
+        command_topic=f"{topic}/set",
+        state_topic=f"{topic}/state",
+        payload_on=ON,
+        payload_off=OFF,
+        icon="mdi:alarm-light",
+        **device_availability(d, facts),
+    )
+    return config(d, "switch", payload)
 
 
 def snapshot_config(
     d: Discovery, facts: DeviceFacts, channel: int, parent: DeviceFacts | None = None
 ) -> DiscoveryConfig:
-    topics = ControlTopics(d.topics)
-    payload = _entity(d, facts, parent, "button", channel, "snapshot")
-    payload.update(
-        {
-            "name": f"{_channel_words(facts, channel)} snapshot",
-            "command_topic": topics.snapshot(facts.name, channel) + "/set",
-            "payload_press": PRESS,
-            "icon": "mdi:camera",
-        }
+    payload = common(
+        d,
+        block_for(d, facts, parent, channel),
+        "button",
+        unique_id(facts, channel, "snapshot"),
+        f"{facts.name}_{channel}_snapshot",
     )
-    return DiscoveryConfig(f"{d.prefix}/button/{payload['unique_id']}/config", payload)
+    payload.update(
+        name="Snapshot" if _on_its_own(facts) else f"Channel {channel} snapshot",
+        command_topic=ControlTopics(d.topics).snapshot(facts.name, channel) + "/set",
+        payload_press=PRESS,
+        icon="mdi:camera",
+        **device_availability(d, facts),
+    )
+    return config(d, "button", payload)
 
 
 def detection_config(
@@ -130,34 +112,44 @@ def detection_config(
     detection: str,
     parent: DeviceFacts | None = None,
 ) -> DiscoveryConfig:
-    topics = ControlTopics(d.topics)
     thing = f"{detection}_detection"
-    payload = _entity(d, facts, parent, "switch", channel, thing)
-    topic = topics.detection(facts.name, channel, detection)
-    payload.update(
-        {
-            "name": f"{_channel_words(facts, channel)} {type_words(detection).lower()} detection",
-            "command_topic": topic + "/set",
-            "state_topic": topic,
-            "payload_on": ON,
-            "payload_off": OFF,
-            "entity_category": "config",
-            "icon": "mdi:motion-sensor",
-        }
+    payload = common(
+        d,
+        block_for(d, facts, parent, channel),
+        "switch",
+        unique_id(facts, channel, thing),
+        f"{facts.name}_{channel}_{thing}",
     )
-    return DiscoveryConfig(f"{d.prefix}/switch/{payload['unique_id']}/config", payload)
+    label = event_type(detection).label
+    name = f"{label} detection"
+    if not _on_its_own(facts):
+        name = f"Channel {channel} {name[:1].lower()}{name[1:]}"
+    topic = ControlTopics(d.topics).detection(facts.name, channel, detection)
+    payload.update(
+        name=name,
+        command_topic=f"{topic}/set",
+        state_topic=topic,
+        payload_on=ON,
+        payload_off=OFF,
+        entity_category="config",
+        icon="mdi:motion-sensor",
+        **device_availability(d, facts),
+    )
+    return config(d, "switch", payload)
 
 
 def control_configs(
     d: Discovery,
     facts: DeviceFacts,
-    outputs: int,
     alarms: Iterable[tuple[Where, str]],
     parent: DeviceFacts | None = None,
 ) -> list[DiscoveryConfig]:
-    """Every control of one device: its `outputs` alarm outputs, a snapshot button per
-    channel, and a detection switch per (channel, type) of `alarms` that can be switched."""
-    configs = [output_config(d, facts, n, parent) for n in range(1, outputs + 1)]
+    """Every control of one device, when commands are on (`Discovery.commands`): its alarm
+    outputs, a snapshot button per channel, and a detection switch per (channel, type) of
+    `alarms` that can be switched."""
+    if not d.commands or facts.is_hikd:
+        return []
+    configs = [output_config(d, facts, n, parent) for n in range(1, facts.alarm_outputs + 1)]
     configs.extend(snapshot_config(d, facts, c, parent) for c in facts.channels())
     seen: set[tuple[int, str]] = set()
     for where, type_ in alarms:

@@ -1,5 +1,6 @@
 """Commands from MQTT (``[sinks.mqtt] commands = true``): the subscription, what a command
-topic means, and the retained states and discovery of the controls.
+topic means, and the retained states of the controls (their discovery is
+`command_discovery`, announced with the device's other entities).
 
 * ``<prefix>/<device>/output<N>/set``, ``ON``/``OFF``: switches alarm output N;
 * ``<prefix>/<device>/<channel>/snapshot/set``, any payload (``PRESS``): takes a snapshot
@@ -25,8 +26,8 @@ import paho.mqtt.client as mqtt
 from hikd.commands import DETECTION, DETECTIONS, OUTPUT, SNAPSHOT, Command, SubmitCommand
 from hikd.events import Event
 from hikd.logs import get_logger
-from hikd.sinks.mqtt.command_discovery import ControlTopics, control_configs
-from hikd.sinks.mqtt.discovery import Discovery, DiscoveryConfig
+from hikd.sinks.mqtt.command_discovery import ControlTopics, detection_config
+from hikd.sinks.mqtt.discovery import Discovery
 from hikd.sinks.mqtt.state import MqttState
 from hikd.sinks.mqtt.topics import OFF, ON, Message, topic_level
 
@@ -58,12 +59,8 @@ class MqttCommands:
         self.submit = submit
         self.announce = announce
         """Home Assistant discovery on (``[sinks.mqtt] discovery``)."""
-        self.outputs: dict[str, int] = {}
-        """Alarm outputs per device, from its ``online`` events."""
         self.states: dict[str, bytes] = {}
         """The retained state of every switch a command changed: topic -> ON/OFF."""
-        self._announced: dict[str, bytes] = {}
-        """The discovery configs of the controls as last published: topic -> payload."""
         self._prefix_levels = len(discovery.topics.prefix.split("/"))
 
     # -- from the broker (paho's network thread) ---------------------------------------
@@ -120,14 +117,12 @@ class MqttCommands:
 
     # -- from the outbox (the sink's worker, with the sink's lock) -----------------------
     def learn(self, event: Event, state: MqttState) -> list[Message]:
-        """What `event` changes: a switch's state after a command was carried out, and
-        the controls' discovery when a device's facts (outputs, channels) are new."""
+        """What `event` changes (called after `RetainedPicture.learn`): a switch's state
+        after a command was carried out, and a detection switch for a detection type first
+        seen now (the others come with the device's discovery)."""
         name = event.device.name
-        if event.kind == "health" and event.type == "online":
-            self.outputs[name] = _int(event.attributes.get("alarm_outputs"))
-            return self._announce(name, state)
         if event.kind == "alarm" and event.type in DETECTIONS:
-            return self._announce(name, state)
+            return self._new_detection(event, state)
         if event.kind != "command" or event.attributes.get("outcome") != "done":
             return []
         on = event.attributes.get("on")
@@ -143,31 +138,24 @@ class MqttCommands:
         self.states[topic] = payload
         return [Message(topic, payload, retain=True)]
 
-    def _announce(self, name: str, state: MqttState, everything: bool = False) -> list[Message]:
-        """The device's control configs that are new or changed (a detection type first
-        seen, new facts), or all of them (`everything`, after a connect)."""
-        messages = [c.message() for c in self.device_discovery(name, state)]
-        fresh = [m for m in messages if everything or self._announced.get(m.topic) != m.payload]
-        self._announced.update((m.topic, m.payload) for m in fresh)
-        return fresh
-
-    def device_discovery(self, name: str, state: MqttState) -> list[DiscoveryConfig]:
-        if not self.announce or name not in state.devices:
+    def _new_detection(self, event: Event, state: MqttState) -> list[Message]:
+        announced = state.announced
+        device = state.devices.get(event.device.name)
+        if not (self.announce and self.discovery.commands) or announced is None or not device:
             return []
-        facts = state.devices[name].facts
-        if facts.is_hikd:
+        if not isinstance(event.channel, int) or device.facts.is_hikd:
             return []
-        alarms = [(a.channel, a.type) for a in state.alarms_of(name)]
-        parent = state.find(facts.via)
-        return control_configs(self.discovery, facts, self.outputs.get(name, 0), alarms, parent)
+        parent = state.find(device.facts.via)
+        found = detection_config(self.discovery, device.facts, event.channel, event.type, parent)
+        if found.topic in announced:
+            return []
+        announced.add(found.topic)
+        state.dirty = True
+        return [found.message()]
 
-    def republish(self, state: MqttState) -> list[Message]:
-        """Discovery of every device's controls, then the switches' states."""
-        messages: list[Message] = []
-        for name in list(state.devices):
-            messages.extend(self._announce(name, state, everything=True))
-        messages.extend(Message(t, p, retain=True) for t, p in self.states.items())
-        return messages
+    def republish(self) -> list[Message]:
+        """The switches' states (their discovery is republished with the device's)."""
+        return [Message(t, p, retain=True) for t, p in self.states.items()]
 
 
 def _int(value: Any) -> int:

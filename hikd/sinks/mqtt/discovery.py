@@ -43,6 +43,8 @@ class Discovery:
     """Which hikd this is: two on one broker keep their own device in Home Assistant."""
     images: bool = False
     """Pictures are published: each channel gets an ``image`` entity."""
+    commands: bool = False
+    """Commands are taken: outputs, snapshots and detections get controls."""
 
 
 @dataclass(frozen=True, slots=True)

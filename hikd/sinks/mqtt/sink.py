@@ -60,6 +60,8 @@ class MqttSink:
         self.context = context
         self.topics = Topics(config.topic_prefix)
         version = str(context.extra.get("version") or hikd.__version__)
+        # Commands need the daemon's command path (`hikd.commands`), given in `extra`.
+        submit = context.extra.get("submit_command") if config.commands else None
         self.discovery = Discovery(
             self.topics,
             config.discovery_prefix,
@@ -68,6 +70,7 @@ class MqttSink:
             version,
             config.instance_id,
             config.images,
+            commands=submit is not None,
         )
         self.state = MqttState(context.state_dir / STATE_FILE)
         self.state.load()
@@ -81,7 +84,6 @@ class MqttSink:
         )
         self.commands: MqttCommands | None = None
         if config.commands:
-            submit = context.extra.get("submit_command")
             self.commands = MqttCommands(self.discovery, submit, config.discovery)
         if config.password is not None:
             register_secret(config.password.get_secret_value())
@@ -356,7 +358,7 @@ class MqttSink:
         """Everything retained (`RetainedPicture.republish`). Called with `_lock` held."""
         self._publish_all(client, self.retained.republish(discovery_first))
         if self.commands is not None:
-            self._publish_all(client, self.commands.republish(self.state))
+            self._publish_all(client, self.commands.republish())
         self.state.save()
 
     def _publish_all(self, client: mqtt.Client, messages: Sequence[Message]) -> None:

@@ -17,12 +17,15 @@ from hikd.daemon import Daemon
 from hikd.sdk.library import Library
 from hikd.sim import SimDeviceConfig, Simulator
 from hikd.sim.device import SimDevice
+from hikd.sinks.base import SinkContext
 from hikd.sinks.mqtt.command_discovery import control_configs
 from hikd.sinks.mqtt.commands import MqttCommands
 from hikd.sinks.mqtt.discovery import Discovery
 from hikd.sinks.mqtt.facts import DeviceFacts
+from hikd.sinks.mqtt.sink import MqttConfig, MqttSink
 from hikd.sinks.mqtt.topics import Topics
 from tests.mosquitto import Mosquitto, Received, Subscriber, retained
+from tests.sinks.mqtt.test_ha_schemas import NEWER_KEYS, everything, ha_python, validate
 from tests.support import wait_for
 
 PASSWORD = "Commands-Test-1"
@@ -228,7 +231,8 @@ def test_without_commands_nothing_is_subscribed_or_announced(
 
 
 def test_command_topics_under_a_prefix_of_several_levels() -> None:
-    commands = MqttCommands(Discovery(Topics("home/cams")), submit=lambda c: None, announce=True)
+    discovery = Discovery(Topics("home/cams"), commands=True)
+    commands = MqttCommands(discovery, submit=lambda c: None, announce=True)
     assert commands.topics.subscriptions() == [
         "home/cams/+/+/set",
         "home/cams/+/+/+/set",
@@ -262,11 +266,11 @@ def test_command_topics_under_a_prefix_of_several_levels() -> None:
     assert parse("home/cams/nvr/1/2/3/set", b"ON", devices).action == "1/2/3"
 
 
-def test_control_discovery_of_a_device() -> None:
-    d = Discovery(Topics("hikd"))
-    facts = DeviceFacts("nvr", serial="SER1", ip_channels=2, start_ip_channel=1)
+def test_control_discovery_of_a_recorder() -> None:
+    d = Discovery(Topics("hikd"), commands=True)
+    facts = DeviceFacts("nvr", serial="SER1", ip_channels=2, start_ip_channel=1, alarm_outputs=1)
     facts.channel_names = {1: "Front door"}
-    configs = control_configs(d, facts, 1, [(1, "motion"), (2, "tamper"), ("input1", "io")])
+    configs = control_configs(d, facts, [(1, "motion"), (2, "tamper"), ("input1", "io")])
     by_topic = {c.topic: c.payload for c in configs}
     assert sorted(by_topic) == [
         "homeassistant/button/hikd_SER1_1_snapshot/config",
@@ -275,10 +279,45 @@ def test_control_discovery_of_a_device() -> None:
         "homeassistant/switch/hikd_SER1_output1_switch/config",
     ]
     motion = by_topic["homeassistant/switch/hikd_SER1_1_motion_detection/config"]
-    assert motion["name"] == "Front door motion detection"
+    # On the camera's own device ("Front door"), which Home Assistant names first.
+    assert (motion["name"], motion["device"]["name"]) == ("Motion detection", "Front door")
     assert motion["command_topic"] == "hikd/nvr/1/motion/detection/set"
     assert motion["state_topic"] == "hikd/nvr/1/motion/detection"
     assert [a["topic"] for a in motion["availability"]] == ["hikd/status", "hikd/nvr/availability"]
-    assert (
-        by_topic["homeassistant/button/hikd_SER1_2_snapshot/config"]["name"] == "Channel 2 snapshot"
+    output = by_topic["homeassistant/switch/hikd_SER1_output1_switch/config"]
+    assert (output["name"], output["device"]["name"]) == ("Alarm output 1", "nvr")
+    assert control_configs(Discovery(Topics("hikd")), facts, [(1, "motion")]) == []
+
+
+def test_controls_are_valid_for_home_assistant(broker: Mosquitto, tmp_path: Path) -> None:
+    """Checked by Home Assistant's own discovery schemas (tests/sinks/mqtt/test_ha_schemas.py
+    says how; skipped until its environment is built)."""
+    ha_python()
+    config = MqttConfig(
+        host=broker.host, port=broker.port, client_id="hikd-controls", commands=True
     )
+    extra = {"version": "0.1.0", "submit_command": lambda command: None}
+    sink = MqttSink(config, SinkContext("mqtt", tmp_path / "state", extra))
+    try:
+        sink.open()
+        batch = everything(tmp_path)
+        assert sink.send(batch) == len(batch)
+        kept = retained(broker, "homeassistant/#")
+    finally:
+        sink.close()
+    controls = {
+        t: json.loads(m.payload)
+        for t, m in kept.items()
+        if m.payload and t.split("/")[1] in ("switch", "button")
+    }
+    names = {(p["device"]["name"], p["name"]) for p in controls.values()}
+    assert {
+        ("nvr", "Alarm output 1"),
+        ("Front door", "Snapshot"),
+        ("Front door", "Motion detection"),
+        ("Front door", "Line crossing detection"),
+        ("porch cam", "Snapshot"),
+    } <= names
+    version, results = validate(controls)
+    problems = [r for r in results if r["error"] or set(r["dropped"]) - NEWER_KEYS]
+    assert not problems, f"Home Assistant {version}: {json.dumps(problems, indent=1)}"
