@@ -111,7 +111,8 @@ def switch_output(session: DeviceSession, output: int, on: bool) -> None:
     """Alarm output `output` (from 1) on or off."""
     count = session.facts.alarm_outputs if session.facts else 0
     if not 1 <= output <= count:
-        raise Refused(f"{session.name} has {count} alarm outputs; there is no output {output}")
+        outputs = f"{count} alarm output{'' if count == 1 else 's'}"
+        raise Refused(f"{session.name} has {outputs}; there is no output {output}")
     if session.protocol == "private":
         user_id = session.user_id
         if user_id is None:
