@@ -35,6 +35,7 @@ CORE = {
     "hikd.native_stderr",
     "hikd.state",
     "hikd.systemd",
+    "hikd.xml_edit",
 }
 """Shared by every layer: the event model, errors, logging, files, configuration."""
 

@@ -16,7 +16,6 @@ here they are checked against the device itself: its outputs, channels and sessi
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,6 +27,7 @@ from hikd.events import Event
 from hikd.isapi_xml import key, parse, text_of
 from hikd.sdk.alarm_out import set_alarm_out
 from hikd.sdk.errors import NotSupportedError, SdkError
+from hikd.xml_edit import EditError, set_own_text
 
 if TYPE_CHECKING:
     from hikd.devices.session import DeviceSession
@@ -46,10 +46,6 @@ an NVR's IP channel where it differs (the camera's motion detection, as the reco
 proxies it; ``hikd doctor`` reads the same)."""
 
 _TIMEOUT_MS = 10_000
-# Tags, comments, processing instructions and CDATA of an XML text, in order.
-_MARKUP = re.compile(
-    rb"<!--.*?-->|<\?.*?\?>|<!\[CDATA\[.*?\]\]>|<(/?)([A-Za-z_][\w.:-]*)[^>]*?(/?)>", re.S
-)
 
 
 class Refused(Exception):
@@ -159,41 +155,15 @@ def switch_detection(session: DeviceSession, channel: int, detection: str, on: b
         raise Refused(f"{session.name} sent no {root} document for channel {channel}")
     edited = set_enabled(document, on)
     if edited is None:
-        raise Refused(f"the {root} document of {session.name} has no <enabled> to switch")
+        raise Refused(f"the {root} document of {session.name} cannot be changed safely")
     session.isapi("PUT", url, edited, _TIMEOUT_MS)
 
 
 def set_enabled(document: bytes, on: bool) -> bytes | None:
-    """`document` with the text of its root's own ``<enabled>`` child (any namespace
-    prefix) set to ``true``/``false``; every other byte as the device sent it. None when
-    the root has no such child."""
-    value = b"true" if on else b"false"
-    depth = 0
-    opened: re.Match[bytes] | None = None
-    for match in _MARKUP.finditer(document):
-        closing, name, empty = match.group(1), match.group(2), match.group(3)
-        if name is None:
-            continue  # comment, processing instruction, CDATA
-        is_enabled = name.rsplit(b":", 1)[-1] == b"enabled"
-        if closing:
-            depth -= 1
-            if opened is not None and depth == 1 and is_enabled:
-                return document[: opened.end()] + value + document[match.start() :]
-            continue
-        if empty:
-            if depth == 1 and is_enabled:
-                whole = match.group(0)
-                tag = name.decode("ascii", "replace")
-                open_tag = whole[:-2].rstrip() + b">"
-                return (
-                    document[: match.start()]
-                    + open_tag
-                    + value
-                    + f"</{tag}>".encode()
-                    + document[match.end() :]
-                )
-            continue
-        if depth == 1 and is_enabled:
-            opened = match
-        depth += 1
-    return None
+    """`document` with its root's own ``<enabled>`` (not a line's or a region's) set to
+    ``true``/``false``, every other byte as the device sent it (`hikd.xml_edit`); None when
+    it cannot be changed safely (no such element, comments or CDATA in it)."""
+    try:
+        return set_own_text(document, "enabled", "true" if on else "false")
+    except (EditError, UnicodeDecodeError):
+        return None

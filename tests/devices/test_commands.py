@@ -146,16 +146,16 @@ def test_a_device_offline_refuses_commands(logged_in: SessionFactory, tmp_path: 
 
 def test_set_enabled_edits_only_the_roots_own_element() -> None:
     document = (
-        b'<?xml version="1.0"?>\n<x:LineDetection xmlns:x="urn:a"><!-- <enabled>no</enabled> -->'
+        b'<?xml version="1.0"?>\n<x:LineDetection xmlns:x="urn:a">'
         b"<x:LineItem><x:enabled>true</x:enabled></x:LineItem>"
-        b"<x:enabled>false</x:enabled><x:unknown a='1'/></x:LineDetection>"
+        b"<x:Enabled>false</x:Enabled><x:unknown a='1'/></x:LineDetection>"
     )
     assert set_enabled(document, True) == document.replace(
-        b"<x:enabled>false</x:enabled>", b"<x:enabled>true</x:enabled>"
+        b"<x:Enabled>false</x:Enabled>", b"<x:Enabled>true</x:Enabled>"
     )
     empty = b"<MotionDetection><id>1</id><enabled /></MotionDetection>"
-    assert (
-        set_enabled(empty, True)
-        == b"<MotionDetection><id>1</id><enabled>true</enabled></MotionDetection>"
+    assert set_enabled(empty, True) == (
+        b"<MotionDetection><id>1</id><enabled>true</enabled></MotionDetection>"
     )
     assert set_enabled(b"<MotionDetection><id>1</id></MotionDetection>", True) is None
+    assert set_enabled(b"<M><!-- x --><enabled>false</enabled></M>", True) is None
