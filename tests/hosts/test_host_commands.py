@@ -64,7 +64,7 @@ def test_commands_reach_the_host_that_owns_the_device(
             e["type"] == "online" and e["device"]["name"] == name for e in disk_events(state)
         )
 
-    wait_until(lambda: online(DOOR) and online(YARD), "both devices online", START_TIMEOUT_S)
+    wait_until(lambda: online(DOOR) and online(YARD), "both devices online", 2 * START_TIMEOUT_S)
     with Subscriber(broker, ["hikd/+/events"]) as sub:
         sub.publish(f"hikd/{DOOR}/output1/set", "ON")
         sub.publish(f"hikd/{YARD}/1/snapshot/set", "PRESS")

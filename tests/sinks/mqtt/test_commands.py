@@ -29,6 +29,8 @@ from tests.sinks.mqtt.test_ha_schemas import NEWER_KEYS, everything, ha_python, 
 from tests.support import wait_for
 
 PASSWORD = "Commands-Test-1"
+WAIT_S = 30.0
+"""Generous: the machine may be busy; every wait ends as soon as its condition holds."""
 Start = Callable[..., SimDevice]
 
 
@@ -97,7 +99,7 @@ def config_of(sub: Subscriber, component: str, ending: str) -> dict[str, Any]:
     def found(ms: list[Received]) -> bool:
         return any(_matches(m, component, ending) for m in ms)
 
-    sub.wait_for(found, f"the {component} config ending in {ending}", timeout=20)
+    sub.wait_for(found, f"the {component} config ending in {ending}", timeout=60)
     message = [m for m in sub.messages if _matches(m, component, ending)][-1]
     payload: dict[str, Any] = json.loads(message.payload)
     return payload
@@ -121,7 +123,9 @@ def command_events(sub: Subscriber, device: str = "nvr") -> list[dict[str, Any]]
 
 
 def wait_command(sub: Subscriber, count: int, device: str = "nvr") -> list[dict[str, Any]]:
-    sub.wait_for(lambda _: len(command_events(sub, device)) >= count, f"{count} command events")
+    sub.wait_for(
+        lambda _: len(command_events(sub, device)) >= count, f"{count} command events", WAIT_S
+    )
     return command_events(sub, device)
 
 
@@ -135,10 +139,11 @@ def test_commands_switch_outputs_and_detections_and_take_snapshots(
         assert output["device"]["identifiers"] == [device.config.serial_number]
 
         sub.publish(output["command_topic"], "ON")
-        assert wait_for(lambda: device.controls.output_on(2))
+        assert wait_for(lambda: device.controls.output_on(2), WAIT_S)
         sub.wait_for(
             lambda ms: any(m.topic == output["state_topic"] and m.payload == b"ON" for m in ms),
             "the output's state ON",
+            WAIT_S,
         )
         [event] = wait_command(sub, 1)
         assert event["type"] == "output" and event["channel"] is None
@@ -146,22 +151,25 @@ def test_commands_switch_outputs_and_detections_and_take_snapshots(
         assert event["attributes"]["what"] == "switch output 2 on"
         assert event["attributes"]["who"] == f"mqtt {output['command_topic']}"
         sub.publish(output["command_topic"], "OFF")
-        assert wait_for(lambda: not device.controls.output_on(2))
+        assert wait_for(lambda: not device.controls.output_on(2), WAIT_S)
 
         motion = config_of(sub, "switch", "_2_motion_detection")
         assert motion["entity_category"] == "config"
         assert device.controls.detection_enabled("motion", 2)
         sub.publish(motion["command_topic"], "OFF")
-        assert wait_for(lambda: not device.controls.detection_enabled("motion", 2))
+        assert wait_for(lambda: not device.controls.detection_enabled("motion", 2), WAIT_S)
         assert device.controls.detection_enabled("motion", 1)  # only the one asked for
         sub.wait_for(
             lambda ms: any(m.topic == motion["state_topic"] and m.payload == b"OFF" for m in ms),
             "the detection's state OFF",
+            WAIT_S,
         )
 
         button = config_of(sub, "button", "_1_snapshot")
         sub.publish(button["command_topic"], button["payload_press"])
-        sub.wait_for(lambda _: bool(events(sub, kind="file", type="snapshot")), "a snapshot")
+        sub.wait_for(
+            lambda _: bool(events(sub, kind="file", type="snapshot")), "a snapshot", WAIT_S
+        )
         [picture] = events(sub, kind="file", type="snapshot")
         assert Path(picture["files"][0]).read_bytes() == device.snapshot(1)
         done = wait_command(sub, 4)
@@ -187,7 +195,9 @@ def test_unknown_devices_and_targets_are_refused_with_a_reason(
         sub.publish("hikd/nvr/2/tamper/detection/set", "ON")
         sub.publish("hikd/nvr/output1/set", "BRIGHT")
         sub.publish("hikd/nvr/reboot/set", "PRESS")
-        sub.wait_for(lambda _: bool(events(sub, "hikd", kind="command")), "the unknown device")
+        sub.wait_for(
+            lambda _: bool(events(sub, "hikd", kind="command")), "the unknown device", WAIT_S
+        )
         refused = wait_command(sub, 5)
 
     [ghost] = events(sub, "hikd", kind="command")
@@ -214,6 +224,7 @@ def test_without_commands_nothing_is_subscribed_or_announced(
         sub.wait_for(
             lambda ms: any(m.topic.startswith("homeassistant/binary_sensor/") for m in ms),
             "the alarm entities",
+            60,
         )
         sub.publish("hikd/nvr/output1/set", "ON")
         # Home Assistant's birth message makes the sink republish: once that is seen, the
@@ -223,6 +234,7 @@ def test_without_commands_nothing_is_subscribed_or_announced(
         sub.wait_for(
             lambda ms: any(m.topic.startswith("homeassistant/binary_sensor/") for m in ms),
             "a republish",
+            WAIT_S,
         )
         assert not command_events(sub)
         controls = ("homeassistant/switch/", "homeassistant/button/")
