@@ -70,13 +70,22 @@ def must_not_try(state_dir: Path, device: DeviceConfig) -> str | None:
     record = _load(state_dir).get(_key(device))
     if not isinstance(record, dict):
         return None
-    salt = bytes.fromhex(record.get("salt", ""))
-    if not hmac.compare_digest(_digest(_password(device), salt), record.get("digest", "")):
+    try:
+        salt = bytes.fromhex(record.get("salt", ""))
+        digest = record.get("digest", "")
+        unlock_at = record.get("unlock_at")
+        locked_until = datetime.fromisoformat(unlock_at) if unlock_at else None
+        left = record.get("retries_left")
+        if locked_until is not None and locked_until.tzinfo is None:
+            raise TypeError(unlock_at)  # cannot be compared with the time now
+        if not isinstance(digest, str) or not (left is None or isinstance(left, int)):
+            raise TypeError(record)
+    except (TypeError, ValueError):
+        return None  # a record edited by hand or by another version: as if there were none
+    if not hmac.compare_digest(_digest(_password(device), salt), digest):
         return None  # another password: it may be the right one
-    unlock_at = record.get("unlock_at")
-    if unlock_at and datetime.fromisoformat(unlock_at) > datetime.now(UTC):
+    if locked_until and locked_until > datetime.now(UTC):
         return f"the device locked the user after this password; it unlocks at {unlock_at}"
-    left = record.get("retries_left")
     if left is not None and left <= 1 and not unlock_at:
         plural = "try" if left == 1 else "tries"
         return (

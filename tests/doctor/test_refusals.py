@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -45,3 +46,20 @@ def test_a_state_dir_it_cannot_write_means_no_memory(tmp_path: Path) -> None:
     assert refusals.must_not_try(blocked / "state", device("wrong")) is None
     (tmp_path / refusals.FILE_NAME).write_text("{not json")
     assert refusals.must_not_try(tmp_path, device("wrong")) is None
+
+
+def test_a_damaged_record_means_no_memory_not_a_traceback(tmp_path: Path) -> None:
+    # A file edited by hand or written by another version: each field of the record wrong.
+    refusals.remember(tmp_path, device("wrong"), plan(1))
+    path = tmp_path / refusals.FILE_NAME
+    good = json.loads(path.read_text())
+    key = next(iter(good))
+    for field, bad in (
+        ("salt", "not hex"),
+        ("salt", 7),
+        ("unlock_at", "soon"),
+        ("unlock_at", "2099-01-01T00:00:00"),
+        ("retries_left", "1"),
+    ):
+        path.write_text(json.dumps({key: {**good[key], field: bad}}))
+        assert refusals.must_not_try(tmp_path, device("wrong")) is None, (field, bad)
