@@ -8,8 +8,7 @@ used, and pip picks the newest Home Assistant release that installs on it. Only 
 needed. The environment is kept in ``$HIKD_HA_VENV`` (default
 ``~/.cache/hikd/ha-venv``) and reused until deleted; a failed build leaves nothing there.
 
-    python tools/ha_venv.py               # build if missing; print where it is
-    python tools/ha_venv.py --background  # the same, detached, logging to <venv>.log
+    python tools/ha_venv.py   # build if missing; print where it is (`make ha-venv`)
 """
 
 from __future__ import annotations
@@ -18,7 +17,6 @@ import fcntl
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 PYTHONS = ("3.14", "3.13", "3.12", "3.11")
@@ -95,20 +93,6 @@ def _build(target: Path) -> Path:
 
 def main() -> None:
     target = venv_dir()
-    if "--background" in sys.argv[1:]:
-        if (target / READY).is_file():
-            return
-        target.parent.mkdir(parents=True, exist_ok=True)
-        log = open(target.with_name(target.name + ".log"), "ab")  # noqa: SIM115
-        subprocess.Popen(
-            [sys.executable, __file__],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        print(f"building Home Assistant's environment in the background: {target}")
-        return
     print(build(target))
 
 

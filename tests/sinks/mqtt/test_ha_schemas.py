@@ -1,8 +1,7 @@
 """Every discovery config hikd publishes, checked by Home Assistant's own MQTT discovery
 schemas (each platform's DISCOVERY_SCHEMA and the origin schema), in a virtual
-environment of its own: Home Assistant needs a newer Python than hikd's. `make unit`
-starts building it in the background (tools/ha_venv.py; cached); until it is there these
-tests are skipped, saying so.
+environment of its own: Home Assistant needs a newer Python than hikd's. `make ha-venv`
+builds it (tools/ha_venv.py; cached); until it is there these tests are skipped, saying so.
 
 What is checked: what the MQTT sink leaves retained on a real mosquitto for an NVR with
 named IP channels, alarm inputs and disks, a camera behind it, and hikd itself, with
@@ -38,7 +37,7 @@ def ha_python() -> Path:
     if not (venv / "hikd-ready").is_file():
         pytest.skip(
             f"Home Assistant's environment is not built (yet) at {venv}: "
-            "run `python tools/ha_venv.py` (make unit starts it in the background)"
+            "run `make ha-venv` once"
         )
     return venv / "bin" / "python"
 
