@@ -48,7 +48,7 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("hikd.daemon")
 
-Listening = Literal["front", "library", "none"]
+Listening = Literal["front", "library"]
 """front: the listen fronts and the library's listen ports here (one process); library:
 only the library's loopback listen ports, the fronts run in the supervisor."""
 
@@ -183,7 +183,7 @@ class DeviceHost:
             hooks = self._hooks(device, picture_dir)
             self.sessions.append(DeviceSession(self.sdk, device, self.publish, hooks))
 
-        if cfg.listen and self.listening != "none":
+        if cfg.listen:
             self._start_listening()
         for session in self.sessions:
             session.start()
