@@ -43,6 +43,22 @@ def device_config(sim: Simulator, index: int = 0, **overrides: Any) -> DeviceCon
     return DeviceConfig.model_validate(values)
 
 
+def devices_toml(sim: Simulator, *extra: str) -> list[str]:
+    """The ``[[devices]]`` tables of a config file, one per simulated device (passwords come
+    from ``HIKD_PASSWORD_<NAME>`` or the default); `extra` lines go into each table."""
+    lines: list[str] = []
+    for dev in sim.devices:
+        lines += [
+            "[[devices]]",
+            f'name = "{dev.name}"',
+            'host = "127.0.0.1"',
+            f"port = {dev.port}",
+            "reconnect_min_s = 0.2",
+            *extra,
+        ]
+    return lines
+
+
 def wait_for(predicate: Callable[[], bool], timeout: float = 15.0) -> bool:
     """Poll a condition until it holds or the deadline passes (never assert on durations)."""
     deadline = time.monotonic() + timeout

@@ -18,6 +18,7 @@ from hikd import __version__
 from hikd.sdk.library import Library, LibraryNotFound
 from hikd.sim import SimDeviceConfig, Simulator
 from hikd.sim.variants import DocumentVariants
+from tests.support import devices_toml
 
 SECRET = "S3cret-Pass!word"
 
@@ -37,15 +38,7 @@ def hikd(
 
 def write_config(path: Path, sim: Simulator, state: Path, extra: str = "") -> Path:
     lines = ["[daemon]", f'state_dir = "{state}"', "", "[logging]", 'format = "json"', ""]
-    for dev in sim.devices:
-        lines += [
-            "[[devices]]",
-            f'name = "{dev.name}"',
-            'host = "127.0.0.1"',
-            f"port = {dev.port}",
-            "reconnect_min_s = 0.2",
-            "",
-        ]
+    lines += devices_toml(sim, "")
     lines += ["[sinks.disk]", f'path = "{state / "events"}"', "", extra]
     path.write_text("\n".join(lines))
     return path

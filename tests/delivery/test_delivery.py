@@ -28,6 +28,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from hikd.delivery.outbox import OUTBOX_FILE, Outbox
 from hikd.sim import SimDeviceConfig, Simulator
 from tests.mosquitto import Mosquitto, Subscriber, retained
+from tests.support import devices_toml
 
 SECRET = "Deliver-Pass!w0rd"
 EVENTS = "hikd/+/events"
@@ -195,14 +196,7 @@ def write_config(path: Path, sim: Simulator, state: Path, broker: Mosquitto, hol
         "[alarms.hold_s]",
         f"default = {hold_s}",
     ]
-    for dev in sim.devices:
-        lines += [
-            "[[devices]]",
-            f'name = "{dev.name}"',
-            'host = "127.0.0.1"',
-            f"port = {dev.port}",
-            "reconnect_min_s = 0.2",
-        ]
+    lines += devices_toml(sim)
     lines += [
         "[sinks.disk]",
         f'path = "{state / "events"}"',

@@ -15,7 +15,7 @@ from hikd.config import load_config
 from hikd.daemon import Daemon
 from hikd.sdk.library import Library
 from hikd.sim import SimDeviceConfig, Simulator
-from tests.support import free_port
+from tests.support import devices_toml, free_port
 
 PASSWORD = "Watch-Test-1"
 
@@ -71,13 +71,7 @@ def watched_daemon(
         for dev in sim.devices:
             password = (passwords or {}).get(dev.name, PASSWORD)
             monkeypatch.setenv(f"HIKD_PASSWORD_{dev.name.upper()}", password)
-            lines += [
-                "[[devices]]",
-                f'name = "{dev.name}"',
-                'host = "127.0.0.1"',
-                f"port = {dev.port}",
-                "reconnect_min_s = 0.2",
-            ]
+        lines += devices_toml(sim)
         config = tmp_path / "hikd.toml"
         config.write_text("\n".join(lines) + "\n")
         watched = Watched(Daemon(load_config(config), sdk=sdk), config, events_dir, port)
