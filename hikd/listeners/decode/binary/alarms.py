@@ -7,6 +7,7 @@ Whatever part of COMM_ALARM_V40's variable-length list is missing is said in
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -119,22 +120,29 @@ def _alarm_input(info: AlarmInfo) -> int | None:
     return None
 
 
+def _flag_alarm(
+    info: AlarmInfo, raw: RawAlarm, ctx: DecodeContext, channel: Callable[[int], int]
+) -> list[Event]:
+    """COMM_ALARM and COMM_ALARM_V30 alike: flag arrays, numbered from 0 (`channel` turns a
+    slot into hikd's channel number), and no time: the receive time is the best there is."""
+    alarm = _Alarm(
+        alarm_type=info.alarm_type,
+        time=received_at(raw),
+        channels=[channel(i) for i in info.channels],
+        disks=[i + 1 for i in info.disks],
+        outputs=[i + 1 for i in info.outputs],
+        record_channels=[channel(i) for i in info.record_channels],
+        alarm_input=_alarm_input(info),
+    )
+    return _alarm_events(alarm, raw, ctx)
+
+
 def decode_alarm_v30(raw: RawAlarm, ctx: DecodeContext, stats: DecodeStats) -> list[Event]:
     try:
         info = read_alarm_info_v30(raw.payload)
     except PayloadTooShort as exc:
         return too_short(raw, ctx, stats, exc)
-    alarm = _Alarm(
-        alarm_type=info.alarm_type,
-        # V30 carries no time: the receive time is the best there is.
-        time=received_at(raw),
-        channels=[_v30_channel(ctx, i) for i in info.channels],
-        disks=[i + 1 for i in info.disks],
-        outputs=[i + 1 for i in info.outputs],
-        record_channels=[_v30_channel(ctx, i) for i in info.record_channels],
-        alarm_input=_alarm_input(info),
-    )
-    return _alarm_events(alarm, raw, ctx)
+    return _flag_alarm(info, raw, ctx, lambda slot: _v30_channel(ctx, slot))
 
 
 def decode_alarm(raw: RawAlarm, ctx: DecodeContext, stats: DecodeStats) -> list[Event]:
@@ -144,16 +152,7 @@ def decode_alarm(raw: RawAlarm, ctx: DecodeContext, stats: DecodeStats) -> list[
         info = read_alarm_info(raw.payload)
     except PayloadTooShort as exc:
         return too_short(raw, ctx, stats, exc)
-    alarm = _Alarm(
-        alarm_type=info.alarm_type,
-        time=received_at(raw),
-        channels=[ctx.start_channel + i for i in info.channels],
-        disks=[i + 1 for i in info.disks],
-        outputs=[i + 1 for i in info.outputs],
-        record_channels=[ctx.start_channel + i for i in info.record_channels],
-        alarm_input=_alarm_input(info),
-    )
-    return _alarm_events(alarm, raw, ctx)
+    return _flag_alarm(info, raw, ctx, lambda slot: ctx.start_channel + slot)
 
 
 def decode_alarm_v40(raw: RawAlarm, ctx: DecodeContext, stats: DecodeStats) -> list[Event]:
