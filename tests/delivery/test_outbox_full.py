@@ -3,8 +3,10 @@ delivery goes on from memory, says so once, and stores everything once space ret
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections.abc import Callable
+from contextlib import closing
 from pathlib import Path
 
 from structlog.testing import capture_logs
@@ -19,6 +21,12 @@ from hikd.sim import SimDeviceConfig, Simulator
 from hikd.state import StateStore
 from tests.delivery.test_bus import Recorder, Stuck, alarm, new_bus, wait_until
 from tests.support import Collector, device_config, fill, small_filesystem
+
+
+def written_cursors(path: Path) -> dict[str, int]:
+    """Each sink's cursor as written in the outbox file (not the one kept in memory)."""
+    with closing(sqlite3.connect(path)) as conn:
+        return dict(conn.execute("SELECT sink, seq FROM cursors"))
 
 
 def test_a_full_state_dir_reports_once_waits_in_memory_and_stores_everything(
@@ -36,6 +44,9 @@ def test_a_full_state_dir_reports_once_waits_in_memory_and_stores_everything(
                     bus.publish(event)
                 assert slow.entered.wait(10)  # "slow" holds them, not acknowledged yet
                 wait_until(lambda: len(quick.events) == 10)
+                # ... and "quick" has acknowledged them on disk: its acknowledgement, written
+                # up to 0.2 s later, would otherwise be the first write to find the disk full.
+                wait_until(lambda: written_cursors(state / "outbox.sqlite")["quick"] == 10)
 
                 filler = fill(state)
                 during = [alarm(i) for i in range(10, 210)]
