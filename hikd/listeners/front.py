@@ -32,7 +32,7 @@ from hikd.config import ListenConfig
 from hikd.delivery.outbox import HIKD
 from hikd.errors import UserError
 from hikd.events import Event, health
-from hikd.listeners.relayed import MAX_TRIES, RecentRelays, Relayed
+from hikd.listeners.relayed import MAX_TRIES, RecentRelays, Relayed, unread
 from hikd.listeners.senders import SenderMap
 from hikd.listeners.vet import Limits, Refused, answer, parse_head, rebuild
 
@@ -182,6 +182,8 @@ class ListenFront:
             return
         if last.tries >= MAX_TRIES:
             self._refused(last.sender, f"the vendor library could not read it {last.tries} times")
+            self.counters["unread"] += 1
+            self._publish(unread(last, self.port))
             return
         self.counters["relayed again"] += 1
         # One byte longer each time (a newline after the document): the misreads cluster on

@@ -5,14 +5,19 @@ port (more under load, bodies over about 1 KB): it calls back with an error mess
 "The XML message contains errors in format") before it answers 200 (README's vendor-library
 notes). The front vetted the request, so the error is the library's: it is relayed again, at
 most `MAX_TRIES` times in all. The error names only the relay's loopback address, one per
-sender; the request meant is that sender's last one, relayed within `KEEP_S`.
+sender; the request meant is that sender's last one, relayed within `KEEP_S`. One the
+library still cannot read goes to the sinks as it came (`unread`): nothing is dropped.
 """
 
 from __future__ import annotations
 
+import base64
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
+
+from hikd.delivery.outbox import HIKD
+from hikd.events import Event
 
 KEEP_S = 5.0
 MAX_TRIES = 3
@@ -57,3 +62,24 @@ class RecentRelays:
             if now - oldest.at <= KEEP_S:
                 return
             del self._by_alias[alias]
+
+
+def unread(last: Relayed, port: int) -> Event:
+    """An alarm the library never read still reaches the sinks: its body, as the front
+    vetted it, in a malformed_alarm event (the device is known only by its address)."""
+    return Event(
+        kind="health",
+        type="malformed_alarm",
+        state="pulse",
+        device=HIKD,
+        attributes={
+            "sender": last.sender,
+            "port": port,
+            "path": last.path,
+            "content_type": last.content_type,
+            "size": len(last.payload),
+            "tries": last.tries,
+            "reason": f"the vendor library could not read it {last.tries} times",
+        },
+        raw={"encoding": "base64", "payload": base64.b64encode(last.payload).decode()},
+    )

@@ -7,6 +7,7 @@ Loopback only: 127.0.0.1 is the device, 127.0.0.4 an allowed sender that misbeha
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
@@ -252,7 +253,11 @@ def test_an_alarm_the_library_cannot_read_is_relayed_again_then_reported(
     (refused,) = refusals()
     assert refused["attributes"]["sender"] == DEVICE
     assert refused["attributes"]["reason"] == "the vendor library could not read it 3 times"
-    assert not [e for e in events(state) if e["type"] == "malformed_alarm"]
+    # Never lost: the body the library could not read reaches the sinks, with its sender.
+    (unread,) = [e for e in events(state) if e["type"] == "malformed_alarm"]
+    assert unread["attributes"]["sender"] == DEVICE
+    assert unread["attributes"]["tries"] == 3
+    assert base64.b64decode(unread["raw"]["payload"]).startswith(unclosed)
     result = device.push_to(DEVICE, port, SimAlert(type="VMD", channel=2))
     assert result.status == 200
     assert wait_for(
