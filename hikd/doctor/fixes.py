@@ -13,6 +13,7 @@ job saves it (`export_configuration`, `store_export`); no backup, no change.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -123,16 +124,16 @@ def apply(
                 "folder writable",
             )
         )
-        return [_failed(c, "not applied: no backup") for c in changes]
+        return [replace(c, error="not applied: no backup") for c in changes]
     report.backup = str(path)
     done: list[Change] = []
     for change in changes:
         try:
             session.isapi(change.method, change.url, change.body)
         except SdkError as exc:
-            done.append(_failed(change, f"the device refused it: {exc}{_said(exc)}"))
+            done.append(replace(change, error=f"the device refused it: {exc}{_said(exc)}"))
         else:
-            done.append(_applied(change))
+            done.append(replace(change, applied=True))
     return done
 
 
@@ -142,13 +143,3 @@ def _said(exc: SdkError) -> str:
     detail = getattr(exc, "detail", "")
     status = text_of(detail.encode(), "subStatusCode") if isinstance(detail, str) else ""
     return f" ({status})" if status else ""
-
-
-def _applied(change: Change) -> Change:
-    return Change(change.summary, change.method, change.url, change.body, change.added, True)
-
-
-def _failed(change: Change, error: str) -> Change:
-    return Change(
-        change.summary, change.method, change.url, change.body, change.added, False, error
-    )
