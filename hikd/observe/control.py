@@ -86,10 +86,14 @@ class ControlServer:
                 conn, _ = self._sock.accept()
             except TimeoutError:
                 continue
-            except OSError:
+            except OSError as e:
                 if self._stopping.is_set():
                     return
-                raise
+                # Out of file descriptors (EMFILE) or memory: the client waits in the
+                # backlog; giving up here would leave `hikd status` unanswered until restart.
+                log.warning("control socket: cannot accept a connection", error=str(e))
+                self._stopping.wait(1.0)
+                continue
             with conn:
                 try:
                     self._handle(conn)
