@@ -117,6 +117,7 @@ class ListenFront:
         self._by_sender: Counter[str] = Counter()
         self._recent = RecentRelays()
         self._tasks: set[asyncio.Future[int]] = set()
+        self._no_host_logged = -REPORT_EVERY_S
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.Server | None = None
         self._thread: threading.Thread | None = None
@@ -278,13 +279,17 @@ class ListenFront:
             port = self.router.port(sender, alias)
             if port is None:  # first request via this alias: the host learns it first
                 port = await asyncio.to_thread(self.router.introduce, sender, alias)
-            if port is None:
+            if port is None:  # its host is restarting: one line a minute, not one a push
                 self.counters["relay_failed"] += 1
-                log.warning(
-                    "no device host takes this sender's pushed alarm now (restarting?)",
-                    sender=sender,
-                    port=self.port,
-                )
+                self.counters["no_host"] += 1
+                if time.monotonic() - self._no_host_logged >= REPORT_EVERY_S:
+                    self._no_host_logged = time.monotonic()
+                    log.warning(
+                        "no device host takes this sender's pushed alarm now (restarting?)",
+                        sender=sender,
+                        port=self.port,
+                        refused=self.counters["no_host"],
+                    )
                 return 503
         request = (
             f"POST {path} HTTP/1.1\r\nHost: {self.relay_host}:{port}\r\n"
