@@ -201,13 +201,14 @@ class Outbox:
             return []
         bodies = [e.to_json_bytes() for e in events]
         with self._lock:
-            try:
-                return self._append_locked(events, bodies)
-            except sqlite3.IntegrityError:
-                # Another process appended (`hikd.delivery.outbox_append`) since this one last
-                # looked: its rows took these sequence numbers. Count them, go after them.
-                self._sync_locked()
-                return self._append_locked(events, bodies)
+            for _ in range(9):  # device hosts append all the time: again and again
+                try:
+                    return self._append_locked(events, bodies)
+                except sqlite3.IntegrityError:
+                    # Another process appended (`hikd.delivery.outbox_append`) since this one
+                    # last looked: its rows took these numbers. Count them, go after them.
+                    self._sync_locked()
+            return self._append_locked(events, bodies)
 
     def _append_locked(self, events: Sequence[Event], bodies: list[bytes]) -> list[Event]:
         conn = self._require()

@@ -54,11 +54,12 @@ def test_rows_of_other_processes_are_held_to_the_limit(tmp_path: Path) -> None:
             return sum(e.attributes["dropped"]["mqtt"] for e in overflows())
 
         # 1,500 stored by the "host", at most 1,000 kept: the rest dropped and reported.
-        assert wait_for(lambda: reported_drops() == outbox.stats().dropped >= 500, timeout=10), (
-            reported,
-            outbox.stats(),
-        )
+        assert wait_for(lambda: reported_drops() >= 500, timeout=10), (reported, outbox.stats())
         assert outbox.stats().events <= 1000
+        assert outbox.stats().dropped >= reported_drops()
+        # The supervisor's own events (sink_unavailable) found the hosts' rows in the way
+        # and went after them, without an outbox_unwritable episode.
+        assert not [e for e in reported if e.type == "outbox_unwritable"], reported
         assert outbox.pending("mqtt") == outbox.stats().events
     finally:
         bus.stop()
