@@ -380,15 +380,14 @@ class Outbox:
             return self._sync_locked()
 
     def _sync_locked(self) -> bool:
-        conn = self._require()
-        (newest,) = conn.execute("SELECT max(seq) FROM events").fetchone()
-        if newest is None or int(newest) <= self._last_seq:
+        # Appended after this process's rows, so they follow them without a gap. One
+        # statement: one look per wake-up, and no rows counted that came after its max.
+        query = "SELECT count(*), coalesce(sum(length(body)), 0), max(seq) FROM events"
+        count, nbytes, newest = (
+            self._require().execute(query + " WHERE seq > ?", (self._last_seq,)).fetchone()
+        )
+        if not count:
             return False
-        # Appended after this process's rows, so they follow them without a gap.
-        count, nbytes = conn.execute(
-            "SELECT count(*), coalesce(sum(length(body)), 0) FROM events WHERE seq > ?",
-            (self._last_seq,),
-        ).fetchone()
         self._last_seq = int(newest)
         self._count += int(count)
         self._bytes += int(nbytes)
