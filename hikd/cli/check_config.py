@@ -5,13 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hikd.cli.output import config_arg
+from hikd.cli.output import Subcommands, config_arg
 
 if TYPE_CHECKING:
     from hikd.config import Config
 
 
-def add_parser(sub: Any) -> None:
+def add_parser(sub: Subcommands) -> None:
     p = sub.add_parser("check-config", help="validate the configuration and exit")
     config_arg(p)
     p.set_defaults(handler=lambda args: check_config(args.config))

@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from hikd.cli.output import config_arg
+from hikd.cli.output import Subcommands, config_arg
 
 if TYPE_CHECKING:
     from hikd.config import Config
@@ -43,7 +43,7 @@ SCRIPT: tuple[tuple[str, int, Literal["active", "inactive"], int, float], ...] =
 _COLOURS = {"start": "\033[31m", "stop": "\033[32m", "pulse": "\033[33m"}
 
 
-def add_parser(sub: Any) -> None:
+def add_parser(sub: Subcommands) -> None:
     p = sub.add_parser("demo", help="run the simulator and the daemon together")
     config_arg(p)
     p.add_argument(

@@ -5,9 +5,9 @@ from __future__ import annotations
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from hikd.cli.output import config_arg, format_table
+from hikd.cli.output import Subcommands, config_arg, format_table
 
 if TYPE_CHECKING:
     from hikd.config import Config, DeviceConfig
@@ -33,7 +33,7 @@ _CHANNEL_COLUMNS = ("channel", "name", "kind", "device id", "library", "private"
 Probe = tuple[tuple[str, ...], list[tuple[str, ...]]]
 
 
-def add_parser(sub: Any) -> None:
+def add_parser(sub: Subcommands) -> None:
     p = sub.add_parser("devices", help="log in to each configured device and show what it is")
     config_arg(p)
     p.set_defaults(handler=lambda args: devices(args.config))

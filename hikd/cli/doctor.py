@@ -10,9 +10,9 @@ import argparse
 import json
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from hikd.cli.output import config_arg
+from hikd.cli.output import Subcommands, config_arg
 from hikd.errors import UserError
 
 if TYPE_CHECKING:
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from hikd.doctor.report import Change, DeviceReport
 
 
-def add_parser(sub: Any) -> None:
+def add_parser(sub: Subcommands) -> None:
     p = sub.add_parser(
         "doctor",
         help="check why a device sends no events, and what to change where (--fix fixes)",

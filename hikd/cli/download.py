@@ -12,9 +12,9 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from hikd.cli.output import ProgressLine, config_arg, size
+from hikd.cli.output import ProgressLine, Subcommands, config_arg, size
 from hikd.cli.recordings import config_and_device, find_recordings, logged_in, span, span_args
 from hikd.errors import UserError
 
@@ -27,7 +27,7 @@ OPEN_MARGIN_S = 60.0
 now: it is still being written, and fetching it now would give a truncated copy."""
 
 
-def add_parser(sub: Any) -> None:
+def add_parser(sub: Subcommands) -> None:
     p = sub.add_parser("download", help="download a channel's recordings")
     config_arg(p)
     span_args(p)

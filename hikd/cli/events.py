@@ -15,13 +15,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from hikd.cli.output import config_arg
+from hikd.cli.output import Subcommands, config_arg
 
 POLL_S = 0.1
 """How often the outbox is looked at (one cheap pragma when nothing changed)."""
 
 
-def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_parser(subparsers: Subcommands) -> None:
     """Add ``events tail`` to hikd's sub-command parser."""
     p = subparsers.add_parser("events", help="follow the events as hikd stores them")
     actions = p.add_subparsers(dest="events_command", metavar="ACTION", required=True)

@@ -8,7 +8,6 @@ when it starts.
 
 from __future__ import annotations
 
-import argparse
 import sqlite3
 import sys
 import threading
@@ -16,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from hikd.cli.output import config_arg, format_table, wall
+from hikd.cli.output import Subcommands, config_arg, format_table, wall
 from hikd.errors import UserError
 
 if TYPE_CHECKING:
@@ -27,7 +26,7 @@ if TYPE_CHECKING:
     from hikd.jobs.config import JobSpec
 
 
-def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_parser(subparsers: Subcommands) -> None:
     """Add ``jobs`` to hikd's sub-command parser."""
     p = subparsers.add_parser("jobs", help="list the scheduled jobs, their next and last run")
     config_arg(p)

@@ -7,7 +7,10 @@ import threading
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import TextIO
+from typing import TextIO, TypeAlias
+
+Subcommands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+"""What each command module's ``add_parser`` is given (``hikd.cli.main``)."""
 
 
 def config_arg(parser: argparse.ArgumentParser) -> None:

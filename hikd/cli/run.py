@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
-from hikd.cli.output import config_arg
+from hikd.cli.output import Subcommands, config_arg
 
 
-def add_parser(sub: Any) -> None:
+def add_parser(sub: Subcommands) -> None:
     p = sub.add_parser("run", help="run the daemon in the foreground (what systemd starts)")
     config_arg(p)
     p.set_defaults(handler=run_command)

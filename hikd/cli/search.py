@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
-from hikd.cli.output import config_arg, format_table, size, wall
+from hikd.cli.output import Subcommands, config_arg, format_table, size, wall
 from hikd.cli.recordings import config_and_device, find_recordings, logged_in, span, span_args
 
 
-def add_parser(sub: Any) -> None:
+def add_parser(sub: Subcommands) -> None:
     p = sub.add_parser("search", help="list a channel's recordings between two times")
     config_arg(p)
     span_args(p)

@@ -16,14 +16,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from hikd.cli.output import config_arg, format_table
+from hikd.cli.output import Subcommands, config_arg, format_table
 from hikd.errors import UserError
 
 NOT_RUNNING = 3
 TIMEOUT_S = 10.0
 
 
-def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_parser(subparsers: Subcommands) -> None:
     """Add ``status`` to hikd's sub-command parser."""
     p = subparsers.add_parser("status", help="what the running daemon is doing now")
     config_arg(p)
