@@ -7,12 +7,18 @@ Codes seen over ISAPI (sdk-over-isapi.md part 1 §3): 0x8006 at each arming retr
 check, 0x8044 once when the device refuses the library's re-login (it never tries again:
 the session then goes back to hikd's login loop). 0x8022 / 0x8023 mean the library itself
 dropped alarms: counted and published.
+
+The library raises a retry's 0x8006 and its 0x8016 on two threads of its own, so under
+load the 0x8016 can come first (seen: 11 ms early). Such a 0x8016, with no reconnect
+episode open, is held until its 0x8006 arrives (then both are routed in their order), or
+for `EARLY_WAIT_S` at most: routed out of order, the episode would stay open for good.
 """
 
 from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from typing import Any, Literal
@@ -23,6 +29,7 @@ from hikd.devices.session import DeviceSession
 from hikd.events import Event, health
 from hikd.sdk.constants import (
     ALARM_RECONNECTSUCCESS,
+    EXCEPTION_ALARMRECONNECT,
     EXCEPTION_LOST_ALARM,
     EXCEPTION_MAX_ALARM_INFO,
     EXCEPTION_NAMES,
@@ -79,6 +86,8 @@ _HEALTH: dict[int, tuple[str, Kind, str]] = {
 }
 _FAILED = {0x8044}
 """Stops that end an episode without success."""
+EARLY_WAIT_S = 5.0
+"""How long a 0x8016 that came before its 0x8006 waits for it (module docstring)."""
 
 
 def describe_exception(kind: int) -> tuple[str, Kind, str]:
@@ -100,6 +109,8 @@ class SdkExceptionRouter:
         self._queue: queue.SimpleQueue[tuple[int, int, int] | None] = queue.SimpleQueue()
         self.counters: Counter[int] = Counter()
         self._thread: threading.Thread | None = None
+        self._early: dict[int, tuple[float, int]] = {}
+        """user id -> (until when, handle) of a 0x8016 waiting for its 0x8006."""
 
     def handler(self, kind: int, user_id: int, handle: int) -> None:
         """Runs on the library's thread: enqueue only."""
@@ -117,15 +128,48 @@ class SdkExceptionRouter:
 
     def _run(self) -> None:
         while True:
-            item = self._queue.get()
-            if item is None:
-                return
+            until = min((u for u, _ in self._early.values()), default=None)
             try:
-                self.route(*item)
-            except Exception:
-                log.exception("exception-callback routing failed", code=hex(item[0]))
+                item = self._queue.get(
+                    timeout=None if until is None else max(0.0, until - time.monotonic())
+                )
+            except queue.Empty:
+                self._guarded(self.release_early, time.monotonic())
+                continue
+            if item is None:
+                self._guarded(self.release_early, float("inf"))
+                return
+            self._guarded(self.route, *item)
+
+    def _guarded(self, step: Callable[..., None], *args: float) -> None:
+        try:
+            step(*args)
+        except Exception:
+            log.exception("exception-callback routing failed", step=step.__name__, args=args)
+
+    def release_early(self, now: float) -> None:
+        """Route every early 0x8016 whose 0x8006 did not come by `now` as it is."""
+        for user_id, (until, handle) in list(self._early.items()):
+            if until <= now:
+                del self._early[user_id]
+                self._route(ALARM_RECONNECTSUCCESS, user_id, handle)
 
     def route(self, kind: int, user_id: int, handle: int) -> None:
+        session = self._find(user_id)
+        if (
+            kind == ALARM_RECONNECTSUCCESS
+            and session is not None
+            and not session.in_episode("arming_reconnecting")
+        ):
+            # Came before its 0x8006 (module docstring): wait for it.
+            self._early[user_id] = (time.monotonic() + EARLY_WAIT_S, handle)
+            return
+        self._route(kind, user_id, handle)
+        if kind == EXCEPTION_ALARMRECONNECT and user_id in self._early:
+            _until, early_handle = self._early.pop(user_id)
+            self._route(ALARM_RECONNECTSUCCESS, user_id, early_handle)
+
+    def _route(self, kind: int, user_id: int, handle: int) -> None:
         self.counters[kind] += 1
         session = self._find(user_id)
         name = session.name if session else f"user {user_id}"

@@ -8,12 +8,15 @@ integers the callback would hand it.
 
 from __future__ import annotations
 
+import time
+
 from hikd.config import DeviceConfig
-from hikd.devices.sdk_exceptions import SdkExceptionRouter, describe_exception
+from hikd.devices.sdk_exceptions import EARLY_WAIT_S, SdkExceptionRouter, describe_exception
 from hikd.devices.session import DeviceSession
 from hikd.events import Event
 from hikd.sdk.constants import EXCEPTION_NAMES
 from hikd.sdk.library import Library
+from tests.support import wait_for
 
 
 def router_for(sdk: Library) -> tuple[SdkExceptionRouter, DeviceSession, list[Event]]:
@@ -41,6 +44,33 @@ def test_lost_alarms_are_counted_and_reconnects_are_one_episode(sdk: Library) ->
         ("rearmed", "pulse"),
     ]
     assert all(e.device.name == "nvr" for e in events)
+
+
+def test_a_reconnect_reported_before_its_retry_still_ends_the_episode(sdk: Library) -> None:
+    # The library raises a retry's 0x8006 and its 0x8016 on two threads; under load the
+    # 0x8016 came 11 ms first (tests/listeners/test_backfill.py, the re-sent alarms, failed
+    # so: the episode stayed open and no backfill ran). The simulator cannot make the
+    # library swap them at will, so the handler is fed the order seen.
+    router, _session, events = router_for(sdk)
+    router.start()
+    try:
+        router.handler(0x8016, 3, 0)
+        router.handler(0x8006, 3, 0)
+        assert wait_for(lambda: len(events) >= 3, 10), events
+    finally:
+        router.stop()
+    assert [(e.type, e.state) for e in events] == [
+        ("arming_reconnecting", "start"),
+        ("arming_reconnecting", "stop"),
+        ("rearmed", "pulse"),
+    ]
+    # A 0x8016 whose 0x8006 never comes is not lost: it is routed once it waited enough.
+    events.clear()
+    router.route(0x8016, 3, 0)
+    router.release_early(time.monotonic())
+    assert events == []
+    router.release_early(time.monotonic() + EARLY_WAIT_S)
+    assert [(e.type, e.state) for e in events] == [("rearmed", "pulse")]
 
 
 def test_every_start_gets_its_stop(sdk: Library) -> None:
