@@ -114,7 +114,7 @@ def main(
     )
     host.start()
     if host.pipeline is not None:
-        host.pipeline.misread = lambda alias: link.send(ListenMisread(alias))
+        host.pipeline.misread = lambda alias, number: link.send(ListenMisread(alias, number))
     link.send(Ready(os.getpid(), host.library_ports()))
     timeout = _serve(host, link, senders)
     deadline = time.monotonic() + timeout

@@ -315,10 +315,10 @@ class DeviceHost:
                 library.start()
                 self.library_listens.append(library)
 
-    def _misread(self, alias: str) -> None:
+    def _misread(self, alias: str, number: int) -> None:
         for server in self.listeners:
             if server.front is not None:
-                server.front.misread(alias)
+                server.front.misread(alias, number)
 
     def library_ports(self) -> dict[int, int]:
         """Public listen port -> this host's loopback port of the library behind it."""

@@ -22,8 +22,9 @@ from hikd.config import Config, ListenConfig
 from hikd.events import Event
 from hikd.hosts.handle import HostHandle, HostUnavailable
 from hikd.hosts.supervisor import HostSupervisor
-from hikd.listeners.front import LIBRARY_ADDRESS, ListenFront, listen_limits, port_in_use
+from hikd.listeners.front import LIBRARY_ADDRESS, ListenFront
 from hikd.listeners.senders import SenderMap
+from hikd.listeners.vet import listen_limits, port_in_use
 
 log = structlog.get_logger("hikd.listen")
 
@@ -113,9 +114,9 @@ class SupervisedFronts:
             self.fronts.append(self._front(listen, allowed[listen.port], addresses))
         self.supervisor.shared.on_misread = self.misread
 
-    def misread(self, alias: str) -> None:
+    def misread(self, alias: str, number: int) -> None:
         for front in self.fronts:
-            front.misread(alias)
+            front.misread(alias, number)
 
     def _front(
         self, cfg: ListenConfig, allowed: AddressSet, addresses: DeviceAddresses

@@ -79,7 +79,7 @@ class Shared:
     stopping: threading.Event = field(default_factory=threading.Event)
     send_lock: threading.Lock = field(default_factory=threading.Lock)
     ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
-    on_misread: Callable[[str], None] = lambda _alias: None
+    on_misread: Callable[[str, int], None] = lambda _alias, _number: None
     """A host's library could not read a relayed request: the listen fronts relay it again."""
 
     @property
@@ -317,7 +317,7 @@ class HostHandle:
             self.ready.set()
             log.info("device host ready", device_host=self.index, pid=message.pid)
         elif isinstance(message, ListenMisread):
-            self.shared.on_misread(message.alias)
+            self.shared.on_misread(message.alias, message.number)
         elif isinstance(message, Stopped):
             pass
 

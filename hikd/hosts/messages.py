@@ -104,9 +104,10 @@ class AlarmsNoted:
 
 @dataclass(frozen=True, slots=True)
 class ListenMisread:
-    """The library could not read a request the front relayed from `alias` (0x7fff)."""
+    """The library could not read request `number` the front relayed from `alias` (0x7fff)."""
 
     alias: str
+    number: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,9 +28,7 @@ from typing import Protocol
 import structlog
 
 from hikd.addresses import AddressSet, normal_ip
-from hikd.config import ListenConfig
 from hikd.delivery.outbox import HIKD
-from hikd.errors import UserError
 from hikd.events import Event, health
 from hikd.listeners.relayed import MAX_TRIES, RecentRelays, Relayed, unread
 from hikd.listeners.senders import SenderMap
@@ -52,22 +50,6 @@ REPORT_EVERY_S = 60.0
 """A refused sender is logged (and a health event published) at most this often."""
 MAX_TRACKED = 4096
 MAX_REPORTS = 20
-
-
-def listen_limits(cfg: ListenConfig) -> Limits:
-    return Limits(
-        max_header_bytes=cfg.max_header_bytes,
-        max_body_bytes=cfg.max_body_bytes,
-        max_depth=cfg.max_depth,
-        read_timeout_s=cfg.read_timeout_s,
-    )
-
-
-def port_in_use(cfg: ListenConfig, exc: OSError) -> UserError:
-    return UserError(
-        f"cannot listen on {cfg.address}:{cfg.port} ([[listen]]): {exc.strerror or exc}; "
-        "is another program (or hikd) using the port?"
-    )
 
 
 class Router(Protocol):
@@ -116,6 +98,9 @@ class ListenFront:
         self._active = 0
         self._by_sender: Counter[str] = Counter()
         self._recent = RecentRelays()
+        self._in_order: dict[str, asyncio.Lock] = {}
+        """One request of a sender at a time to the library, so its messages come in the
+        order of the requests' numbers (`hikd.listeners.relayed`)."""
         self._tasks: set[asyncio.Future[int]] = set()
         self._no_host_logged = -REPORT_EVERY_S
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -169,16 +154,16 @@ class ListenFront:
     def alive(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
-    def misread(self, alias: str) -> None:
-        """The library could not read the last request relayed from `alias`: relay it again
+    def misread(self, alias: str, number: int) -> None:
+        """The library could not read request `number` relayed from `alias`: relay it again
         (`hikd.listeners.relayed`). Any thread."""
         loop = self._loop
         if loop is not None and not loop.is_closed():
             with contextlib.suppress(RuntimeError):  # stopping
-                loop.call_soon_threadsafe(self._relay_again, alias)
+                loop.call_soon_threadsafe(self._relay_again, alias, number)
 
-    def _relay_again(self, alias: str) -> None:
-        last = self._recent.take(alias)
+    def _relay_again(self, alias: str, number: int) -> None:
+        last = self._recent.take(alias, number)
         if last is None:  # not this front's, or too old to be sure which request it was
             return
         if last.tries >= MAX_TRIES:
@@ -274,11 +259,19 @@ class ListenFront:
         self, sender: str, path: str, content_type: str, payload: bytes, tries: int = 0
     ) -> int:
         alias = self.senders.alias_for(sender)
+        async with self._in_order.setdefault(alias, asyncio.Lock()):
+            return await self._relay_in_order(alias, sender, path, content_type, payload, tries)
+
+    async def _relay_in_order(
+        self, alias: str, sender: str, path: str, content_type: str, payload: bytes, tries: int
+    ) -> int:
         port: int | None = self.relay_port
+        introduced = False
         if self.router is not None:
             port = self.router.port(sender, alias)
             if port is None:  # first request via this alias: the host learns it first
                 port = await asyncio.to_thread(self.router.introduce, sender, alias)
+                introduced = True
             if port is None:  # its host is restarting: one line a minute, not one a push
                 self.counters["relay_failed"] += 1
                 self.counters["no_host"] += 1
@@ -296,14 +289,19 @@ class ListenFront:
             f"Content-Type: {content_type}\r\nContent-Length: {len(payload)}\r\n"
             "Connection: close\r\n\r\n"
         ).encode() + payload
-        # Remembered before it is sent: the library's error can come before its answer.
+        # Numbered and remembered before it is sent: the library's error can come before
+        # its answer.
+        number = self.senders.count_relayed(alias, restart=introduced)
         now = time.monotonic()
-        self._recent.remember(alias, Relayed(sender, path, content_type, payload, tries + 1, now))
+        relayed = Relayed(sender, path, content_type, payload, tries + 1, now)
+        self._recent.remember(alias, number, relayed)
+        connected = False
         try:
             async with asyncio.timeout(RELAY_TIMEOUT_S):
                 reader, writer = await asyncio.open_connection(
                     self.relay_host, port, local_addr=(alias, 0)
                 )
+                connected = True
                 try:
                     writer.write(request)
                     await writer.drain()
@@ -314,6 +312,8 @@ class ListenFront:
                 finally:
                     writer.transport.abort()
         except (OSError, TimeoutError) as exc:
+            if not connected:  # the library never saw it: its number is free again
+                self.senders.uncount_relayed(alias)
             self.counters["relay_failed"] += 1
             log.warning(
                 "the vendor library's listen port did not take a pushed alarm",

@@ -17,9 +17,10 @@ import structlog
 from hikd.addresses import AddressSet
 from hikd.config import ListenConfig
 from hikd.events import Event
-from hikd.listeners.front import LIBRARY_ADDRESS, ListenFront, listen_limits, port_in_use
+from hikd.listeners.front import LIBRARY_ADDRESS, ListenFront
 from hikd.listeners.pipeline import AlarmPipeline
 from hikd.listeners.senders import SenderMap
+from hikd.listeners.vet import listen_limits, port_in_use
 from hikd.sdk.alarms import MessageCallback, start_listen, stop_listen
 from hikd.sdk.errors import SdkError
 from hikd.sdk.library import Library

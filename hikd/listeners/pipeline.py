@@ -135,7 +135,7 @@ class AlarmPipeline:
         self.part_watchers: list[Callable[[str, RawAlarm], None]] = []
         """Called on the decoder thread with the device's name and every message from it,
         heartbeats included (the stream watch); they must only note it."""
-        self.misread: Callable[[str], None] | None = None
+        self.misread: Callable[[str, int], None] | None = None
         """Told the front's address of a relayed request the library could not read (its
         0x7fff message): the listen front relays it again (`ListenFront.misread`)."""
         self._thread: threading.Thread | None = None
@@ -175,13 +175,14 @@ class AlarmPipeline:
     def handle(self, raw: RawAlarm) -> None:
         """Decode one message and publish what it means. Never raises."""
         try:
-            if raw.command == ERROR_MESSAGE and self.misread is not None:
-                address = raw.sender().device_ip
-                if self._relayed(address):
+            address = raw.sender().device_ip if self._senders else ""
+            if address and self._relayed(address):
+                number = self._senders.count_heard(address) if self._senders else 0
+                if raw.command == ERROR_MESSAGE and self.misread is not None:
                     # A request the front vetted as a well-formed alarm: the library's
                     # misreading (README's vendor-library notes), not the device's mistake.
                     self.counters["listen_misread"] += 1
-                    self.misread(address)
+                    self.misread(address, number)
                     return
             context = self._context_for(raw)
             if context is None:

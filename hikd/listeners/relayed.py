@@ -5,7 +5,10 @@ port (more under load, bodies over about 1 KB): it calls back with an error mess
 "The XML message contains errors in format") before it answers 200 (README's vendor-library
 notes). The front vetted the request, so the error is the library's: it is relayed again, at
 most `MAX_TRIES` times in all. The error names only the relay's loopback address, one per
-sender; the request meant is that sender's last one, relayed within `KEEP_S`. One the
+sender; which of that sender's requests it is about is told by counting: the library answers
+each request with one message, in order, so the n-th message heard from an address is about
+the n-th request relayed from it (`SenderMap.count_relayed`/`count_heard`). Requests are
+kept `KEEP_S`. One the
 library still cannot read goes to the sinks as it came (`unread`): nothing is dropped.
 """
 
@@ -19,10 +22,10 @@ from dataclasses import dataclass
 from hikd.delivery.outbox import HIKD
 from hikd.events import Event
 
-KEEP_S = 5.0
+KEEP_S = 30.0
 MAX_TRIES = 3
-MAX_KEPT = 256
-"""Senders whose last request is kept (the oldest goes first)."""
+MAX_KEPT = 1024
+"""Requests kept (the oldest goes first)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,17 +42,17 @@ class RecentRelays:
     """Used from the front's event loop only."""
 
     def __init__(self) -> None:
-        self._by_alias: OrderedDict[str, Relayed] = OrderedDict()
+        self._by_alias: OrderedDict[tuple[str, int], Relayed] = OrderedDict()
 
-    def remember(self, alias: str, relayed: Relayed) -> None:
-        self._by_alias[alias] = relayed
-        self._by_alias.move_to_end(alias)
+    def remember(self, alias: str, number: int, relayed: Relayed) -> None:
+        self._by_alias[alias, number] = relayed
+        self._by_alias.move_to_end((alias, number))
         while len(self._by_alias) > MAX_KEPT:
             self._by_alias.popitem(last=False)
 
-    def take(self, alias: str, now: float | None = None) -> Relayed | None:
-        """The request to relay again for a misread from `alias`, if it is recent."""
-        relayed = self._by_alias.pop(alias, None)
+    def take(self, alias: str, number: int, now: float | None = None) -> Relayed | None:
+        """The request to relay again for a misread of request `number` from `alias`."""
+        relayed = self._by_alias.pop((alias, number), None)
         now = time.monotonic() if now is None else now
         if relayed is None or now - relayed.at > KEEP_S:
             return None

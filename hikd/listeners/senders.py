@@ -24,6 +24,8 @@ class SenderMap:
         self._by_sender: OrderedDict[str, str] = OrderedDict()
         self._by_alias: dict[str, str] = {}
         self._next = 0
+        self._relayed: dict[str, int] = {}
+        self._heard: dict[str, int] = {}
         # .0 and .255 are left out: not every tool treats them as plain host addresses.
         self._capacity = network.num_addresses // 256 * 254
 
@@ -41,6 +43,8 @@ class SenderMap:
                 alias = self._new_alias()
             self._by_sender[sender] = alias
             self._by_alias[alias] = sender
+            self._relayed.pop(alias, None)
+            self._heard.pop(alias, None)
             return alias
 
     def learn(self, alias: str, sender: str) -> None:
@@ -55,6 +59,7 @@ class SenderMap:
                 self._by_alias.pop(previous, None)
             self._by_sender[sender] = alias
             self._by_alias[alias] = sender
+            self._heard.pop(alias, None)
 
     def _new_alias(self) -> str:
         while True:
@@ -62,6 +67,29 @@ class SenderMap:
             address = self.network.network_address + self._next
             if int(address) & 0xFF not in (0, 255):
                 return str(address)
+
+    # Which relayed request a message of the library is about (`hikd.listeners.relayed`):
+    # each request the front hands the library yields one message (an alarm or its 0x7fff
+    # error), in order per alias, so the n-th message heard is about the n-th request.
+    def count_relayed(self, alias: str, restart: bool = False) -> int:
+        """The number of the request about to be relayed from `alias` (front side);
+        `restart`: the library behind is new (a device host started again)."""
+        with self._lock:
+            number = 1 if restart else self._relayed.get(alias, 0) + 1
+            self._relayed[alias] = number
+            return number
+
+    def uncount_relayed(self, alias: str) -> None:
+        """That request never reached the library (it could not be connected to)."""
+        with self._lock:
+            self._relayed[alias] = max(0, self._relayed.get(alias, 0) - 1)
+
+    def count_heard(self, alias: str) -> int:
+        """The number of this message from the library about `alias` (library side)."""
+        with self._lock:
+            number = self._heard.get(alias, 0) + 1
+            self._heard[alias] = number
+            return number
 
     def is_alias(self, address: str) -> bool:
         try:

@@ -17,6 +17,9 @@ import re
 import secrets
 from dataclasses import dataclass
 
+from hikd.config import ListenConfig
+from hikd.errors import UserError
+
 _REQUEST_LINE = re.compile(rb"(POST|PUT) (/[\x21-\x7e]{0,2047}) HTTP/1\.[01]")
 _HEADER = re.compile(rb"([!#$%&'*+.^_`|~0-9A-Za-z-]+):([\x20-\x7e\x80-\xff\t]*)")
 _SAFE_PATH = re.compile(r"/[A-Za-z0-9._~!$&'()*+,;=:@%/-]{0,255}")
@@ -335,3 +338,19 @@ def _clean_name(value: str) -> str:
     """A part or file name as the library will copy it (into a 256-byte buffer): short and
     plain."""
     return _NAME_CHARS.sub("_", value)[:100]
+
+
+def listen_limits(cfg: ListenConfig) -> Limits:
+    return Limits(
+        max_header_bytes=cfg.max_header_bytes,
+        max_body_bytes=cfg.max_body_bytes,
+        max_depth=cfg.max_depth,
+        read_timeout_s=cfg.read_timeout_s,
+    )
+
+
+def port_in_use(cfg: ListenConfig, exc: OSError) -> UserError:
+    return UserError(
+        f"cannot listen on {cfg.address}:{cfg.port} ([[listen]]): {exc.strerror or exc}; "
+        "is another program (or hikd) using the port?"
+    )
