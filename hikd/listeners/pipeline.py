@@ -25,7 +25,7 @@ from hikd.listeners.alarm_state import AlarmStateTracker
 from hikd.listeners.decode import DecodeContext, decode
 from hikd.listeners.decode.commands import ERROR_MESSAGE
 from hikd.listeners.senders import SenderMap
-from hikd.sdk.raw import RawAlarm
+from hikd.sdk.raw import Alarmer, RawAlarm
 
 log = structlog.get_logger("hikd.alarms")
 
@@ -175,16 +175,17 @@ class AlarmPipeline:
     def handle(self, raw: RawAlarm) -> None:
         """Decode one message and publish what it means. Never raises."""
         try:
-            address = raw.sender().device_ip if self._senders else ""
-            if address and self._relayed(address):
-                number = self._senders.count_heard(address) if self._senders else 0
+            alarmer = raw.sender()  # read once: the struct read is the decoder's cost too
+            senders = self._senders
+            if senders is not None and senders.is_alias(alarmer.device_ip):
+                number = senders.count_heard(alarmer.device_ip)
                 if raw.command == ERROR_MESSAGE and self.misread is not None:
                     # A request the front vetted as a well-formed alarm: the library's
                     # misreading (README's vendor-library notes), not the device's mistake.
                     self.counters["listen_misread"] += 1
-                    self.misread(address, number)
+                    self.misread(alarmer.device_ip, number)
                     return
-            context = self._context_for(raw)
+            context = self._context_for(raw, alarmer)
             if context is None:
                 return
             for note in self.part_watchers:
@@ -206,8 +207,7 @@ class AlarmPipeline:
             self.counters["pipeline_errors"] += 1
             log.exception("alarm pipeline error", command=hex(raw.command))
 
-    def _context_for(self, raw: RawAlarm) -> DecodeContext | None:
-        alarmer = raw.sender()
+    def _context_for(self, raw: RawAlarm, alarmer: Alarmer) -> DecodeContext | None:
         if raw.source == "arming":
             context = self.directory.by_user(alarmer.user_id)
             if context is not None:

@@ -89,15 +89,11 @@ def events(state: Path) -> list[dict[str, Any]]:
     return found
 
 
-def test_the_front_survives_hostile_senders_while_a_device_keeps_delivering(
-    tmp_path: Path, start_sim: Callable[..., Simulator], run_hikd: Callable[[Path], Hikd]
-) -> None:
-    sim = start_sim(SimDeviceConfig(name="pusher", password=PASSWORD, ip_channels=4))
-    device = sim.devices[0]
-    port, state = free_port(), tmp_path / "state"
+def write_config(tmp_path: Path, device_port: int, port: int, extra: str) -> Path:
+    """hikd with the disk sink, one listen-mode device "pusher" and one [[listen]] port;
+    `extra`: the lines that end the [[listen]] table (its allow-list, limits)."""
+    state = tmp_path / "state"
     config = tmp_path / "hikd.toml"
-    # Host names in both lists: "localhost" is how the device and its allowed peer are
-    # known; a name that does not resolve is one log line, not a crash.
     config.write_text(
         textwrap.dedent(
             f"""
@@ -112,17 +108,36 @@ def test_the_front_survives_hostile_senders_while_a_device_keeps_delivering(
             [[devices]]
             name = "pusher"
             host = "127.0.0.1"
-            port = {device.port}
+            port = {device_port}
             arm = false
             allowed_addresses = ["localhost"]
             [[listen]]
             address = "127.0.0.1"
             port = {port}
-            allowed = ["localhost", "{ALLOWED_HOSTILE}", "no-such-nvr.invalid"]
-            max_body_bytes = 65536
-            read_timeout_s = 1.0
             """
         )
+        + textwrap.dedent(extra)
+    )
+    return config
+
+
+def test_the_front_survives_hostile_senders_while_a_device_keeps_delivering(
+    tmp_path: Path, start_sim: Callable[..., Simulator], run_hikd: Callable[[Path], Hikd]
+) -> None:
+    sim = start_sim(SimDeviceConfig(name="pusher", password=PASSWORD, ip_channels=4))
+    device = sim.devices[0]
+    port, state = free_port(), tmp_path / "state"
+    # Host names in both lists: "localhost" is how the device and its allowed peer are
+    # known; a name that does not resolve is one log line, not a crash.
+    config = write_config(
+        tmp_path,
+        device.port,
+        port,
+        f"""
+        allowed = ["localhost", "{ALLOWED_HOSTILE}", "no-such-nvr.invalid"]
+        max_body_bytes = 65536
+        read_timeout_s = 1.0
+        """,
     )
     hikd = run_hikd(config)
     pushed: set[tuple[str, int]] = set()
@@ -220,28 +235,7 @@ def test_an_alarm_the_library_cannot_read_is_relayed_again_then_reported(
     sim = start_sim(SimDeviceConfig(name="pusher", password=PASSWORD, ip_channels=4))
     device = sim.devices[0]
     port, state = free_port(), tmp_path / "state"
-    config = tmp_path / "hikd.toml"
-    config.write_text(
-        textwrap.dedent(
-            f"""
-            [daemon]
-            state_dir = "{state}"
-            [logging]
-            format = "json"
-            [sinks.disk]
-            path = "{state / "events"}"
-            [[devices]]
-            name = "pusher"
-            host = "127.0.0.1"
-            port = {device.port}
-            arm = false
-            [[listen]]
-            address = "127.0.0.1"
-            port = {port}
-            allowed = ["127.0.0.1"]
-            """
-        )
-    )
+    config = write_config(tmp_path, device.port, port, 'allowed = ["127.0.0.1"]\n')
     hikd = run_hikd(config)
     unclosed = b"<EventNotificationAlert><channelID>1</channelID><eventType>VMD</eventType>"
     assert hostile.send(DEVICE, port, hostile.post(unclosed), source=DEVICE).status == 200
