@@ -16,6 +16,7 @@ It writes:
   tests/fixtures/abi_layouts.json for each declared struct: size, align, field offsets
   tests/fixtures/abi_constants.json the facts' values of the constants in constants.py
                                   and of the error and log-type macros errors.py names
+  hikd/sdk/_ffi_abi.py            CDEF pre-parsed for cffi (tools/gen_sdk_ffi.py)
 """
 
 from __future__ import annotations
@@ -743,6 +744,9 @@ def main(argv: list[str] | None = None) -> int:
         render_cdef_module(cdef, functions, gen.order, callbacks), encoding="utf-8"
     )
     (root / "hikd/sdk/constants.py").write_text(render_constants(chosen), encoding="utf-8")
+    from gen_sdk_ffi import TARGET, render  # next to this script, on sys.path when run
+
+    (root / TARGET).write_text(render(cdef), encoding="utf-8")
     (root / "tests/fixtures/abi_layouts.json").write_text(
         json.dumps(layouts(gen.structs, gen.order), indent=1, sort_keys=True) + "\n",
         encoding="utf-8",
