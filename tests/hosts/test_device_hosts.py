@@ -189,6 +189,7 @@ def test_supervisor_api_commands_and_host_states(
 
     sim = Simulator([SimDeviceConfig(name=VICTIM, password=SECRET)]).start()
     monkeypatch.setenv(f"HIKD_PASSWORD_{VICTIM.upper()}", SECRET)
+    monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
     config = tmp_path / "hikd.toml"
     config.write_text(
         f'[daemon]\nstate_dir = "{tmp_path}"\ndevice_hosts = 2\n'
@@ -208,6 +209,9 @@ def test_supervisor_api_commands_and_host_states(
         assert [s.state for s in states] == ["running", "running"]
         assert states[owner].pid in children(os.getpid())
         assert states[1 - owner].devices == ()
+        # glibc's arenas capped in the hosts (the vendor library's hundreds of threads)
+        environ = Path(f"/proc/{states[owner].pid}/environ").read_bytes().split(b"\0")
+        assert b"MALLOC_ARENA_MAX=2" in environ
         described = supervisor.command(VICTIM, "describe", timeout=30)
         assert described["state"] == "online"
         assert described["serial"] == sim.devices[0].config.serial_number
@@ -277,6 +281,13 @@ def test_a_crash_loop_backs_off_to_minutes() -> None:
     assert delays[:4] == [0.0, 2.0, 4.0, 8.0]
     assert delays == sorted(delays)
     assert delays[-1] == MAX_BACKOFF_S == 300.0
+
+
+def test_hosts_keep_a_malloc_arena_max_the_user_set() -> None:
+    from hikd.hosts.handle import host_environment
+
+    assert host_environment({"PATH": "/bin"}) == {"PATH": "/bin", "MALLOC_ARENA_MAX": "2"}
+    assert host_environment({"MALLOC_ARENA_MAX": "8"}) == {"MALLOC_ARENA_MAX": "8"}
 
 
 def test_a_job_naming_devices_runs_in_the_host_of_each(
