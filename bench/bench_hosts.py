@@ -2,6 +2,7 @@
 host's crash to its devices armed again.
 
     .venv/bin/python bench/bench_hosts.py [--devices 256] [--hosts 1 2] [--crashes 3]
+        [--against OTHER_TREE ...] [--rounds 2]
 
 `hikd run` (the supervisor and its device hosts) against the simulator in its own process,
 every device armed. Per number of hosts: RSS and PSS summed over hikd's processes
@@ -12,6 +13,11 @@ backoff) the seconds until every device of that host is armed again (its ``armed
 event on disk). Reference, same run: the same devices in one process
 (``Daemon(hosts="inline")``, as before the device hosts).
 Targets: crash -> re-armed <= 6 s; RSS of 256 armed devices over all processes <= 160 MB.
+
+Before/after in one run: ``--against DIR`` (a checkout of another commit, e.g. ``git worktree
+add /tmp/old main``) runs that tree's `hikd run` too, alternating with this one ``--rounds``
+times (same simulator, same interpreter and packages), and prints each tree's numbers and
+their ratios to this tree's.
 """
 
 from __future__ import annotations
@@ -73,18 +79,30 @@ def write_config(tmp: Path, ports: list[int], hosts: int) -> Path:
     return path
 
 
-def armed(tmp: Path) -> dict[str, int]:
-    """Device -> ``armed`` events on disk so far."""
-    counts: dict[str, int] = {}
-    for path in (tmp / "events").glob("*.jsonl"):
-        data = path.read_bytes()
-        for line in data[: data.rfind(b"\n") + 1].splitlines():
-            if b'"armed"' in line:
-                event = json.loads(line)
-                if event["type"] == "armed":
-                    name = event["device"]["name"]
-                    counts[name] = counts.get(name, 0) + 1
-    return counts
+class Armed:
+    """Device -> ``armed`` events on disk so far, read on from where the last look ended
+    (re-reading every file at each look competed with hikd for the CPU)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.counts: dict[str, int] = {}
+        self._read: dict[Path, int] = {}
+
+    def __call__(self) -> dict[str, int]:
+        for path in sorted(self.folder.glob("*.jsonl")):
+            start = self._read.get(path, 0)
+            with open(path, "rb") as file:
+                file.seek(start)
+                data = file.read()
+            end = data.rfind(b"\n") + 1
+            self._read[path] = start + end
+            for line in data[:end].splitlines():
+                if b'"armed"' in line:
+                    event = json.loads(line)
+                    if event["type"] == "armed":
+                        name = event["device"]["name"]
+                        self.counts[name] = self.counts.get(name, 0) + 1
+        return dict(self.counts)
 
 
 def wait(condition: Callable[..., bool], timeout: float, what: str) -> None:
@@ -92,7 +110,7 @@ def wait(condition: Callable[..., bool], timeout: float, what: str) -> None:
     while not condition():
         if time.monotonic() > deadline:
             raise SystemExit(f"timed out waiting for {what}")
-        time.sleep(0.2)  # reading every event file: not too often, it competes for the CPU
+        time.sleep(0.05)
 
 
 def host_pids(log: Path) -> dict[int, tuple[int, list[str]]]:
@@ -131,12 +149,19 @@ def phases(log: Path, crashed_pid: int) -> dict[str, float]:
     return {k: round(v, 2) for k, v in marks.items()}
 
 
-def run(ports: list[int], hosts: int, crashes: int, inline: bool) -> dict[str, Any]:
-    env = {**os.environ, **{f"HIKD_PASSWORD_CAM_{i:03d}": PASSWORD for i in range(len(ports))}}
+def run(
+    ports: list[int], hosts: int, crashes: int, inline: bool, tree: Path = ROOT
+) -> dict[str, Any]:
+    env = {
+        **os.environ,
+        **{f"HIKD_PASSWORD_CAM_{i:03d}": PASSWORD for i in range(len(ports))},
+        "PYTHONPATH": str(tree),  # that tree's hikd, in `hikd run` and in its hosts
+    }
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
         config = write_config(tmp, ports, hosts)
         log = tmp / "hikd.log"
+        armed = Armed(tmp / "events")
         command = (
             [sys.executable, "-c", INLINE, str(config)]
             if inline
@@ -144,12 +169,12 @@ def run(ports: list[int], hosts: int, crashes: int, inline: bool) -> dict[str, A
         )
         with open(log, "wb") as out:
             proc = subprocess.Popen(
-                command, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, env=env
+                command, stdout=out, stderr=subprocess.STDOUT, cwd=tree, env=env
             )
         try:
             start = time.monotonic()
             try:
-                wait(lambda: len(armed(tmp)) == len(ports), 180, "every device armed")
+                wait(lambda: len(armed()) == len(ports), 180, "every device armed")
             except SystemExit:
                 print(log.read_text(errors="replace")[-3000:], file=sys.stderr)
                 raise
@@ -165,13 +190,11 @@ def run(ports: list[int], hosts: int, crashes: int, inline: bool) -> dict[str, A
             for n in range(0 if inline else crashes):
                 index = n % hosts
                 pid, devices = host_pids(log)[index]
-                before = armed(tmp)
+                before = armed()
                 os.kill(pid, signal.SIGKILL)
                 killed = time.monotonic()
                 wait(
-                    lambda b=before, ds=devices: all(
-                        armed(tmp).get(d, 0) > b.get(d, 0) for d in ds
-                    ),
+                    lambda b=before, ds=devices: all(armed().get(d, 0) > b.get(d, 0) for d in ds),
                     120,
                     "the crashed host's devices armed again",
                 )
@@ -190,16 +213,52 @@ def run(ports: list[int], hosts: int, crashes: int, inline: bool) -> dict[str, A
     return result
 
 
+def mean(values: list[float]) -> float:
+    return sum(values) / len(values) if values else float("nan")
+
+
+def summary(runs: list[dict[str, Any]]) -> dict[str, float]:
+    """The rounds of one tree and host count, averaged; re-armed times: the worst."""
+    log_rearmed = [p.get("last_armed", float("nan")) for r in runs for p in r.get("phases", [])]
+    disk_rearmed = [t for r in runs for t in r["rearmed_s"]]
+    return {
+        "armed_s": mean([r["armed_s"] for r in runs]),
+        "rss_mb": mean([r["rss_mb"] for r in runs]),
+        "pss_mb": mean([r["pss_mb"] for r in runs]),
+        "supervisor_rss_mb": mean([r["supervisor_rss_mb"] for r in runs]),
+        "idle_cpu_pct": mean([r["idle_cpu_pct"] for r in runs]),
+        "rearmed_log_p50_s": pct(log_rearmed, 0.5),
+        "rearmed_log_max_s": max(log_rearmed, default=float("nan")),
+        "rearmed_disk_p50_s": pct(disk_rearmed, 0.5),
+        "rearmed_disk_max_s": max(disk_rearmed, default=float("nan")),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--devices", type=int, default=256)
     parser.add_argument("--hosts", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--crashes", type=int, default=2)
+    parser.add_argument(
+        "--against",
+        type=Path,
+        action="append",
+        default=[],
+        help="another source tree of hikd to measure in the same run (before/after)",
+    )
+    parser.add_argument("--rounds", type=int, default=1, help="runs of each tree, alternating")
     args = parser.parse_args()
+    trees = [ROOT, *(t.resolve() for t in args.against)]
+    runs: dict[tuple[Path, int], list[dict[str, Any]]] = {}
     sim, ports = start_simulator(args.devices)
     try:
         reference = run(ports, 1, 0, inline=True)
-        results = {hosts: run(ports, hosts, args.crashes, inline=False) for hosts in args.hosts}
+        for _ in range(args.rounds):
+            for tree in trees:
+                for hosts in args.hosts:
+                    result = run(ports, hosts, args.crashes, inline=False, tree=tree)
+                    runs.setdefault((tree, hosts), []).append(result)
+                    print(f"{tree} {hosts} host(s): {json.dumps(result)}", file=sys.stderr)
     finally:
         sim.terminate()
         sim.wait()
@@ -209,27 +268,34 @@ def main() -> None:
         f"RSS {reference['rss_mb']:.0f} MB, PSS {reference['pss_mb']:.0f} MB, "
         f"idle CPU {reference['idle_cpu_pct']:.1f} %"
     )
-    for hosts, r in results.items():
-        rearmed = r["rearmed_s"]
-        print(
-            f"  hikd run, {hosts} device host(s), {r['processes']} processes: armed in "
-            f"{r['armed_s']:.1f} s, RSS {r['rss_mb']:.0f} MB (target <= 160), "
-            f"PSS {r['pss_mb']:.0f} MB (supervisor RSS {r['supervisor_rss_mb']:.0f} MB), "
-            f"idle CPU {r['idle_cpu_pct']:.1f} %"
-        )
-        if rearmed:
-            armed_again = [p.get("last_armed", float("nan")) for p in r["phases"]]
+    for hosts in args.hosts:
+        this = summary(runs[(ROOT, hosts)])
+        for tree in trees:
+            r = summary(runs[(tree, hosts)])
+            name = "this tree" if tree == ROOT else str(tree)
             print(
-                f"    SIGKILL of a host -> its {args.devices // hosts}-ish devices armed again "
-                f"(the host's last 'armed' log line): p50 {pct(armed_again, 0.5):.2f} s, "
-                f"max {max(armed_again):.2f} s (target <= 6); their armed events on disk: "
-                f"{[round(t, 2) for t in rearmed]} s"
+                f"  hikd run ({name}), {hosts} device host(s), {args.rounds} round(s): armed in "
+                f"{r['armed_s']:.1f} s, RSS {r['rss_mb']:.0f} MB (target <= 160), "
+                f"PSS {r['pss_mb']:.0f} MB (supervisor RSS {r['supervisor_rss_mb']:.0f} MB), "
+                f"idle CPU {r['idle_cpu_pct']:.1f} %"
             )
-            print(f"    phases after the crash (s): {r['phases']}")
-        print(
-            f"    RSS vs one process: {r['rss_mb'] / reference['rss_mb']:.2f}x, "
-            f"PSS {r['pss_mb'] / reference['pss_mb']:.2f}x"
-        )
+            if args.crashes:
+                print(
+                    f"    SIGKILL of a host -> its {args.devices // hosts}-ish devices armed "
+                    f"again (target <= 6 s): the host's last 'armed' log line p50 "
+                    f"{r['rearmed_log_p50_s']:.2f} s, max {r['rearmed_log_max_s']:.2f} s; "
+                    f"their armed events on disk p50 {r['rearmed_disk_p50_s']:.2f} s, "
+                    f"max {r['rearmed_disk_max_s']:.2f} s"
+                )
+                for result in runs[(tree, hosts)]:
+                    print(f"    phases after the crash (s): {result['phases']}")
+            print(
+                f"    RSS vs one process: {r['rss_mb'] / reference['rss_mb']:.2f}x, "
+                f"PSS {r['pss_mb'] / reference['pss_mb']:.2f}x"
+            )
+            if tree != ROOT:
+                ratios = {k: round(this[k] / r[k], 2) for k in this if r[k]}
+                print(f"    this tree / {tree}: {ratios}")
 
 
 if __name__ == "__main__":
