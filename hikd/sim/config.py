@@ -64,6 +64,18 @@ class RecordingPlan(BaseModel):
     search_ignores_span: bool = False
     """Answer every search with all of a track's recordings, whatever its time span (some
     devices do: two years of recordings for a 24 h window, issue 8 item 6)."""
+    search_size: Literal["exact", "under", "over", "zero", "missing"] = "exact"
+    """The size the search gives a recording (``size=`` of its playbackURI) against the
+    bytes its download sends, as devices do: ``under`` rounded down to whole MiB (whole KiB
+    below 1 MiB), so the download sends more; ``over`` rounded up to the next whole MiB, so
+    it sends fewer; ``zero`` ``size=0``; ``missing`` no ``size=`` at all."""
+    open_since_s: int = Field(default=0, ge=0)
+    """The recording still being written began this many seconds before the device started
+    (the finished ones move back with it): a long open recording from the first second."""
+    open_size_lag_s: int = Field(default=0, ge=0)
+    """The search gives the recording still being written the size it had this many
+    seconds before its end (a device that writes its index every so often): its download
+    sends more than the search said."""
 
 
 class PushTarget(BaseModel):

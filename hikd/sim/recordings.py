@@ -118,6 +118,11 @@ class RecordingStore:
         """The recordings' clock: `end` at start, running on in real time."""
         return self.end + timedelta(seconds=int(time.monotonic() - self._started))
 
+    @property
+    def open_start(self) -> datetime:
+        """Where the recording still being written began."""
+        return self.end - timedelta(seconds=self.plan.open_since_s)
+
     def _segment(self, channel: int, index: int, start: datetime) -> Recording:
         end = start + timedelta(seconds=self.plan.segment_s - 1)
         return Recording(channel, index, start, end, self.size(start, end), False)
@@ -142,14 +147,14 @@ class RecordingStore:
             n = plan.per_channel - (1 if plan.still_recording else 0)
             last_start = self.end - timedelta(seconds=plan.segment_s)
             if plan.still_recording:
-                last_start = self.end
+                last_start = self.open_start
             first = last_start - (plan.per_channel - 1) * step
             closed = [self._segment(channel, i + 1, first + i * step) for i in range(n)]
             with self._lock:
                 self._closed[channel] = closed
         if not plan.still_recording:
             return closed
-        start = self.end
+        start = self.open_start
         end = max(start, (stopped or self.timeline_now()) - timedelta(seconds=1))
         growing = Recording(
             channel, plan.per_channel, start, end, self.size(start, end), stopped is None
@@ -184,13 +189,32 @@ class RecordingStore:
             data = whole[offset : offset + self.size(start, end)]
         return data if size is None else data[:size]
 
+    def search_size(self, rec: Recording) -> int | None:
+        """The size the search gives `rec` (`RecordingPlan.search_size`); None: no size=."""
+        plan = self.plan
+        size = rec.size
+        if rec.open and plan.open_size_lag_s:
+            lagged = rec.end - timedelta(seconds=plan.open_size_lag_s)
+            size = self.size(rec.start, lagged) if lagged >= rec.start else 0
+        unit = 1 << 20 if size >= 1 << 20 else 1 << 10
+        match plan.search_size:
+            case "under":
+                return size // unit * unit
+            case "over":
+                return (size // (1 << 20) + 1) * (1 << 20)
+            case "zero":
+                return 0
+            case "missing":
+                return None
+        return size
+
     def playback_uri(self, rec: Recording, rtsp_port: int) -> str:
         host = self.device.host
         port = rtsp_port
-        query = (
-            f"starttime={compact(rec.start)}&endtime={compact(rec.end)}"
-            f"&name={rec.name}&size={rec.size}"
-        )
+        query = f"starttime={compact(rec.start)}&endtime={compact(rec.end)}&name={rec.name}"
+        size = self.search_size(rec)
+        if size is not None:
+            query += f"&size={size}"
         return f"rtsp://{host}:{port}/Streaming/tracks/{self.track_id(rec)}/?{query}"
 
     def track_id(self, rec: Recording) -> int:
@@ -268,6 +292,8 @@ class RecordingStore:
         size = None
         whole = span == (rec.start, rec.end)
         if whole and params.get("size", [""])[0].isdigit():
+            # Taken as the bytes to send, the worst a device may do with it: a client that
+            # echoes a search's rounded-down size= gets a file cut short, silently.
             size = int(params["size"][0])
         data = await asyncio.to_thread(self.content, rec, size, span)
         self.download_stats.served += 1
@@ -282,6 +308,8 @@ class RecordingStore:
         if knobs.cuts_left is not None:
             knobs.cuts_left -= 1
         self.download_stats.cut += 1
+        if knobs.cut_cleanly:
+            return Response(200, data[:cut], "application/octet-stream")
         head = Response(200, data, "application/octet-stream", close=True).encode(False)
         conn.write(head[: len(head) - len(data) + cut])
         await conn.drain()
@@ -301,6 +329,9 @@ class DownloadKnobs:
     """Send only this many bytes of the body, then stop."""
     cuts_left: int | None = None
     """How many replies to cut (None: every one); counts down."""
+    cut_cleanly: bool = False
+    """The cut reply is a whole one of fewer bytes (its Content-Length says so): a device
+    that stopped early and ended the reply as if complete; only the video shows it."""
     hold_after_cut_s: float = 0.0
     """Keep the connection open this long after the cut (a stalled device) before closing."""
     bytes_per_second: int | None = None

@@ -211,7 +211,14 @@ class _Mp4Device:
 
     def isapi(self, method: str, url: str, body: bytes, timeout_ms: int, buffer: int) -> Any:
         self.asked.append(body)
-        return type("Reply", (), {"body": b"\x00\x00\x00\x20ftypisom" + bytes(100)})()
+        # 10 kB per second asked for, like the search's 600 kB for 60 s.
+        first, last = (
+            datetime.strptime(t.decode(), "%Y%m%dT%H%M%S")
+            for t in re.findall(rb"time=(\d{8}T\d{6})Z", body)
+        )
+        seconds = int((last - first).total_seconds()) + 1
+        reply = b"\x00\x00\x00\x20ftypisom" + bytes(seconds * 10_000 - 12)
+        return type("Reply", (), {"body": reply})()
 
 
 def test_pieces_of_a_container_that_does_not_join_stay_one_file_each(tmp_path: Path) -> None:

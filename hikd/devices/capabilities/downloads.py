@@ -25,6 +25,7 @@ from hikd.devices.capabilities.file_download import (
     IMKH,
     IMKH_SIZE,
     MAX_PIECE,
+    FileDownload,
     PieceFailed,
     download_files,
 )
@@ -108,6 +109,11 @@ def download(
             notes.append("the device has no /ISAPI/ContentMgmt/download: playback stream")
             for piece in pieces(target):
                 piece.unlink(missing_ok=True)
+        except Nameless as exc:
+            if route == "file":
+                raise
+            _log.info("download_route_fallback", device=session.name, route="stream")
+            notes.append(f"{exc}: playback stream")
     name = name or (recording.name if recording is not None else "")
     notes += _stream(session, target, channel, start, end, name, stall_timeout_s, stop, progress)
     return Downloaded(written(target), "stream", tuple(pieces(target)), notes=tuple(notes))
@@ -206,6 +212,11 @@ def _files(
         raise DownloadError(
             f"no recording of channel {channel} covers {start:%H:%M:%S}-{end:%H:%M:%S} yet"
         )
+    if any(not rec.name for rec, _first, _last in parts):
+        raise Nameless(
+            "the device's search gave a recording no name (the vendor library reads name= "
+            "of a playbackURI only up to a following parameter, and it had no size=)"
+        )
     try:
         got = download_files(
             session,
@@ -218,12 +229,27 @@ def _files(
         )
     except PieceFailed as exc:
         raise ShortFile(str(exc)) from None
-    if got.device_size is not None and len(got.files) == 1 and got.size != got.device_size:
-        raise ShortFile(
-            f"the device gave the recording as {got.device_size} bytes but sent {got.size}"
-        )
+    sizes = _sizes(got)
     gaps = _gaps(parts, start, end)
-    return Downloaded(got.size, "file", tuple(got.files), got.pieces, tuple(got.retried) + gaps)
+    notes = (*got.retried, *sizes, *gaps)
+    return Downloaded(got.size, "file", tuple(got.files), got.pieces, notes)
+
+
+def _sizes(got: FileDownload) -> tuple[str, ...]:
+    """What the search said of a whole recording's size against what came: a note when
+    they differ. Raises `ShortFile` for fewer bytes in a container whose time stamps hikd
+    cannot read (nothing else tells a short file from a search that rounded up)."""
+    said, sent = got.searched, got.size
+    if said is None or said == sent:
+        return ()
+    if said == 0:
+        return (f"the device's search gave no size for the recording; it sent {sent} bytes",)
+    line = f"the device's search gave the recording as {said} bytes; it sent {sent}"
+    if sent > said:
+        return (f"{line}, all kept",)
+    if not got.covered:
+        raise ShortFile(line)
+    return (f"{line}, whose video covers the whole span",)
 
 
 def _gaps(
@@ -239,6 +265,12 @@ def _gaps(
     if at <= end:
         notes.append(f"no recording from {at:%H:%M:%S} to {end:%H:%M:%S}")
     return tuple(notes)
+
+
+class Nameless(DownloadError):
+    """The file route cannot ask for a recording the search left without a name."""
+
+    retry = False
 
 
 class ShortFile(DownloadError):

@@ -13,6 +13,14 @@ size at `SLOWEST_RATE`; one that does not make it is asked for again at once, in
 endpoint answers 404 (error 23): `NotSupportedError`, and the caller takes the playback
 stream instead.
 
+The search's size of a recording is only a hint (README, "when sizes disagree"): devices
+round it either way, give 0, or give the size of a recording still being written as it was
+some time ago, and the library wraps sizes of 4 GiB and more. So a request names the
+recording and its seconds, never its size (a device may take ``size=`` as the bytes to
+send), pieces after the first are sized from the bytes that arrived per second, and a
+piece is short when its video (the PS time stamps) ends before the seconds asked for, not
+when its bytes differ from a share of the search's size.
+
 Pieces join where the container allows: Hikvision's file is a 40-byte ``IMKH`` header then
 MPEG-PS (or TS), which concatenate once the later pieces' headers are dropped; any other
 container (MP4) stays one file per piece.
@@ -29,6 +37,7 @@ from typing import TYPE_CHECKING, BinaryIO
 from xml.sax.saxutils import escape
 
 from hikd.devices.capabilities.recordings import DownloadCancelled, pieces_name
+from hikd.devices.capabilities.stream_download import covered_s, video_pts
 from hikd.logs import get_logger
 from hikd.sdk.errors import BufferTooSmallError, NetworkError
 from hikd.sdk.passthrough import MAX_REPLY
@@ -48,6 +57,12 @@ SLOWEST_RATE = 512 * 1024
 """Bytes per second a device may be as slow as without its pieces counting as stalled."""
 _RECV_TIMEOUT = 10
 """NET_DVR_NETWORK_RECV_TIMEOUT: the reply did not come in time (a cut one is 73)."""
+PROBE_S = 10
+"""The first piece of a recording the search gave no size for: seconds enough to learn its
+bytes per second, few enough for any stream to fit a reply (16 Mbit/s: 20 MB)."""
+SHORT_BY_S = 2.0
+"""A piece whose video ends more than this (or a tenth of the piece) before the seconds
+asked for stopped early: time stamps are per frame, a device cuts on frames."""
 IMKH = b"IMKH"
 IMKH_SIZE = 40
 
@@ -64,8 +79,12 @@ class FileDownload:
     pieces: int = 0
     files: list[Path] = field(default_factory=list)
     """The target, then one more file per piece where the container does not join."""
-    device_size: int | None = None
-    """The device's size of the recording, where the download is one whole recording."""
+    searched: int | None = None
+    """The search's size of the recording (0: none), where the download is one whole
+    recording."""
+    covered: bool = True
+    """Every piece's video was seen to reach the end of its seconds (False: a container
+    whose time stamps hikd does not read)."""
     retried: list[str] = field(default_factory=list)
     """One line per piece that was cut or stalled and fetched again at once."""
 
@@ -73,11 +92,10 @@ class FileDownload:
 def playback_uri(session: DeviceSession, rec: Recording, start: datetime, end: datetime) -> str:
     """The recording's playbackURI as the device's search gives it, cut to [start, end]
     (device wall clock with the literal "Z" Hikvision writes; trackID = the library's
-    channel x 100 + 1, part 2 a). ``size=`` only when it is the whole recording."""
+    channel x 100 + 1, part 2 a). Never ``size=``: a device that takes it as the bytes to
+    send would cut the file at a search's size that was rounded down or stale."""
     track = session.channels.library_channel(rec.channel) * 100 + 1
     query = f"starttime={start:%Y%m%dT%H%M%S}Z&endtime={end:%Y%m%dT%H%M%S}Z&name={rec.name}"
-    if (start, end) == (rec.start, rec.end) and rec.size > 0:
-        query += f"&size={rec.size}"
     return f"rtsp://{session.config.host}/Streaming/tracks/{track}/?{query}"
 
 
@@ -89,19 +107,29 @@ def request_body(uri: str) -> bytes:
     ).encode()
 
 
-def split(
-    rec: Recording, start: datetime, end: datetime, max_piece: int
-) -> list[tuple[datetime, datetime]]:
-    """[start, end] (whole seconds inside `rec`) in pieces of about `max_piece` bytes, from
-    the recording's own bytes per second; one piece when the device gave no size."""
-    seconds = int((end - start).total_seconds()) + 1
-    per_second = rec.size / rec.duration_s if rec.size > 0 else 0.0
-    step = seconds if per_second <= 0 else max(1, int(max_piece // per_second))
-    spans = []
-    for first in range(0, seconds, step):
-        last = min(seconds, first + step) - 1
-        spans.append((start + timedelta(seconds=first), start + timedelta(seconds=last)))
-    return spans
+class _Rate:
+    """Bytes per second of one recording: the search's until pieces have arrived, then
+    what arrived (the search's size may be rounded, stale or missing)."""
+
+    def __init__(self, rec: Recording) -> None:
+        self.per_second = rec.size / rec.duration_s if rec.size > 0 else 0.0
+        self.bytes = 0
+        self.seconds = 0.0
+
+    def add(self, size: int, seconds: float) -> None:
+        self.bytes += size
+        self.seconds += seconds
+        self.per_second = self.bytes / self.seconds
+
+    def piece_s(self, max_piece: int) -> int:
+        """Seconds of the next piece, to be about `max_piece` bytes."""
+        if self.per_second <= 0:
+            return PROBE_S
+        return max(1, int(max_piece // self.per_second))
+
+    def expected(self, seconds: float) -> float:
+        """Bytes expected for `seconds`; the most a reply may have when nothing is known."""
+        return self.per_second * seconds if self.per_second > 0 else float(MAX_REPLY)
 
 
 def download_files(
@@ -121,37 +149,82 @@ def download_files(
     result = FileDownload()
     with _Writer(target, result, progress) as writer:
         for rec, start, end in parts:
-            # (first second, last second, failures so far) of the pieces still to fetch
-            queue = [(first, last, 0) for first, last in split(rec, start, end, max_piece)]
-            while queue:
-                if stop is not None and stop.is_set():
-                    raise DownloadCancelled("hikd is stopping")
-                first, last, failed = queue.pop(0)
-                try:
-                    writer.add(_piece(session, rec, first, last, stall_timeout_s))
-                except BufferTooSmallError:
-                    if first == last:
-                        raise
-                    # Above the 64 MiB a reply may have: ask for each half instead.
-                    queue[:0] = [(a, b, failed) for a, b in _halves(first, last)]
-                except NetworkError as exc:
-                    what = "stalled" if exc.code == _RECV_TIMEOUT else "was cut"
-                    line = f"{first:%H:%M:%S}-{last:%H:%M:%S} {what} ({exc})"
-                    if failed:
-                        raise PieceFailed(
-                            f"the piece {line}, and again when asked at once"
-                        ) from None
-                    _log.info("download_piece_retried", device=session.name, piece=line)
-                    result.retried.append(f"{line}; fetched again at once")
-                    # A piece that took too long may come from a slow link: in halves, each
-                    # has more time for its bytes. A cut one is asked for as it was.
-                    again = _halves(first, last) if exc.code == _RECV_TIMEOUT else []
-                    queue[:0] = [(a, b, 1) for a, b in again or [(first, last)]]
+            _fetch_part(session, writer, rec, start, end, stall_timeout_s, stop, max_piece)
     if len(parts) == 1:
         rec, start, end = parts[0]
-        if (start, end) == (rec.start, rec.end) and rec.size > 0:
-            result.device_size = rec.size
+        if (start, end) == (rec.start, rec.end):
+            result.searched = rec.size
     return result
+
+
+def _fetch_part(
+    session: DeviceSession,
+    writer: _Writer,
+    rec: Recording,
+    start: datetime,
+    end: datetime,
+    stall_timeout_s: float,
+    stop: threading.Event | None,
+    max_piece: int,
+) -> None:
+    """[start, end] of `rec` in pieces cut from the rate so far, one after the other."""
+    rate = _Rate(rec)
+    at = start  # the first second not yet asked for
+    # (first second, last second, failures so far) of pieces to ask for again
+    queue: list[tuple[datetime, datetime, int]] = []
+    while queue or at <= end:
+        if stop is not None and stop.is_set():
+            raise DownloadCancelled("hikd is stopping")
+        if not queue:
+            last = min(end, at + timedelta(seconds=rate.piece_s(max_piece) - 1))
+            queue.append((at, last, 0))
+            at = last + timedelta(seconds=1)
+        first, last, failed = queue.pop(0)
+        seconds = (last - first).total_seconds() + 1
+        try:
+            data = _piece(session, rec, first, last, rate.expected(seconds), stall_timeout_s)
+            short = _short_by(data, seconds)
+            if short is None:
+                writer.result.covered = False
+            elif short > max(SHORT_BY_S, seconds / 10):
+                raise _StoppedEarly(f"ended {short:.0f} s early")
+        except BufferTooSmallError:
+            if first == last:
+                raise
+            # Above the 64 MiB a reply may have: ask for each half instead.
+            queue[:0] = [(a, b, failed) for a, b in _halves(first, last)]
+            continue
+        except (NetworkError, _StoppedEarly) as exc:
+            stalled = isinstance(exc, NetworkError) and exc.code == _RECV_TIMEOUT
+            what = "stalled" if stalled else "was cut"
+            if isinstance(exc, _StoppedEarly):
+                what = str(exc)
+            line = f"{first:%H:%M:%S}-{last:%H:%M:%S} {what}"
+            if isinstance(exc, NetworkError):
+                line += f" ({exc})"
+            if failed:
+                raise PieceFailed(f"the piece {line}, and again when asked at once") from None
+            _log.info("download_piece_retried", device=session.name, piece=line)
+            writer.result.retried.append(f"{line}; fetched again at once")
+            # A piece that took too long may come from a slow link: in halves, each has
+            # more time for its bytes. A cut one is asked for as it was.
+            again = _halves(first, last) if stalled else []
+            queue[:0] = [(a, b, 1) for a, b in again or [(first, last)]]
+            continue
+        writer.add(data)
+        rate.add(len(data), seconds)
+
+
+class _StoppedEarly(Exception):
+    """A whole reply whose video ends before the seconds asked for."""
+
+
+def _short_by(data: bytes, seconds: float) -> float | None:
+    """Seconds of the span asked for that the piece's video does not reach; None when its
+    time stamps cannot be read (a container other than MPEG-PS, or none in it)."""
+    body = data[IMKH_SIZE:] if data[:4] == IMKH else data
+    stamps = video_pts(body) if body[:4] == b"\x00\x00\x01\xba" else []
+    return seconds - covered_s(stamps[0], stamps) if stamps else None
 
 
 def _halves(first: datetime, last: datetime) -> list[tuple[datetime, datetime]]:
@@ -203,13 +276,17 @@ class _Writer:
 
 
 def _piece(
-    session: DeviceSession, rec: Recording, start: datetime, end: datetime, stall_timeout_s: float
+    session: DeviceSession,
+    rec: Recording,
+    start: datetime,
+    end: datetime,
+    expected: float,
+    stall_timeout_s: float,
 ) -> bytes:
-    """One reply. The library's receive timeout bounds the whole reply, not a pause in it
-    (measured): a piece gets ``stall_timeout_s`` plus its size at `SLOWEST_RATE`."""
+    """One reply of about `expected` bytes (a bigger one grows the buffer: `isapi`). The
+    library's receive timeout bounds the whole reply, not a pause in it (measured): a
+    piece gets ``stall_timeout_s`` plus its size at `SLOWEST_RATE`."""
     uri = playback_uri(session, rec, start, end)
-    seconds = (end - start).total_seconds() + 1
-    expected = rec.size / rec.duration_s * seconds if rec.size else float(MAX_REPLY)
     buffer = min(MAX_REPLY, int(expected * 1.25) + (1 << 20))
     timeout_s = stall_timeout_s + expected / SLOWEST_RATE
     reply = session.isapi("GET", DOWNLOAD_URL, request_body(uri), int(timeout_s * 1000), buffer)
