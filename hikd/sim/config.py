@@ -69,6 +69,9 @@ class RecordingPlan(BaseModel):
     bytes its download sends, as devices do: ``under`` rounded down to whole MiB (whole KiB
     below 1 MiB), so the download sends more; ``over`` rounded up to the next whole MiB, so
     it sends fewer; ``zero`` ``size=0``; ``missing`` no ``size=`` at all."""
+    download_ignores_span: bool = False
+    """The download sends the whole recording it names, whatever the playbackURI's
+    starttime/endtime (devices that download by name only)."""
     open_since_s: int = Field(default=0, ge=0)
     """The recording still being written began this many seconds before the device started
     (the finished ones move back with it): a long open recording from the first second."""

@@ -284,7 +284,7 @@ class RecordingStore:
         rec = self.find(name)
         if rec is None:
             return Response(404, documents.not_supported(request.path))
-        span = _span(params, rec)
+        span = (rec.start, rec.end) if self.plan.download_ignores_span else _span(params, rec)
         if span is None:
             return Response(
                 400, documents.response_status(request.path, 4, "Invalid Operation", "badTime")

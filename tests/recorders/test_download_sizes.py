@@ -186,3 +186,27 @@ def test_a_device_that_stops_early_once_is_asked_again_at_once(
     fetched = fetch_recording(session, tmp_path, rec, ONCE, threading.Event())
     assert fetched.path.read_bytes() == device.recording_bytes(rec.name)
     assert any("ended" in note and "fetched again at once" in note for note in fetched.notes)
+
+
+def test_a_device_that_ignores_the_seconds_asked_for_gets_its_file_once(
+    start_sim: Callable[..., Simulator], login: Login, tmp_path: Path
+) -> None:
+    # Every reply is the whole recording: pieces joined would repeat it five times.
+    by_name = plan(download_ignores_span=True)
+    sim = start_sim(SimDeviceConfig(name="nvr", recordings=by_name))
+    device = sim.devices[0]
+    session = login(sim)
+    rec = recordings(session, sim)[0]
+    target = tmp_path / "one.part"
+    got = download(session, target, 1, rec.start, rec.end, recording=rec, max_piece=300_000)
+    # One piece kept (asked for again only with a bigger buffer: the reply was bigger than
+    # the piece's share of the search's size).
+    assert got.joined == 1
+    assert target.read_bytes() == device.recording_bytes(rec.name)
+    [note] = got.notes
+    assert "it ignores a playbackURI's times" in note
+    # A clip from it: the device's file, whole, once (it holds the clip's seconds).
+    clip = tmp_path / "clip.part"
+    middle = rec.start + timedelta(seconds=10), rec.start + timedelta(seconds=29)
+    got = download(session, clip, 1, *middle, recording=rec)
+    assert clip.read_bytes() == device.recording_bytes(rec.name) and len(got.notes) == 1

@@ -231,7 +231,7 @@ def _files(
         raise ShortFile(str(exc)) from None
     sizes = _sizes(got)
     gaps = _gaps(parts, start, end)
-    notes = (*got.retried, *sizes, *gaps)
+    notes = (*got.retried, *got.notes, *sizes, *gaps)
     return Downloaded(got.size, "file", tuple(got.files), got.pieces, notes)
 
 

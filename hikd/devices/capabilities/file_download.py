@@ -33,7 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, BinaryIO, Literal
 from xml.sax.saxutils import escape
 
 from hikd.devices.capabilities.recordings import DownloadCancelled, pieces_name
@@ -62,7 +62,8 @@ PROBE_S = 10
 bytes per second, few enough for any stream to fit a reply (16 Mbit/s: 20 MB)."""
 SHORT_BY_S = 2.0
 """A piece whose video ends more than this (or a tenth of the piece) before the seconds
-asked for stopped early: time stamps are per frame, a device cuts on frames."""
+asked for stopped early; one with this much more than asked and the whole span's video is
+a device that ignores the seconds asked for (`_fits`)."""
 IMKH = b"IMKH"
 IMKH_SIZE = 40
 
@@ -87,6 +88,8 @@ class FileDownload:
     whose time stamps hikd does not read)."""
     retried: list[str] = field(default_factory=list)
     """One line per piece that was cut or stalled and fetched again at once."""
+    notes: list[str] = field(default_factory=list)
+    """What else the device did that the file event should say."""
 
 
 def playback_uri(session: DeviceSession, rec: Recording, start: datetime, end: datetime) -> str:
@@ -169,6 +172,7 @@ def _fetch_part(
 ) -> None:
     """[start, end] of `rec` in pieces cut from the rate so far, one after the other."""
     rate = _Rate(rec)
+    span_s = (end - start).total_seconds() + 1
     at = start  # the first second not yet asked for
     # (first second, last second, failures so far) of pieces to ask for again
     queue: list[tuple[datetime, datetime, int]] = []
@@ -183,11 +187,10 @@ def _fetch_part(
         seconds = (last - first).total_seconds() + 1
         try:
             data = _piece(session, rec, first, last, rate.expected(seconds), stall_timeout_s)
-            short = _short_by(data, seconds)
-            if short is None:
-                writer.result.covered = False
-            elif short > max(SHORT_BY_S, seconds / 10):
-                raise _StoppedEarly(f"ended {short:.0f} s early")
+            covered = _covered_s(data)
+            fits = _fits(covered, seconds, span_s)
+            if covered is not None and fits == "short":
+                raise _StoppedEarly(f"ended {seconds - covered:.0f} s early")
         except BufferTooSmallError:
             if first == last:
                 raise
@@ -211,20 +214,50 @@ def _fetch_part(
             again = _halves(first, last) if stalled else []
             queue[:0] = [(a, b, 1) for a, b in again or [(first, last)]]
             continue
+        if covered is None:
+            writer.result.covered = False
+        if covered is not None and fits == "whole":
+            # The whole span's video for a piece of it: a device that sends the recording
+            # it names whatever the seconds (some download by name only). Joining its
+            # replies would repeat the recording: its first reply is the file of the span.
+            sent = f"{covered:.0f} s of video for the {seconds:.0f} s asked"
+            if (first, rate.bytes) != (start, 0):
+                raise PieceFailed(f"the device sent {sent} from {first:%H:%M:%S}")
+            writer.add(data)
+            writer.result.notes.append(
+                f"the device sent {sent} (it ignores a playbackURI's times): its file kept "
+                f"whole for {start:%H:%M:%S}-{end:%H:%M:%S}"
+            )
+            return
         writer.add(data)
         rate.add(len(data), seconds)
 
 
-class _StoppedEarly(Exception):
-    """A whole reply whose video ends before the seconds asked for."""
-
-
-def _short_by(data: bytes, seconds: float) -> float | None:
-    """Seconds of the span asked for that the piece's video does not reach; None when its
-    time stamps cannot be read (a container other than MPEG-PS, or none in it)."""
+def _covered_s(data: bytes) -> float | None:
+    """Seconds of video in a reply, from its time stamps; None when they cannot be read (a
+    container other than MPEG-PS, or none in it)."""
     body = data[IMKH_SIZE:] if data[:4] == IMKH else data
     stamps = video_pts(body) if body[:4] == b"\x00\x00\x01\xba" else []
-    return seconds - covered_s(stamps[0], stamps) if stamps else None
+    return covered_s(stamps[0], stamps) if stamps else None
+
+
+def _fits(covered: float | None, seconds: float, span_s: float) -> Literal["short", "whole", "ok"]:
+    """How a reply of `covered` seconds of video fits the `seconds` asked for, of a span of
+    `span_s`: ``short`` (it stopped early), ``whole`` (the whole span for a piece of it),
+    else ``ok`` (a little more than asked is a device that starts on the key frame
+    before: kept, as it joins; time stamps are per frame, so a little less is too)."""
+    margin = max(SHORT_BY_S, seconds / 10)
+    if covered is None:
+        return "ok"
+    if covered < seconds - margin:
+        return "short"
+    if covered > seconds + margin and covered >= span_s - margin:
+        return "whole"
+    return "ok"
+
+
+class _StoppedEarly(Exception):
+    """A whole reply whose video ends before the seconds asked for."""
 
 
 def _halves(first: datetime, last: datetime) -> list[tuple[datetime, datetime]]:
