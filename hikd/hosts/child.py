@@ -29,6 +29,7 @@ from hikd.hosts.messages import (
     Command,
     FromHost,
     ListenMisread,
+    ListenStored,
     Ping,
     Pong,
     Ready,
@@ -100,7 +101,11 @@ def main(
     route_native_stderr()
     link = _Link(control, wake)
     publisher = HostPublisher(
-        config.daemon.state_dir, list(config.sinks), wake=link.wake, note=link.note
+        config.daemon.state_dir,
+        list(config.sinks),
+        wake=link.wake,
+        note=link.note,
+        stored_heard=lambda heard: link.send(ListenStored(heard)),
     )
     publisher.start()
     owned = [d for d in config.devices if d.name in set(devices)]
@@ -115,6 +120,7 @@ def main(
     host.start()
     if host.pipeline is not None:
         host.pipeline.misread = lambda alias, number: link.send(ListenMisread(alias, number))
+        host.pipeline.heard = publisher.heard
     link.send(Ready(os.getpid(), host.library_ports()))
     timeout = _serve(host, link, senders)
     deadline = time.monotonic() + timeout
@@ -139,7 +145,7 @@ def _serve(host: DeviceHost, link: _Link, senders: SenderMap) -> float:
         elif isinstance(message, Stop):
             return message.timeout_s
         elif isinstance(message, SenderAlias):
-            senders.learn(message.alias, message.sender)
+            senders.learn(message.alias, message.sender, message.again)
             link.send(Reply(message.id, True))
         elif isinstance(message, Command | RunJob):
             threading.Thread(

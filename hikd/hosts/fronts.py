@@ -6,14 +6,16 @@ while a host crashes and restarts. Each request of an allowed sender goes to the
 ``host`` and ``allowed_addresses``, names resolved and refreshed); a sender that is no
 configured device goes to the first host, which reports it as an unknown device. Before the
 first request from a sender reaches a host (after each start of that host), the host learns
-the loopback address the front relays it from (`SenderAlias`, one round trip). While the
-owning host restarts, the front answers 503: the device sends again later.
+the loopback address the front relays it from (`SenderAlias`, one round trip). The front
+keeps each request until the host reports what came of it stored (`ListenStored`): while the
+owning host restarts, requests wait in the front, and those a host took but did not store
+before it ended are relayed again to the next one (`hikd.listeners.relayed.KeptRequests`).
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 
 import structlog
 
@@ -79,13 +81,16 @@ class HostRouter:
             return None
         return handle.library_ports.get(self.public_port)
 
-    def introduce(self, sender: str, alias: str) -> int | None:
+    def introduce(self, sender: str, alias: str, again: int) -> int | None:
         handle = self.addresses.host_for(sender)
         try:
-            self.supervisor.tell_alias(handle, alias, sender, INTRODUCE_TIMEOUT_S)
+            self.supervisor.tell_alias(handle, alias, sender, INTRODUCE_TIMEOUT_S, again)
         except (HostUnavailable, TimeoutError):
             return None
         return handle.library_ports.get(self.public_port)
+
+    def incarnation(self, sender: str) -> Hashable:
+        return self.addresses.host_for(sender).incarnation
 
 
 class SupervisedFronts:
@@ -113,10 +118,15 @@ class SupervisedFronts:
         for listen in self.config.listen:
             self.fronts.append(self._front(listen, allowed[listen.port], addresses))
         self.supervisor.shared.on_misread = self.misread
+        self.supervisor.shared.on_listen_stored = self.stored
 
     def misread(self, alias: str, number: int) -> None:
         for front in self.fronts:
             front.misread(alias, number)
+
+    def stored(self, host: Hashable, heard: dict[str, int]) -> None:
+        for front in self.fronts:
+            front.stored(host, heard)
 
     def _front(
         self, cfg: ListenConfig, allowed: AddressSet, addresses: DeviceAddresses

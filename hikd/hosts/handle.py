@@ -17,7 +17,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from multiprocessing import Pipe
 from multiprocessing.connection import Connection
@@ -32,6 +32,7 @@ from hikd.hosts.messages import (
     AlarmsNoted,
     DeviceStatus,
     ListenMisread,
+    ListenStored,
     Ping,
     Pong,
     Ready,
@@ -87,6 +88,8 @@ class Shared:
     ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     on_misread: Callable[[str, int], None] = lambda _alias, _number: None
     """A host's library could not read a relayed request: the listen fronts relay it again."""
+    on_listen_stored: Callable[[Hashable, dict[str, int]], None] = lambda _host, _heard: None
+    """A host stored what came of relayed requests (`ListenStored`): the fronts forget them."""
 
     @property
     def stop_timeout_s(self) -> float:
@@ -132,6 +135,11 @@ class HostHandle:
         )
 
     # -- API -----------------------------------------------------------------------------
+    @property
+    def incarnation(self) -> tuple[int, int]:
+        """This host's current start: (index, restarts)."""
+        return self.index, self.restarts
+
     def start(self) -> None:
         self._thread.start()
 
@@ -325,6 +333,8 @@ class HostHandle:
             log.info("device host ready", device_host=self.index, pid=message.pid)
         elif isinstance(message, ListenMisread):
             self.shared.on_misread(message.alias, message.number)
+        elif isinstance(message, ListenStored):
+            self.shared.on_listen_stored(self.incarnation, message.heard)
         elif isinstance(message, Stopped):
             pass
 

@@ -4,7 +4,8 @@
 Supervisor -> host: `Start` (first), `Ping`, `Stop`, `Command`, `RunJob`, `SenderAlias`.
 Host -> supervisor: `Ready` (once, after start), `Pong` (per ping, with the devices' state),
 `Reply` (per `Command`/`RunJob`/`SenderAlias`), `AlarmsNoted` (per batch of events, so that a
-crash can close what was on), `Stopped` (after a clean stop).
+crash can close what was on), `ListenMisread`, `ListenStored` (per batch with pushed alarms in
+it, so that the listen front forgets them), `Stopped` (after a clean stop).
 """
 
 from __future__ import annotations
@@ -67,6 +68,9 @@ class SenderAlias:
     id: int
     alias: str
     sender: str
+    again: int = 0
+    """The first requests relayed from `alias` are this many that a host before this one
+    took and may have stored: their events are marked ``resent``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,9 +115,17 @@ class ListenMisread:
 
 
 @dataclass(frozen=True, slots=True)
+class ListenStored:
+    """What came of the requests relayed from each alias, up to the number given
+    (`SenderMap.count_heard`), is stored: the front may forget them. One per batch stored."""
+
+    heard: dict[str, int]
+
+
+@dataclass(frozen=True, slots=True)
 class Stopped:
     pass
 
 
 ToHost = Start | Ping | Stop | Command | RunJob | SenderAlias
-FromHost = Ready | Pong | Reply | AlarmsNoted | ListenMisread | Stopped
+FromHost = Ready | Pong | Reply | AlarmsNoted | ListenMisread | ListenStored | Stopped

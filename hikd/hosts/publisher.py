@@ -19,6 +19,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from hikd.delivery.outbox_append import OutboxAppender
@@ -34,6 +35,12 @@ RETRY_S = 1.0
 STORED_WAIT_S = 30.0
 
 
+@dataclass(frozen=True, slots=True)
+class _Heard:
+    alias: str
+    number: int
+
+
 class HostPublisher:
     def __init__(
         self,
@@ -41,14 +48,17 @@ class HostPublisher:
         sinks: Iterable[str],
         wake: Callable[[], None],
         note: Callable[[Sequence[Event]], None],
+        stored_heard: Callable[[dict[str, int]], None] = lambda _heard: None,
     ) -> None:
         """`wake()` is called after each commit; `note(batch)` with each batch before it is
         stored (so the supervisor knows of every alarm start it may find stored), one call
-        per batch rather than per event."""
+        per batch rather than per event; `stored_heard({alias: number})` after a batch with
+        relayed requests in it is stored (`heard`)."""
         self._appender = OutboxAppender(state_dir, sinks, on_commit=wake)
         self._note = note
+        self._stored_heard = stored_heard
         self._subscribers: list[Callable[[Event], None]] = []
-        self._queue: deque[Event | threading.Event] = deque()
+        self._queue: deque[Event | threading.Event | _Heard] = deque()
         self._wake = threading.Event()
         self._closed = False
         self._dropped = 0
@@ -71,6 +81,12 @@ class HostPublisher:
         self._queue.append(event)
         if not self._wake.is_set():
             self._wake.set()
+
+    def heard(self, alias: str, number: int) -> None:
+        """Everything request `number` relayed from `alias` gave is published: say so with
+        the batch it ends up in, once stored (the listen front then forgets the request)."""
+        if not self._closed and len(self._queue) < MAX_QUEUED:
+            self._queue.append(_Heard(alias, number))
 
     def stored(self) -> None:
         """Return once every event published so far is stored (`Publishing.stored`)."""
@@ -104,6 +120,7 @@ class HostPublisher:
                 continue
             batch: list[Event] = []
             markers: list[threading.Event] = []
+            heard: dict[str, int] = {}
             while self._queue and len(batch) < WRITE_BATCH:
                 item = self._queue[0]
                 if isinstance(item, threading.Event) and batch:
@@ -111,6 +128,8 @@ class HostPublisher:
                 self._queue.popleft()
                 if isinstance(item, threading.Event):
                     markers.append(item)
+                elif isinstance(item, _Heard):
+                    heard[item.alias] = item.number
                 else:
                     batch.append(item)
             if batch:
@@ -128,6 +147,8 @@ class HostPublisher:
                     log.info("device host: storing events again")
                     failing = False
                 batch = []
+            if heard:
+                self._stored_heard(heard)
             while self._queue and isinstance(first := self._queue[0], threading.Event):
                 self._queue.popleft()
                 markers.append(first)

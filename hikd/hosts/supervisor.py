@@ -98,12 +98,15 @@ class HostSupervisor:
             results.extend(reply.value)
         return results
 
-    def tell_alias(self, handle: HostHandle, alias: str, sender: str, timeout: float) -> None:
+    def tell_alias(
+        self, handle: HostHandle, alias: str, sender: str, timeout: float, again: int = 0
+    ) -> None:
         """Make `handle`'s host know that `alias` stands for `sender` before a request from
-        it is relayed there (the host matches the sender to its device)."""
+        it is relayed there (the host matches the sender to its device); `again`: the first
+        requests are this many relayed again after a crash (`SenderAlias.again`)."""
         if alias in handle.aliases:
             return
-        handle.request(lambda i: SenderAlias(i, alias, sender), timeout)
+        handle.request(lambda i: SenderAlias(i, alias, sender, again), timeout)
         handle.aliases.add(alias)
 
     def hosts(self) -> list[HostState]:

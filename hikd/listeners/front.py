@@ -12,7 +12,8 @@ NET_DVR_ALARMER.sDeviceIP, and that address maps back to the real sender for dev
 
 One asyncio loop on one thread serves every connection; vetting a big body runs on a worker
 thread. With device hosts (`hikd.hosts`) the front runs in the supervisor and relays to the
-loopback port of the host that owns the sender's device (a `Router`).
+loopback port of the host that owns the sender's device (a `Router`), keeping each request
+until that host has stored it (`KeptRequests`).
 """
 
 from __future__ import annotations
@@ -22,15 +23,15 @@ import contextlib
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from typing import Protocol
 
 import structlog
 
 from hikd.addresses import AddressSet, normal_ip
-from hikd.delivery.outbox import HIKD
-from hikd.events import Event, health
-from hikd.listeners.relayed import MAX_TRIES, RecentRelays, Relayed, unread
+from hikd.events import Event
+from hikd.listeners.refusals import REPORT_EVERY_S, Refusals
+from hikd.listeners.relayed import MAX_TRIES, KeptRequests, RecentRelays, Relayed, unread
 from hikd.listeners.senders import SenderMap
 from hikd.listeners.vet import Limits, Refused, answer, parse_head, rebuild
 
@@ -46,10 +47,11 @@ MAX_PER_SENDER = 16
 RELAY_TIMEOUT_S = 30.0
 LIBRARY_ADDRESS = "127.0.0.1"
 """Where the vendor library's listen port is: loopback, only the front talks to it."""
-REPORT_EVERY_S = 60.0
-"""A refused sender is logged (and a health event published) at most this often."""
-MAX_TRACKED = 4096
-MAX_REPORTS = 20
+MAX_KEPT_BYTES = 64 * 1024 * 1024
+"""Pushed alarms answered but not stored by a device host yet, kept in memory: over this a
+push is answered 503 (README "The listen front")."""
+RELAY_DUE_S = 0.5
+"""How often what waits for a device host is tried again."""
 
 
 class Router(Protocol):
@@ -58,9 +60,13 @@ class Router(Protocol):
     def port(self, sender: str, alias: str) -> int | None:
         """The port, when the host already knows `alias`; None: ask `introduce`."""
 
-    def introduce(self, sender: str, alias: str) -> int | None:
+    def introduce(self, sender: str, alias: str, again: int) -> int | None:
         """Tell the host `alias` stands for `sender` (blocking); its port, None if no host
-        can take the request now."""
+        can take the request now. `again`: the first requests relayed are this many that
+        were relayed to a host before it, which may have stored some of them."""
+
+    def incarnation(self, sender: str) -> Hashable:
+        """Which start of which host takes the sender's requests (changes when it restarts)."""
 
 
 class ListenFront:
@@ -89,15 +95,11 @@ class ListenFront:
         self._publish = publish
         self.counters: Counter[str] = Counter()
         """relayed, refused, and per reason (thread-safe enough: one writer, the loop)."""
-        self.refused_by_sender: Counter[str] = Counter()
-        self._unreported: dict[str, Counter[str]] = {}
-        self._suppressed: Counter[str] = Counter()
-        self._last_report: dict[str, float] = {}
-        self._minute_start = 0.0
-        self._reports = 0
+        self._refusals = Refusals(port, publish, self.counters)
         self._active = 0
         self._by_sender: Counter[str] = Counter()
         self._recent = RecentRelays()
+        self._kept = KeptRequests(MAX_KEPT_BYTES)
         self._in_order: dict[str, asyncio.Lock] = {}
         """One request of a sender at a time to the library, so its messages come in the
         order of the requests' numbers (`hikd.listeners.relayed`)."""
@@ -139,6 +141,12 @@ class ListenFront:
                 loop.call_later(REPORT_EVERY_S, flush)
 
             loop.call_later(REPORT_EVERY_S, flush)
+
+            def relay_due() -> None:
+                self._relay_due()
+                loop.call_later(RELAY_DUE_S, relay_due)
+
+            loop.call_later(RELAY_DUE_S, relay_due)
             try:
                 loop.run_forever()
             finally:
@@ -166,6 +174,8 @@ class ListenFront:
         last = self._recent.take(alias, number)
         if last is None:  # not this front's, or too old to be sure which request it was
             return
+        if self.router is not None:  # kept again as the new request (or given up below)
+            self._kept.drop(alias, number, self.router.incarnation(last.sender))
         if last.tries >= MAX_TRIES:
             self._refused(last.sender, f"the vendor library could not read it {last.tries} times")
             self.counters["unread"] += 1
@@ -199,6 +209,12 @@ class ListenFront:
             asyncio.run_coroutine_threadsafe(close(), loop)
         thread.join(timeout)
         self._thread = None
+        if self._kept.bytes:
+            log.warning(
+                "pushed alarms no device host stored before the stop",
+                port=self.port,
+                count=len(self._kept),
+            )
 
     # -- one connection ----------------------------------------------------------------
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -259,41 +275,93 @@ class ListenFront:
         self, sender: str, path: str, content_type: str, payload: bytes, tries: int = 0
     ) -> int:
         alias = self.senders.alias_for(sender)
+        relayed = Relayed(sender, path, content_type, payload, tries + 1, time.monotonic())
         async with self._in_order.setdefault(alias, asyncio.Lock()):
-            return await self._relay_in_order(alias, sender, path, content_type, payload, tries)
+            if self.router is None:  # one process: the library dies with the front
+                number = await self._send(alias, relayed, self.relay_port, restart=False)
+                return 503 if number is None else 200
+            # Kept from here until its device host has stored it (`KeptRequests`): the
+            # answer to the device is 200 even while that host restarts.
+            if self._kept.add(alias, relayed) is None:
+                return self._refused(sender, "too many pushed alarms kept for device hosts", 503)
+            await self._relay_kept(alias, sender, self.router)
+            return 200
 
-    async def _relay_in_order(
-        self, alias: str, sender: str, path: str, content_type: str, payload: bytes, tries: int
-    ) -> int:
-        port: int | None = self.relay_port
+    async def _relay_kept(self, alias: str, sender: str, router: Router) -> None:
+        """Relay what is kept for `alias` and not relayed to its host yet, in order (call
+        with the alias's lock held)."""
+        host = router.incarnation(sender)
+        port = router.port(sender, alias)
+        due = self._kept.to_relay(alias, host)
+        if not due:
+            return
         introduced = False
-        if self.router is not None:
-            port = self.router.port(sender, alias)
-            if port is None:  # first request via this alias: the host learns it first
-                port = await asyncio.to_thread(self.router.introduce, sender, alias)
-                introduced = True
-            if port is None:  # its host is restarting: one line a minute, not one a push
-                self.counters["relay_failed"] += 1
-                self.counters["no_host"] += 1
-                if time.monotonic() - self._no_host_logged >= REPORT_EVERY_S:
-                    self._no_host_logged = time.monotonic()
-                    log.warning(
-                        "no device host takes this sender's pushed alarm now (restarting?)",
-                        sender=sender,
-                        port=self.port,
-                        refused=self.counters["no_host"],
-                    )
-                return 503
+        if port is None:  # a new host (or the first request): it learns the alias first
+            again = sum(1 for kept in due if kept.number)
+            port = await asyncio.to_thread(router.introduce, sender, alias, again)
+            host = router.incarnation(sender)
+            introduced = True
+        if port is None:  # its host is restarting: one line a minute, not one a push
+            self.counters["no_host"] += 1
+            if time.monotonic() - self._no_host_logged >= REPORT_EVERY_S:
+                self._no_host_logged = time.monotonic()
+                log.warning(
+                    "no device host takes this sender's pushed alarms now (restarting?): "
+                    "kept until it is back",
+                    sender=sender,
+                    port=self.port,
+                    waiting=self.counters["no_host"],
+                )
+            return
+        for kept in due:
+            number = await self._send(alias, kept.relayed, port, restart=introduced)
+            if number is None:
+                return  # kept; relayed later (`_relay_due`)
+            if kept.number:
+                self.counters["relayed again to a new host"] += 1
+            kept.number, kept.host, introduced = number, host, False
+
+    def _relay_due(self) -> None:
+        """Every `RELAY_DUE_S`: what waits for a host that is back (or was relayed to one that
+        ended before storing it) goes now, also when its sender sends nothing new."""
+        if self.router is None:
+            return
+        for alias, sender in self._kept.due(self.router.incarnation):
+            lock = self._in_order.setdefault(alias, asyncio.Lock())
+            if not lock.locked():  # else a request of the sender relays these first
+                task = asyncio.ensure_future(self._relay_kept_now(alias, sender, lock))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+
+    async def _relay_kept_now(self, alias: str, sender: str, lock: asyncio.Lock) -> int:
+        async with lock:
+            if self.router is not None:
+                await self._relay_kept(alias, sender, self.router)
+        return 0
+
+    def stored(self, host: Hashable, heard: dict[str, int]) -> None:
+        """Device host `host` stored what came of each alias's requests up to the number
+        given (`ListenStored`). Any thread."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # stopping
+                loop.call_soon_threadsafe(self._confirm, host, heard)
+
+    def _confirm(self, host: Hashable, heard: dict[str, int]) -> None:
+        for alias, number in heard.items():
+            self._kept.confirm(alias, host, number)
+
+    async def _send(self, alias: str, relayed: Relayed, port: int, restart: bool) -> int | None:
+        """Relay one request to the library on `port`; its number, None if the library
+        could not be reached (`restart`: the library behind is new)."""
         request = (
-            f"POST {path} HTTP/1.1\r\nHost: {self.relay_host}:{port}\r\n"
-            f"Content-Type: {content_type}\r\nContent-Length: {len(payload)}\r\n"
-            "Connection: close\r\n\r\n"
-        ).encode() + payload
+            f"POST {relayed.path} HTTP/1.1\r\nHost: {self.relay_host}:{port}\r\n"
+            f"Content-Type: {relayed.content_type}\r\n"
+            f"Content-Length: {len(relayed.payload)}\r\nConnection: close\r\n\r\n"
+        ).encode() + relayed.payload
         # Numbered and remembered before it is sent: the library's error can come before
         # its answer.
-        number = self.senders.count_relayed(alias, restart=introduced)
-        now = time.monotonic()
-        relayed = Relayed(sender, path, content_type, payload, tries + 1, now)
+        number = self.senders.count_relayed(alias, restart=restart)
         self._recent.remember(alias, number, relayed)
         connected = False
         try:
@@ -312,18 +380,19 @@ class ListenFront:
                 finally:
                     writer.transport.abort()
         except (OSError, TimeoutError) as exc:
-            if not connected:  # the library never saw it: its number is free again
-                self.senders.uncount_relayed(alias)
             self.counters["relay_failed"] += 1
             log.warning(
                 "the vendor library's listen port did not take a pushed alarm",
-                sender=sender,
+                sender=relayed.sender,
                 port=self.port,
                 error=str(exc) or type(exc).__name__,
             )
-            return 503
+            if not connected:  # the library never saw it: its number is free again
+                self.senders.uncount_relayed(alias)
+                return None
+            return number  # it may have taken it: the host's report tells
         self.counters["relayed"] += 1
-        return 200
+        return number
 
     async def _answer(self, writer: asyncio.StreamWriter, status: int) -> None:
         try:
@@ -336,76 +405,16 @@ class ListenFront:
         except (OSError, TimeoutError):
             writer.transport.abort()
 
-    # -- refusals ----------------------------------------------------------------------
+    # -- refusals (`hikd.listeners.refusals`) ---------------------------------------------
     def _refused(self, sender: str, reason: str, status: int = 0) -> int:
-        """Count a refusal; log it (and publish health) at most once a minute per sender, and
-        at most `MAX_REPORTS` lines a minute in all (a sender may have many addresses)."""
-        self.counters["refused"] += 1
-        self.counters[f"refused: {reason}"] += 1
-        if sender in self.refused_by_sender or len(self.refused_by_sender) < MAX_TRACKED:
-            self.refused_by_sender[sender] += 1
-        if sender in self._unreported or len(self._unreported) < MAX_TRACKED:
-            self._unreported.setdefault(sender, Counter())[reason] += 1
-        else:
-            self._suppressed[reason] += 1
-        now = time.monotonic()
-        last = self._last_report.get(sender)
-        if last is None or now - last >= REPORT_EVERY_S:
-            self._report(sender, now)
+        self._refusals.refused(sender, reason)
         return status
 
-    def _report(self, sender: str, now: float) -> None:
-        if now - self._minute_start >= REPORT_EVERY_S:
-            self._minute_start, self._reports = now, 0
-        if self._reports >= MAX_REPORTS:
-            return  # stays pending: the next flush or refusal reports it
-        self._reports += 1
-        self._last_report[sender] = now
-        reasons = self._unreported.pop(sender, Counter())
-        self._emit(sender, reasons, self.refused_by_sender[sender])
+    @property
+    def refused_by_sender(self) -> Counter[str]:
+        return self._refusals.by_sender
 
     def _flush(self) -> None:
-        """Every minute: what was refused since the last lines, so no count stays unsaid."""
-        now = time.monotonic()
-        self._recent.forget_old(now)
-        for sender, when in list(self._last_report.items()):
-            if now - when >= REPORT_EVERY_S and sender not in self._unreported:
-                del self._last_report[sender]  # quiet for a minute: forgotten
-        for sender in list(self._unreported):
-            if now - self._last_report.get(sender, -REPORT_EVERY_S) >= REPORT_EVERY_S:
-                self._report(sender, now)
-        if self._suppressed:
-            others, self._suppressed = self._suppressed, Counter()
-            self._emit("others", others, sum(others.values()))
-
-    def _emit(self, sender: str, reasons: Counter[str], total: int) -> None:
-        count = sum(reasons.values())
-        if not count:
-            return
-        reason = reasons.most_common(1)[0][0]
-        hint = (
-            "add it to listen.allowed (or to a device's allowed_addresses) if it is a device"
-            if reason == "not allowed"
-            else "see README: The listen front, for the limits and their settings"
-        )
-        log.warning(
-            "pushed alarm refused",
-            sender=sender,
-            port=self.port,
-            reason=reason,
-            count=count,
-            total=total,
-            hint=hint,
-        )
-        self._publish(
-            health(
-                HIKD,
-                "listen_refused",
-                sender=sender,
-                port=self.port,
-                reason=reason,
-                reasons=dict(reasons),
-                count=count,
-                total=total,
-            )
-        )
+        """Every minute: forget old requests; what was refused since the last lines."""
+        self._recent.forget_old()
+        self._refusals.flush()

@@ -138,6 +138,9 @@ class AlarmPipeline:
         self.misread: Callable[[str, int], None] | None = None
         """Told the front's address of a relayed request the library could not read (its
         0x7fff message): the listen front relays it again (`ListenFront.misread`)."""
+        self.heard: Callable[[str, int], None] | None = None
+        """Told each relayed request's alias and number once its events are published: the
+        host tells the front when they are stored (`HostPublisher.heard`)."""
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
@@ -177,6 +180,7 @@ class AlarmPipeline:
         try:
             alarmer = raw.sender()  # read once: the struct read is the decoder's cost too
             senders = self._senders
+            number, again = 0, False
             if senders is not None and senders.is_alias(alarmer.device_ip):
                 number = senders.count_heard(alarmer.device_ip)
                 if raw.command == ERROR_MESSAGE and self.misread is not None:
@@ -185,12 +189,15 @@ class AlarmPipeline:
                     self.counters["listen_misread"] += 1
                     self.misread(alarmer.device_ip, number)
                     return
+                again = senders.again(alarmer.device_ip, number)
             context = self._context_for(raw, alarmer)
             if context is None:
                 return
             for note in self.part_watchers:
                 note(context.device.name, raw)
             for event in decode(raw, context):
+                if again:  # its host ended before it said whether it had stored this
+                    event = replace(event, attributes={**event.attributes, "resent": True})
                 self.counters[f"{event.kind}:{event.type}"] += 1
                 for watch in self.watchers:
                     watch(event)
@@ -203,6 +210,8 @@ class AlarmPipeline:
                     continue
                 for out in self.tracker.feed(event):
                     self._publish(out)
+            if number and self.heard is not None:
+                self.heard(alarmer.device_ip, number)
         except Exception:
             self.counters["pipeline_errors"] += 1
             log.exception("alarm pipeline error", command=hex(raw.command))

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import base64
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
+from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass
 
 from hikd.delivery.outbox import HIKD
@@ -65,6 +66,78 @@ class RecentRelays:
             if now - oldest.at <= KEEP_S:
                 return
             del self._by_alias[alias]
+
+
+@dataclass(slots=True)
+class Kept:
+    """A request the front answered and keeps until its device host has stored it."""
+
+    relayed: Relayed
+    number: int = 0
+    """Its number on the way to the library (`SenderMap.count_relayed`); 0: not relayed."""
+    host: Hashable = None
+    """The device host's incarnation it was relayed to (`Router.incarnation`)."""
+
+
+class KeptRequests:
+    """The requests each sender alias has pushed that no device host has stored yet, in the
+    order they came (README "The listen front": a host that dies takes none with it).
+
+    A request is relayed, then kept until its host reports it stored (`confirm`); when that
+    host ends first, the request is relayed again to the next one. Bounded by bytes: over
+    `max_bytes`, `add` refuses. Used from the front's event loop only."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        self._by_alias: dict[str, deque[Kept]] = {}
+
+    def __len__(self) -> int:
+        return sum(len(kept) for kept in self._by_alias.values())
+
+    def add(self, alias: str, relayed: Relayed) -> Kept | None:
+        """Keep a request; None when that would go over `max_bytes` (one is always kept:
+        a body may be as big as the bound)."""
+        size = len(relayed.payload)
+        if self.bytes and self.bytes + size > self.max_bytes:
+            return None
+        kept = Kept(relayed)
+        self._by_alias.setdefault(alias, deque()).append(kept)
+        self.bytes += size
+        return kept
+
+    def to_relay(self, alias: str, host: Hashable) -> list[Kept]:
+        """What must go to `host` now, in order: the requests relayed to a host before it
+        (it ended before storing them: they go again) and those not relayed yet."""
+        return [k for k in self._by_alias.get(alias, ()) if k.number == 0 or k.host != host]
+
+    def confirm(self, alias: str, host: Hashable, number: int) -> None:
+        """`host` stored what came of the requests from `alias` up to `number`."""
+        kept = self._by_alias.get(alias)
+        while kept and kept[0].host == host and 0 < kept[0].number <= number:
+            self.bytes -= len(kept.popleft().relayed.payload)
+        if kept is not None and not kept:
+            del self._by_alias[alias]
+
+    def drop(self, alias: str, number: int, host: Hashable) -> None:
+        """Forget request `number` (it is relayed again under a new number, or given up)."""
+        kept = self._by_alias.get(alias)
+        for k in kept or ():
+            if k.number == number and k.host == host:
+                kept.remove(k)  # type: ignore[union-attr]
+                self.bytes -= len(k.relayed.payload)
+                break
+        if kept is not None and not kept:
+            del self._by_alias[alias]
+
+    def due(self, host_of: Callable[[str], Hashable]) -> Iterator[tuple[str, str]]:
+        """(alias, sender) of each alias with something to relay (again): `host_of(sender)`
+        is the current incarnation of the host for a sender."""
+        # Relayed in order: the ones not relayed yet are at the end, a past host's at the start.
+        for alias, kept in list(self._by_alias.items()):
+            sender = kept[0].relayed.sender
+            if kept[-1].number == 0 or kept[0].host != host_of(sender):
+                yield alias, sender
 
 
 def unread(last: Relayed, port: int) -> Event:

@@ -26,6 +26,7 @@ class SenderMap:
         self._next = 0
         self._relayed: dict[str, int] = {}
         self._heard: dict[str, int] = {}
+        self._again: dict[str, int] = {}
         # .0 and .255 are left out: not every tool treats them as plain host addresses.
         self._capacity = network.num_addresses // 256 * 254
 
@@ -47,10 +48,12 @@ class SenderMap:
             self._heard.pop(alias, None)
             return alias
 
-    def learn(self, alias: str, sender: str) -> None:
+    def learn(self, alias: str, sender: str, again: int = 0) -> None:
         """Take over an alias another process's front gave `sender` (the supervisor's front
-        relays to a device host: `hikd.hosts`)."""
+        relays to a device host: `hikd.hosts`); `again`: its first requests are this many
+        relayed again after a host before this one ended (`again`)."""
         with self._lock:
+            self._again[alias] = again
             old = self._by_alias.pop(alias, None)
             if old is not None:
                 self._by_sender.pop(old, None)
@@ -90,6 +93,11 @@ class SenderMap:
             number = self._heard.get(alias, 0) + 1
             self._heard[alias] = number
             return number
+
+    def again(self, alias: str, number: int) -> bool:
+        """Request `number` from `alias` is one a host before this one took and may have
+        stored (so its events may be there already)."""
+        return number <= self._again.get(alias, 0)
 
     def is_alias(self, address: str) -> bool:
         try:

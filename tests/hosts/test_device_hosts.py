@@ -231,8 +231,8 @@ def test_the_listen_front_stays_up_while_a_host_restarts(
     run_hikd: Callable[[Path, Simulator], HikdProcess],  # noqa: F811
 ) -> None:
     """The front is in the supervisor: a host's crash does not close the public port; the
-    pushes it cannot relay meanwhile are answered 503 (the device sends again), and once the
-    new host is ready, pushes reach it (it learns the sender's relay address anew)."""
+    pushes it cannot relay meanwhile wait in the front, and once the new host is ready,
+    pushes reach it (it learns the sender's relay address anew)."""
     from hikd.sim.alerts import SimAlert
     from tests.support import free_port
 
@@ -268,7 +268,7 @@ def test_the_listen_front_stays_up_while_a_host_restarts(
         assert hikd.process.poll() is None
         logged = hikd.log.read_text()
         assert logged.count("listening for pushed alarms") == 1
-        # The pushes refused while the host restarted: one warning, not one a push.
+        # The pushes kept while the host restarted: one warning, not one a push.
         assert logged.count("no device host takes") <= 1
     finally:
         sim.stop()
