@@ -141,6 +141,50 @@ def test_a_line_cut_short_by_a_crash_is_removed(
     assert [e.id for e in read_events(directory)] == ["ev-00000000", "ev-00000001"]
 
 
+def test_a_batch_soon_after_an_fsync_waits_out_the_interval_before_its_fsync(
+    make_sink: Callable[..., DiskSink], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The real clock cannot be held still: the sink's clock and its wait are driven by hand,
+    # so the test says which fsync waits how long without measuring time. fsync is the real
+    # one, only noted.
+    sink = make_sink(fsync_interval_s=0.05)
+    sink.open()
+    now = [100.0]
+    waits: list[float] = []
+    fsynced: list[tuple[float, int]] = []  # (when, lines in the file then)
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        fsynced.append((now[0], len(read_events(tmp_path / "events"))))
+        real_fsync(fd)
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        now[0] += seconds
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    sink._clock = lambda: now[0]
+    sink._sleep = sleep
+    assert sink.send([alarm(0)]) == 1  # the first: fsynced at once
+    now[0] += 0.01
+    assert sink.send([alarm(1), alarm(2)]) == 2  # written, fsynced 0.05 s after the first
+    now[0] += 0.2
+    assert sink.send([alarm(3)]) == 1  # long after: at once
+    assert waits == [pytest.approx(0.04)]
+    assert fsynced == [(100.0, 1), (pytest.approx(100.05), 3), (pytest.approx(100.25), 4)]
+
+
+def test_with_no_fsync_interval_every_batch_is_fsynced_at_once(
+    make_sink: Callable[..., DiskSink], tmp_path: Path
+) -> None:
+    sink = make_sink(fsync_interval_s=0)
+    sink.open()
+    sink._sleep = lambda seconds: pytest.fail(f"waited {seconds} s")
+    assert sink.send([alarm(0)]) == 1
+    assert sink.send([alarm(1)]) == 1
+    assert len(read_events(tmp_path / "events")) == 2
+
+
 def test_without_fsync_it_still_writes(make_sink: Callable[..., DiskSink], tmp_path: Path) -> None:
     sink = make_sink(fsync=False)
     sink.open()
