@@ -7,14 +7,17 @@ up to the switch interval (5 ms). At 1,000 alarms/s (four messages per alarm wit
 states) that was the largest cost of hikd's alarm path (bench/README.md). This subclass keeps
 paho's protocol code and changes only how bytes reach the socket:
 
-* `batch()`: the messages published inside it wake the network thread once, at its end;
+* `batch()`: the messages published inside it are written at its end, by the publishing
+  thread itself over a plain TCP socket (one ``send``, no wake-up of the network thread, which
+  then only reads the acknowledgements), else by the network thread, woken once;
 * the packets queued when the network thread writes go out in one ``send``;
 * the socket is read 64 kB at a time and paho's small reads are served from that buffer;
 * an MQTT 3.1.1 acknowledgement is read as the message id it is.
 
 It overrides private methods of paho 2.x (``_packet_queue``, ``_packet_write``, ``_sock_recv``,
-``loop_read``, ``_handle_pubackcomp``); tests/sinks/mqtt/test_client.py runs them against a real
-mosquitto, so a paho release that changes them fails there.
+``loop_read``, ``_handle_pubackcomp``) and reads its connection state (``_state``);
+tests/sinks/mqtt/test_client.py runs them against a real mosquitto, so a paho release that
+changes them fails there.
 """
 
 from __future__ import annotations
@@ -26,12 +29,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import MQTTErrorCode
+from paho.mqtt.enums import MQTTErrorCode, _ConnectionState
 
 _READ_SIZE = 65536
 _WRITE_MOST = 262144
 """Bytes joined into one ``send`` at most (large retained pictures go on their own)."""
 _COMMAND = 0xF0
+_CONNECTED = _ConnectionState.MQTT_CS_CONNECTED
 
 
 class BatchingClient(mqtt.Client):
@@ -52,6 +56,9 @@ class BatchingClient(mqtt.Client):
         self._read_buffer = b""
         self._read_at = 0
         self._read_from: object = None  # the socket `_read_buffer` came from
+        # Packets are written by the network thread and by the thread of `batch()`: one at
+        # a time, or their bytes would interleave on the socket.
+        self._write_lock = threading.Lock()
 
     @contextlib.contextmanager
     def batch(self) -> Iterator[None]:
@@ -67,7 +74,18 @@ class BatchingClient(mqtt.Client):
             self._batching = None
             if self._batch_queued:
                 self._batch_queued = False
-                self._wake_network_thread()
+                if not self._write_now():
+                    self._wake_network_thread()
+
+    def _write_now(self) -> bool:
+        """Write the queued packets from this thread; False when the network thread must:
+        a TLS or websocket connection (one SSL object must not be read and written by two
+        threads at once), no connection (reconnecting: its CONNECT goes first), a socket that
+        takes no more now, or a failure (the network thread handles it)."""
+        if type(self._sock) is not socket.socket or self._state != _CONNECTED:
+            return False
+        rc = self._packet_write()
+        return rc == MQTTErrorCode.MQTT_ERR_SUCCESS and not self._out_packet
 
     def _wake_network_thread(self) -> None:
         # What paho's _packet_queue does after queueing a packet.
@@ -102,10 +120,12 @@ class BatchingClient(mqtt.Client):
         return MQTTErrorCode.MQTT_ERR_SUCCESS
 
     def _packet_write(self) -> MQTTErrorCode:
-        queue = self._out_packet
-        if len(queue) > 1:
-            _join_packets(queue)
-        return super()._packet_write()
+        with self._write_lock:
+            queue = self._out_packet
+            if len(queue) > 1:
+                _join_packets(queue)
+            rc: MQTTErrorCode = super()._packet_write()
+            return rc
 
     def _sock_recv(self, bufsize: int) -> bytes:
         if self._read_from is not self._sock:  # a new connection: nothing buffered is its

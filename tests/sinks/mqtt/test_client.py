@@ -4,6 +4,7 @@ acknowledged, with QoS 0 and 1 mixed, over MQTT 3.1.1 and 5."""
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -26,10 +27,17 @@ class CountingClient(BatchingClient):
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self.sends = 0
         self.reads = 0
+        self.wakes = 0
+        self.writers: set[int] = set()  # the threads that wrote
 
     def _sock_send(self, buf: bytes | bytearray) -> int:
         self.sends += 1
+        self.writers.add(threading.get_ident())
         return int(super()._sock_send(buf))
+
+    def _wake_network_thread(self) -> None:
+        self.wakes += 1
+        super()._wake_network_thread()
 
     def _quick_ack(self) -> None:  # called once per real recv() that got bytes
         self.reads += 1
@@ -79,6 +87,28 @@ def test_a_batch_goes_out_in_few_writes_and_arrives_in_order(
             assert client.reads - reads < MESSAGES // 3
             got = sub.wait_for(lambda ms: len(ms) >= MESSAGES, "every message")
             assert [int(m.payload) for m in got] == list(range(MESSAGES))
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+def test_a_batch_is_written_by_the_thread_that_publishes_it(broker: Mosquitto) -> None:
+    """Over plain TCP the thread of batch() writes its packets itself: paho's network thread
+    is not woken to write them (a thread switch per batch); it only reads the PUBACKs."""
+    client = connected(broker)
+    try:
+        with Subscriber(broker, ["t/#"], qos=1) as sub:
+            client.writers.clear()
+            for n in range(5):
+                with client.batch():
+                    infos = [client.publish("t/x", f"{n}.{i}", qos=1) for i in range(3)]
+                wait_published(infos)
+            assert client.wakes == 0
+            assert client.writers == {threading.get_ident()}
+            got = sub.wait_for(lambda ms: len(ms) >= 15, "every message")
+            assert [m.payload.decode() for m in got] == [
+                f"{n}.{i}" for n in range(5) for i in range(3)
+            ]
     finally:
         client.disconnect()
         client.loop_stop()
