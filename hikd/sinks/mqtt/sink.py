@@ -88,11 +88,14 @@ class MqttSink:
         if config.password is not None:
             register_secret(config.password.get_secret_value())
         self._lock = threading.Lock()
+        """Held while the retained picture changes and is published, so a republish on
+        connect never overtakes a newer state. Never held while waiting for the broker."""
         self._saved_at = 0.0
         self._info_at = 0.0
         self._save_timer: threading.Timer | None = None
-        """Held while the retained picture changes and is published, so a republish on
-        connect never overtakes a newer state. Never held while waiting for the broker."""
+        self._save_lock = threading.Lock()
+        """Held while the state file is written (one writer at a time, newest last); taken
+        before `_lock`."""
         self._cond = threading.Condition()
         self._connected = False
         self._closing = False
@@ -172,29 +175,31 @@ class MqttSink:
         return self.retained.info_messages()
 
     def _save_soon(self) -> None:
-        """Save the state file at most once a second (called with `_lock`). It is only a
-        cache for republishing after a restart; writing and fsyncing it after every batch
-        cost more than the batch (the outbox re-sends whatever is not acknowledged)."""
-        now = time.monotonic()
-        if now - self._saved_at >= SAVE_EVERY_S:
-            self.state.save()
-            self._saved_at = now
-        elif self._save_timer is None:
-            timer = threading.Timer(SAVE_EVERY_S - (now - self._saved_at), self._save_later)
+        """Save the state file at most once a second, on a timer's thread (called with
+        `_lock`). It is only a cache for republishing after a restart; writing and fsyncing
+        it after every batch cost more than the batch (the outbox re-sends whatever is not
+        acknowledged), and an fsync inside `send()` held up a batch, and every event behind
+        it, once a second."""
+        if self._save_timer is None and self.state.dirty:
+            wait = max(0.0, SAVE_EVERY_S - (time.monotonic() - self._saved_at))
+            timer = threading.Timer(wait, self._save_later)
             timer.daemon = True
             self._save_timer = timer
             timer.start()
 
     def _save_later(self) -> None:
-        with self._lock:
-            self._save_timer = None
-            self.state.save()
-            self._saved_at = time.monotonic()
+        with self._save_lock:
+            with self._lock:  # only while the picture is copied, not while it is written
+                self._save_timer = None
+                data = self.state.snapshot()
+                self._saved_at = time.monotonic()
+            if data is not None:
+                self.state.write(data)
 
     def close(self) -> None:
         """Say ``offline`` on the status topic (a clean disconnect discards the last will),
         then disconnect. Waits at most a couple of seconds."""
-        with self._lock:
+        with self._save_lock, self._lock:
             if self._save_timer is not None:
                 self._save_timer.cancel()
                 self._save_timer = None
@@ -359,7 +364,7 @@ class MqttSink:
         self._publish_all(client, self.retained.republish(discovery_first))
         if self.commands is not None:
             self._publish_all(client, self.commands.republish())
-        self.state.save()
+        self._save_soon()
 
     def _publish_all(self, client: mqtt.Client, messages: Sequence[Message]) -> None:
         for m in messages:

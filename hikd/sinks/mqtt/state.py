@@ -108,8 +108,15 @@ class MqttState:
         self.announced = None if announced is None else {str(t) for t in announced}
 
     def save(self) -> None:
+        data = self.snapshot()
+        if data is not None:
+            self.write(data)
+
+    def snapshot(self) -> bytes | None:
+        """The file's contents when anything changed since the last snapshot (then marked
+        saved; `write` marks it changed again if the file cannot be written)."""
         if not self.dirty:
-            return
+            return None
         data = {
             "version": 1,
             "devices": {
@@ -127,16 +134,19 @@ class MqttState:
                 for (d, c, t), a in self.alarms.items()
             ],
         }
-        text = json.dumps(data, separators=(",", ":"), default=str)
+        self.dirty = False
+        return json.dumps(data, separators=(",", ":"), default=str).encode("utf-8")
+
+    def write(self, data: bytes) -> None:
+        """Write a `snapshot` to the file (one writer at a time: they share a temporary file)."""
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             # A half-written file must not keep the space it took: write_atomically
             # removes it on failure.
-            write_atomically(
-                self.path, text.encode("utf-8"), self.path.with_name(self.path.name + ".tmp")
-            )
+            write_atomically(self.path, data, self.path.with_name(self.path.name + ".tmp"))
         except OSError as error:
             # Delivery goes on; only a restart would republish an older picture.
+            self.dirty = True  # tried again at the next save
             if not self._save_failing:
                 self._save_failing = True
                 log.warning("cannot save MQTT state", path=str(self.path), error=str(error))
@@ -144,4 +154,3 @@ class MqttState:
         if self._save_failing:
             self._save_failing = False
             log.info("MQTT state saved again", path=str(self.path))
-        self.dirty = False

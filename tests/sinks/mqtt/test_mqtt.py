@@ -7,6 +7,7 @@ import json
 import select
 import subprocess
 import sys
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,10 +16,12 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+import hikd.files as atomic_write
 from hikd.events import DeviceRef, Event, health
 from hikd.sinks.base import Sink, SinkContext, SinkUnavailable
 from hikd.sinks.mqtt.sink import MqttConfig, MqttSink
 from tests.mosquitto import Mosquitto, Subscriber, retained
+from tests.support import wait_for
 
 NVR = DeviceRef("nvr", "DS7608NI0120190101CCWR123456789", "192.0.2.10")
 SinkFactory = Callable[..., MqttSink]
@@ -338,7 +341,39 @@ def test_corrupt_state_file_is_ignored(
     sink = make_sink(broker, state_dir)
     sink.open()
     assert sink.send([alarm("motion", "start")]) == 1
-    assert json.loads((state_dir / "mqtt_state.json").read_text())["alarms"][0]["value"] == "ON"
+
+    assert wait_for(lambda: saved_alarm(state_dir) == "ON")
+
+
+def saved_alarm(state_dir: Path) -> str | None:
+    """The value of the first alarm in the state file, None while it is not hikd's."""
+    try:
+        return str(json.loads((state_dir / "mqtt_state.json").read_text())["alarms"][0]["value"])
+    except (OSError, ValueError, KeyError, IndexError):
+        return None
+
+
+def test_the_state_file_is_written_beside_the_sends_never_in_one(
+    broker: Mosquitto, make_sink: SinkFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The state file is fsynced on a timer's thread, without the lock a send takes: an
+    fsync inside send() held up a batch, and every event behind it, once a second."""
+    monkeypatch.setattr("hikd.sinks.mqtt.sink.SAVE_EVERY_S", 0.0)  # due at every send
+    sink = make_sink(broker, tmp_path / "kept")
+    sink.open()
+    writers: list[int] = []
+    real_write = atomic_write.write_atomically
+
+    def write(path: Path, data: bytes, part: Path | None = None) -> None:
+        writers.append(threading.get_ident())
+        real_write(path, data, part)
+
+    monkeypatch.setattr("hikd.sinks.mqtt.state.write_atomically", write)
+    for n in range(3):
+        assert sink.send([alarm("motion", "start" if n % 2 == 0 else "stop")]) == 1
+    assert wait_for(lambda: bool(writers))
+    assert threading.get_ident() not in writers
+    assert wait_for(lambda: saved_alarm(tmp_path / "kept") == "ON")
 
 
 @pytest.fixture
