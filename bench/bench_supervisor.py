@@ -90,6 +90,7 @@ def feeder_part(state_dir: Path, rate: int, seconds: float, devices: int, wake_f
     appender = OutboxAppender(state_dir, [], on_commit=lambda: wake.write(b"!"))
     total = int(rate * seconds)
     sent = 0
+    took: list[float] = []  # seconds per append (a commit that checkpoints the WAL fsyncs)
     start = time.monotonic()
     while sent < total:
         due = min(total, int((time.monotonic() - start) * rate) + 1)
@@ -103,11 +104,13 @@ def feeder_part(state_dir: Path, rate: int, seconds: float, devices: int, wake_f
                 batch.append(Event("alarm", "motion", state, device, channel=n % 4 + 1,  # type: ignore[arg-type]
                                    attributes=attributes, raw={"command": "0x4993"}))  # fmt: skip
         if batch:
+            began = time.monotonic()
             appender.append(batch)
+            took.append(time.monotonic() - began)
             sent = due
         time.sleep(max(0.0, start + sent / rate - time.monotonic()))
     appender.close()
-    print(sent, flush=True)
+    print(sent, pct(took, 0.99) * 1e3, max(took) * 1e3, flush=True)
 
 
 # -- the orchestra -------------------------------------------------------------------------
@@ -193,7 +196,8 @@ def run_once(tree: Path, args: argparse.Namespace) -> dict[str, Any]:
             )  # fmt: skip
             os.close(write_fd)
             out, _ = feeder.communicate()
-            sent = int(out.strip() or 0)
+            numbers = [float(v) for v in out.split()]
+            sent, append_p99, append_max = int(numbers[0]), numbers[1], numbers[2]
             events = 2 * sent
             deadline = time.monotonic() + DRAIN_S
             while len(sub.received) < events and time.monotonic() < deadline:
@@ -253,6 +257,8 @@ def run_once(tree: Path, args: argparse.Namespace) -> dict[str, Any]:
             "steps": {k: v / alarms * 1e6 for k, v in steps.items()},
             "p50_ms": pct(latencies, 0.5),
             "p99_ms": pct(latencies, 0.99),
+            "append_p99_ms": append_p99,
+            "append_max_ms": append_max,
         }
 
 
@@ -289,7 +295,9 @@ def main() -> None:
             print(
                 f"round {round_ + 1} {tree.name}: {r['alarms']} alarms, missing "
                 f"{r['missing_mqtt']} mqtt / {r['missing_disk']} disk; supervisor "
-                f"{r['cpu_us']:.0f} us/alarm; p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms",
+                f"{r['cpu_us']:.0f} us/alarm; p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} "
+                f"ms; feeder's appends p99 {r['append_p99_ms']:.1f} ms, "
+                f"max {r['append_max_ms']:.0f} ms",
                 flush=True,
             )
     print(f"\n{args.rate} alarms/s for {args.seconds:g} s, mean of {args.rounds} rounds")
