@@ -15,17 +15,14 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Sequence
 from multiprocessing.connection import Connection
 from typing import Any
 
 import structlog
 
 from hikd.config import Config
-from hikd.events import Event
 from hikd.hosts.device_host import DeviceHost, Publishing
 from hikd.hosts.messages import (
-    AlarmsNoted,
     Command,
     FromHost,
     ListenMisread,
@@ -40,6 +37,7 @@ from hikd.hosts.messages import (
     Stop,
     Stopped,
 )
+from hikd.hosts.open_alarms import OpenAlarmsFile, open_alarms_path
 from hikd.hosts.publisher import HostPublisher
 from hikd.listeners.senders import SenderMap
 from hikd.logs import setup_logging
@@ -52,7 +50,7 @@ STOP_TIMEOUT_S = 10.0
 
 
 class _Link:
-    """The control pipe, shared by the main thread, the writer's notes and command threads."""
+    """The control pipe (shared by the main thread and command threads) and the wake pipe."""
 
     def __init__(self, control: Connection, wake: Connection) -> None:
         self.control = control
@@ -74,19 +72,6 @@ class _Link:
         except OSError:
             pass
 
-    def note(self, batch: Sequence[Event]) -> None:
-        opened: list[tuple[str, bytes]] = []
-        closed: list[str] = []
-        for event in batch:
-            if event.kind != "alarm":
-                continue
-            if event.state == "start":
-                opened.append((event.id, event.to_json_bytes()))
-            elif event.state == "stop" and "start_id" in event.attributes:
-                closed.append(str(event.attributes["start_id"]))
-        if opened or closed:
-            self.send(AlarmsNoted(tuple(opened), tuple(closed)))
-
 
 def main(
     config: Config, index: int, devices: list[str], control: Connection, wake: Connection
@@ -100,11 +85,12 @@ def main(
     structlog.contextvars.bind_contextvars(device_host=index)
     route_native_stderr()
     link = _Link(control, wake)
+    alarms = OpenAlarmsFile(open_alarms_path(config.daemon.state_dir, index))
     publisher = HostPublisher(
         config.daemon.state_dir,
         list(config.sinks),
         wake=link.wake,
-        note=link.note,
+        note=alarms.note,
         stored_heard=lambda heard: link.send(ListenStored(heard)),
     )
     publisher.start()
@@ -126,6 +112,7 @@ def main(
     deadline = time.monotonic() + timeout
     jobs_done = host.stop(deadline)
     publisher.stop(max(0.5, deadline - time.monotonic()))
+    alarms.close(remove=True)
     host.close(deadline, jobs_done)
     link.send(Stopped())
     log.info("device host stopped")

@@ -29,7 +29,6 @@ from hikd.config import Config, DeviceConfig
 from hikd.delivery.outbox import HIKD
 from hikd.events import DeviceRef, Event, health
 from hikd.hosts.messages import (
-    AlarmsNoted,
     DeviceStatus,
     ListenMisread,
     ListenStored,
@@ -42,6 +41,7 @@ from hikd.hosts.messages import (
     Stopped,
     ToHost,
 )
+from hikd.hosts.open_alarms import open_alarms_path, take_open_alarms
 from hikd.listeners.alarm_state import restart_stop
 
 log = structlog.get_logger("hikd.hosts")
@@ -125,7 +125,6 @@ class HostHandle:
         self.aliases: set[str] = set()
         """Sender aliases this incarnation knows (`SenderAlias`)."""
         self._statuses: dict[str, DeviceStatus] = {}
-        self._open: dict[str, bytes] = {}  # alarm starts not stopped: id -> JSON
         self._pending: dict[int, _Pending] = {}
         self._lock = threading.Lock()
         self._conn: Connection | None = None
@@ -321,11 +320,6 @@ class HostHandle:
             if slot is not None:
                 slot.reply = message
                 slot.done.set()
-        elif isinstance(message, AlarmsNoted):
-            with self._lock:
-                self._open.update(message.opened)
-                for start_id in message.closed:
-                    self._open.pop(start_id, None)
         elif isinstance(message, Ready):
             self.library_ports = dict(message.library_ports)
             self.state = "running"
@@ -350,8 +344,6 @@ class HostHandle:
         self.last_crash = why
         with self._lock:
             statuses, self._statuses = self._statuses, {}
-            opened = [Event.from_stored_json(start) for start in self._open.values()]
-            self._open = {}
         names = [d.name for d in self.devices]
         publish = self.shared.publish
         log.error(
@@ -385,8 +377,22 @@ class HostHandle:
                 known.address if known else f"{device.host}:{device.port}",
             )
             publish(health(ref, "offline", reason=f"its device host crashed ({why})"))
-        for start in opened:
+        for start in self._left_open():
             publish(restart_stop(start))
+
+    def _left_open(self) -> list[Event]:
+        """The alarms the dead host had open (`hikd.hosts.open_alarms`)."""
+        path = open_alarms_path(self.shared.config.daemon.state_dir, self.index)
+        try:
+            return take_open_alarms(path)
+        except OSError as exc:
+            log.error(
+                "cannot read the alarms the crashed device host had open; they stay on",
+                device_host=self.index,
+                path=str(path),
+                error=str(exc),
+            )
+            return []
 
 
 def host_environment(environ: Mapping[str, str]) -> dict[str, str]:

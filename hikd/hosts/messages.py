@@ -3,9 +3,9 @@
 
 Supervisor -> host: `Start` (first), `Ping`, `Stop`, `Command`, `RunJob`, `SenderAlias`.
 Host -> supervisor: `Ready` (once, after start), `Pong` (per ping, with the devices' state),
-`Reply` (per `Command`/`RunJob`/`SenderAlias`), `AlarmsNoted` (per batch of events, so that a
-crash can close what was on), `ListenMisread`, `ListenStored` (per batch with pushed alarms in
-it, so that the listen front forgets them), `Stopped` (after a clean stop).
+`Reply` (per `Command`/`RunJob`/`SenderAlias`), `ListenMisread`, `ListenStored` (per batch
+with pushed alarms in it, so that the listen front forgets them), `Stopped` (after a clean
+stop). The alarms a host has open are in a file (`hikd.hosts.open_alarms`), not sent here.
 """
 
 from __future__ import annotations
@@ -96,17 +96,6 @@ class Reply:
 
 
 @dataclass(frozen=True, slots=True)
-class AlarmsNoted:
-    """The alarm starts and stops of one batch of events, sent before the batch is stored
-    (one message per batch, not per event)."""
-
-    opened: tuple[tuple[str, bytes], ...] = ()
-    """(id, JSON) of each start; the supervisor reads the JSON only after a crash."""
-    closed: tuple[str, ...] = ()
-    """The ids of the starts that ended."""
-
-
-@dataclass(frozen=True, slots=True)
 class ListenMisread:
     """The library could not read request `number` the front relayed from `alias` (0x7fff)."""
 
@@ -128,4 +117,4 @@ class Stopped:
 
 
 ToHost = Start | Ping | Stop | Command | RunJob | SenderAlias
-FromHost = Ready | Pong | Reply | AlarmsNoted | ListenMisread | ListenStored | Stopped
+FromHost = Ready | Pong | Reply | ListenMisread | ListenStored | Stopped

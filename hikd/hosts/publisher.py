@@ -2,7 +2,7 @@
 
 ``publish()`` runs on decoder, session and job threads: it hands the event to the host's
 in-process subscribers (alarm-driven jobs, the backfill's record) and queues the event. One
-writer thread tells the supervisor the alarm starts and stops of a batch (`AlarmsNoted`: a
+writer thread notes the alarm starts and stops of a batch (`hikd.hosts.open_alarms`: a
 crash closes what was on), stores the batch in one transaction (`OutboxAppender`: SQLite
 WAL, beside the supervisor's own writes) and then writes one byte on the wake pipe: the
 supervisor's delivery side looks for new rows at once instead of polling. An event is the
@@ -51,8 +51,8 @@ class HostPublisher:
         stored_heard: Callable[[dict[str, int]], None] = lambda _heard: None,
     ) -> None:
         """`wake()` is called after each commit; `note(batch)` with each batch before it is
-        stored (so the supervisor knows of every alarm start it may find stored), one call
-        per batch rather than per event; `stored_heard({alias: number})` after a batch with
+        stored (so that a crash closes every alarm start that may be stored), one call per
+        batch rather than per event; `stored_heard({alias: number})` after a batch with
         relayed requests in it is stored (`heard`)."""
         self._appender = OutboxAppender(state_dir, sinks, on_commit=wake)
         self._note = note
