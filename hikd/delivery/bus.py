@@ -45,7 +45,8 @@ _WRITE_BATCH = 2000
 _OUTBOX_RETRY_MAX_S = 5.0
 
 # How often the writer looks for events other processes stored (`hikd jobs --run`, see
-# hikd/delivery/outbox_append.py) when nobody tells it (`others_stored`): one cheap pragma.
+# hikd/delivery/outbox_append.py) when nobody tells it (`others_stored`), and holds a device
+# host's rows to the size limit: one cheap pragma.
 _OTHERS_POLL_S = 0.5
 
 
@@ -132,9 +133,15 @@ class EventBus:
     def others_stored(self) -> None:
         """Another process stored events in the outbox (`OutboxAppender`'s ``on_commit``,
         relayed by whatever wakes this process): deliver them now rather than at the next
-        look. Thread-safe; never blocks."""
+        look. Thread-safe; never blocks.
+
+        The sinks' workers are woken here, on the caller's thread: the first to read finds
+        the rows and counts them (`Outbox.read`). The writer, which holds them to the size
+        limit, looks at its next wake-up (within `_OTHERS_POLL_S`): waking it too cost a
+        thread switch and a query per commit of a device host."""
         self._others = True
-        self._wake.set()
+        for worker in self._workers:
+            worker.wake()
 
     def wait_stored(self, timeout: float) -> bool:
         """Wait until every event published before this call is stored in the outbox.

@@ -8,7 +8,9 @@ is sent again, in order, per sink (at-least-once; consumers de-duplicate on ``ev
 
 Rows acknowledged by every sink are deleted; at the size limit the oldest go first
 (`hikd.delivery.outbox_limit`). One transaction per `append` and per written `ack`, each
-of many events. Other processes store events too (`outbox_append`); `refresh` counts them.
+of many events. Other processes store events too (`outbox_append`): the first sink to read
+past the rows this process knows of finds them, counts them in and keeps them decoded for
+the other sinks; `refresh` (the bus's periodic look) counts the rest.
 Sequence numbers stay contiguous: rows are only ever appended at the end and deleted
 from the front, which lets counts and backlogs be computed without a query.
 """
@@ -36,7 +38,7 @@ from hikd.delivery.outbox_db import (
     stored_rows,
     write_cursors,
 )
-from hikd.delivery.outbox_limit import SizeLimit
+from hikd.delivery.outbox_limit import SizeLimit, append_in_transaction
 from hikd.delivery.outbox_recent import RecentEvents
 from hikd.events import Event
 from hikd.logs import get_logger
@@ -91,6 +93,7 @@ class Outbox:
             self._insert_rows = rows_per_insert(self._conn)
             self._load_state()
             self._data_version = self._conn.execute("PRAGMA data_version").fetchone()[0]
+            self._refreshed_upto = self._last_seq
         except BaseException:
             if self._conn is not None:
                 self._conn.close()
@@ -224,9 +227,10 @@ class Outbox:
             # (each releases and retakes the GIL, see `insert_rows`).
             insert_rows(conn, first, bodies, self._insert_rows)
         else:
-            cut, dropped, count, nbytes, cursors, last = self._append_in_transaction(
-                conn, bodies, stored, first, count, nbytes
-            )
+            cut, dropped, count, nbytes, cursors, last = append_in_transaction(
+                conn, self._limit, self._cursors, bodies, stored, (first, count, nbytes),
+                self._insert_rows,
+            )  # fmt: skip
         self._last_seq = last
         self._count = count
         self._bytes = nbytes
@@ -235,61 +239,28 @@ class Outbox:
         self._recent.add(first, stored, cut)
         return stored[len(events) :]
 
-    def _append_in_transaction(
-        self,
-        conn: sqlite3.Connection,
-        bodies: list[bytes],
-        stored: list[Event],
-        first: int,
-        count: int,
-        nbytes: int,
-    ) -> tuple[int, int, int, int, dict[str, int], int]:
-        """`append` when rows must also be deleted: nobody to deliver to, or the size limit
-        is reached (the overflow event is added to `stored`). Returns (last dropped seq,
-        how many dropped, rows and bytes after, cursors after, last seq)."""
-        last = first + len(bodies) - 1
-        cut = dropped = 0
-        cursors = self._cursors
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            insert_rows(conn, first, bodies, self._insert_rows)
-            if not cursors:
-                # Nobody to deliver to: the rows are acknowledged by every sink.
-                conn.execute("DELETE FROM events WHERE seq <= ?", (last,))
-                count, nbytes = 0, 0
-            elif self._limit.exceeded(count, nbytes):
-                cut, dropped, overflow, nbytes = self._limit.drop_oldest(
-                    conn, cursors, last, count, nbytes
-                )
-                count -= dropped
-                body = overflow.to_json_bytes()
-                last += 1
-                conn.execute("INSERT INTO events (seq, body) VALUES (?, ?)", (last, body))
-                conn.execute("UPDATE cursors SET seq = ? WHERE seq < ?", (cut, cut))
-                cursors = {s: max(c, cut) for s, c in cursors.items()}
-                count += 1
-                nbytes += len(body)
-                stored.append(overflow)
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:  # a failed COMMIT may have rolled back already
-                conn.execute("ROLLBACK")
-            raise
-        return cut, dropped, count, nbytes, cursors, last
-
     def read(self, sink: str, after_cursor: int, limit: int) -> list[tuple[int, Event]]:
-        """Up to `limit` stored events after `after_cursor`, oldest first, as (seq, event)."""
+        """Up to `limit` stored events after `after_cursor`, oldest first, as (seq, event).
+
+        After the newest row this process knows of, it looks for rows other processes
+        stored (one pragma when nothing was committed since the last look) and counts what
+        it finds: a device host's rows are found by the first sink to read after the host's
+        wake-up, with no query of their own to count them."""
         with self._lock:
             conn = self._require()
             start = max(after_cursor + 1, self._last_seq - self._count + 1)
-            if start > self._last_seq or limit < 1:
+            if limit < 1:
+                return []
+            if start > self._last_seq and not self._read_others_locked(conn, limit):
                 return []
             remembered = self._recent.read(start, limit)
             if remembered is not None:
                 return remembered
+            # Only rows counted in: a sink never runs ahead of `last_seq`, whose rows after
+            # it the next look reads.
             rows = conn.execute(
-                "SELECT seq, body FROM events WHERE seq >= ? ORDER BY seq LIMIT ?",
-                (start, limit),
+                "SELECT seq, body FROM events WHERE seq >= ? AND seq <= ? ORDER BY seq LIMIT ?",
+                (start, self._last_seq, limit),
             ).fetchall()
         events = [(seq, decode_row(seq, body)) for seq, body in rows]
         if events and events[-1][0] - start + 1 == len(events):
@@ -369,15 +340,46 @@ class Outbox:
 
     def refresh(self) -> bool:
         """Count the events another process appended (`hikd.delivery.outbox_append`) since this
-        one last looked; True if there are new ones to deliver. Cheap: one pragma when
+        one last looked; True if rows were stored since the last call (by another process,
+        and found here or by a sink's `read`, or by this one). Cheap: one pragma when
         nothing changed."""
         with self._lock:
             conn = self._require()
             version = conn.execute("PRAGMA data_version").fetchone()[0]
-            if version == self._data_version:
-                return False
+            if version != self._data_version:
+                self._data_version = version
+                self._sync_locked()
+            new = self._last_seq > self._refreshed_upto
+            self._refreshed_upto = self._last_seq
+            return new
+
+    def _read_others_locked(self, conn: sqlite3.Connection, limit: int) -> bool:
+        """Read up to `limit` rows after the newest one this process knows of, count them
+        in and keep them decoded (the other sinks woken by the same commit take them from
+        memory); False if there were none."""
+        version = conn.execute("PRAGMA data_version").fetchone()[0]
+        if version == self._data_version:
+            return False
+        rows = conn.execute(
+            "SELECT seq, body FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
+            (self._last_seq, limit),
+        ).fetchall()
+        if len(rows) < limit:
+            # Every row committed up to `version` is read (and counted below); a row
+            # committed since makes a new version, found at the next look.
             self._data_version = version
-            return self._sync_locked()
+        if not rows:
+            return False
+        # Appended after this process's rows, so they follow them without a gap.
+        first = self._last_seq + 1
+        self._last_seq = int(rows[-1][0])
+        self._count += len(rows)
+        self._bytes += sum(len(body) for _, body in rows)
+        if len(rows) == limit:
+            self._sync_locked()  # and the rows after these
+        if int(rows[0][0]) == first and int(rows[-1][0]) - first + 1 == len(rows):
+            self._recent.keep(first, [decode_row(seq, body) for seq, body in rows])
+        return True
 
     def _sync_locked(self) -> bool:
         # Appended after this process's rows, so they follow them without a gap. One

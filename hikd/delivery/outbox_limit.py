@@ -7,7 +7,7 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass
 
-from hikd.delivery.outbox_db import HIKD
+from hikd.delivery.outbox_db import HIKD, insert_rows
 from hikd.events import Event, health
 from hikd.logs import get_logger
 
@@ -80,3 +80,45 @@ class SizeLimit:
             undelivered_per_sink=per_sink,
         )
         return cut, dropped, self.overflow_event(per_sink, dropped, reason), left
+
+
+def append_in_transaction(
+    conn: sqlite3.Connection,
+    limit: SizeLimit,
+    cursors: dict[str, int],
+    bodies: list[bytes],
+    stored: list[Event],
+    at: tuple[int, int, int],
+    most: int,
+) -> tuple[int, int, int, int, dict[str, int], int]:
+    """`Outbox.append` when rows must also be deleted: nobody to deliver to, or the size
+    limit is reached (the overflow event is added to `stored`). `at` is (the first seq of
+    `bodies`, rows and bytes stored with them); `most` rows go in one INSERT. Returns (last
+    dropped seq, how many dropped, rows and bytes after, cursors after, last seq)."""
+    first, count, nbytes = at
+    last = first + len(bodies) - 1
+    cut = dropped = 0
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        insert_rows(conn, first, bodies, most)
+        if not cursors:
+            # Nobody to deliver to: the rows are acknowledged by every sink.
+            conn.execute("DELETE FROM events WHERE seq <= ?", (last,))
+            count, nbytes = 0, 0
+        elif limit.exceeded(count, nbytes):
+            cut, dropped, overflow, nbytes = limit.drop_oldest(conn, cursors, last, count, nbytes)
+            count -= dropped
+            body = overflow.to_json_bytes()
+            last += 1
+            conn.execute("INSERT INTO events (seq, body) VALUES (?, ?)", (last, body))
+            conn.execute("UPDATE cursors SET seq = ? WHERE seq < ?", (cut, cut))
+            cursors = {s: max(c, cut) for s, c in cursors.items()}
+            count += 1
+            nbytes += len(body)
+            stored.append(overflow)
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:  # a failed COMMIT may have rolled back already
+            conn.execute("ROLLBACK")
+        raise
+    return cut, dropped, count, nbytes, cursors, last

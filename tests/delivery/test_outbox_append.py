@@ -121,6 +121,59 @@ def test_rows_of_another_process_are_decoded_once_for_every_sink(tmp_path: Path)
         assert [e.id for _, e in outbox.read("disk", first[-1][0], 100)] == ["ev-00000005"]
 
 
+def test_a_read_finds_and_counts_the_rows_another_process_stored(tmp_path: Path) -> None:
+    """A device host's rows are found by the first sink that reads after its wake-up, with
+    no look of the bus's (`refresh`) in between, and counted for the backlog and the limit."""
+    with Outbox(tmp_path / OUTBOX_FILE) as outbox:
+        outbox.set_sinks(["mqtt", "disk"])
+        with OutboxAppender(tmp_path, ["mqtt", "disk"]) as appender:
+            appender.append([alarm(i) for i in range(5)])
+            first = outbox.read("mqtt", 0, 3)
+            assert [e.id for _, e in first] == [f"ev-{i:08d}" for i in range(3)]
+            assert outbox.stats().events == 5
+            assert outbox.pending("disk") == 5
+            assert outbox.last_seq == 5
+            second = outbox.read("disk", 0, 100)  # from memory: decoded once for both
+            assert all(a is b for (_, a), (_, b) in zip(first, second, strict=True))
+            assert [seq for seq, _ in second] == [1, 2, 3]
+            assert [seq for seq, _ in outbox.read("disk", 3, 100)] == [4, 5]
+            assert outbox.read("disk", 5, 100) == []
+            # The bus's own look still says that rows came (it holds them to the limit).
+            assert outbox.refresh()
+            assert not outbox.refresh()
+            appender.append([alarm(5)])
+            assert [seq for seq, _ in outbox.read("mqtt", 5, 100)] == [6]
+            assert outbox.stats().events == 6
+
+
+def test_a_sink_gets_each_row_once_when_its_own_and_another_process_rows_mix(
+    tmp_path: Path,
+) -> None:
+    """Rows another process stored after the daemon's own are read once, whether the read
+    starts before them or at them (a read that ran past the rows counted in, then looked
+    for other processes' rows after them, got those again: an event twice on disk)."""
+    with Outbox(tmp_path / OUTBOX_FILE) as outbox:
+        outbox.set_sinks(["disk"])
+        outbox.append([alarm(0)])  # the daemon's own, before a restart: seq 1
+    # Opened again: it counts that row and has it in no memory.
+    with Outbox(tmp_path / OUTBOX_FILE) as outbox, OutboxAppender(tmp_path, ["disk"]) as appender:
+        appender.append([alarm(1), alarm(2)])  # a host's: seq 2 and 3, not counted yet
+        got: list[int] = []
+        cursor = 0
+        for _ in range(5):
+            batch = outbox.read("disk", cursor, 100)
+            if batch:
+                cursor = batch[-1][0]
+                outbox.ack("disk", cursor, persist=False)
+            got += [seq for seq, _ in batch]
+        assert got == [1, 2, 3]
+        outbox.append([alarm(3)])  # after the host's rows
+        appender.append([alarm(4)])
+        assert [seq for seq, _ in outbox.read("disk", cursor, 100)] == [4]
+        assert [seq for seq, _ in outbox.read("disk", 4, 100)] == [5]
+        assert outbox.read("disk", 5, 100) == []
+
+
 def test_an_append_of_any_size_is_stored_in_order(tmp_path: Path) -> None:
     """One INSERT for a usual batch; past SQLite's parameters per statement, several in one
     transaction. Either way in order, numbered after what is there."""
