@@ -63,7 +63,8 @@ def hikd_sessions(ports: list[int], arm: bool) -> dict[str, float]:
     import queue
 
     from hikd.config import DeviceConfig
-    from hikd.devices.session import DeviceSession, SessionHooks, close_sessions
+    from hikd.devices.closing import close_sessions
+    from hikd.devices.session import DeviceSession, SessionHooks
     from hikd.sdk.alarms import (
         ArmingOptions,
         MessageCallback,

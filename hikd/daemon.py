@@ -27,9 +27,9 @@ from hikd import __version__
 from hikd.commands import Command, CommandResult, CommandRunner
 from hikd.config import Config, load_config
 from hikd.delivery.bus import EventBus
-from hikd.delivery.outbox import Outbox
-from hikd.errors import UserError
-from hikd.events import Event
+from hikd.delivery.outbox import HIKD, Outbox
+from hikd.errors import ConfigError, UserError
+from hikd.events import Event, health
 from hikd.files import make_dir
 from hikd.logs import setup_logging
 from hikd.observe.service import Observation
@@ -69,12 +69,16 @@ class Daemon:
         observers: Sequence[Callable[[Event], None]] = (),
         sdk: Library | None = None,
         hosts: Hosts = "inline",
+        config_path: Path | None = None,
     ) -> None:
         """``observers``: consumers that see every event published in this process
         (subscribed to the bus; with ``hosts="processes"`` only the supervisor's own).
         ``sdk``: an already open library for the inline host to use (and leave open at
-        stop), e.g. when several daemons share one process in the tests."""
+        stop), e.g. when several daemons share one process in the tests. ``config_path``:
+        the file `reload` reads again (None: $HIKD_CONFIG or the default path)."""
         self.config = config
+        self.config_path = config_path
+        self._reloading = threading.Lock()
         self.observers = list(observers)
         self.notifier = Notifier()
         self.stopping = threading.Event()
@@ -85,11 +89,11 @@ class Daemon:
         self.host: DeviceHost | None = None
         self.supervisor: HostSupervisor | None = None
         self.fronts: SupervisedFronts | None = None
-        self.observation = Observation(config, jobs=self._job_rows)
+        self.observation = Observation(config, jobs=self._job_rows, reload=self.reload)
         self.commands = CommandRunner(
             self._run_command,
             self.publish,
-            lambda: {d.name for d in config.devices if d.enabled},
+            lambda: {d.name for d in self.config.devices if d.enabled},
         )
         """Users' commands from sinks (`hikd.commands`); sinks get its `submit`."""
 
@@ -225,6 +229,67 @@ class Daemon:
         assert isinstance(result, CommandResult)
         return result
 
+    # -- reload ------------------------------------------------------------------------
+    def reload(self) -> dict[str, Any]:
+        """Read the configuration file again and apply its devices (`hikd.config.changes`);
+        what changed, or why nothing did. Never raises: a bad file leaves all as it was."""
+        with self._reloading:
+            self.notifier.reloading()
+            try:
+                answer = self._reload()
+            except Exception as exc:  # a bug: say so, and keep running on what runs
+                log.exception("reload failed")
+                answer = {"ok": False, "line": f"configuration not reloaded: {exc}"}
+            self.notifier.ready(self.status_line())
+            return answer
+
+    def _reload(self) -> dict[str, Any]:
+        from hikd.config.changes import applied, compare
+
+        try:
+            new = load_config(self.config_path)
+            _check_sinks_and_jobs(new, self.config)
+        except UserError as exc:
+            return self._not_reloaded(exc)
+        changes = compare(self.config, new)
+        config = applied(self.config, new)
+        hosts: dict[int, Any] = {}
+        if changes.devices_changed:
+            hosts = self._apply_devices(config)
+        self.config = config
+        line = changes.line()
+        failed = {i: r for i, r in hosts.items() if isinstance(r, str)}
+        if failed:
+            line += "; " + "; ".join(f"device host {i}: {why}" for i, why in failed.items())
+        log.info("configuration reloaded", changes=line)
+        self.publish(health(HIKD, "reload", ok=True, summary=line, **changes.attributes()))
+        return {"ok": True, "line": line, **changes.attributes()}
+
+    def _apply_devices(self, config: Config) -> dict[int, Any]:
+        timeout = config.sdk.shutdown_timeout_s + STORED_WAIT_S
+        if self.supervisor is not None:
+            return self.supervisor.reload(config, timeout)
+        if self.host is not None:
+            from hikd.hosts.host_reload import reload_devices
+
+            enabled = [d for d in config.devices if d.enabled]
+            return {0: reload_devices(self.host, config, enabled)}
+        return {}
+
+    def _not_reloaded(self, error: UserError) -> dict[str, Any]:
+        problems = error.problems if isinstance(error, ConfigError) else [str(error)]
+        reason = problems[0]
+        if len(problems) > 1:
+            reason += f" (and {len(problems) - 1} more: hikd check-config lists them)"
+        line = f"configuration not reloaded, hikd runs on as before: {reason}"
+        log.error(line)
+        self.publish(health(HIKD, "reload", ok=False, summary=line))
+        return {"ok": False, "line": line}
+
+    def _reload_in_background(self, _signum: int, _frame: Any) -> None:
+        """SIGHUP: reload on a thread of its own (the signal handler must return)."""
+        threading.Thread(target=self.reload, name="hikd-reload", daemon=True).start()
+
     # -- run ---------------------------------------------------------------------------
     def status_line(self) -> str:
         if self.supervisor is not None:
@@ -246,6 +311,7 @@ class Daemon:
 
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
+        signal.signal(signal.SIGHUP, self._reload_in_background)
         self.notifier.ready(self.status_line())
         watchdog = watchdog_interval_s()
         tick = min(watchdog or 5.0, 5.0, 1.0 if self.supervisor else 5.0)
@@ -298,10 +364,29 @@ def run(config_path: Path | None) -> int:
     setup_logging(config.logging.level, config.logging.format)
     # The vendor library runs in the device hosts, which route their own stderr; here fd 2
     # stays the real one, shared with them.
-    daemon = Daemon(config, hosts="processes")
+    daemon = Daemon(config, hosts="processes", config_path=config_path)
     try:
         daemon.start()
         daemon.run_forever()
     finally:
         daemon.stop()
     return 0
+
+
+def _check_sinks_and_jobs(new: Config, running: Config) -> None:
+    """What `hikd check-config` checks beyond the model: the sink sections, the jobs against
+    the devices; and the running jobs (a change of jobs needs a restart) against the new
+    devices, so that a device host started later can still start them."""
+    from hikd.jobs.config import validate_jobs
+    from hikd.sinks.registry import validate_sinks
+
+    validate_sinks(new.sinks)
+    names = [device.name for device in new.devices]
+    validate_jobs(new.jobs, names)
+    if new.jobs != running.jobs:
+        try:
+            validate_jobs(running.jobs, names)
+        except ConfigError as exc:
+            raise ConfigError(
+                [f"the running {p} (jobs change only with a restart)" for p in exc.problems]
+            ) from None

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import time
 
 
 class Notifier:
@@ -39,6 +40,11 @@ class Notifier:
 
     def status(self, status: str) -> None:
         self.notify(f"STATUS={status}")
+
+    def reloading(self) -> None:
+        """A reload begins; `ready()` says it ended (sd_notify(3): MONOTONIC_USEC with it)."""
+        usec = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
+        self.notify("RELOADING=1", f"MONOTONIC_USEC={usec}", "STATUS=reloading the configuration")
 
     def watchdog(self) -> None:
         self.notify("WATCHDOG=1")

@@ -51,6 +51,8 @@ def test_the_unit_is_a_hardened_notify_service_with_a_watchdog() -> None:
         assert d[key] == [value], key
     assert d["RestrictAddressFamilies"] == ["AF_INET AF_INET6 AF_UNIX"]
     assert d["CapabilityBoundingSet"] == [""]
+    # `systemctl reload`: waits for the daemon's answer and fails when it refused the file.
+    assert d["ExecReload"] == ["/opt/hikd/bin/hikd reload --config /etc/hikd/hikd.toml"]
 
 
 def test_systemd_accepts_the_unit(tmp_path: Path) -> None:
@@ -104,9 +106,9 @@ def require_sandbox() -> None:
 
 
 def sandboxed_hikd(
-    unit: Path, config: Path, env: dict[str, str], log: Path
+    unit: Path, config: Path, env: dict[str, str], log: Path, command: str = "run"
 ) -> subprocess.Popen[bytes]:
-    hikd = [sys.executable, "-m", "hikd", "run", "--config", str(config)]
+    hikd = [sys.executable, "-m", "hikd", command, "--config", str(config)]
     with open(log, "wb") as out:
         return subprocess.Popen(
             [SYSTEM_PYTHON, str(SANDBOX), str(unit), "--", *hikd],
@@ -141,8 +143,9 @@ def test_hikd_runs_under_the_units_own_system_call_filter(
     tmp_path: Path, start_sim: Callable[..., Simulator]
 ) -> None:
     """The library loads, a simulated device is armed, its alarms reach the disk sink over
-    its alert stream and through the listen front, with the unit's SystemCallFilter=,
-    RestrictAddressFamilies= and RestrictRealtime=."""
+    its alert stream and through the listen front, and `hikd reload` (ExecReload=) is
+    answered, with the unit's SystemCallFilter=, RestrictAddressFamilies= and
+    RestrictRealtime=."""
     require_sandbox()
     sim = start_sim(SimDeviceConfig(name="nvr", password=SECRET, ip_channels=2))
     state = tmp_path / "state"
@@ -150,7 +153,8 @@ def test_hikd_runs_under_the_units_own_system_call_filter(
     listen = f'[[listen]]\naddress = "127.0.0.1"\nport = {port}\n'
     config = write_config(tmp_path / "hikd.toml", sim, state, extra=listen)
     log = tmp_path / "hikd.log"
-    process = sandboxed_hikd(UNIT, config, password_env(sim, SECRET), log)
+    env = {**password_env(sim, SECRET), "HIKD_DAEMON__RUNTIME_DIR": str(tmp_path / "run")}
+    process = sandboxed_hikd(UNIT, config, env, log)
     try:
         armed = wait_for(
             lambda: (
@@ -169,6 +173,10 @@ def test_hikd_runs_under_the_units_own_system_call_filter(
         assert wait_for(
             lambda: any(e["type"] == "line_crossing" for e in disk_events(state)), timeout=30
         ), log.read_text(errors="replace")[-3000:]
+        reload_log = tmp_path / "reload.log"
+        reload = sandboxed_hikd(UNIT, config, env, reload_log, command="reload")
+        assert reload.wait(timeout=120) == 0, reload_log.read_text(errors="replace")
+        assert reload_log.read_text() == "reloaded: no device changed\n"
     finally:
         code = stop(process)
     assert code == 0, log.read_text(errors="replace")[-3000:]

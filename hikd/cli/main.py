@@ -23,13 +23,26 @@ from hikd.cli import (
     download,
     events,
     jobs,
+    reload,
     run,
     search,
     status,
 )
 from hikd.errors import UserError
 
-COMMANDS = (run, status, devices, check_config, demo, doctor, jobs, search, download, events)
+COMMANDS = (
+    run,
+    status,
+    reload,
+    devices,
+    check_config,
+    demo,
+    doctor,
+    jobs,
+    search,
+    download,
+    events,
+)
 """The command modules, in the order ``hikd --help`` lists them."""
 
 

@@ -32,13 +32,30 @@ def add_parser(subparsers: Subcommands) -> None:
 
 
 def status_command(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    answer = ask_daemon(args.config, {"get": "status"})
+    if answer is None:
+        return NOT_RUNNING
+    print(json.dumps(answer, indent=2) if args.json else render(answer), file=out)
+    return 0
+
+
+def ask_daemon(
+    config: Path | None,
+    request: dict[str, Any],
+    timeout: float = TIMEOUT_S,
+    path: Path | None = None,
+) -> dict[str, Any] | None:
+    """Ask the daemon of configuration `config` (or at socket `path`) over its control
+    socket; its answer, or None (and the line said) when no daemon runs. `UserError` when it
+    cannot be asked, or says it cannot answer."""
     from hikd.config.daemon_section import load_daemon_section
     from hikd.config.observe import socket_path
 
-    out = out or sys.stdout
-    path = socket_path(load_daemon_section(args.config).runtime_dir)
+    if path is None:
+        path = socket_path(load_daemon_section(config).runtime_dir)
     try:
-        answer = ask(path, {"get": "status"})
+        answer = ask(path, request, timeout)
     except (FileNotFoundError, ConnectionRefusedError):
         why = f"nothing answers on {path}"
         if not path.parent.is_dir():
@@ -47,7 +64,7 @@ def status_command(args: argparse.Namespace, out: TextIO | None = None) -> int:
                 "a hikd started otherwise needs [daemon] runtime_dir"
             )
         print(f"hikd: no hikd daemon is running ({why})", file=sys.stderr)
-        return NOT_RUNNING
+        return None
     except PermissionError:
         raise UserError(
             f"not allowed to ask the daemon at {path}; run this as root, as the user hikd "
@@ -57,14 +74,13 @@ def status_command(args: argparse.Namespace, out: TextIO | None = None) -> int:
         raise UserError(f"the daemon at {path} did not answer ({e}); see its log") from None
     if "error" in answer:
         raise UserError(f"the daemon at {path} says: {answer['error']}")
-    print(json.dumps(answer, indent=2) if args.json else render(answer), file=out)
-    return 0
+    return answer
 
 
-def ask(path: Path, request: dict[str, Any]) -> dict[str, Any]:
+def ask(path: Path, request: dict[str, Any], timeout: float = TIMEOUT_S) -> dict[str, Any]:
     """One request, one answer (`hikd.observe.control`)."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-        sock.settimeout(TIMEOUT_S)
+        sock.settimeout(timeout)
         sock.connect(str(path))
         sock.sendall(json.dumps(request).encode() + b"\n")
         data = b""

@@ -28,7 +28,6 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -140,10 +139,10 @@ class DeviceSession:
         if self._thread is not None:
             self._thread.join(timeout)
 
-    def close(self) -> None:
-        """Run the before-logout hooks (close alarm channels) and log out. Idempotent."""
+    def close(self, reason: str = "hikd stopped") -> None:
+        """Close the alarm channel (before-logout hooks), log out, end episodes with `reason`."""
         self.request_stop()
-        if self._log_out("hikd stopped"):
+        if self._log_out(reason):
             self._set_state("stopped")
 
     def _log_out(self, reason: str) -> bool:
@@ -399,22 +398,3 @@ def _call_hook(hook: Callable[[DeviceSession], None], session: DeviceSession, wh
         hook(session)
     except Exception:
         log.exception("session hook failed", device=session.name, hook=what)
-
-
-def close_sessions(sessions: list[DeviceSession], timeout_s: float) -> int:
-    """Close alarm channels and log out of every session in parallel, within ``timeout_s``.
-
-    The library's own close/logout took 2 to 12 s for 256 sessions (sdk-over-isapi.md,
-    performance facts): one slow device must not hold up the others or the shutdown.
-    Returns how many sessions did not finish in time."""
-    for session in sessions:
-        session.request_stop()
-    if not sessions:
-        return 0
-    pool = ThreadPoolExecutor(max_workers=min(32, len(sessions)), thread_name_prefix="logout")
-    futures = [pool.submit(session.close) for session in sessions]
-    _done, pending = wait(futures, timeout=max(0.1, timeout_s))
-    pool.shutdown(wait=False, cancel_futures=True)
-    if pending:
-        log.warning("some devices did not log out in time", count=len(pending))
-    return len(pending)

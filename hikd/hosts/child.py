@@ -22,6 +22,7 @@ import structlog
 
 from hikd.config import Config
 from hikd.hosts.device_host import DeviceHost, Publishing
+from hikd.hosts.host_reload import reload_devices
 from hikd.hosts.messages import (
     Command,
     FromHost,
@@ -30,6 +31,7 @@ from hikd.hosts.messages import (
     Ping,
     Pong,
     Ready,
+    Reload,
     Reply,
     RunJob,
     SenderAlias,
@@ -47,6 +49,7 @@ log = structlog.get_logger("hikd.hosts")
 
 STOP_TIMEOUT_S = 10.0
 """When the supervisor vanished without saying how long a stop may take."""
+_RELOADING = threading.Lock()
 
 
 class _Link:
@@ -81,6 +84,8 @@ def main(
     # stored): a Ctrl-C in a terminal or systemd's SIGTERM to the whole unit is for it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    # A hang-up of the terminal is the supervisor's too (it reloads its configuration).
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     setup_logging(config.logging.level, config.logging.format)
     structlog.contextvars.bind_contextvars(device_host=index)
     route_native_stderr()
@@ -134,17 +139,22 @@ def _serve(host: DeviceHost, link: _Link, senders: SenderMap) -> float:
         elif isinstance(message, SenderAlias):
             senders.learn(message.alias, message.sender, message.again)
             link.send(Reply(message.id, True))
-        elif isinstance(message, Command | RunJob):
+        elif isinstance(message, Command | RunJob | Reload):
             threading.Thread(
                 target=_answer, args=(host, link, message), name="hikd-command", daemon=True
             ).start()
 
 
-def _answer(host: DeviceHost, link: _Link, message: Command | RunJob) -> None:
+def _answer(host: DeviceHost, link: _Link, message: Command | RunJob | Reload) -> None:
     value: Any
     try:
         if isinstance(message, Command):
             value = host.command(message.device, message.name, message.args)
+        elif isinstance(message, Reload):
+            owned = set(message.devices)
+            devices = [d for d in message.config.devices if d.name in owned]
+            with _RELOADING:  # one at a time (the supervisor waits for each answer)
+                value = reload_devices(host, message.config, devices)
         else:
             value = host.run_job(message.job)
     except Exception as exc:

@@ -25,10 +25,11 @@ import structlog
 from hikd.addresses import AddressSet, NameRefresher
 from hikd.commands import CommandResult
 from hikd.config import Config, DeviceConfig
+from hikd.devices.closing import close_sessions
 from hikd.devices.commands import run_command
 from hikd.devices.library import open_library
 from hikd.devices.sdk_exceptions import SdkExceptionRouter
-from hikd.devices.session import DeviceSession, SessionHooks, close_sessions
+from hikd.devices.session import DeviceSession, SessionHooks
 from hikd.events import DeviceRef, Event, health
 from hikd.hosts.messages import DeviceStatus
 from hikd.listeners.alarm_state import AlarmStateTracker
@@ -175,13 +176,7 @@ class DeviceHost:
         self.router.start()
 
         for device in self.devices:
-            self.directory.add(
-                device.name,
-                self._context(device, picture_dir),
-                [device.host, *device.allowed_addresses],
-            )
-            hooks = self._hooks(device, picture_dir)
-            self.sessions.append(DeviceSession(self.sdk, device, self.publish, hooks))
+            self.sessions.append(self.new_session(device))
 
         if cfg.listen:
             self._start_listening()
@@ -240,6 +235,15 @@ class DeviceHost:
         # Alarm-driven jobs (clips, snapshots on alarm) see every event; they only enqueue.
         self.publishing.subscribe(self.scheduler.on_event)
         self.scheduler.start()
+
+    def new_session(self, device: DeviceConfig) -> DeviceSession:
+        """`device`'s entry in the alarm pipeline's directory and its session (not started:
+        the caller adds it to `sessions` and starts it)."""
+        assert self.sdk is not None
+        picture_dir = Path(self.config.daemon.picture_dir)
+        addresses = [device.host, *device.allowed_addresses]
+        self.directory.add(device.name, self._context(device, picture_dir), addresses)
+        return DeviceSession(self.sdk, device, self.publish, self._hooks(device, picture_dir))
 
     def sessions_by_name(self) -> dict[str, DeviceSession]:
         return {session.name: session for session in self.sessions}

@@ -1,11 +1,13 @@
 """The control messages between the supervisor and a device host (pickled over a
 `multiprocessing` Pipe). Events never travel here: they go through the outbox.
 
-Supervisor -> host: `Start` (first), `Ping`, `Stop`, `Command`, `RunJob`, `SenderAlias`.
+Supervisor -> host: `Start` (first), `Ping`, `Stop`, `Command`, `RunJob`, `SenderAlias`,
+`Reload`.
 Host -> supervisor: `Ready` (once, after start), `Pong` (per ping, with the devices' state),
-`Reply` (per `Command`/`RunJob`/`SenderAlias`), `ListenMisread`, `ListenStored` (per batch
-with pushed alarms in it, so that the listen front forgets them), `Stopped` (after a clean
-stop). The alarms a host has open are in a file (`hikd.hosts.open_alarms`), not sent here.
+`Reply` (per `Command`/`RunJob`/`SenderAlias`/`Reload`), `ListenMisread`, `ListenStored` (per
+batch with pushed alarms in it, so that the listen front forgets them), `Stopped` (after a
+clean stop). The alarms a host has open are in a file (`hikd.hosts.open_alarms`), not sent
+here.
 """
 
 from __future__ import annotations
@@ -74,6 +76,16 @@ class SenderAlias:
 
 
 @dataclass(frozen=True, slots=True)
+class Reload:
+    """Run these devices from now on (a configuration reload, `hikd.hosts.host_reload`): the
+    new configuration and the names of the host's devices in it, as in `Start`."""
+
+    id: int
+    config: Any
+    devices: list[str]
+
+
+@dataclass(frozen=True, slots=True)
 class Ready:
     pid: int
     library_ports: dict[int, int]
@@ -116,5 +128,5 @@ class Stopped:
     pass
 
 
-ToHost = Start | Ping | Stop | Command | RunJob | SenderAlias
+ToHost = Start | Ping | Stop | Command | RunJob | SenderAlias | Reload
 FromHost = Ready | Pong | Reply | ListenMisread | ListenStored | Stopped

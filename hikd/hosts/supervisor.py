@@ -16,12 +16,14 @@ API for the rest of the supervisor (status, commands):
   host that owns it; returns its value, raises `HostUnavailable` (host restarting),
   `CommandFailed` (the host's handler raised) or `TimeoutError`.
 - ``run_job(name, timeout)``: run a job now on every host; the results of all.
+- ``reload(config, timeout)``: run `config`'s devices from now on (a configuration reload).
 - ``hosts()``: one `HostState` per host (pid, state, devices and their state, restarts,
   last crash).
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -29,14 +31,18 @@ from typing import Any
 import structlog
 
 from hikd.config import Config
+from hikd.config.changes import same_devices
 from hikd.events import Event
 from hikd.hosts.handle import START_S, HostHandle, HostState, HostUnavailable, Shared
-from hikd.hosts.messages import Command, RunJob, SenderAlias
+from hikd.hosts.messages import Command, Reload, RunJob, SenderAlias
 from hikd.hosts.placement import spread
 
 __all__ = ["CommandFailed", "HostHandle", "HostState", "HostSupervisor", "HostUnavailable"]
 
 log = structlog.get_logger("hikd.hosts")
+
+RELOAD_TIMEOUT_S = 60.0
+"""How long a host may take to apply a reload it missed while starting."""
 
 
 class CommandFailed(RuntimeError):
@@ -62,6 +68,9 @@ class HostSupervisor:
             for i, names in enumerate(placed)
         ]
         self._owner = {n: h for h in self.handles for n in (d.name for d in h.devices)}
+        self._reloading = threading.Lock()
+        for handle in self.handles:
+            handle.on_ready = self._caught_up
 
     def start(self, ready_timeout: float = START_S) -> None:
         """Start every host; return once all are ready (or `ready_timeout` passed: they
@@ -97,6 +106,51 @@ class HostSupervisor:
                 raise CommandFailed(reply.error)
             results.extend(reply.value)
         return results
+
+    def reload(self, config: Config, timeout: float) -> dict[int, Any]:
+        """Run `config`'s devices from now on (`hikd.config.changes.applied`: only devices
+        differ): each host whose devices changed is sent a `Reload` and its answer waited
+        for. A host that is not running starts with them next time. Host index -> what it
+        did, or why it could not."""
+        with self._reloading:
+            self.shared.config = config
+            enabled = [d for d in config.devices if d.enabled]
+            by_name = {d.name: d for d in enabled}
+            placed = spread([d.name for d in enabled], len(self.handles))
+            results: dict[int, Any] = {}
+            for handle, names in zip(self.handles, placed, strict=True):
+                devices = [by_name[n] for n in names]
+                if same_devices(handle.devices, devices):
+                    handle.devices = devices  # the same, but their password's source
+                    continue
+                handle.devices = devices
+                self._owner = {n: h for h in self.handles for n in (d.name for d in h.devices)}
+                results[handle.index] = self._send_reload(handle, timeout)
+            return results
+
+    def _send_reload(self, handle: HostHandle, timeout: float) -> Any:
+        config, names = self.shared.config, [d.name for d in handle.devices]
+        try:
+            reply = handle.request(lambda i: Reload(i, config, names), timeout)
+        except HostUnavailable:
+            return "not running now: it starts with the new devices"
+        except TimeoutError as exc:
+            log.error("device host did not apply the reload", device_host=handle.index)
+            return str(exc)
+        if not reply.ok:
+            log.error("device host could not reload", device_host=handle.index, error=reply.error)
+            return reply.error
+        return reply.value
+
+    def _caught_up(self, handle: HostHandle) -> None:
+        """A host became ready: if a reload came while it was starting, it started with the
+        devices of before; send it the current ones."""
+        with self._reloading:
+            config, names = handle.started_with
+            started = [d for d in config.devices if d.enabled and d.name in set(names)]
+            if same_devices(started, handle.devices):
+                return
+            self._send_reload(handle, RELOAD_TIMEOUT_S)
 
     def tell_alias(
         self, handle: HostHandle, alias: str, sender: str, timeout: float, again: int = 0

@@ -183,6 +183,13 @@ class AlarmStateTracker:
             ]
             return [self._timeout_stop(self._active.pop(k)) for k in expired]
 
+    def end_device(self, device: str, ended_by: str) -> list[Event]:
+        """Stops, now, for every alarm of `device` that is on (it was removed from the
+        configuration: nothing will repeat or end them)."""
+        with self._lock:
+            keys = [k for k in self._active if k.device == device]
+            return [ended_now(self._active.pop(k).start, ended_by) for k in keys]
+
     def active(self) -> list[AlarmKey]:
         """The alarms on right now (for republishing states after a reconnect)."""
         with self._lock:
@@ -248,6 +255,11 @@ def _sub_attrs(key: AlarmKey) -> dict[str, Any]:
 def restart_stop(start: Event) -> Event:
     """The stop of an alarm that was on when its device host crashed (``ended_by:
     "restart"``): the new host knows nothing of it, and a state left ON would stay on."""
+    return ended_now(start, "restart")
+
+
+def ended_now(start: Event, ended_by: str) -> Event:
+    """The stop, now, of the alarm `start` opened, that nothing else will end."""
     now = utc_now()
     return Event(
         kind="alarm",
@@ -257,5 +269,5 @@ def restart_stop(start: Event) -> Event:
         channel=start.channel,
         time=now,
         received=now,
-        attributes={**start.attributes, **_ended(start, now, "restart")},
+        attributes={**start.attributes, **_ended(start, now, ended_by)},
     )

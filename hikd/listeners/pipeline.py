@@ -62,6 +62,14 @@ class DeviceDirectory:
             self._by_name[name] = entry
             self._memo.clear()
 
+    def remove(self, name: str) -> None:
+        """`name` is no longer configured (a reload): its messages match nothing now."""
+        with self._lock:
+            entry = self._by_name.pop(name, None)
+            if entry is not None and entry.user_id is not None:
+                self._by_user.pop(entry.user_id, None)
+            self._memo.clear()
+
     def address_sets(self) -> list[AddressSet]:
         with self._lock:
             return [entry.addresses for entry in self._by_name.values()]
@@ -123,7 +131,7 @@ class AlarmPipeline:
         self._unvetted_logged = 0.0
         self._picture_dir = picture_dir
         self._expire_every_s = expire_every_s
-        self._queue: queue.SimpleQueue[RawAlarm | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[RawAlarm | _Errand | None] = queue.SimpleQueue()
         self.enqueue: Callable[[RawAlarm], None] = self._queue.put
         self.counters: Counter[str] = Counter()
         # Two taps of the decoder thread, not a second way for data (every event leaves
@@ -158,6 +166,11 @@ class AlarmPipeline:
     def alive(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
+    def on_decoder(self, errand: Callable[[], None]) -> None:
+        """Run `errand` on the decoder thread after every message queued before it (a
+        reload ends a removed device's alarms after its last messages were decoded)."""
+        self._queue.put(_Errand(errand))
+
     def _run(self) -> None:
         next_expiry = time.monotonic() + self._expire_every_s
         while True:
@@ -168,7 +181,10 @@ class AlarmPipeline:
             else:
                 if raw is None:
                     return
-                self.handle(raw)
+                if isinstance(raw, _Errand):
+                    raw.run()
+                else:
+                    self.handle(raw)
             now = time.monotonic()
             if now >= next_expiry:
                 next_expiry = now + self._expire_every_s
@@ -259,3 +275,18 @@ class AlarmPipeline:
                 hint="a program on this machine connects to the vendor library's loopback "
                 "listen port; devices must push to the [[listen]] port",
             )
+
+
+class _Errand:
+    """Work for the decoder thread, queued among the messages (`AlarmPipeline.on_decoder`)."""
+
+    __slots__ = ("_work",)
+
+    def __init__(self, work: Callable[[], None]) -> None:
+        self._work = work
+
+    def run(self) -> None:
+        try:
+            self._work()
+        except Exception:
+            log.exception("alarm pipeline: an errand failed")

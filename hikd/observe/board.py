@@ -127,6 +127,12 @@ class EventBoard:
             reasons = attributes.get("reasons")
             for reason, count in (reasons if isinstance(reasons, dict) else {}).items():
                 _add(self.listen_refused, (port, str(reason)), _count(count))
+        elif kind == "reload":
+            # Stored after the last events of the removed devices (`hikd.hosts.host_reload`).
+            for name in attributes.get("removed") or {}:
+                self.devices.pop(name, None)
+            for name in attributes.get("added") or []:
+                self.devices.setdefault(name, DeviceState(name))
         elif kind == "device_host_crashed":
             _add(self.host_restarts, str(attributes.get("host", "")))
         elif kind == "bus_overflow":

@@ -28,9 +28,16 @@ log = get_logger(__name__)
 
 
 class Observation:
-    def __init__(self, config: Config, jobs: Rows | None = None) -> None:
-        """`jobs`: the jobs' rows for `hikd status` (next run, last result)."""
+    def __init__(
+        self,
+        config: Config,
+        jobs: Rows | None = None,
+        reload: Callable[[], dict[str, Any]] | None = None,
+    ) -> None:
+        """`jobs`: the jobs' rows for `hikd status` (next run, last result); `reload`:
+        what ``hikd reload`` asks for (the daemon's `reload`)."""
         self.config = config
+        self.reload = reload
         self.board = EventBoard(d.name for d in config.devices if d.enabled)
         self.job_runs = JobRuns(config.daemon.state_dir)
         self.jobs = jobs
@@ -58,9 +65,17 @@ class Observation:
         path = self._control_path()
         if path is not None:
             report = StatusReport(self.board, delivery, self.jobs, self._host_rows)
-            control = ControlServer(path, report.answer)
+            control = ControlServer(path, lambda request: self._answer(report, request))
             if control.start():
                 self.control = control
+
+    def _answer(self, report: StatusReport, request: dict[str, Any]) -> dict[str, Any]:
+        """``{"do": "reload"}``: `hikd reload`; anything else is a question for the status."""
+        if "do" not in request:
+            return report.answer(request)
+        if request["do"] == "reload" and self.reload is not None:
+            return self.reload()
+        return {"error": f"unknown request {request['do']!r}; the daemon can do: reload"}
 
     def _host_rows(self) -> list[Any] | None:
         return self.hosts() if self.hosts is not None else None

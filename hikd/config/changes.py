@@ -1,0 +1,133 @@
+"""What a configuration reload changes (``hikd reload``, SIGHUP, ``systemctl reload``).
+
+Devices are applied live: each enabled device is added, removed, changed (any of its keys:
+address, port, credentials, protocol, arming, ...) or untouched. Every other section is read
+once at start (the outbox and state directory, the number of device hosts, listen ports,
+sinks, jobs, the vendor library's settings, ...): a difference there is reported as needing a
+restart and not applied, so that the daemon never runs half on one configuration and half on
+another. Values are never shown, only key paths: a password must not reach a log line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel
+
+from hikd.config.models import Config, DeviceConfig
+
+LIVE_SECTIONS = frozenset({"devices"})
+"""The sections a reload applies; a change anywhere else waits for a restart."""
+
+
+@dataclass(frozen=True)
+class ConfigChanges:
+    added: list[str] = field(default_factory=list)
+    removed: dict[str, str] = field(default_factory=dict)
+    """Device -> why: ``removed`` (no longer in the file) or ``disabled`` (enabled = false)."""
+    changed: dict[str, list[str]] = field(default_factory=dict)
+    """Device -> the keys that differ (names only, never values)."""
+    unchanged: list[str] = field(default_factory=list)
+    needs_restart: list[str] = field(default_factory=list)
+    """Key paths outside the live sections that differ (``daemon.device_hosts``, ...)."""
+
+    @property
+    def devices_changed(self) -> bool:
+        return bool(self.added or self.removed or self.changed)
+
+    def line(self) -> str:
+        """The one line a user reads (log, `hikd reload`)."""
+        parts = []
+        if self.added:
+            parts.append(f"added {', '.join(self.added)}")
+        if self.removed:
+            parts.append(f"removed {', '.join(self.removed)}")
+        if self.changed:
+            parts.append(
+                "changed "
+                + ", ".join(f"{name} ({', '.join(keys)})" for name, keys in self.changed.items())
+            )
+        said = "; ".join(parts) if parts else "no device changed"
+        if self.unchanged and parts:
+            said += f"; {len(self.unchanged)} untouched"
+        if self.needs_restart:
+            said += (
+                f"; needs a restart to take effect (not applied): {', '.join(self.needs_restart)}"
+            )
+        return said
+
+    def attributes(self) -> dict[str, Any]:
+        """For the ``reload`` health event."""
+        return {
+            "added": list(self.added),
+            "removed": dict(self.removed),
+            "changed": {name: list(keys) for name, keys in self.changed.items()},
+            "unchanged": len(self.unchanged),
+            "needs_restart": list(self.needs_restart),
+        }
+
+
+def compare(old: Config, new: Config) -> ConfigChanges:
+    """What differs between the running configuration and the one read now."""
+    before = {d.name: d for d in old.devices if d.enabled}
+    after = {d.name: d for d in new.devices if d.enabled}
+    listed = {d.name for d in new.devices}
+    keys = {name: device_keys(before[name], d) for name, d in after.items() if name in before}
+    changed = {name: found for name, found in keys.items() if found}
+    return ConfigChanges(
+        added=[name for name in after if name not in before],
+        removed={
+            name: "disabled" if name in listed else "removed"
+            for name in before
+            if name not in after
+        },
+        changed=changed,
+        unchanged=[name for name in after if name in before and name not in changed],
+        needs_restart=_restart_keys(old, new),
+    )
+
+
+def applied(old: Config, new: Config) -> Config:
+    """The configuration the daemon runs on after a reload: the new devices, everything
+    else as it was started (so that a device host restarted later starts like the others,
+    with the same outbox, sinks and listen ports)."""
+    return old.model_copy(update={"devices": list(new.devices)})
+
+
+def device_keys(old: DeviceConfig, new: DeviceConfig) -> list[str]:
+    """The keys of a device that differ. SecretStr compares its value: a new password is a
+    change, shown only by its key; where the password comes from (file, environment) is no
+    change as long as it is the same password."""
+    return [name for name in type(new).model_fields if getattr(old, name) != getattr(new, name)]
+
+
+def same_devices(old: Sequence[DeviceConfig], new: Sequence[DeviceConfig]) -> bool:
+    """Whether two lists name the same devices, in order, with the same keys."""
+    return [d.name for d in old] == [d.name for d in new] and not any(
+        device_keys(a, b) for a, b in zip(old, new, strict=True)
+    )
+
+
+def _restart_keys(old: Config, new: Config) -> list[str]:
+    keys: list[str] = []
+    for section in type(new).model_fields:
+        if section in LIVE_SECTIONS:
+            continue
+        keys += _differences(section, getattr(old, section), getattr(new, section))
+    return keys
+
+
+def _differences(path: str, old: Any, new: Any) -> list[str]:
+    if old == new:
+        return []
+    if isinstance(old, BaseModel) and isinstance(new, BaseModel) and type(old) is type(new):
+        found = []
+        for name in type(new).model_fields:
+            found += _differences(f"{path}.{name}", getattr(old, name), getattr(new, name))
+        return found or [path]
+    if isinstance(old, dict) and isinstance(new, dict):
+        names = list(dict.fromkeys([*old, *new]))
+        return [f"{path}.{name}" for name in names if old.get(name) != new.get(name)]
+    return [path]

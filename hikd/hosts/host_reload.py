@@ -1,0 +1,99 @@
+"""A device host applies a reload: its new list of devices (`hikd.config.changes`).
+
+Added devices log in and arm; removed ones are disarmed and logged out, their open alarms
+closed (``ended_by: "device_removed"`` or ``"device_disabled"``) and an ``offline`` said;
+changed ones (any key) are logged out and log in again with their new configuration, their
+open alarms left to end as usual (hold time, or the device's own stop). The sessions of
+untouched devices, their arming and their open alarms stay exactly as they were.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from hikd.config import Config, DeviceConfig
+from hikd.config.changes import device_keys
+from hikd.devices.closing import close_sessions
+from hikd.events import health
+
+if TYPE_CHECKING:
+    from hikd.hosts.device_host import DeviceHost
+
+log = structlog.get_logger("hikd.daemon")
+
+DECODER_WAIT_S = 10.0
+"""How long the reload waits for the decoder to end a removed device's alarms."""
+
+
+def reload_devices(
+    host: DeviceHost, config: Config, devices: Sequence[DeviceConfig]
+) -> dict[str, Any]:
+    """Make `host` run `devices` (the enabled ones it owns under `config`); what it did."""
+    old = {d.name: d for d in host.devices}
+    new = {d.name: d for d in devices}
+    listed = {d.name for d in config.devices}
+    removed = {
+        n: "device_disabled" if n in listed else "device_removed" for n in old if n not in new
+    }
+    changed = [n for n, d in new.items() if n in old and device_keys(old[n], d)]
+    added = [n for n in new if n not in old]
+    going = [s for s in host.sessions if s.name in removed or s.name in changed]
+    if going:
+        close_sessions(going, config.sdk.shutdown_timeout_s, reason="configuration reloaded")
+        gone = {s.name for s in going}
+        host.sessions = [s for s in host.sessions if s.name not in gone]
+    closed = _end_alarms(host, removed)
+    for session in going:
+        if session.name in removed:
+            why = "disabled in the configuration"
+            if removed[session.name] == "device_removed":
+                why = "removed from the configuration"
+            host.publish(health(session.device, "offline", reason=why))
+    host.config = config
+    host.devices = list(devices)
+    starting = [host.new_session(new[name]) for name in [*changed, *added]]
+    host.sessions = [*host.sessions, *starting]
+    for session in starting:
+        session.start()
+    if removed or changed or added:
+        # Stored before the answer: the supervisor's `reload` event, which makes `hikd
+        # status` forget the removed devices, must come after their last events.
+        host.publishing.stored()
+        log.info(
+            "devices reloaded",
+            added=added,
+            removed=sorted(removed),
+            changed=changed,
+            alarms_closed=closed,
+        )
+    return {"added": added, "removed": sorted(removed), "changed": changed, "alarms_closed": closed}
+
+
+def _end_alarms(host: DeviceHost, removed: dict[str, str]) -> int:
+    """On the decoder thread, after the messages queued so far: stop each open alarm of the
+    removed devices and forget them. How many alarms were closed."""
+    pipeline = host.pipeline
+    if not removed or pipeline is None:
+        return 0
+    done = threading.Event()
+    closed = 0
+
+    def errand() -> None:
+        nonlocal closed
+        try:
+            for name, why in removed.items():
+                for stop in pipeline.tracker.end_device(name, why):
+                    host.publish(stop)
+                    closed += 1
+                host.directory.remove(name)
+        finally:
+            done.set()
+
+    pipeline.on_decoder(errand)
+    if not done.wait(DECODER_WAIT_S):
+        log.warning("the alarm decoder did not end the removed devices' alarms in time")
+    return closed

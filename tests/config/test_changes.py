@@ -1,0 +1,89 @@
+"""What a reload changes (`hikd.config.changes`): devices added, removed, disabled, changed
+(by key, never by value), untouched; everything else reported as needing a restart."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hikd.config import Config, load_config
+from hikd.config.changes import applied, compare
+
+SECRET = "Old-Secret-1"
+
+
+def config(
+    tmp_path: Path, *tables: str, extra: str = "", env: dict[str, str] | None = None
+) -> Config:
+    path = tmp_path / "hikd.toml"
+    path.write_text(f'[daemon]\nstate_dir = "{tmp_path}"\n' + "".join(tables) + extra)
+    return load_config(path, env=env or {})
+
+
+def device(name: str, host: str = "192.0.2.1", **keys: object) -> str:
+    values: dict[str, object] = {"name": name, "host": host, "password": SECRET, **keys}
+    lines = [
+        f"{key} = {str(value).lower() if isinstance(value, bool) else repr(value)}"
+        for key, value in values.items()
+        if value is not None
+    ]
+    return "[[devices]]\n" + "\n".join(lines).replace("'", '"') + "\n"
+
+
+def test_devices_added_removed_disabled_changed_and_untouched(tmp_path: Path) -> None:
+    old = config(
+        tmp_path,
+        device("keep"),
+        device("gone", "192.0.2.2"),
+        device("off", "192.0.2.3"),
+        device("moved", "192.0.2.4"),
+    )
+    new = config(
+        tmp_path,
+        device("keep"),
+        device("off", "192.0.2.3", enabled=False),
+        device("moved", "192.0.2.5", password="New-Secret-2"),
+        device("new", "192.0.2.6"),
+    )
+    changes = compare(old, new)
+    assert changes.added == ["new"]
+    assert changes.removed == {"gone": "removed", "off": "disabled"}
+    assert changes.changed == {"moved": ["host", "password", "allowed_addresses"]}
+    assert changes.unchanged == ["keep"]
+    assert changes.needs_restart == []
+    line = changes.line()
+    assert line == (
+        "added new; removed gone, off; changed moved (host, password, allowed_addresses); "
+        "1 untouched"
+    )
+    assert "New-Secret-2" not in line and SECRET not in str(changes.attributes())
+    assert compare(old, old).line() == "no device changed"
+
+
+def test_what_cannot_change_live_is_named_and_not_applied(tmp_path: Path) -> None:
+    old = config(tmp_path, device("keep"), extra='[sinks.disk]\npath = "/tmp/a"\n')
+    new = config(
+        tmp_path,
+        device("keep"),
+        device("new", "192.0.2.9"),
+        extra=(
+            '[sinks.disk]\npath = "/tmp/b"\n[sinks.mqtt]\nhost = "broker"\npassword = "p"\n'
+            '[sdk]\nlog_level = 1\n[outbox]\nsynchronous = "full"\n'
+        ),
+    )
+    changes = compare(old, new)
+    assert changes.added == ["new"]
+    expected = ["sdk.log_level", "outbox.synchronous", "sinks.disk", "sinks.mqtt"]
+    assert changes.needs_restart == expected
+    assert changes.line().endswith(
+        "needs a restart to take effect (not applied): " + ", ".join(expected)
+    )
+    running = applied(old, new)
+    assert [d.name for d in running.devices] == ["keep", "new"]
+    assert running.sinks == old.sinks and running.sdk == old.sdk and running.outbox == old.outbox
+
+
+def test_the_same_password_from_elsewhere_is_no_change(tmp_path: Path) -> None:
+    old = config(tmp_path, device("keep"))
+    new = config(tmp_path, device("keep", password=None), env={"HIKD_PASSWORD_KEEP": SECRET})
+    assert new.devices[0].password_source != old.devices[0].password_source
+    assert compare(old, new).changed == {}
