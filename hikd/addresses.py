@@ -155,6 +155,25 @@ class NameRefresher:
     def stop(self) -> None:
         self._stop.set()
 
+    def watch(self, sets: Sequence[AddressSet], wait_s: float = START_WAIT_S) -> None:
+        """Resolve these sets too (a reload added devices): now, then with the others."""
+        known = {id(s) for s in self.sets}
+        new = [s for s in sets if s.names and id(s) not in known]
+        if not new or self._stop.is_set():
+            return
+
+        def resolve_new() -> None:
+            if any([s.refresh(self._resolve) for s in new]):
+                self._on_change()
+
+        first = threading.Thread(target=resolve_new, name="resolve-names", daemon=True)
+        first.start()
+        first.join(wait_s)
+        self.sets = [*self.sets, *new]
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="resolve-names", daemon=True)
+            self._thread.start()
+
     def _run(self) -> None:
         while not self._stop.wait(self._every_s):
             self._refresh_all()

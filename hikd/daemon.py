@@ -268,7 +268,10 @@ class Daemon:
     def _apply_devices(self, config: Config) -> dict[int, Any]:
         timeout = config.sdk.shutdown_timeout_s + STORED_WAIT_S
         if self.supervisor is not None:
-            return self.supervisor.reload(config, timeout)
+            done = self.supervisor.reload(config, timeout)
+            if self.fronts is not None:
+                self.fronts.devices_changed()
+            return done
         if self.host is not None:
             from hikd.hosts.host_reload import reload_devices
 

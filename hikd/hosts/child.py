@@ -10,6 +10,7 @@ When the supervisor's end of the pipe closes (it died), the host stops too.
 
 from __future__ import annotations
 
+import contextvars
 import os
 import signal
 import sys
@@ -140,8 +141,12 @@ def _serve(host: DeviceHost, link: _Link, senders: SenderMap) -> float:
             senders.learn(message.alias, message.sender, message.again)
             link.send(Reply(message.id, True))
         elif isinstance(message, Command | RunJob | Reload):
+            # In this thread's context: its log lines name the device host too.
             threading.Thread(
-                target=_answer, args=(host, link, message), name="hikd-command", daemon=True
+                target=contextvars.copy_context().run,
+                args=(_answer, host, link, message),
+                name="hikd-command",
+                daemon=True,
             ).start()
 
 

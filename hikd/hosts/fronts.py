@@ -39,15 +39,27 @@ class DeviceAddresses:
 
     def __init__(self, supervisor: HostSupervisor) -> None:
         self.supervisor = supervisor
-        self.sets = {
-            device.name: AddressSet(
-                [device.host, *device.allowed_addresses], where=f"device {device.name}"
-            )
-            for handle in supervisor.handles
-            for device in handle.devices
-        }
+        self.sets: dict[str, AddressSet] = {}
+        self._entries: dict[str, list[str]] = {}
         self._lock = threading.Lock()
         self._memo: dict[str, HostHandle] = {}
+        self.devices_changed()
+
+    def devices_changed(self) -> list[AddressSet]:
+        """Take the supervisor's devices again (at start, after a reload); the address
+        sets that are new (their names are to be resolved)."""
+        sets, entries, new = {}, {}, []
+        for handle in self.supervisor.handles:
+            for device in handle.devices:
+                entries[device.name] = [device.host, *device.allowed_addresses]
+                known = self.sets.get(device.name)
+                if known is None or self._entries.get(device.name) != entries[device.name]:
+                    known = AddressSet(entries[device.name], where=f"device {device.name}")
+                    new.append(known)
+                sets[device.name] = known
+        self.sets, self._entries = sets, entries
+        self.changed()
+        return new
 
     def changed(self) -> None:
         with self._lock:
@@ -103,6 +115,14 @@ class SupervisedFronts:
         self.senders = SenderMap()
         self.fronts: list[ListenFront] = []
         self.resolver: NameRefresher | None = None
+        self.addresses: DeviceAddresses | None = None
+
+    def devices_changed(self) -> None:
+        """A reload changed the devices: route their senders to their hosts now."""
+        if self.addresses is not None:
+            new = self.addresses.devices_changed()
+            if self.resolver is not None:
+                self.resolver.watch(new)
 
     def start(self) -> None:
         """Listen on every ``[[listen]]`` port (a port in use: `UserError`)."""
@@ -110,7 +130,7 @@ class SupervisedFronts:
             listen.port: AddressSet(listen.allowed, where=f"listen port {listen.port}")
             for listen in self.config.listen
         }
-        addresses = DeviceAddresses(self.supervisor)
+        addresses = self.addresses = DeviceAddresses(self.supervisor)
         self.resolver = NameRefresher(
             [*allowed.values(), *addresses.sets.values()], on_change=addresses.changed
         )

@@ -57,6 +57,8 @@ def reload_devices(
     host.devices = list(devices)
     starting = [host.new_session(new[name]) for name in [*changed, *added]]
     host.sessions = [*host.sessions, *starting]
+    if host.resolver is not None:  # pushes are matched by address: resolve the new names
+        host.resolver.watch(host.directory.address_sets())
     for session in starting:
         session.start()
     if removed or changed or added:

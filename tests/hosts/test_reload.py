@@ -1,9 +1,11 @@
 """Reload without restart (README "Reloading the configuration"): `hikd run` with two device
 hosts, the real vendor library in each and hikd.sim devices. ``hikd reload`` and SIGHUP make
-the daemon read its file again: an added device logs in and arms, a removed one is logged
-out and its open alarm closed (``ended_by: "device_removed"``), a changed one (a new
-password) logs in again; the untouched device keeps its session (no new login on the
-device) and its open alarm; a bad file changes nothing and says why in one line.
+the daemon read its file again: an added device logs in and arms, and its pushes reach its
+host through the listen front; a removed one is logged out and its open alarm closed
+(``ended_by: "device_removed"``); a changed one (a new password) logs in again; the
+untouched devices keep their session (no new login on the device) and their open alarms,
+on the host that reloaded and on the one that was not even told; a bad file changes nothing
+and says why in one line.
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from hikd.hosts.placement import host_of
 from hikd.sim import SimDeviceConfig, Simulator
+from hikd.sim.alerts import SimAlert
 from tests.delivery.test_delivery import (  # noqa: F401 - run_hikd is a fixture
     SECRET,
     START_TIMEOUT_S,
@@ -26,14 +30,18 @@ from tests.delivery.test_delivery import (  # noqa: F401 - run_hikd is a fixture
     wait_until,
 )
 from tests.hosts.test_device_hosts import events_of, host_pids
+from tests.support import free_port
 
 NEW_SECRET = "Reload-Pass!w0rd2"
-NAMES = ("keep", "gone", "moved", "new")
+ALONE = "yard"  # host 0: untouched, and its host has nothing to reload
+KEEP, GONE, MOVED, NEW = "door", "porch", "cellar", "shed"  # all on host 1
+NAMES = (ALONE, KEEP, GONE, MOVED, NEW)
+assert [host_of(name, 2) for name in NAMES] == [0, 1, 1, 1, 1]
 
 
-def write_config(path: Path, sim: Simulator, devices: dict[str, str]) -> None:
+def write_config(path: Path, sim: Simulator, devices: dict[str, str], listen: int) -> None:
     """`devices`: name -> the password written into the file ("" for none: the test's
-    environment gives it)."""
+    environment gives it); `listen`: the listen front's port."""
     state = path.parent / "state"
     lines = [
         "[daemon]",
@@ -48,15 +56,21 @@ def write_config(path: Path, sim: Simulator, devices: dict[str, str]) -> None:
         "retry_s = 1",
         "[sinks.disk]",
         f'path = "{state / "events"}"',
+        "[[listen]]",
+        'address = "127.0.0.1"',
+        f"port = {listen}",
+        'allowed = ["127.0.0.0/8"]',
     ]
     for name, password in devices.items():
         lines += [
             "[[devices]]",
             f'name = "{name}"',
-            'host = "127.0.0.1"',
+            f'host = "{sim.device(name).host}"',
             f"port = {sim.device(name).port}",
             "reconnect_min_s = 0.2",
             *([f'password = "{password}"'] if password else []),
+            # The simulator pushes from 127.0.0.1, not from the device's own address.
+            *(['allowed_addresses = ["127.0.0.1"]'] if name == NEW else []),
         ]
     path.write_text("\n".join(lines) + "\n")
 
@@ -76,12 +90,18 @@ def test_reload_adds_removes_and_changes_devices_and_leaves_the_others_alone(
     tmp_path: Path,
     run_hikd: Callable[[Path, Simulator], HikdProcess],  # noqa: F811
 ) -> None:
-    sim = Simulator([SimDeviceConfig(name=name, password=SECRET) for name in NAMES]).start()
+    sim = Simulator(
+        [
+            SimDeviceConfig(name=name, password=SECRET, host=f"127.0.0.{11 + i}")
+            for i, name in enumerate(NAMES)
+        ]
+    ).start()
     try:
         config = tmp_path / "hikd.toml"
         state = tmp_path / "state"
         (tmp_path / "run").mkdir()
-        write_config(config, sim, {"keep": "", "gone": "", "moved": SECRET})
+        port = free_port()
+        write_config(config, sim, {ALONE: "", KEEP: "", GONE: "", MOVED: SECRET}, port)
         daemon = run_hikd(config, sim)
 
         def armed(name: str) -> int:
@@ -106,42 +126,59 @@ def test_reload_adds_removes_and_changes_devices_and_leaves_the_others_alone(
         def reloads() -> list[dict[str, Any]]:
             return events_of(state, kind="health", type="reload")
 
-        for name in ("keep", "gone", "moved"):
+        for name in (ALONE, KEEP, GONE, MOVED):
             wait_until(lambda n=name: armed(n) == 1, f"{name} armed", START_TIMEOUT_S)
-        kept, removed = alarm("keep"), alarm("gone")
+        kept = [alarm(ALONE), alarm(KEEP)]
+        removed = alarm(GONE)
         logins = {name: sim.device(name).logins("admin") for name in NAMES}
         pids = host_pids(daemon)
 
         # Remove one, add one, change one's password (on the device and in the file).
-        sim.device("moved").set_password(NEW_SECRET)
-        write_config(config, sim, {"keep": "", "moved": NEW_SECRET, "new": ""})
+        sim.device(MOVED).set_password(NEW_SECRET)
+        write_config(config, sim, {ALONE: "", KEEP: "", MOVED: NEW_SECRET, NEW: ""}, port)
         done = hikd("reload", config)
         assert done.returncode == 0, done.stderr + daemon.output()
         assert done.stdout.strip() == (
-            "reloaded: added new; removed gone; changed moved (password); 1 untouched"
+            f"reloaded: added {NEW}; removed {GONE}; changed {MOVED} (password); 2 untouched"
         ), done.stdout
         assert NEW_SECRET not in done.stdout + daemon.log.read_text()
 
-        wait_until(lambda: armed("new") == 1, "the added device armed", START_TIMEOUT_S)
-        wait_until(lambda: armed("moved") == 2, "the changed device armed again", START_TIMEOUT_S)
+        wait_until(lambda: armed(NEW) == 1, "the added device armed", START_TIMEOUT_S)
+        wait_until(lambda: armed(MOVED) == 2, "the changed device armed again", START_TIMEOUT_S)
         (stop,) = stops_of(removed)
         assert stop["attributes"]["ended_by"] == "device_removed"
-        offline = events_of(state, kind="health", type="offline", device="gone")
+        offline = events_of(state, kind="health", type="offline", device=GONE)
         assert [e["attributes"]["reason"] for e in offline] == ["removed from the configuration"]
-        assert sim.device("gone").stream_count == 0  # disarmed and logged out
+        assert sim.device(GONE).stream_count == 0  # disarmed and logged out
 
-        # The untouched device: the same session, the same alarm channel, its alarm open.
-        assert sim.device("keep").logins("admin") == logins["keep"]
-        assert armed("keep") == 1
-        assert stops_of(kept) == []
-        assert sim.device("moved").logins("admin") == logins["moved"] + 1
+        # The untouched devices: the same session, the same alarm channel, the alarm open.
+        for name, start in zip((ALONE, KEEP), kept, strict=True):
+            assert sim.device(name).logins("admin") == logins[name], name
+            assert armed(name) == 1, name
+            assert stops_of(start) == [], name
+        assert sim.device(MOVED).logins("admin") == logins[MOVED] + 1
         (event,) = reloads()
         assert event["attributes"]["ok"] is True
-        assert event["attributes"]["added"] == ["new"]
-        assert event["attributes"]["removed"] == {"gone": "removed"}
-        assert event["attributes"]["changed"] == {"moved": ["password"]}
+        assert event["attributes"]["added"] == [NEW]
+        assert event["attributes"]["removed"] == {GONE: "removed"}
+        assert event["attributes"]["changed"] == {MOVED: ["password"]}
         assert host_pids(daemon) == pids  # no device host was restarted
         assert not events_of(state, type="device_host_crashed")
+        # Only the host of the devices that changed was told (host 0 logs no reload).
+        told = [
+            json.loads(line)["device_host"]
+            for line in daemon.log.read_text().splitlines()
+            if '"devices reloaded"' in line
+        ]
+        assert told == [1], told
+        # The added device's pushes reach its own host through the listen front.
+        pushed = sim.device(NEW).push_to("127.0.0.1", port, SimAlert(type="linedetection"))
+        assert pushed.status == 200, pushed
+        wait_until(
+            lambda: bool(events_of(state, kind="alarm", type="line_crossing", device=NEW)),
+            "the added device's push on disk",
+            30,
+        )
 
         # A bad file: one line, and everything runs on as it was.
         good = config.read_text()
@@ -161,13 +198,13 @@ def test_reload_adds_removes_and_changes_devices_and_leaves_the_others_alone(
         assert done.returncode == 1, done.stdout
         (line,) = done.stderr.splitlines()
         assert line.startswith("hikd: configuration not reloaded: config file "), line
-        assert "line 29: expected ']]'" in line
+        assert "expected ']]'" in line
 
         # SIGHUP: the new device goes again.
-        write_config(config, sim, {"keep": "", "moved": NEW_SECRET})
+        write_config(config, sim, {ALONE: "", KEEP: "", MOVED: NEW_SECRET}, port)
         os.kill(daemon.process.pid, signal.SIGHUP)
         wait_until(lambda: len(reloads()) == 3, "the reload by SIGHUP", 60)
-        assert reloads()[2]["attributes"]["removed"] == {"new": "removed"}
+        assert reloads()[2]["attributes"]["removed"] == {NEW: "removed"}
 
         def status() -> dict[str, dict[str, Any]]:
             done = hikd("status", config)
@@ -175,13 +212,14 @@ def test_reload_adds_removes_and_changes_devices_and_leaves_the_others_alone(
             return {d["name"]: d for d in json.loads(done.stdout)["devices"]}
 
         # `hikd status` forgets removed devices once it has seen the reload's event.
-        wait_until(lambda: set(status()) == {"keep", "moved"}, "status without them", 30)
+        wait_until(lambda: set(status()) == {ALONE, KEEP, MOVED}, "status without them", 30)
         devices = status()
-        assert [(a["type"], a["channel"]) for a in devices["keep"]["alarms_open"]] == [
-            ("motion", 1)
-        ]
-        assert sim.device("keep").logins("admin") == logins["keep"]
-        assert stops_of(kept) == []
+        for name, start in zip((ALONE, KEEP), kept, strict=True):
+            assert [(a["type"], a["channel"]) for a in devices[name]["alarms_open"]] == [
+                ("motion", 1)
+            ]
+            assert sim.device(name).logins("admin") == logins[name]
+            assert stops_of(start) == []
         assert daemon.process.poll() is None
     finally:
         sim.stop()
