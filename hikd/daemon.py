@@ -31,7 +31,7 @@ from hikd.delivery.outbox import HIKD, Outbox
 from hikd.errors import ConfigError, UserError
 from hikd.events import Event, health
 from hikd.files import make_dir
-from hikd.logs import setup_logging
+from hikd.logs import redact, setup_logging
 from hikd.observe.service import Observation
 from hikd.sinks.base import SinkContext
 from hikd.sinks.registry import build_sinks
@@ -234,6 +234,8 @@ class Daemon:
         """Read the configuration file again and apply its devices (`hikd.config.changes`);
         what changed, or why nothing did. Never raises: a bad file leaves all as it was."""
         with self._reloading:
+            if self.stopping.is_set():
+                return {"ok": False, "line": "configuration not reloaded: hikd is stopping"}
             self.notifier.reloading()
             try:
                 answer = self._reload()
@@ -284,7 +286,8 @@ class Daemon:
         reason = problems[0]
         if len(problems) > 1:
             reason += f" (and {len(problems) - 1} more: hikd check-config lists them)"
-        line = f"configuration not reloaded, hikd runs on as before: {reason}"
+        # A problem line may quote a value; one that is a secret must not leave hikd.
+        line = redact(f"configuration not reloaded, hikd runs on as before: {reason}")
         log.error(line)
         self.publish(health(HIKD, "reload", ok=False, summary=line))
         return {"ok": False, "line": line}

@@ -18,6 +18,7 @@ import structlog
 from hikd.config import Config, DeviceConfig
 from hikd.config.changes import device_keys
 from hikd.devices.closing import close_sessions
+from hikd.errors import UserError
 from hikd.events import health
 
 if TYPE_CHECKING:
@@ -64,7 +65,10 @@ def reload_devices(
     if removed or changed or added:
         # Stored before the answer: the supervisor's `reload` event, which makes `hikd
         # status` forget the removed devices, must come after their last events.
-        host.publishing.stored()
+        try:
+            host.publishing.stored()
+        except UserError as exc:  # a full disk: they are stored later; the reload is done
+            log.warning("the removed devices' last events are not stored yet", error=str(exc))
         log.info(
             "devices reloaded",
             added=added,

@@ -182,6 +182,13 @@ def test_run_tells_systemd_and_stops_in_order_on_sigterm(
         assert "STATUS=1/1 devices online, 1 armed" in seen
         seen += read_notifications(sock, "WATCHDOG=1")
         assert "WATCHDOG=1" in seen
+        # SIGHUP reloads the configuration; systemd is told when it begins and ends.
+        proc.send_signal(signal.SIGHUP)
+        reload = read_notifications(sock, "RELOADING=1")
+        reload += read_notifications(sock, "READY=1")
+        begun = reload.index("RELOADING=1")
+        assert reload[begun + 1].startswith("MONOTONIC_USEC="), reload
+        assert "READY=1" in reload[begun:], reload
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=30)
     finally:

@@ -15,9 +15,12 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from hikd.hosts.placement import host_of
 from hikd.sim import SimDeviceConfig, Simulator
@@ -222,4 +225,50 @@ def test_reload_adds_removes_and_changes_devices_and_leaves_the_others_alone(
             assert stops_of(start) == []
         assert daemon.process.poll() is None
     finally:
+        sim.stop()
+
+
+def test_a_host_that_was_starting_at_the_reload_gets_it_once_ready(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The host had been sent the devices of before and was not ready yet to be told of the
+    reload: the supervisor tells it as soon as it is ready."""
+    from hikd.config import load_config
+    from hikd.config.changes import applied
+    from hikd.hosts.supervisor import HostSupervisor
+
+    sim = Simulator([SimDeviceConfig(name=n, password=SECRET) for n in (KEEP, NEW)]).start()
+    for name in (KEEP, NEW):
+        monkeypatch.setenv(f"HIKD_PASSWORD_{name.upper()}", SECRET)
+
+    def config(*names: str) -> Path:
+        path = tmp_path / "hikd.toml"
+        lines = [f'[daemon]\nstate_dir = "{tmp_path}"\ndevice_hosts = 2']
+        lines += [
+            f'[[devices]]\nname = "{n}"\nhost = "127.0.0.1"\nport = {sim.device(n).port}'
+            for n in names
+        ]
+        path.write_text("\n".join(lines) + "\n")
+        return path
+
+    before = load_config(config(KEEP))
+    supervisor = HostSupervisor(before, [].append, lambda: None)
+    try:
+        for handle in supervisor.handles:
+            handle.start()  # not waiting for them to be ready, as `start()` would
+        host = supervisor.handles[1]
+        # Started with the devices of before; its interpreter and the vendor library take
+        # a second or more to load: the reload finds it starting.
+        wait_until(lambda: host.pid is not None, "the host's process", START_TIMEOUT_S)
+        results = supervisor.reload(applied(before, load_config(config(KEEP, NEW))), 30)
+        assert set(results) == {1}, results
+
+        def armed() -> set[str]:
+            return {d.name for d in supervisor.hosts()[1].devices if d.armed}
+
+        wait_until(lambda: armed() == {KEEP, NEW}, "both devices armed", START_TIMEOUT_S)
+        assert supervisor.hosts()[1].restarts == 0
+        assert sim.device(KEEP).logins("admin") == 1
+    finally:
+        supervisor.stop(time.monotonic() + 15)
         sim.stop()
