@@ -124,10 +124,6 @@ class HostHandle:
         self.ready = threading.Event()
         self.aliases: set[str] = set()
         """Sender aliases this incarnation knows (`SenderAlias`)."""
-        self.started_with: tuple[Config, list[str]] = (shared.config, [])
-        """The configuration and device names this incarnation was started with."""
-        self.on_ready: Callable[[HostHandle], None] = lambda _handle: None
-        """Called (on a thread of its own) each time the host is ready."""
         self._statuses: dict[str, DeviceStatus] = {}
         self._pending: dict[int, _Pending] = {}
         self._lock = threading.Lock()
@@ -220,8 +216,7 @@ class HostHandle:
         """Start the process and watch it until it ends; why it ended (None: told to)."""
         control, control_child = Pipe()
         wake, wake_child = Pipe(duplex=False)
-        config, names = self.shared.config, [d.name for d in self.devices]
-        self.started_with = (config, names)
+        names = [d.name for d in self.devices]
         fds = (control_child.fileno(), wake_child.fileno())
         self.state = "starting"
         self.ready.clear()
@@ -248,7 +243,7 @@ class HostHandle:
         ).start()
         try:
             with contextlib.suppress(HostUnavailable):
-                self._send(Start(config, self.index, names))
+                self._send(Start(self.shared.config, self.index, names))
             return self._watch(process, control)
         finally:
             self._conn = None
@@ -330,13 +325,6 @@ class HostHandle:
             self.state = "running"
             self.ready.set()
             log.info("device host ready", device_host=self.index, pid=message.pid)
-            # Not on this thread: it reads the replies a request made there waits for.
-            threading.Thread(
-                target=self.on_ready,
-                args=(self,),
-                name=f"hikd-host-{self.index}-ready",
-                daemon=True,
-            ).start()
         elif isinstance(message, ListenMisread):
             self.shared.on_misread(message.alias, message.number)
         elif isinstance(message, ListenStored):

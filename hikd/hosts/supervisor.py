@@ -41,8 +41,8 @@ __all__ = ["CommandFailed", "HostHandle", "HostState", "HostSupervisor", "HostUn
 
 log = structlog.get_logger("hikd.hosts")
 
-RELOAD_TIMEOUT_S = 60.0
-"""How long a host may take to apply a reload it missed while starting."""
+RELOAD_WAIT_S = 60.0
+"""How long a reload waits for a host that was not running to run, and for its answer."""
 
 
 class CommandFailed(RuntimeError):
@@ -69,8 +69,6 @@ class HostSupervisor:
         ]
         self._owner = {n: h for h in self.handles for n in (d.name for d in h.devices)}
         self._reloading = threading.Lock()
-        for handle in self.handles:
-            handle.on_ready = self._caught_up
 
     def start(self, ready_timeout: float = START_S) -> None:
         """Start every host; return once all are ready (or `ready_timeout` passed: they
@@ -133,6 +131,9 @@ class HostSupervisor:
         try:
             reply = handle.request(lambda i: Reload(i, config, names), timeout)
         except HostUnavailable:
+            threading.Thread(
+                target=self._when_running, args=(handle,), name="hikd-reload", daemon=True
+            ).start()
             return "not running now: it starts with the new devices"
         except TimeoutError as exc:
             log.error("device host did not apply the reload", device_host=handle.index)
@@ -142,15 +143,18 @@ class HostSupervisor:
             return reply.error
         return reply.value
 
-    def _caught_up(self, handle: HostHandle) -> None:
-        """A host became ready: if a reload came while it was starting, it started with the
-        devices of before; send it the current ones."""
+    def _when_running(self, handle: HostHandle) -> None:
+        """The host was not running at the reload. One that crashed starts with the new
+        devices; one that was starting had been sent the devices of before: once it runs,
+        it is sent the current ones (a host that has them already does nothing)."""
+        deadline = time.monotonic() + RELOAD_WAIT_S
+        while handle.state != "running" and not self.shared.stopping.is_set():
+            if time.monotonic() > deadline:
+                return  # its next start has the new devices
+            self.shared.stopping.wait(0.2)
         with self._reloading:
-            config, names = handle.started_with
-            started = [d for d in config.devices if d.enabled and d.name in set(names)]
-            if same_devices(started, handle.devices):
-                return
-            self._send_reload(handle, RELOAD_TIMEOUT_S)
+            if not self.shared.stopping.is_set():
+                self._send_reload(handle, RELOAD_WAIT_S)
 
     def tell_alias(
         self, handle: HostHandle, alias: str, sender: str, timeout: float, again: int = 0
