@@ -136,7 +136,9 @@ def test_alarms_around_an_armed_host_crash_are_all_delivered(
     host is stopped (SIGSTOP: sent, never read), then killed (SIGKILL), sent while it is down,
     while its device logs in and is armed again, and after. Every one is on disk: live, or
     read back from the device's log (``backfilled``); only copies so marked may be there
-    twice (the host's last second before the crash, README "Backfill")."""
+    twice (the host's last second before the crash, README "Backfill"). A line crossing and an
+    alarm input raised while the host is down come back as the log has them: the line crossing
+    as `smart_detection` (the log does not say which smart event)."""
     sim = Simulator([SimDeviceConfig(name=DEVICE, password=SECRET, ip_channels=32)]).start()
     try:
         device, state = sim.devices[0], tmp_path / "state"
@@ -172,6 +174,9 @@ def test_alarms_around_an_armed_host_crash_are_all_delivered(
         finally:
             os.kill(pid, signal.SIGKILL)
         send("host down", 4)
+        # What the device log gives back without its details: a smart event's kind.
+        device.trigger("linedetection", channel=32)
+        device.trigger("IO", channel=2)
         wait_until(lambda: host_pids(hikd).get(0, pid) != pid, "the new host", 30)
         send("host starting", 4)
         wait_until(lambda: armed() >= 2, "armed again", 60)
@@ -188,6 +193,15 @@ def test_alarms_around_an_armed_host_crash_are_all_delivered(
         for channel in wanted:
             unmarked = [e for e in found[channel] if not e["attributes"].get("backfilled")]
             assert len(unmarked) <= 1, found[channel]
+        # Read back as what the log says: "VCA alarm" (smart_detection), not line_crossing.
+        smart = [e for e in disk_events(state) if e["channel"] == 32 and e["kind"] == "alarm"]
+        assert [(e["type"], e["attributes"].get("backfilled")) for e in smart] == [
+            ("smart_detection", True)
+        ]
+        io = [e for e in disk_events(state) if e["type"] == "io"]
+        assert [
+            (e["attributes"]["alarm_input"], e["attributes"].get("backfilled")) for e in io
+        ] == [(2, True)]
         assert hikd.process.poll() is None
     finally:
         sim.stop()

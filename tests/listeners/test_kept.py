@@ -1,0 +1,67 @@
+"""What the listen front keeps for device hosts (`KeptRequests`): pure bookkeeping, so it is
+tested on its own; `tests/hosts/test_nothing_lost.py` runs it against a host that dies."""
+
+from __future__ import annotations
+
+from hikd.listeners.relayed import KeptRequests, Relayed
+
+OLD, NEW = (0, 0), (0, 1)
+"""Two starts of device host 0."""
+
+
+def request(body: bytes, sender: str = "192.0.2.7") -> Relayed:
+    return Relayed(sender, "/", "application/xml", body, 1, 0.0)
+
+
+def test_a_request_is_kept_until_its_host_has_stored_it() -> None:
+    kept = KeptRequests(1000)
+    for n, body in enumerate([b"a", b"bb", b"ccc"], start=1):
+        entry = kept.add("alias", request(body))
+        assert entry is not None
+        entry.number, entry.host = n, OLD
+    kept.confirm("alias", OLD, 2)
+    assert [k.relayed.payload for k in kept.to_relay("alias", NEW)] == [b"ccc"]
+    assert kept.bytes == 3
+    kept.confirm("alias", NEW, 3)  # another start's third message: not this request's
+    assert len(kept) == 1
+    kept.confirm("alias", OLD, 3)
+    assert len(kept) == 0 and kept.bytes == 0
+
+
+def test_what_a_dead_host_had_not_stored_goes_to_the_next_first() -> None:
+    kept = KeptRequests(1000)
+    taken = kept.add("alias", request(b"taken"))
+    assert taken is not None
+    taken.number, taken.host = 1, OLD
+    assert kept.add("alias", request(b"waiting")) is not None
+    assert [k.relayed.payload for k in kept.to_relay("alias", OLD)] == [b"waiting"]
+    assert [k.relayed.payload for k in kept.to_relay("alias", NEW)] == [b"taken", b"waiting"]
+    assert list(kept.due(lambda _sender: NEW)) == [("alias", "192.0.2.7")]
+
+
+def test_nothing_is_due_while_the_host_that_took_it_runs() -> None:
+    kept = KeptRequests(1000)
+    entry = kept.add("alias", request(b"x"))
+    assert entry is not None
+    assert list(kept.due(lambda _sender: OLD)) == [("alias", "192.0.2.7")]  # not relayed yet
+    entry.number, entry.host = 1, OLD
+    assert list(kept.due(lambda _sender: OLD)) == []
+
+
+def test_kept_bytes_are_bounded_but_one_request_always_fits() -> None:
+    kept = KeptRequests(10)
+    assert kept.add("a", request(b"x" * 50)) is not None  # bigger than the bound, alone
+    assert kept.add("b", request(b"y")) is None
+    kept = KeptRequests(10)
+    assert kept.add("a", request(b"x" * 6)) is not None
+    assert kept.add("b", request(b"y" * 4)) is not None
+    assert kept.add("b", request(b"z")) is None
+
+
+def test_a_misread_request_is_forgotten_for_its_retry() -> None:
+    kept = KeptRequests(1000)
+    first = kept.add("alias", request(b"misread"))
+    assert first is not None
+    first.number, first.host = 1, OLD
+    kept.drop("alias", 1, OLD)
+    assert len(kept) == 0 and kept.bytes == 0
