@@ -105,7 +105,13 @@ def main(
     host = DeviceHost(
         config,
         owned,
-        Publishing(publisher.publish, publisher.subscribe, publisher.stored),
+        Publishing(
+            publisher.publish,
+            publisher.subscribe,
+            publisher.stored,
+            queue=publisher.queue,
+            flush=publisher.flush,
+        ),
         listening="library",
         senders=senders,
     )

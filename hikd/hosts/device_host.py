@@ -91,6 +91,10 @@ class Publishing:
     publish: Callable[[Event], None]
     subscribe: Callable[[Callable[[Event], None]], None]
     stored: Callable[[], None]
+    queue: Callable[[Event], object] | None = None
+    """For the alarm decoder's thread, where there is one: publish without waking another
+    thread to store; the decoder calls `flush` after what it had to decode."""
+    flush: Callable[[], None] | None = None
 
 
 def device_timezone(value: str | None) -> tzinfo | None:
@@ -154,7 +158,12 @@ class DeviceHost:
             pulse_types=set(cfg.alarms.pulse_types) | set(ONE_SHOT_TYPES),
         )
         self.pipeline = AlarmPipeline(
-            self.directory, tracker, self.publish, senders=self.senders, picture_dir=picture_dir
+            self.directory,
+            tracker,
+            self.publishing.queue or self.publish,
+            senders=self.senders,
+            picture_dir=picture_dir,
+            flush=self.publishing.flush,
         )
         self.pipeline.start()
         self.arming = ArmingListener(

@@ -1,16 +1,18 @@
 """A device host's side of the outbox: store every event, then wake the supervisor.
 
-``publish()`` runs on decoder, session and job threads: it hands the event to the host's
-in-process subscribers (alarm-driven jobs, the backfill's record) and queues the event. One
-writer thread notes the alarm starts and stops of a batch (`hikd.hosts.open_alarms`: a
-crash closes what was on), stores the batch in one transaction (`OutboxAppender`: SQLite
-WAL, beside the supervisor's own writes) and then writes one byte on the wake pipe: the
-supervisor's delivery side looks for new rows at once instead of polling. An event is the
+``publish()`` runs on session and job threads: it hands the event to the host's in-process
+subscribers (alarm-driven jobs, the backfill's record) and queues the event, and a writer
+thread stores it. The alarm decoder queues its events (`queue`) and stores them itself
+(`flush`) after what it had to decode, with no hand-over between threads. Whoever stores
+notes the alarm starts and stops of a batch (`hikd.hosts.open_alarms`: a crash closes what
+was on), stores the batch in one transaction (`OutboxAppender`: SQLite WAL, beside the
+supervisor's own writes) and then writes one byte on the wake pipe: the supervisor's
+delivery side looks for new rows at once instead of polling. An event is the
 supervisor's to deliver the moment its transaction commits: a crash of this process
 afterwards loses nothing.
 
 While the outbox cannot be written events wait in memory (bounded; what overflows is
-counted and logged) and the writer retries.
+counted and logged) and the writer thread retries.
 """
 
 from __future__ import annotations
@@ -62,6 +64,10 @@ class HostPublisher:
         self._wake = threading.Event()
         self._closed = False
         self._dropped = 0
+        self._storing = threading.Lock()
+        """Held while a batch is taken from the queue and stored: one at a time, in order."""
+        self._failing = False
+        self._error = ""
         self._thread = threading.Thread(target=self._run, name="hikd-host-writer", daemon=True)
 
     def start(self) -> None:
@@ -71,15 +77,38 @@ class HostPublisher:
         self._subscribers.append(consumer)
 
     def publish(self, event: Event) -> None:
+        """Queue `event`; the writer thread stores it."""
+        if self.queue(event) and not self._wake.is_set():
+            self._wake.set()
+
+    def queue(self, event: Event) -> bool:
+        """Queue `event` without waking the writer: the caller stores it with `flush()`
+        (the alarm decoder, after what it had to decode). False when it was dropped."""
         for consumer in self._subscribers:
             consumer(event)
         if self._closed or len(self._queue) >= MAX_QUEUED:
             self._dropped += 1
             if self._dropped == 1:
                 log.error("device host: dropping events, the outbox does not keep up")
-            return
+            return False
         self._queue.append(event)
-        if not self._wake.is_set():
+        return True
+
+    def flush(self) -> None:
+        """Store what is queued now, on the caller's thread: an alarm is stored without a
+        hand-over to the writer thread (each costs GIL switches, and the writer waits up to
+        the interpreter's switch interval for the GIL while the decoder keeps it busy).
+        While the writer stores or retries, it is left to the writer."""
+        if not self._queue:
+            return
+        if self._failing or not self._storing.acquire(blocking=False):
+            self._wake.set()
+            return
+        try:
+            stored = self._store_some()
+        finally:
+            self._storing.release()
+        if not stored or self._queue:
             self._wake.set()
 
     def heard(self, alias: str, number: int) -> None:
@@ -110,7 +139,6 @@ class HostPublisher:
             self._appender.close()
 
     def _run(self) -> None:
-        failing = False
         while True:
             if not self._queue:
                 if self._closed:
@@ -118,39 +146,50 @@ class HostPublisher:
                 self._wake.wait()
                 self._wake.clear()
                 continue
-            batch: list[Event] = []
-            markers: list[threading.Event] = []
-            heard: dict[str, int] = {}
-            while self._queue and len(batch) < WRITE_BATCH:
-                item = self._queue[0]
-                if isinstance(item, threading.Event) and batch:
-                    break  # set once the batch before it is stored
-                self._queue.popleft()
-                if isinstance(item, threading.Event):
-                    markers.append(item)
-                elif isinstance(item, _Heard):
-                    heard[item.alias] = item.number
-                else:
-                    batch.append(item)
-            if batch:
-                self._note(batch)
-            while batch:
-                try:
-                    self._appender.append(batch)
-                except Exception as exc:  # a full disk: wait in memory and retry
-                    if not failing:
-                        log.error("device host: cannot store events; retrying", error=str(exc))
-                        failing = True
-                    time.sleep(RETRY_S)
-                    continue
-                if failing:
+            with self._storing:
+                stored = self._store_some()
+            if stored:
+                if self._failing:
                     log.info("device host: storing events again")
-                    failing = False
-                batch = []
-            if heard:
-                self._stored_heard(heard)
-            while self._queue and isinstance(first := self._queue[0], threading.Event):
-                self._queue.popleft()
-                markers.append(first)
-            for marker in markers:
-                marker.set()
+                    self._failing = False
+            else:
+                if not self._failing:
+                    log.error("device host: cannot store events; retrying", error=self._error)
+                    self._failing = True
+                time.sleep(RETRY_S)  # a full disk: the events wait in memory
+
+    def _store_some(self) -> bool:
+        """Store the next batch from the queue (with `_storing` held); False when it could
+        not be stored (what was taken is back at the head of the queue then)."""
+        queue = self._queue
+        taken: list[Event | threading.Event | _Heard] = []
+        batch: list[Event] = []
+        markers: list[threading.Event] = []
+        heard: dict[str, int] = {}
+        while queue and len(batch) < WRITE_BATCH:
+            item = queue[0]
+            if isinstance(item, threading.Event):
+                if batch:
+                    break  # set once the batch before it is stored
+                markers.append(item)
+            elif isinstance(item, _Heard):
+                heard[item.alias] = item.number
+            else:
+                batch.append(item)
+            taken.append(queue.popleft())
+        if batch:
+            try:
+                self._note(batch)
+                self._appender.append(batch)
+            except Exception as exc:
+                self._error = str(exc)
+                queue.extendleft(reversed(taken))
+                return False
+        if heard:
+            self._stored_heard(heard)
+        while queue and isinstance(first := queue[0], threading.Event):
+            queue.popleft()
+            markers.append(first)
+        for marker in markers:
+            marker.set()
+        return True

@@ -30,6 +30,9 @@ from hikd.sdk.raw import Alarmer, RawAlarm
 log = structlog.get_logger("hikd.alarms")
 
 UNVETTED_LOG_EVERY_S = 60.0
+FLUSH_EVERY = 16
+"""Messages decoded at most before what they meant is stored (when they come faster than
+they are decoded): fewer, larger writes under load, a bounded wait for the first."""
 _MEMO_MAX = 4096
 
 
@@ -119,14 +122,18 @@ class AlarmPipeline:
         self,
         directory: DeviceDirectory,
         tracker: AlarmStateTracker,
-        publish: Callable[[Event], None],
+        publish: Callable[[Event], object],
         senders: SenderMap | None = None,
         picture_dir: Path | None = None,
         expire_every_s: float = 0.25,
+        flush: Callable[[], None] | None = None,
     ) -> None:
+        """`flush`, where given, is called on the decoder thread once it has decoded what
+        was queued (up to `FLUSH_EVERY` messages): what it published is stored now."""
         self.directory = directory
         self.tracker = tracker
         self._publish = publish
+        self._flush = flush or (lambda: None)
         self._senders = senders
         self._unvetted_logged = 0.0
         self._picture_dir = picture_dir
@@ -174,22 +181,37 @@ class AlarmPipeline:
     def _run(self) -> None:
         next_expiry = time.monotonic() + self._expire_every_s
         while True:
-            try:
-                raw = self._queue.get(timeout=self._expire_every_s)
-            except queue.Empty:
-                pass
-            else:
-                if raw is None:
-                    return
-                if isinstance(raw, _Errand):
-                    raw.run()
-                else:
-                    self.handle(raw)
+            if not self._decode_queued():
+                self._flush()
+                return
             now = time.monotonic()
             if now >= next_expiry:
                 next_expiry = now + self._expire_every_s
                 for event in self.tracker.expire():
                     self._publish(event)
+            self._flush()
+
+    def _decode_queued(self) -> bool:
+        """Wait for a message (up to the expiry interval); decode it and what else is queued,
+        up to `FLUSH_EVERY` messages. False once the stop marker is reached."""
+        try:
+            item = self._queue.get(timeout=self._expire_every_s)
+        except queue.Empty:
+            return True
+        for taken in range(1, FLUSH_EVERY + 1):
+            if item is None:
+                return False
+            if isinstance(item, _Errand):
+                item.run()
+            else:
+                self.handle(item)
+            if taken == FLUSH_EVERY:
+                break
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+        return True
 
     def handle(self, raw: RawAlarm) -> None:
         """Decode one message and publish what it means. Never raises."""
