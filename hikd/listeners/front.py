@@ -104,7 +104,6 @@ class ListenFront:
         """One request of a sender at a time to the library, so its messages come in the
         order of the requests' numbers (`hikd.listeners.relayed`)."""
         self._tasks: set[asyncio.Future[int]] = set()
-        self._no_host_logged = -REPORT_EVERY_S
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.Server | None = None
         self._thread: threading.Thread | None = None
@@ -301,17 +300,14 @@ class ListenFront:
             port = await asyncio.to_thread(router.introduce, sender, alias, again)
             host = router.incarnation(sender)
             introduced = True
-        if port is None:  # its host is restarting: one line a minute, not one a push
+        if port is None:  # its host is restarting
             self.counters["no_host"] += 1
-            if time.monotonic() - self._no_host_logged >= REPORT_EVERY_S:
-                self._no_host_logged = time.monotonic()
-                log.warning(
-                    "no device host takes this sender's pushed alarms now (restarting?): "
-                    "kept until it is back",
-                    sender=sender,
-                    port=self.port,
-                    waiting=self.counters["no_host"],
-                )
+            self._refusals.warn(
+                "no device host takes this sender's pushed alarms now (restarting?): "
+                "kept until it is back",
+                sender=sender,
+                waiting=self.counters["no_host"],
+            )
             return
         for kept in due:
             number = await self._send(alias, kept.relayed, port, restart=introduced)
@@ -381,11 +377,11 @@ class ListenFront:
                     writer.transport.abort()
         except (OSError, TimeoutError) as exc:
             self.counters["relay_failed"] += 1
-            log.warning(
+            self._refusals.warn(
                 "the vendor library's listen port did not take a pushed alarm",
                 sender=relayed.sender,
-                port=self.port,
                 error=str(exc) or type(exc).__name__,
+                count=self.counters["relay_failed"],
             )
             if not connected:  # the library never saw it: its number is free again
                 self.senders.uncount_relayed(alias)

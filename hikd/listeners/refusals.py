@@ -1,7 +1,8 @@
-"""Refused pushes, told without flooding (README "The listen front"): each refusal is
-counted per sender and reason; a sender gets at most one log line and one ``listen_refused``
-health event a minute, and at most `MAX_REPORTS` such lines a minute go out in all (a sender
-may have many addresses), the rest summed up under ``sender = "others"``.
+"""Refused pushes (and pushes not relayed yet), told without flooding (README "The listen
+front"): each refusal is counted per sender and reason; a sender gets at most one log line
+and one ``listen_refused`` health event a minute, and at most `MAX_REPORTS` such lines a
+minute go out in all (a sender may have many addresses), the rest summed up under
+``sender = "others"``.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable
+from typing import Any
 
 import structlog
 
@@ -36,6 +38,15 @@ class Refusals:
         self._last_report: dict[str, float] = {}
         self._minute_start = 0.0
         self._reports = 0
+        self._warned: dict[str, float] = {}
+
+    def warn(self, message: str, **fields: Any) -> None:
+        """Log `message` at most once a minute (while a host restarts or its library port is
+        gone, every push and every try would be a line of its own)."""
+        now = time.monotonic()
+        if now - self._warned.get(message, -REPORT_EVERY_S) >= REPORT_EVERY_S:
+            self._warned[message] = now
+            log.warning(message, port=self.port, **fields)
 
     def refused(self, sender: str, reason: str) -> None:
         """Count a refusal; log it (and publish health) at most once a minute per sender, and

@@ -65,3 +65,55 @@ def test_a_misread_request_is_forgotten_for_its_retry() -> None:
     first.number, first.host = 1, OLD
     kept.drop("alias", 1, OLD)
     assert len(kept) == 0 and kept.bytes == 0
+
+
+def test_pushes_wait_while_the_library_port_is_gone_with_one_warning_a_minute() -> None:
+    """A running host whose library takes nothing (its port closed): pushes are answered
+    200 and kept, tried again every `RELAY_DUE_S`, and said once, not once a try."""
+    import socket
+
+    from structlog.testing import capture_logs
+
+    from hikd.addresses import AddressSet
+    from hikd.listeners.front import ListenFront
+    from hikd.listeners.senders import SenderMap
+    from tests.support import free_port, wait_for
+
+    gone = free_port()
+
+    class GoneLibrary:
+        """Stands in for the supervisor's `HostRouter`: the real library cannot be made to
+        close its listen port while its host runs."""
+
+        def port(self, sender: str, alias: str) -> int:
+            return gone
+
+        def introduce(self, sender: str, alias: str, again: int) -> int:
+            return gone
+
+        def incarnation(self, sender: str) -> tuple[int, int]:
+            return (0, 0)
+
+    body = b"<EventNotificationAlert><eventType>VMD</eventType></EventNotificationAlert>"
+    request = (
+        b"POST / HTTP/1.1\r\nHost: hikd\r\nContent-Type: application/xml\r\n"
+        b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body)
+    )
+    front = ListenFront(
+        "127.0.0.1", free_port(), 0, AddressSet(["127.0.0.1"]), SenderMap(), lambda _e: None,
+        router=GoneLibrary(),
+    )  # fmt: skip
+    front.start()
+    try:
+        with capture_logs() as logs:
+            answers = []
+            for _ in range(3):
+                with socket.create_connection(("127.0.0.1", front.port), timeout=10) as push:
+                    push.sendall(request)
+                    answers.append(push.recv(4096).split(b" ")[1])
+            assert wait_for(lambda: front.counters["relay_failed"] >= 6, 30)
+        assert answers == [b"200"] * 3
+        warnings = [e for e in logs if e["event"].endswith("did not take a pushed alarm")]
+        assert len(warnings) == 1
+    finally:
+        front.stop()
