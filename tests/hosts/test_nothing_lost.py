@@ -38,12 +38,19 @@ KILL_AFTER = 30
 RELAY_PREFIX = "0100F27F"  # 127.242.0.1 in /proc/net/tcp's byte order: the front's relay
 
 
-def relaying_to_a_stopped_host() -> bool:
-    """The front has a connection open from its relay address (the host cannot answer)."""
+def relaying_to_a_stopped_host(supervisor: int) -> bool:
+    """The front (in `supervisor`) has a connection open from its relay address: the host's
+    kernel took it, the stopped host cannot answer. Other tests' fronts use the same relay
+    addresses: only the supervisor's own sockets count."""
+    sockets = set()
+    for fd in Path(f"/proc/{supervisor}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            sockets.add(os.readlink(fd))
     for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
-        local, state = line.split()[1], line.split()[3]
-        if local.startswith(RELAY_PREFIX) and state == "01":  # ESTABLISHED
-            return True
+        fields = line.split()
+        local, state, inode = fields[1], fields[3], fields[9]
+        if local.startswith(RELAY_PREFIX) and state == "01" and f"socket:[{inode}]" in sockets:
+            return True  # 01: ESTABLISHED
     return False
 
 
@@ -100,7 +107,11 @@ def test_pushes_in_flight_when_the_host_dies_all_reach_the_sinks(
         pid = host_pids(hikd)[0]
         os.kill(pid, signal.SIGSTOP)
         try:
-            wait_until(relaying_to_a_stopped_host, "a push relayed to the stopped host", 30)
+            wait_until(
+                lambda: relaying_to_a_stopped_host(hikd.process.pid),
+                "a push relayed to the stopped host",
+                30,
+            )
         finally:
             os.kill(pid, signal.SIGKILL)
         thread.join(120)
