@@ -151,10 +151,13 @@ class Daemon:
         return host_class(self.config, devices, publishing, sdk=self.sdk)
 
     def _start_hosts(self) -> None:
-        from hikd.hosts.fronts import SupervisedFronts
         from hikd.hosts.supervisor import HostSupervisor
 
         assert self.bus is not None
+        if self.config.listen:
+            # Only with [[listen]]: without, the fronts' modules stay unloaded. Before the
+            # hosts start: the fronts open the moment the hosts are ready.
+            from hikd.hosts.fronts import SupervisedFronts
         self.supervisor = HostSupervisor(self.config, self.publish, self.bus.others_stored)
         self.supervisor.start()
         if self.config.listen:
