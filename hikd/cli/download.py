@@ -150,6 +150,9 @@ def download_command(
             bar.finish(rec.stem, fetched.size, ok=True)
             with lock:
                 print(f"saved {fetched.path} ({size(fetched.size)})", file=out, flush=True)
+                # What the file event's notes say: retries, sizes that disagree, a route.
+                for note in fetched.notes:
+                    print(f"  {note}", file=out, flush=True)
 
         pool = ThreadPoolExecutor(parallel, thread_name_prefix="download")
         try:

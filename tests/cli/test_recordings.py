@@ -16,6 +16,7 @@ from hikd.sim import SimDeviceConfig, Simulator
 from hikd.sim.config import RecordingPlan
 from hikd.state import StateStore
 from tests.delivery.test_bus import Recorder, wait_until
+from tests.recorders.test_fetch_recordings import ten_minutes_ago
 from tests.support import fill, small_filesystem
 
 # hikd's command line, run as `hikd` runs it.
@@ -132,6 +133,31 @@ def test_download_fetches_once_and_skips_what_is_already_there(
     assert "0 downloaded, 2 already there, 0 failed" in second.stdout
     assert device.rtsp.stats.streams_started == streams
     assert {p.name for p in folder.iterdir()} == {*names, left_over.name}
+
+
+def test_download_says_when_the_device_sent_more_than_its_search_said(
+    start_sim: Callable[..., Simulator], tmp_path: Path
+) -> None:
+    plan = RecordingPlan(
+        per_channel=1,
+        segment_s=60,
+        channels=[1],
+        still_recording=False,
+        end=ten_minutes_ago(),  # ended: not left out as still being recorded
+        search_size="under",
+    )
+    sim = start_sim(SimDeviceConfig(name="nvr", recordings=plan))
+    config = write_config(tmp_path, sim)
+    out = tmp_path / "videos"
+    args = ("download", "-d", "nvr", "-n", "1", "--from", "2000-01-01", "--output", str(out))
+    result = hikd(*args, config=config, sim=sim)
+    assert result.returncode == 0, result.stderr
+    [rec] = sim.devices[0].recording_list(1)
+    saved, note = result.stdout.splitlines()[:2]
+    assert saved.startswith("saved ")
+    assert note == (
+        f"  the device's search gave the recording as {1 << 20} bytes; it sent {rec.size}, all kept"
+    )
 
 
 def test_jobs_lists_next_and_last_runs_and_runs_one_on_demand(
