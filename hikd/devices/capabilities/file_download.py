@@ -66,6 +66,7 @@ asked for stopped early; one with this much more than asked and the whole span's
 a device that ignores the seconds asked for (`_fits`)."""
 IMKH = b"IMKH"
 IMKH_SIZE = 40
+_SCAN = 1 << 20
 
 
 class PieceFailed(Exception):
@@ -235,10 +236,17 @@ def _fetch_part(
 
 def _covered_s(data: bytes) -> float | None:
     """Seconds of video in a reply, from its time stamps; None when they cannot be read (a
-    container other than MPEG-PS, or none in it)."""
+    container other than MPEG-PS, or none in it). Only its first and last MiB are read
+    (the whole of 16 MB took 0.1 s): a PES header's start code cannot occur inside H.264
+    or H.265 data, so reading from the middle of a pack finds no false one."""
     body = data[IMKH_SIZE:] if data[:4] == IMKH else data
-    stamps = video_pts(body) if body[:4] == b"\x00\x00\x01\xba" else []
-    return covered_s(stamps[0], stamps) if stamps else None
+    if body[:4] != b"\x00\x00\x01\xba":
+        return None
+    first = video_pts(body[:_SCAN])[:1]
+    tail = video_pts(body[-_SCAN:]) if len(body) > _SCAN else video_pts(body)
+    if len(tail) < 2:
+        tail = video_pts(body)  # frames over a MiB each: read the whole reply
+    return covered_s(first[0], tail) if first and tail else None
 
 
 def _fits(covered: float | None, seconds: float, span_s: float) -> Literal["short", "whole", "ok"]:
