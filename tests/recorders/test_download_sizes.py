@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from hikd.devices.capabilities.downloads import download
-from hikd.devices.capabilities.recordings import Recording, search_recordings
+from hikd.devices.capabilities.recordings import DownloadError, Recording, search_recordings
 from hikd.recorders.fetch import FetchedFile, FetchFailed, RetryPolicy, fetch_recording
 from hikd.sim import SimDevice, SimDeviceConfig, Simulator
 from tests.recorders.test_download_routes import FRAMES, plan, recordings
@@ -210,3 +210,25 @@ def test_a_device_that_ignores_the_seconds_asked_for_gets_its_file_once(
     middle = rec.start + timedelta(seconds=10), rec.start + timedelta(seconds=29)
     got = download(session, clip, 1, *middle, recording=rec)
     assert clip.read_bytes() == device.recording_bytes(rec.name) and len(got.notes) == 1
+
+
+def test_a_device_whose_whole_file_is_over_64_mib_for_any_piece_is_given_up_soon(
+    start_sim: Callable[..., Simulator], login: Login, tmp_path: Path
+) -> None:
+    # 72 MB of noise, sent whole for every piece: no reply fits the library's 64 MiB.
+    big = plan(
+        per_channel=1, content="noise", bytes_per_second=1_200_000, download_ignores_span=True
+    )
+    sim = start_sim(SimDeviceConfig(name="nvr", recordings=big))
+    device = sim.devices[0]
+    session = login(sim)
+    [rec] = recordings(session, sim)
+    target = tmp_path / "big.part"
+    # On route "file" the attempt fails; on "auto" it takes the stream (as for a recording
+    # without a name, above), which for 72 MB takes long.
+    with pytest.raises(DownloadError, match="with more than the 64 MiB a reply may have"):
+        download(
+            session, target, 1, rec.start, rec.end, recording=rec, route="file", max_piece=5_000_000
+        )
+    # A piece of 4 s and its first half refused, each though due at under 5 MB.
+    assert device.recordings.download_stats.served >= 2 and not target.exists()

@@ -27,6 +27,7 @@ from hikd.devices.capabilities.file_download import (
     MAX_PIECE,
     FileDownload,
     PieceFailed,
+    TooBig,
     download_files,
 )
 from hikd.devices.capabilities.recordings import (
@@ -109,11 +110,13 @@ def download(
             notes.append("the device has no /ISAPI/ContentMgmt/download: playback stream")
             for piece in pieces(target):
                 piece.unlink(missing_ok=True)
-        except Nameless as exc:
+        except (Nameless, TooBig) as exc:
             if route == "file":
-                raise
+                raise DownloadError(str(exc)) from None
             _log.info("download_route_fallback", device=session.name, route="stream")
             notes.append(f"{exc}: playback stream")
+            for piece in pieces(target):
+                piece.unlink(missing_ok=True)
     name = name or (recording.name if recording is not None else "")
     notes += _stream(session, target, channel, start, end, name, stall_timeout_s, stop, progress)
     return Downloaded(written(target), "stream", tuple(pieces(target)), notes=tuple(notes))

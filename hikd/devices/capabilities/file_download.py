@@ -5,7 +5,8 @@ Facts (sdk-over-isapi.md part 2 b and g, and measured for issue 15): the reply c
 unchanged at hundreds of MB/s, but whole and in memory, and a reply above 64 MiB fails
 with error 43. So a recording is fetched in pieces cut on whole seconds of its span
 (``starttime``/``endtime`` of its playbackURI), each sized from the recording's bytes per
-second to stay under `MAX_PIECE`; a piece still too big is halved. A cut reply fails at
+second to stay under `MAX_PIECE`; a piece still too big is halved (`TooBig` when halves due
+well under the limit are refused too: the caller streams instead). A cut reply fails at
 once (error 73) and is asked for again at once. The library's receive timeout (error 10)
 bounds the whole reply, not a pause in it, so a piece gets ``stall_timeout_s`` plus its
 size at `SLOWEST_RATE`; one that does not make it is asked for again at once, in halves
@@ -71,6 +72,11 @@ _SCAN = 1 << 20
 
 class PieceFailed(Exception):
     """A piece failed twice (cut or stalled, then again at once); the message says how."""
+
+
+class TooBig(Exception):
+    """The device's replies do not fit the library's 64 MiB, however small the piece asked
+    for: the playback stream instead (the message says what happened)."""
 
 
 @dataclass
@@ -175,6 +181,7 @@ def _fetch_part(
     rate = _Rate(rec)
     span_s = (end - start).total_seconds() + 1
     at = start  # the first second not yet asked for
+    refused = 0  # pieces refused in a row though due well under 64 MiB
     # (first second, last second, failures so far) of pieces to ask for again
     queue: list[tuple[datetime, datetime, int]] = []
     while queue or at <= end:
@@ -193,9 +200,16 @@ def _fetch_part(
             if covered is not None and fits == "short":
                 raise _StoppedEarly(f"ended {seconds - covered:.0f} s early")
         except BufferTooSmallError:
-            if first == last:
-                raise
-            # Above the 64 MiB a reply may have: ask for each half instead.
+            # Above the 64 MiB a reply may have: ask for each half instead; unless halves
+            # of a piece due well under it are refused too: a device that sends more than
+            # the seconds asked for (its whole file, whatever they are) can only stream.
+            small = rate.expected(seconds) * 4 < MAX_REPLY
+            refused = refused + 1 if small else 0
+            if first == last or refused >= 2:
+                raise TooBig(
+                    f"the device answered {first:%H:%M:%S}-{last:%H:%M:%S} with more than the "
+                    "64 MiB a reply may have"
+                ) from None
             queue[:0] = [(a, b, failed) for a, b in _halves(first, last)]
             continue
         except (NetworkError, _StoppedEarly) as exc:
@@ -232,6 +246,7 @@ def _fetch_part(
             return
         writer.add(data)
         rate.add(len(data), seconds)
+        refused = 0
 
 
 def _covered_s(data: bytes) -> float | None:
