@@ -184,6 +184,7 @@ class SinkWorker:
 
     def _deliver(self) -> None:
         cursor = self._outbox.cursor(self.name)
+        caught_up = False  # the last batch was all there was at the last wake-up
         while not self._stop.is_set():
             if not self._opened:
                 self._state = "opening"
@@ -193,16 +194,22 @@ class SinkWorker:
                     self._fail("open", e)
                     continue
                 self._opened = True
-            self._wake.clear()
-            if self._unstored and not self._send_unstored():
-                continue
-            try:
-                batch = self._outbox.read(self.name, cursor, self._batch_size)
-            except OutboxClosed:
-                raise
-            except Exception as e:
-                self._fail("outbox read", e)
-                continue
+            if caught_up and not self._wake.is_set():
+                # Nothing was stored since: no look at the outbox (a read and its lock per
+                # batch); the wait below ends at the next wake-up, or reads after a second.
+                batch = []
+            else:
+                self._wake.clear()
+                if self._unstored and not self._send_unstored():
+                    continue
+                try:
+                    batch = self._outbox.read(self.name, cursor, self._batch_size)
+                except OutboxClosed:
+                    raise
+                except Exception as e:
+                    self._fail("outbox read", e)
+                    continue
+            caught_up = False
             if not batch:
                 self._recovered()  # opened, and nothing to prove: it is up
                 self._state = "idle"
@@ -230,6 +237,7 @@ class SinkWorker:
             cursor = batch[sent - 1][0]
             self._delivered += sent
             self._latency.delivered(event for _, event in batch[:sent])
+            caught_up = sent == len(batch) < self._batch_size
             if sent < len(batch) and self._failing:
                 self._partial_sends += 1
                 if self._partial_sends < 2:

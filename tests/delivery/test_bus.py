@@ -496,3 +496,39 @@ def test_a_sinks_cursor_is_written_per_interval_and_at_stop(
         bus.stop()
         outbox.close()
     assert again.alarm_ids() == [alarm(20).id]
+
+
+class CountingOutbox(Outbox):
+    """Counts each sink's reads (they are real)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.reads: dict[str, int] = {}
+
+    def read(self, sink: str, after_cursor: int, limit: int) -> list[tuple[int, Event]]:
+        self.reads[sink] = self.reads.get(sink, 0) + 1
+        return super().read(sink, after_cursor, limit)
+
+
+def test_a_sink_that_sent_all_there_was_waits_for_the_next_wake_up_without_a_read(
+    outbox_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a batch that was all the outbox had when the worker was woken, it waits for the
+    next wake-up; it used to read the outbox once more first, to find nothing (a read and
+    the outbox's lock per batch). Only wake-ups make it read here: no periodic looks."""
+    monkeypatch.setattr("hikd.delivery.sink_worker._IDLE_WAIT", 3600.0)
+    monkeypatch.setattr("hikd.delivery.sink_worker.ACK_WRITE_EVERY_S", 0.0)
+    monkeypatch.setattr("hikd.delivery.bus._OTHERS_POLL_S", 3600.0)
+    outbox = CountingOutbox(outbox_path)
+    sink = Recorder()
+    bus = new_bus(outbox, [("a", sink)])
+    bus.start()
+    try:
+        for i in range(20):
+            bus.publish(alarm(i))
+            wait_until(lambda i=i: len(sink.events) == i + 1)
+        assert [e.id for e in sink.events] == [f"ev-{i:08d}" for i in range(20)]
+        assert outbox.reads["a"] <= 25, outbox.reads  # one per event (it was two)
+    finally:
+        bus.stop(timeout=2.0)
+        outbox.close()
