@@ -133,10 +133,12 @@ class KeptRequests:
     def due(self, host_of: Callable[[str], Hashable]) -> Iterator[tuple[str, str]]:
         """(alias, sender) of each alias with something to relay (again): `host_of(sender)`
         is the current incarnation of the host for a sender."""
-        # Relayed in order: the ones not relayed yet are at the end, a past host's at the start.
         for alias, kept in list(self._by_alias.items()):
             sender = kept[0].relayed.sender
-            if kept[-1].number == 0 or kept[0].host != host_of(sender):
+            host = host_of(sender)
+            # Not only the first and the last: a relaying again cut short by a failed send
+            # leaves a past host's requests behind the new host's.
+            if any(k.number == 0 or k.host != host for k in kept):
                 yield alias, sender
 
 

@@ -48,6 +48,18 @@ def test_nothing_is_due_while_the_host_that_took_it_runs() -> None:
     assert list(kept.due(lambda _sender: OLD)) == []
 
 
+def test_a_past_hosts_request_behind_the_new_hosts_is_due_too() -> None:
+    """Relaying again to a new host stopped after the first (a send failed): the rest wait
+    behind what the new host took, and are still relayed."""
+    kept = KeptRequests(1000)
+    for body, host in ((b"again", NEW), (b"left behind", OLD)):
+        entry = kept.add("alias", request(body))
+        assert entry is not None
+        entry.number, entry.host = 1, host
+    assert list(kept.due(lambda _sender: NEW)) == [("alias", "192.0.2.7")]
+    assert [k.relayed.payload for k in kept.to_relay("alias", NEW)] == [b"left behind"]
+
+
 def test_kept_bytes_are_bounded_but_one_request_always_fits() -> None:
     kept = KeptRequests(10)
     assert kept.add("a", request(b"x" * 50)) is not None  # bigger than the bound, alone
