@@ -1,9 +1,20 @@
-"""What the listen front keeps for device hosts (`KeptRequests`): pure bookkeeping, so it is
-tested on its own; `tests/hosts/test_nothing_lost.py` runs it against a host that dies."""
+"""What the listen front keeps for device hosts (`KeptRequests`, bookkeeping tested on its
+own) and the front with a host whose library takes nothing; `tests/hosts/test_nothing_lost.py`
+runs it against the real library in a host that dies."""
 
 from __future__ import annotations
 
+import socket
+
+import pytest
+
+from hikd.addresses import AddressSet
+from hikd.events import Event
+from hikd.listeners import front as front_module
+from hikd.listeners.front import ListenFront
 from hikd.listeners.relayed import KeptRequests, Relayed
+from hikd.listeners.senders import SenderMap
+from tests.support import free_port, wait_for
 
 OLD, NEW = (0, 0), (0, 1)
 """Two starts of device host 0."""
@@ -79,53 +90,73 @@ def test_a_misread_request_is_forgotten_for_its_retry() -> None:
     assert len(kept) == 0 and kept.bytes == 0
 
 
-def test_pushes_wait_while_the_library_port_is_gone_with_one_warning_a_minute() -> None:
-    """A running host whose library takes nothing (its port closed): pushes are answered
-    200 and kept, tried again every `RELAY_DUE_S`, and said once, not once a try."""
-    import socket
+class GoneLibrary:
+    """Stands in for the supervisor's `HostRouter`: the real library cannot be made to close
+    its listen port while its host runs."""
 
-    from structlog.testing import capture_logs
+    def __init__(self) -> None:
+        self.gone = free_port()
 
-    from hikd.addresses import AddressSet
-    from hikd.listeners.front import ListenFront
-    from hikd.listeners.senders import SenderMap
-    from tests.support import free_port, wait_for
+    def port(self, sender: str, alias: str) -> int:
+        return self.gone
 
-    gone = free_port()
+    def introduce(self, sender: str, alias: str, again: int) -> int:
+        return self.gone
 
-    class GoneLibrary:
-        """Stands in for the supervisor's `HostRouter`: the real library cannot be made to
-        close its listen port while its host runs."""
+    def incarnation(self, sender: str) -> tuple[int, int]:
+        return (0, 0)
 
-        def port(self, sender: str, alias: str) -> int:
-            return gone
 
-        def introduce(self, sender: str, alias: str, again: int) -> int:
-            return gone
+def gone_library_front(published: list[Event]) -> ListenFront:
+    front = ListenFront(
+        "127.0.0.1", free_port(), 0, AddressSet(["127.0.0.1"]), SenderMap(), published.append,
+        router=GoneLibrary(),
+    )  # fmt: skip
+    front.start()
+    return front
 
-        def incarnation(self, sender: str) -> tuple[int, int]:
-            return (0, 0)
 
+def push(port: int) -> bytes:
+    """POST one alarm to the front; the status it answers."""
     body = b"<EventNotificationAlert><eventType>VMD</eventType></EventNotificationAlert>"
     request = (
         b"POST / HTTP/1.1\r\nHost: hikd\r\nContent-Type: application/xml\r\n"
         b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body)
     )
-    front = ListenFront(
-        "127.0.0.1", free_port(), 0, AddressSet(["127.0.0.1"]), SenderMap(), lambda _e: None,
-        router=GoneLibrary(),
-    )  # fmt: skip
-    front.start()
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+        connection.sendall(request)
+        return connection.recv(4096).split(b" ")[1]
+
+
+def test_pushes_wait_while_the_library_port_is_gone_with_one_warning_a_minute() -> None:
+    """A running host whose library takes nothing (its port closed): pushes are answered
+    200 and kept, tried again every `RELAY_DUE_S`, and said once, not once a try."""
+    from structlog.testing import capture_logs
+
+    front = gone_library_front([])
     try:
         with capture_logs() as logs:
-            answers = []
-            for _ in range(3):
-                with socket.create_connection(("127.0.0.1", front.port), timeout=10) as push:
-                    push.sendall(request)
-                    answers.append(push.recv(4096).split(b" ")[1])
+            answers = [push(front.port) for _ in range(3)]
             assert wait_for(lambda: front.counters["relay_failed"] >= 6, 30)
         assert answers == [b"200"] * 3
         warnings = [e for e in logs if e["event"].endswith("did not take a pushed alarm")]
         assert len(warnings) == 1
+    finally:
+        front.stop()
+
+
+def test_over_the_kept_bound_a_push_is_answered_503_and_reported(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """While no host stores anything, pushes are kept up to `MAX_KEPT_BYTES` (one always
+    fits); the next is refused with 503 (the device may send it again) and said."""
+    monkeypatch.setattr(front_module, "MAX_KEPT_BYTES", 1)
+    published: list[Event] = []
+    front = gone_library_front(published)
+    try:
+        assert [push(front.port), push(front.port)] == [b"200", b"503"]
+        assert wait_for(lambda: any(e.type == "listen_refused" for e in published), 10)
+        (refused,) = [e for e in published if e.type == "listen_refused"]
+        assert refused.attributes["reason"] == "too many pushed alarms kept for device hosts"
     finally:
         front.stop()
