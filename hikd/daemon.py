@@ -259,8 +259,10 @@ class Daemon:
         changes = compare(self.config, new)
         config = applied(self.config, new)
         hosts: dict[int, Any] = {}
-        if changes.devices_changed:
-            hosts = self._apply_devices(config)
+        if changes.live:  # the log level: here, and in every device host
+            setup_logging(config.logging.level, config.logging.format)
+        if changes.devices_changed or changes.live:
+            hosts = self._apply_devices(config, every_host=bool(changes.live))
         self.config = config
         line = changes.line()
         failed = {i: r for i, r in hosts.items() if isinstance(r, str)}
@@ -270,10 +272,10 @@ class Daemon:
         self.publish(health(HIKD, "reload", ok=True, summary=line, **changes.attributes()))
         return {"ok": True, "line": line, **changes.attributes()}
 
-    def _apply_devices(self, config: Config) -> dict[int, Any]:
+    def _apply_devices(self, config: Config, every_host: bool) -> dict[int, Any]:
         timeout = config.sdk.shutdown_timeout_s + STORED_WAIT_S
         if self.supervisor is not None:
-            done = self.supervisor.reload(config, timeout)
+            done = self.supervisor.reload(config, timeout, every_host)
             if self.fronts is not None:
                 self.fronts.devices_changed()
             return done

@@ -1,11 +1,12 @@
 """What a configuration reload changes (``hikd reload``, SIGHUP, ``systemctl reload``).
 
 Devices are applied live: each enabled device is added, removed, changed (any of its keys:
-address, port, credentials, protocol, arming, ...) or untouched. Every other section is read
-once at start (the outbox and state directory, the number of device hosts, listen ports,
-sinks, jobs, the vendor library's settings, ...): a difference there is reported as needing a
-restart and not applied, so that the daemon never runs half on one configuration and half on
-another. Values are never shown, only key paths: a password must not reach a log line.
+address, port, credentials, protocol, arming, ...) or untouched; so is the log level (one
+call in each process). Everything else is read once at start (the outbox and state
+directory, the number of device hosts, listen ports, sinks, jobs, the vendor library's
+settings, ...): a difference there is reported as needing a restart and not applied, so
+that the daemon never runs half on one configuration and half on another. Values are never
+shown, only key paths (the log level excepted): a password must not reach a log line.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from hikd.config.models import Config, DeviceConfig
 
 LIVE_SECTIONS = frozenset({"devices"})
 """The sections a reload applies; a change anywhere else waits for a restart."""
+LIVE_KEYS = frozenset({"logging.level"})
+"""Single keys of the other sections a reload applies."""
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,8 @@ class ConfigChanges:
     unchanged: list[str] = field(default_factory=list)
     needs_restart: list[str] = field(default_factory=list)
     """Key paths outside the live sections that differ (``daemon.device_hosts``, ...)."""
+    live: dict[str, str] = field(default_factory=dict)
+    """`LIVE_KEYS` that differ -> their new value (none of them is a secret)."""
 
     @property
     def devices_changed(self) -> bool:
@@ -52,6 +57,8 @@ class ConfigChanges:
         said = "; ".join(parts) if parts else "no device changed"
         if self.unchanged and parts:
             said += f"; {len(self.unchanged)} untouched"
+        for key, value in self.live.items():
+            said += f"; {key} now {value}"
         if self.needs_restart:
             said += (
                 f"; needs a restart to take effect (not applied): {', '.join(self.needs_restart)}"
@@ -66,6 +73,7 @@ class ConfigChanges:
             "changed": {name: list(keys) for name, keys in self.changed.items()},
             "unchanged": len(self.unchanged),
             "needs_restart": list(self.needs_restart),
+            "live": dict(self.live),
         }
 
 
@@ -85,15 +93,24 @@ def compare(old: Config, new: Config) -> ConfigChanges:
         },
         changed=changed,
         unchanged=[name for name in after if name in before and name not in changed],
-        needs_restart=_restart_keys(old, new),
+        needs_restart=[key for key in _restart_keys(old, new) if key not in LIVE_KEYS],
+        live={key: str(_value(new, key)) for key in _restart_keys(old, new) if key in LIVE_KEYS},
     )
 
 
 def applied(old: Config, new: Config) -> Config:
-    """The configuration the daemon runs on after a reload: the new devices, everything
-    else as it was started (so that a device host restarted later starts like the others,
-    with the same outbox, sinks and listen ports)."""
-    return old.model_copy(update={"devices": list(new.devices)})
+    """The configuration the daemon runs on after a reload: the new devices and log level,
+    everything else as it was started (so that a device host restarted later starts like
+    the others, with the same outbox, sinks and listen ports)."""
+    logging = old.logging.model_copy(update={"level": new.logging.level})
+    return old.model_copy(update={"devices": list(new.devices), "logging": logging})
+
+
+def _value(config: Config, key: str) -> Any:
+    value: Any = config
+    for name in key.split("."):
+        value = getattr(value, name)
+    return value
 
 
 def device_keys(old: DeviceConfig, new: DeviceConfig) -> list[str]:

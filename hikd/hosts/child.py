@@ -168,6 +168,9 @@ def _answer(host: DeviceHost, link: _Link, message: Command | RunJob | Reload) -
             owned = set(message.devices)
             devices = [d for d in message.config.devices if d.name in owned]
             with _RELOADING:  # one at a time (the supervisor waits for each answer)
+                wanted = message.config.logging  # the log level can change live
+                if wanted != host.config.logging:
+                    setup_logging(wanted.level, wanted.format)
                 value = reload_devices(host, message.config, devices)
         else:
             value = host.run_job(message.job)

@@ -105,11 +105,11 @@ class HostSupervisor:
             results.extend(reply.value)
         return results
 
-    def reload(self, config: Config, timeout: float) -> dict[int, Any]:
+    def reload(self, config: Config, timeout: float, every_host: bool = False) -> dict[int, Any]:
         """Run `config`'s devices from now on (`hikd.config.changes.applied`: only devices
-        differ): each host whose devices changed is sent a `Reload` and its answer waited
-        for. A host that is not running starts with them next time. Host index -> what it
-        did, or why it could not."""
+        and the log level differ): each host whose devices changed (`every_host`: each host)
+        is sent a `Reload` and its answer waited for. A host that is not running starts with
+        them next time. Host index -> what it did, or why it could not."""
         with self._reloading:
             self.shared.config = config
             enabled = [d for d in config.devices if d.enabled]
@@ -118,7 +118,7 @@ class HostSupervisor:
             results: dict[int, Any] = {}
             for handle, names in zip(self.handles, placed, strict=True):
                 devices = [by_name[n] for n in names]
-                if same_devices(handle.devices, devices):
+                if same_devices(handle.devices, devices) and not every_host:
                     handle.devices = devices  # the same, but their password's source
                     continue
                 handle.devices = devices

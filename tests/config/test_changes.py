@@ -87,3 +87,17 @@ def test_the_same_password_from_elsewhere_is_no_change(tmp_path: Path) -> None:
     new = config(tmp_path, device("keep", password=None), env={"HIKD_PASSWORD_KEEP": SECRET})
     assert new.devices[0].password_source != old.devices[0].password_source
     assert compare(old, new).changed == {}
+
+
+def test_the_log_level_changes_live_and_the_format_with_a_restart(tmp_path: Path) -> None:
+    old = config(tmp_path, device("keep"))
+    new = config(tmp_path, device("keep"), extra='[logging]\nlevel = "debug"\nformat = "json"\n')
+    changes = compare(old, new)
+    assert changes.live == {"logging.level": "debug"}
+    assert changes.needs_restart == ["logging.format"]
+    assert changes.line() == (
+        "no device changed; logging.level now debug; needs a restart to take effect "
+        "(not applied): logging.format"
+    )
+    running = applied(old, new)
+    assert running.logging.level == "debug" and running.logging.format == old.logging.format

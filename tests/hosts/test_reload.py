@@ -42,9 +42,17 @@ NAMES = (ALONE, KEEP, GONE, MOVED, NEW)
 assert [host_of(name, 2) for name in NAMES] == [0, 1, 1, 1, 1]
 
 
-def write_config(path: Path, sim: Simulator, devices: dict[str, str], listen: int) -> None:
+def write_config(
+    path: Path,
+    sim: Simulator,
+    devices: dict[str, str],
+    listen: int,
+    level: str = "info",
+    dead: int | None = None,
+) -> None:
     """`devices`: name -> the password written into the file ("" for none: the test's
-    environment gives it); `listen`: the listen front's port."""
+    environment gives it); `listen`: the listen front's port; `dead`: the port of a device
+    that does not answer (named "dead")."""
     state = path.parent / "state"
     lines = [
         "[daemon]",
@@ -53,6 +61,7 @@ def write_config(path: Path, sim: Simulator, devices: dict[str, str], listen: in
         "device_hosts = 2",
         "[logging]",
         'format = "json"',
+        f'level = "{level}"',
         "[alarms.hold_s]",
         "default = 600",
         "[arming]",
@@ -74,6 +83,16 @@ def write_config(path: Path, sim: Simulator, devices: dict[str, str], listen: in
             *([f'password = "{password}"'] if password else []),
             # The simulator pushes from 127.0.0.1, not from the device's own address.
             *(['allowed_addresses = ["127.0.0.1"]'] if name == NEW else []),
+        ]
+    if dead is not None:
+        lines += [
+            "[[devices]]",
+            'name = "dead"',
+            'host = "127.0.0.1"',
+            f"port = {dead}",
+            'password = "unused"',
+            "reconnect_min_s = 0.2",
+            "reconnect_max_s = 0.5",
         ]
     path.write_text("\n".join(lines) + "\n")
 
@@ -203,11 +222,27 @@ def test_reload_adds_removes_and_changes_devices_and_leaves_the_others_alone(
         assert line.startswith("hikd: configuration not reloaded: config file "), line
         assert "expected ']]'" in line
 
-        # SIGHUP: the new device goes again.
-        write_config(config, sim, {ALONE: "", KEEP: "", MOVED: NEW_SECRET}, port)
+        # SIGHUP: the new device goes again, one that does not answer comes, and the log
+        # level is debug from now on, in the device hosts too: its host says at each try
+        # that it is still unreachable (a debug line).
+        devices = {ALONE: "", KEEP: "", MOVED: NEW_SECRET}
+        write_config(config, sim, devices, port, level="debug", dead=free_port())
         os.kill(daemon.process.pid, signal.SIGHUP)
         wait_until(lambda: len(reloads()) == 3, "the reload by SIGHUP", 60)
         assert reloads()[2]["attributes"]["removed"] == {NEW: "removed"}
+        assert reloads()[2]["attributes"]["added"] == ["dead"]
+        assert reloads()[2]["attributes"]["live"] == {"logging.level": "debug"}
+
+        def debug_lines() -> list[dict[str, Any]]:
+            return [
+                json.loads(line)
+                for line in daemon.log.read_text().splitlines()
+                if '"still unreachable"' in line
+            ]
+
+        # (Sessions run in the device hosts only: the line is a host's.)
+        wait_until(lambda: bool(debug_lines()), "a device host's debug line", 30)
+        assert debug_lines()[0]["device"] == "dead"
 
         def status() -> dict[str, dict[str, Any]]:
             done = hikd("status", config)
@@ -215,7 +250,8 @@ def test_reload_adds_removes_and_changes_devices_and_leaves_the_others_alone(
             return {d["name"]: d for d in json.loads(done.stdout)["devices"]}
 
         # `hikd status` forgets removed devices once it has seen the reload's event.
-        wait_until(lambda: set(status()) == {ALONE, KEEP, MOVED}, "status without them", 30)
+        wanted = {ALONE, KEEP, MOVED, "dead"}
+        wait_until(lambda: set(status()) == wanted, "status without them", 30)
         devices = status()
         for name, start in zip((ALONE, KEEP), kept, strict=True):
             assert [(a["type"], a["channel"]) for a in devices[name]["alarms_open"]] == [
