@@ -101,3 +101,25 @@ def test_the_log_level_changes_live_and_the_format_with_a_restart(tmp_path: Path
     )
     running = applied(old, new)
     assert running.logging.level == "debug" and running.logging.format == old.logging.format
+
+
+def test_a_reload_is_refused_for_what_check_config_refuses(tmp_path: Path) -> None:
+    """The sink sections and jobs are checked as `hikd check-config` does; the running jobs
+    (they change only with a restart) must still find their devices."""
+    import pytest
+
+    from hikd.daemon import _check_sinks_and_jobs
+    from hikd.errors import ConfigError
+
+    job = '[[jobs]]\nname = "poll"\nkind = "status"\ndevices = ["gone"]\ninterval_s = 3600\n'
+    running = config(tmp_path, device("keep"), device("gone", "192.0.2.2"), extra=job)
+    without = config(tmp_path, device("keep"))
+    with pytest.raises(ConfigError) as refused:
+        _check_sinks_and_jobs(without, running)
+    (problem,) = refused.value.problems
+    assert problem.startswith("the running jobs.0.devices") and "gone" in problem, problem
+    assert problem.endswith("(jobs change only with a restart)")
+    bad_sink = config(tmp_path, device("keep"), extra='[sinks.mqtt]\nport = "x"\n')
+    with pytest.raises(ConfigError, match=r"sinks\.mqtt\.port"):
+        _check_sinks_and_jobs(bad_sink, without)
+    _check_sinks_and_jobs(without, without)  # nothing to say
