@@ -34,6 +34,8 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from tests.support import free_port
+
 START_TIMEOUT_S = 10.0
 
 
@@ -48,12 +50,6 @@ def mosquitto_binary() -> str:
             pytrace=False,
         )
     return found
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def password_line(user: str, password: str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import random
 import socket
 import subprocess
 import threading
@@ -19,8 +20,33 @@ from hikd.config import DeviceConfig
 from hikd.events import Event
 from hikd.sim import Simulator
 
+_PORTS_GIVEN: set[int] = set()
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
 
 def free_port() -> int:
+    """A loopback port that stays free until the test binds it. ``bind(0)`` hands out a port
+    of the kernel's ephemeral range, which any outgoing connection on the machine (another
+    test run's) may take before the test binds it ("address already in use"); so a random
+    port below that range, bindable now, and never the same twice in one run."""
+    low = _ephemeral_low()
+    for _ in range(500):
+        port = random.randrange(max(1024, low - 12000), low)
+        if port in _PORTS_GIVEN:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _PORTS_GIVEN.add(port)
+        return port
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])

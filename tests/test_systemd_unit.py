@@ -167,7 +167,11 @@ def test_hikd_runs_under_the_units_own_system_call_filter(
         assert wait_for(
             lambda: any(e["type"] == "motion" for e in disk_events(state)), timeout=30
         ), log.read_text(errors="replace")[-3000:]
-        # Listen mode: the front relays from a loopback address of the sender's own.
+        # Listen mode: the front relays from a loopback address of the sender's own. The
+        # front opens once the device host is ready, which may come after the first `armed`.
+        assert wait_for(
+            lambda: "listening for pushed alarms" in log.read_text(errors="replace"), timeout=30
+        ), log.read_text(errors="replace")[-3000:]
         pushed = sim.devices[0].push_to("127.0.0.1", port, SimAlert(type="linedetection"))
         assert pushed.status == 200, pushed
         assert wait_for(
