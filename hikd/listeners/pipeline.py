@@ -34,6 +34,8 @@ FLUSH_EVERY = 16
 """Messages decoded at most before what they meant is stored (when they come faster than
 they are decoded): fewer, larger writes under load, a bounded wait for the first."""
 _MEMO_MAX = 4096
+_EXPIRY_SLACK_S = 0.001
+"""How long after an alarm's hold runs out the decoder looks (a hold ends strictly after)."""
 
 
 @dataclass
@@ -180,23 +182,28 @@ class AlarmPipeline:
         self._queue.put(_Errand(errand))
 
     def _run(self) -> None:
-        next_expiry = time.monotonic() + self._expire_every_s
         while True:
             if not self._decode_queued():
                 self._flush()
                 return
-            now = time.monotonic()
-            if now >= next_expiry:
-                next_expiry = now + self._expire_every_s
+            # Each alarm ends when its hold runs out (`next_expiry`: the soonest, looked up
+            # cheaply), in the same batch as what was just decoded.
+            due = self.tracker.next_expiry()
+            if due is not None and time.monotonic() > due:
                 for event in self.tracker.expire():
                     self._publish(event)
             self._flush()
 
     def _decode_queued(self) -> bool:
-        """Wait for a message (up to the expiry interval); decode it and what else is queued,
-        up to `FLUSH_EVERY` messages. False once the stop marker is reached."""
+        """Wait for a message (until the next alarm's hold runs out, at most the expiry
+        interval); decode it and what else is queued, up to `FLUSH_EVERY` messages. False
+        once the stop marker is reached."""
+        wait = self._expire_every_s
+        due = self.tracker.next_expiry()
+        if due is not None:
+            wait = min(wait, max(_EXPIRY_SLACK_S, due - time.monotonic() + _EXPIRY_SLACK_S))
         try:
-            item = self._queue.get(timeout=self._expire_every_s)
+            item = self._queue.get(timeout=wait)
         except queue.Empty:
             return True
         for taken in range(1, FLUSH_EVERY + 1):

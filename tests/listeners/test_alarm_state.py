@@ -259,3 +259,39 @@ def test_a_repeat_with_pictures_is_passed_on_as_a_pulse_of_the_open_alarm() -> N
     # Without pictures a repeat is still swallowed.
     bare = Event(kind="alarm", type="intrusion", state="start", device=device, channel=2)
     assert tracker.feed(bare) == []
+
+
+def test_alarms_end_in_the_order_their_holds_run_out_and_a_repeat_moves_its_end() -> None:
+    """`expire` ends only the alarms that are due, soonest first; an alarm that repeated is
+    due from its last repeat, one that ended otherwise is never due again."""
+    clock = Clock()
+    t = tracker(clock, motion=3.0, line_crossing=1.0)
+    for channel in range(1, 41):
+        t.feed(ev(channel=channel, at=0))  # motion, due at +3
+    t.feed(ev("line_crossing", channel=1, at=0))  # due at +1
+    clock.advance(0.5)
+    t.feed(ev(channel=7, at=0.5))  # a repeat: due at +3.5
+    t.feed(ev(channel=8, state="stop", at=0.5))  # ended by the device
+    assert t.next_expiry() == 1001.0
+    clock.advance(0.6)
+    assert [s.type for s in t.expire()] == ["line_crossing"]
+    assert t.next_expiry() == 1003.0
+    clock.advance(2.0)
+    ended = t.expire()
+    assert sorted(s.channel or 0 for s in ended) == [c for c in range(1, 41) if c not in (7, 8)]
+    assert t.next_expiry() == 1003.5
+    clock.advance(0.5)
+    assert [s.channel for s in t.expire()] == [7]
+    assert t.next_expiry() is None and t.active() == []
+
+
+def test_many_repeats_of_one_alarm_keep_it_open_and_its_bookkeeping_small() -> None:
+    clock = Clock()
+    t = tracker(clock)
+    t.feed(ev(at=0))
+    for i in range(1, 2001):
+        clock.advance(0.01)
+        assert t.feed(ev(at=i / 100)) == []
+    assert t.expire() == [] and len(t._due) <= 2 * len(t.active()) + 65
+    clock.advance(5.01)
+    assert len(t.expire()) == 1
