@@ -167,6 +167,18 @@ def test_reload_adds_removes_and_changes_devices_and_leaves_the_others_alone(
 
         wait_until(lambda: armed(NEW) == 1, "the added device armed", START_TIMEOUT_S)
         wait_until(lambda: armed(MOVED) == 2, "the changed device armed again", START_TIMEOUT_S)
+        # The supervisor's `reload` event (its bus writer) and the removed device's stop and
+        # offline (the host's decoder and session) are stored apart from the armed events.
+        wait_until(
+            lambda: bool(
+                stops_of(removed)
+                and events_of(state, kind="health", type="offline", device=GONE)
+                and reloads()
+                and '"devices reloaded"' in daemon.log.read_text()
+            ),
+            "the reload's events on disk",
+            30,
+        )
         (stop,) = stops_of(removed)
         assert stop["attributes"]["ended_by"] == "device_removed"
         offline = events_of(state, kind="health", type="offline", device=GONE)
