@@ -55,6 +55,10 @@ def _iso(value: datetime | float) -> str:
     return datetime.fromtimestamp(value, UTC).isoformat()
 
 
+_SET_UP_S = 10.0
+"""How long opening the state file waits for another process that is setting it up."""
+
+
 class StateStore:
     """Thread-safe. `StateStore.open(state_dir)` or `StateStore(path_to_file)`."""
 
@@ -67,12 +71,25 @@ class StateStore:
         else:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=10.0)
-            # WAL: `hikd jobs` reads while the daemon writes.
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(_SCHEMA)
+            self._set_up()
         self._lock = threading.Lock()
         self._before_write: Callable[[], None] | None = None
+
+    def _set_up(self) -> None:
+        """WAL (`hikd jobs` reads while the daemon writes) and the schema. Processes that
+        open a new file at once (device hosts starting together) can get "database is
+        locked" from SQLite straight away, without its busy timeout: tried again."""
+        deadline = time.monotonic() + _SET_UP_S
+        while True:
+            try:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=NORMAL")
+                self._db.executescript(_SCHEMA)
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
 
     @classmethod
     def open(cls, state_dir: Path) -> StateStore:

@@ -21,6 +21,7 @@ import fcntl
 import functools
 import os
 import sqlite3
+import time
 from pathlib import Path
 from typing import Literal
 
@@ -64,7 +65,27 @@ class OutboxUnwritable(RuntimeError):
 
 def open_database(path: Path, synchronous: Synchronous = "NORMAL") -> sqlite3.Connection:
     """Open (and create) the outbox database at `path`: WAL, the schema, autocommit.
-    `UserError` when it cannot be used."""
+    `UserError` when it cannot be used. Processes that create the file at once can get
+    "database is locked" from SQLite straight away, without its busy timeout: tried again
+    (tests/test_state.py shows the same race for the state file)."""
+    deadline = time.monotonic() + 10.0
+    while True:
+        try:
+            return _open_database(path, synchronous)
+        except _Locked:
+            if time.monotonic() > deadline:
+                raise UserError(
+                    f"outbox {path} cannot be used (database is locked); check that no other "
+                    "program holds it"
+                ) from None
+            time.sleep(0.02)
+
+
+class _Locked(Exception):
+    pass
+
+
+def _open_database(path: Path, synchronous: Synchronous) -> sqlite3.Connection:
     try:
         conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         try:
@@ -88,6 +109,8 @@ def open_database(path: Path, synchronous: Synchronous = "NORMAL") -> sqlite3.Co
             conn.close()
             raise
     except sqlite3.DatabaseError as e:
+        if "locked" in str(e):
+            raise _Locked from None
         raise UserError(
             f"outbox {path} cannot be used ({e}); check the state directory, "
             "or move the file away (its undelivered events are then lost)"
