@@ -31,22 +31,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from common import thread_cpu
+
 TREE = Path(__file__).resolve().parent.parent
 SENT_NS = re.compile(rb'"hikd_sim_sent_ns":\s*"?(\d+)')
-TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def thread_cpu(pid: int) -> dict[int, tuple[str, float]]:
-    result: dict[int, tuple[str, float]] = {}
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            text = (task / "stat").read_text()
-        except OSError:
-            continue
-        name = text[text.index("(") + 1 : text.rindex(")")]
-        fields = text.rpartition(")")[2].split()
-        result[int(task.name)] = (name, (int(fields[11]) + int(fields[12])) / TICKS)
-    return result
 
 
 def one_run(args: argparse.Namespace) -> dict[str, Any]:

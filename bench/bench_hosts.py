@@ -41,6 +41,7 @@ from common import (
     pct,
     process_tree,
     start_simulator,
+    stop_gently,
     tree_cpu_s,
     tree_rss_mb,
 )
@@ -209,12 +210,7 @@ def run(
                     time.sleep(61)  # past STABLE_S: the next crash restarts at once too
             result["rearmed_s"] = times
         finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop_gently(proc)
     return result
 
 

@@ -32,7 +32,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from common import PASSWORD, ROOT, pct, tree_cpu_s
+from common import PASSWORD, ROOT, pct, stop_gently, tree_cpu_s
 
 from hikd.sim import SimDeviceConfig, Simulator
 from hikd.sim.alerts import SimAlert
@@ -182,12 +182,7 @@ def run(sim: Simulator, tree: Path, pushes: int, crash_pushes: int, senders: int
             result["twice_unmarked"] = sum(1 for n in accepted if found[n] > 1)
             result["marked_resent"] = resent(events)
         finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop_gently(proc)
     return result
 
 

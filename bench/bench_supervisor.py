@@ -36,8 +36,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from bench_delivery import CLOCK_TICKS, start_broker, stop
-from common import ROOT, pct
+from bench_delivery import start_broker, stop
+from common import ROOT, pct, thread_cpu
 
 DRAIN_S = 20.0
 """How long a run waits for the last events after the load."""
@@ -152,17 +152,6 @@ class Subscriber:
         self._client.loop_stop()
 
 
-def thread_cpu(pid: int) -> dict[int, float]:
-    result = {}
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            fields = (task / "stat").read_text().rpartition(")")[2].split()
-        except OSError:
-            continue
-        result[int(task.name)] = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-    return result
-
-
 def run_once(tree: Path, args: argparse.Namespace) -> dict[str, Any]:
     env = {**os.environ, "PYTHONPATH": str(tree)}
     with tempfile.TemporaryDirectory(prefix="hikd-bench-supervisor-") as tmp:
@@ -202,7 +191,7 @@ def run_once(tree: Path, args: argparse.Namespace) -> dict[str, Any]:
                 )  # fmt: skip
                 time.sleep(1.0)
             sub.received.clear()
-            before = thread_cpu(supervisor.pid)
+            before = {t: cpu for t, (_, cpu) in thread_cpu(supervisor.pid).items()}
             feeder = subprocess.Popen(
                 [sys.executable, me, "--part", "feeder", "--state", str(state),
                  "--rate", str(args.rate), "--seconds", str(args.seconds),
@@ -217,7 +206,7 @@ def run_once(tree: Path, args: argparse.Namespace) -> dict[str, Any]:
             deadline = time.monotonic() + DRAIN_S
             while len(sub.received) < events and time.monotonic() < deadline:
                 time.sleep(0.02)
-            after = thread_cpu(supervisor.pid)
+            after = {t: cpu for t, (_, cpu) in thread_cpu(supervisor.pid).items()}
             supervisor.stdin.write("threads\n")
             supervisor.stdin.flush()
             answer = json.loads(supervisor.stdout.readline())

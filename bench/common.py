@@ -1,10 +1,12 @@
 """What the benchmarks share: the repository root, the simulator's password, starting the
-simulator in its own process, percentiles. Each script runs as ``python bench/<name>.py``,
-so this folder is on ``sys.path`` and ``from common import ...`` finds this module."""
+simulator in its own process, percentiles, CPU per thread, stopping a process. Each script
+runs as ``python bench/<name>.py``, so this folder is on ``sys.path`` and
+``from common import ...`` finds this module."""
 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -94,3 +96,28 @@ def tree_rss_mb(pid: int, children: bool = True) -> tuple[float, float]:
         except OSError:
             continue
     return rss / 2**20, pss / 2**20
+
+
+def thread_cpu(pid: int) -> dict[int, tuple[str, float]]:
+    """tid -> (kernel name, utime + stime seconds) of every thread of `pid`."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    result: dict[int, tuple[str, float]] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            text = (task / "stat").read_text()
+        except OSError:
+            continue
+        name = text[text.index("(") + 1 : text.rindex(")")]
+        fields = text.rpartition(")")[2].split()
+        result[int(task.name)] = (name, (int(fields[11]) + int(fields[12])) / ticks)
+    return result
+
+
+def stop_gently(proc: subprocess.Popen[str] | subprocess.Popen[bytes], wait_s: float = 60) -> None:
+    """SIGTERM, and SIGKILL if it has not ended within `wait_s`."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(wait_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

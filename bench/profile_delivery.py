@@ -30,7 +30,6 @@ import time
 from pathlib import Path
 
 from bench_delivery import (
-    CLOCK_TICKS,
     DiskReader,
     MqttSubscriber,
     run_step,
@@ -38,7 +37,7 @@ from bench_delivery import (
     start_hikd,
     stop,
 )
-from common import process_tree, start_simulator
+from common import process_tree, start_simulator, thread_cpu
 
 # Step of the alarm path -> a pattern of a frame (function (file)) that belongs to it; the
 # innermost match in a sample wins, so list the more specific first.
@@ -65,20 +64,6 @@ STEPS = [
     ("events", r"\(hikd/events\.py\)"),
 ]
 STEP_RES = [(name, re.compile(pattern)) for name, pattern in STEPS]
-
-
-def thread_cpu(pid: int) -> dict[int, tuple[str, float]]:
-    """tid -> (kernel name, utime + stime seconds) of every thread of `pid`."""
-    result: dict[int, tuple[str, float]] = {}
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            text = (task / "stat").read_text()
-        except OSError:
-            continue
-        name = text[text.index("(") + 1 : text.rindex(")")]
-        fields = text.rpartition(")")[2].split()
-        result[int(task.name)] = (name, (int(fields[11]) + int(fields[12])) / CLOCK_TICKS)
-    return result
 
 
 def python_thread_names(pid: int) -> dict[int, str]:

@@ -24,6 +24,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from hikd.sqlite_setup import set_up_when_unlocked
+
 FILE_NAME = "state.sqlite"
 RUNS_KEPT = 200
 """Runs kept per (job, device); older ones are dropped as new ones come."""
@@ -55,10 +57,6 @@ def _iso(value: datetime | float) -> str:
     return datetime.fromtimestamp(value, UTC).isoformat()
 
 
-_SET_UP_S = 10.0
-"""How long opening the state file waits for another process that is setting it up."""
-
-
 class StateStore:
     """Thread-safe. `StateStore.open(state_dir)` or `StateStore(path_to_file)`."""
 
@@ -76,20 +74,14 @@ class StateStore:
         self._before_write: Callable[[], None] | None = None
 
     def _set_up(self) -> None:
-        """WAL (`hikd jobs` reads while the daemon writes) and the schema. Processes that
-        open a new file at once (device hosts starting together) can get "database is
-        locked" from SQLite straight away, without its busy timeout: tried again."""
-        deadline = time.monotonic() + _SET_UP_S
-        while True:
-            try:
-                self._db.execute("PRAGMA journal_mode=WAL")
-                self._db.execute("PRAGMA synchronous=NORMAL")
-                self._db.executescript(_SCHEMA)
-                return
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) or time.monotonic() > deadline:
-                    raise
-                time.sleep(0.02)
+        """WAL (`hikd jobs` reads while the daemon writes) and the schema."""
+
+        def set_up() -> None:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(_SCHEMA)
+
+        set_up_when_unlocked(set_up)
 
     @classmethod
     def open(cls, state_dir: Path) -> StateStore:

@@ -33,6 +33,7 @@ CORE = {
     "hikd.isapi_xml",
     "hikd.logs",
     "hikd.native_stderr",
+    "hikd.sqlite_setup",
     "hikd.state",
     "hikd.systemd",
     "hikd.xml_edit",

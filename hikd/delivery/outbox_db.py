@@ -21,13 +21,13 @@ import fcntl
 import functools
 import os
 import sqlite3
-import time
 from pathlib import Path
 from typing import Literal
 
 from hikd.errors import UserError
 from hikd.events import DeviceRef, Event
 from hikd.logs import get_logger
+from hikd.sqlite_setup import set_up_when_unlocked
 
 log = get_logger(__name__)
 
@@ -65,56 +65,38 @@ class OutboxUnwritable(RuntimeError):
 
 def open_database(path: Path, synchronous: Synchronous = "NORMAL") -> sqlite3.Connection:
     """Open (and create) the outbox database at `path`: WAL, the schema, autocommit.
-    `UserError` when it cannot be used. Processes that create the file at once can get
-    "database is locked" from SQLite straight away, without its busy timeout: tried again
-    (tests/test_state.py shows the same race for the state file)."""
-    deadline = time.monotonic() + 10.0
-    while True:
-        try:
-            return _open_database(path, synchronous)
-        except _Locked:
-            if time.monotonic() > deadline:
-                raise UserError(
-                    f"outbox {path} cannot be used (database is locked); check that no other "
-                    "program holds it"
-                ) from None
-            time.sleep(0.02)
-
-
-class _Locked(Exception):
-    pass
-
-
-def _open_database(path: Path, synchronous: Synchronous) -> sqlite3.Connection:
+    `UserError` when it cannot be used."""
     try:
-        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        try:
-            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-            if str(mode).lower() != "wal":
-                raise sqlite3.OperationalError(f"cannot switch to WAL mode (got {mode})")
-            conn.execute(f"PRAGMA synchronous={synchronous}")
-            # Keep the WAL file from staying large after a burst.
-            conn.execute("PRAGMA journal_size_limit=67108864")
-            conn.execute("PRAGMA busy_timeout=5000")
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                raise UserError(
-                    f"outbox {path} was written by a newer hikd (schema {version}); "
-                    "upgrade hikd or move the file away"
-                )
-            if version < SCHEMA_VERSION:  # no write when there is nothing to do
-                conn.executescript(SCHEMA)
-                conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-        except BaseException:
-            conn.close()
-            raise
+        return set_up_when_unlocked(lambda: _open_database(path, synchronous))
     except sqlite3.DatabaseError as e:
-        if "locked" in str(e):
-            raise _Locked from None
         raise UserError(
             f"outbox {path} cannot be used ({e}); check the state directory, "
             "or move the file away (its undelivered events are then lost)"
         ) from None
+
+
+def _open_database(path: Path, synchronous: Synchronous) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            raise sqlite3.OperationalError(f"cannot switch to WAL mode (got {mode})")
+        conn.execute(f"PRAGMA synchronous={synchronous}")
+        # Keep the WAL file from staying large after a burst.
+        conn.execute("PRAGMA journal_size_limit=67108864")
+        conn.execute("PRAGMA busy_timeout=5000")
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise UserError(
+                f"outbox {path} was written by a newer hikd (schema {version}); "
+                "upgrade hikd or move the file away"
+            )
+        if version < SCHEMA_VERSION:  # no write when there is nothing to do
+            conn.executescript(SCHEMA)
+            conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+    except BaseException:
+        conn.close()
+        raise
     return conn
 
 

@@ -56,6 +56,10 @@ class _Active:
     """Tracker clock (monotonic) of the last start."""
 
 
+_Due = tuple[float, int, AlarmKey, _Active, float]
+"""When an alarm's hold runs out, a tie-breaker, the alarm, and its last repeat then."""
+
+
 class AlarmStateTracker:
     """Feed it decoded events in arrival order; publish what it returns.
 
@@ -79,7 +83,7 @@ class AlarmStateTracker:
         # alarm on time instead of a pass over all of them every 0.25 s, whose burst of
         # stops delayed the alarms queued behind it by up to 90 ms (bench_delivery at
         # 1,000/s). An entry is stale once its alarm has ended or repeated (a newer one).
-        self._due: list[tuple[float, int, AlarmKey, _Active, float]] = []
+        self._due: list[_Due] = []
         self._due_seq = itertools.count()
         self.counters: dict[str, int] = {
             "starts": 0,
@@ -192,9 +196,9 @@ class AlarmStateTracker:
             out = []
             due = self._due
             while due:
-                _, _, key, active, seen = due[0]
-                if self._active.get(key) is not active or active.last_seen != seen:
-                    heapq.heappop(due)  # stale: ended, or repeated since
+                _, _, key, _, seen = due[0]
+                if not self._current(due[0]):
+                    heapq.heappop(due)
                 elif now - seen > self.hold_for(key.type):
                     heapq.heappop(due)
                     out.append(self._timeout_stop(self._active.pop(key)))
@@ -202,10 +206,15 @@ class AlarmStateTracker:
                     break
             return out
 
+    def _current(self, entry: _Due) -> bool:
+        """False once the entry's alarm has ended, or repeated since (a newer entry)."""
+        _, _, key, active, seen = entry
+        return self._active.get(key) is active and active.last_seen == seen
+
     def _note_due(self, key: AlarmKey, active: _Active) -> None:
         due = self._due
         if len(due) > 2 * len(self._active) + 64:  # repeats left many stale entries
-            due[:] = [e for e in due if self._active.get(e[2]) is e[3] and e[3].last_seen == e[4]]
+            due[:] = [entry for entry in due if self._current(entry)]
             heapq.heapify(due)
         deadline = active.last_seen + self.hold_for(key.type)
         heapq.heappush(due, (deadline, next(self._due_seq), key, active, active.last_seen))
@@ -231,12 +240,9 @@ class AlarmStateTracker:
         """Clock time at which `expire` next has something to do, None when nothing is on."""
         with self._lock:
             due = self._due
-            while due:
-                _, _, key, active, seen = due[0]
-                if self._active.get(key) is active and active.last_seen == seen:
-                    return due[0][0]
+            while due and not self._current(due[0]):
                 heapq.heappop(due)
-            return None
+            return due[0][0] if due else None
 
 
 def _changed(

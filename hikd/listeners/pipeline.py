@@ -186,12 +186,10 @@ class AlarmPipeline:
             if not self._decode_queued():
                 self._flush()
                 return
-            # Each alarm ends when its hold runs out (`next_expiry`: the soonest, looked up
-            # cheaply), in the same batch as what was just decoded.
-            due = self.tracker.next_expiry()
-            if due is not None and time.monotonic() > due:
-                for event in self.tracker.expire():
-                    self._publish(event)
+            # Each alarm ends when its hold runs out, in the same batch as what was just
+            # decoded (`expire` looks only at the soonest ends: cheap when none is due).
+            for event in self.tracker.expire():
+                self._publish(event)
             self._flush()
 
     def _decode_queued(self) -> bool:
