@@ -1,7 +1,7 @@
 """Delivery benchmark (issue "Delivery"): simulator -> hikd -> outbox -> MQTT -> subscriber.
 
     .venv/bin/python bench/bench_delivery.py [--devices 32] [--rate 1000] [--seconds 5]
-        [--rates 1000,2000,4000,6000,8000] [--step-seconds 3] [--no-pyhik]
+        [--rates 1000,2000,4000,6000,8000] [--step-seconds 3] [--no-pyhik] [--hops] [--only-hikd]
 
 Every part in its own process: hikd.sim (32 devices), `hikd run` (real vendor library,
 disk + MQTT sinks), mosquitto, and the MQTT subscriber in this process. Latency is the
@@ -20,7 +20,8 @@ Prints, from one run:
    copy-only callback, and pyHik from PyPI (installed into the venv here when it is
    installable);
 2. the highest rate with zero loss end to end, stepping the rate up (target >= 5,000 ev/s).
-Asserts nothing.
+`--hops` also prints where the alarms of the first step waited, hop by hop (`hops.py`);
+`--only-hikd` leaves the references out. Asserts nothing.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from common import PASSWORD, ROOT, pct, start_simulator, tree_cpu_s
+from hops import Arrival, hop_table, print_hops
 
 TYPES = "VMD,linedetection,fielddetection,tamperdetection"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -132,7 +134,9 @@ def scenario(port: int, rate: int, devices: int, seconds: float) -> int:
     return int(json.loads(out.stdout)["sent"])
 
 
-def start_hikd(workdir: Path, ports: list[int], broker_port: int) -> subprocess.Popen[bytes]:
+def start_hikd(
+    workdir: Path, ports: list[int], broker_port: int, hops: Path | None
+) -> subprocess.Popen[bytes]:
     state = workdir / "state"
     lines = [
         "[daemon]", f'state_dir = "{state}"',
@@ -153,6 +157,7 @@ def start_hikd(workdir: Path, ports: list[int], broker_port: int) -> subprocess.
         stdout=log,
         stderr=subprocess.STDOUT,
         cwd=ROOT,
+        env={**os.environ, "HIKD_HOPS": str(hops)} if hops else None,
     )
 
 
@@ -228,6 +233,7 @@ class Step:
     others_cpu_s: dict[str, float] = field(default_factory=dict)
     """Over the same window: the simulator, the broker, and the whole machine."""
     latencies_ms: list[float] = field(default_factory=list)
+    arrivals: list[Arrival] = field(default_factory=list)
 
     @property
     def window_s(self) -> float:
@@ -301,6 +307,7 @@ def run_step(
         sent_ns = event["attributes"].get("hikd_sim_sent_ns")
         if event["kind"] == "alarm" and sent_ns:
             step.latencies_ms.append((now - int(sent_ns)) / 1e6)
+            step.arrivals.append(Arrival(event["id"], now, int(sent_ns), event["received"]))
     return step
 
 
@@ -312,7 +319,10 @@ def run_hikd_part(
     sub: MqttSubscriber | None = None
     try:
         sub = MqttSubscriber(broker_port)
-        hikd = start_hikd(work, ports, broker_port)
+        hops = work / "hops" if args.hops else None
+        if hops:
+            hops.mkdir()
+        hikd = start_hikd(work, ports, broker_port, hops)
         deadline = time.monotonic() + 60
         while sum(1 for _, p in list(sub.received) if b'"type":"armed"' in p) < len(ports):
             if time.monotonic() > deadline or hikd.poll() is not None:
@@ -330,13 +340,17 @@ def run_hikd_part(
             run_step(rate, args.step_seconds, ports, hikd, sub, disk, seen, others)
             for rate in args.rates
         ]
-        return {"main": main, "steps": steps, "idle_cpu_per_s": idle_per_s}
+        result: dict[str, Any] = {"main": main, "steps": steps, "idle_cpu_per_s": idle_per_s}
     finally:
         if hikd is not None:
             stop(hikd)
         if sub is not None:
             sub.close()
         stop(broker)
+    if hops:  # written as hikd's processes exited
+        offset = time.time_ns() - time.monotonic_ns()
+        result["hops"] = hop_table(main.arrivals, hops, offset)
+    return result
 
 
 def read_tail(path: Path) -> str:
@@ -558,6 +572,8 @@ def main() -> None:
     parser.add_argument("--rates", default="1000,2000,4000,6000,8000")
     parser.add_argument("--step-seconds", type=float, default=3.0)
     parser.add_argument("--no-pyhik", action="store_true", help="skip the pyHik reference")
+    parser.add_argument("--hops", action="store_true", help="print the latency hop by hop")
+    parser.add_argument("--only-hikd", action="store_true", help="skip the references")
     parser.add_argument("--part", choices=["socket", "bare", "pyhik"], help=argparse.SUPPRESS)
     parser.add_argument("--ports", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -573,8 +589,11 @@ def main() -> None:
     try:
         with tempfile.TemporaryDirectory(prefix="hikd-bench-") as tmp:
             ours = run_hikd_part(args, ports, Path(tmp), sim.pid)
-        refs["socket"] = reference("socket", ports, args.rate, args.seconds)
-        refs["bare"] = reference("bare", ports, args.rate, args.seconds)
+        if args.only_hikd:
+            pyhik_problem = "skipped (--only-hikd)"
+        else:
+            refs["socket"] = reference("socket", ports, args.rate, args.seconds)
+            refs["bare"] = reference("bare", ports, args.rate, args.seconds)
         if pyhik_problem is None:
             try:
                 refs["pyhik"] = reference("pyhik", ports, args.rate, args.seconds)
@@ -640,6 +659,8 @@ def main() -> None:
                 f"CPU per alarm {ratio(h_cpu, ref['cpu_us'])}"
             )
 
+    if "hops" in ours:
+        print_hops(ours["hops"], len(main_step.arrivals))
     print(
         f"\nStepping the rate up ({args.step_seconds:g} s each; missing = hikd events on disk "
         f"never received; behind = s from the load's end to the last event arriving):"

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
+from hikd.delivery import hops
 from hikd.delivery.latency import LatencyHistogram, LatencySnapshot
 from hikd.delivery.outbox import Outbox, OutboxClosed, OutboxUnwritable
 from hikd.events import Event
@@ -224,7 +225,12 @@ class SinkWorker:
             if not self._failing:
                 self._state = "delivering"
             try:
-                sent = self.sink.send([event for _, event in batch])
+                events = [event for _, event in batch]
+                if hops.ON:
+                    hops.note(f"read:{self.name}", events)
+                sent = self.sink.send(events)
+                if hops.ON:
+                    hops.note(f"sent:{self.name}", events)
                 if not isinstance(sent, int) or not 0 <= sent <= len(batch):
                     raise TypeError(f"send() returned {sent!r}, expected 0..{len(batch)}")
                 if sent == 0:

@@ -26,6 +26,7 @@ from typing import Any
 import structlog
 
 from hikd.config import Config, DeviceConfig
+from hikd.delivery import hops
 from hikd.delivery.outbox import HIKD
 from hikd.events import DeviceRef, Event, health
 from hikd.hosts.messages import (
@@ -256,6 +257,8 @@ class HostHandle:
         fd = wake.fileno()
         try:
             while os.read(fd, 65536):  # empty: the host's end closed
+                if hops.ON:
+                    hops.note("woken")
                 self.shared.on_stored()
         except OSError:
             pass

@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from hikd.delivery import hops
 from hikd.delivery.outbox_append import OutboxAppender
 from hikd.errors import UserError
 from hikd.events import Event
@@ -181,6 +182,8 @@ class HostPublisher:
             try:
                 self._note(batch)
                 self._appender.append(batch)
+                if hops.ON:
+                    hops.note("committed", batch)
             except Exception as exc:
                 self._error = str(exc)
                 queue.extendleft(reversed(taken))

@@ -20,6 +20,7 @@ from pathlib import Path
 import structlog
 
 from hikd.addresses import AddressSet
+from hikd.delivery import hops
 from hikd.events import DeviceRef, Event
 from hikd.listeners.alarm_state import AlarmStateTracker
 from hikd.listeners.decode import DecodeContext, decode
@@ -221,6 +222,7 @@ class AlarmPipeline:
 
     def handle(self, raw: RawAlarm) -> None:
         """Decode one message and publish what it means. Never raises."""
+        taken_ns = time.monotonic_ns() if hops.ON else 0
         try:
             alarmer = self._alarmers.get(raw.alarmer)
             if alarmer is None:
@@ -260,6 +262,9 @@ class AlarmPipeline:
                     )
                     continue
                 for out in self.tracker.feed(event):
+                    if hops.ON:
+                        hops.note("dequeued", (out,), taken_ns)
+                        hops.note("decoded", (out,))
                     self._publish(out)
             if number and self.heard is not None:
                 self.heard(alarmer.device_ip, number)
