@@ -34,6 +34,7 @@ from hikd.hosts.messages import (
     Ready,
     Reload,
     Reply,
+    Resent,
     RunJob,
     SenderAlias,
     Start,
@@ -148,6 +149,9 @@ def _serve(host: DeviceHost, link: _Link, senders: SenderMap) -> float:
             return message.timeout_s
         elif isinstance(message, SenderAlias):
             senders.learn(message.alias, message.sender, message.again)
+            link.send(Reply(message.id, True))
+        elif isinstance(message, Resent):
+            senders.mark_resent(message.alias, message.number)
             link.send(Reply(message.id, True))
         elif isinstance(message, Command | RunJob | Reload):
             # In this thread's context: its log lines name the device host too.

@@ -80,7 +80,7 @@ class DeviceAddresses:
 
 
 class HostRouter:
-    """`hikd.listeners.front.Router` for one public listen port."""
+    """`hikd.listeners.host_relay.Router` for one public listen port."""
 
     def __init__(self, supervisor: HostSupervisor, addresses: DeviceAddresses, port: int):
         self.supervisor = supervisor
@@ -100,6 +100,14 @@ class HostRouter:
         except (HostUnavailable, TimeoutError):
             return None
         return handle.library_ports.get(self.public_port)
+
+    def mark_resent(self, sender: str, alias: str, number: int) -> bool:
+        handle = self.addresses.host_for(sender)
+        try:
+            self.supervisor.tell_resent(handle, alias, number, INTRODUCE_TIMEOUT_S)
+        except (HostUnavailable, TimeoutError):
+            return False
+        return True
 
     def incarnation(self, sender: str) -> Hashable:
         return self.addresses.host_for(sender).incarnation

@@ -2,12 +2,12 @@
 `multiprocessing` Pipe). Events never travel here: they go through the outbox.
 
 Supervisor -> host: `Start` (first), `Ping`, `Stop`, `Command`, `RunJob`, `SenderAlias`,
-`Reload`.
+`Resent`, `Reload`.
 Host -> supervisor: `Ready` (once, after start), `Pong` (per ping, with the devices' state),
-`Reply` (per `Command`/`RunJob`/`SenderAlias`/`Reload`), `ListenMisread`, `ListenStored` (per
-batch with pushed alarms in it, so that the listen front forgets them), `Stopped` (after a
-clean stop). The alarms a host has open are in a file (`hikd.hosts.open_alarms`), not sent
-here.
+`Reply` (per `Command`/`RunJob`/`SenderAlias`/`Resent`/`Reload`), `ListenMisread`,
+`ListenStored` (per batch with pushed alarms in it, so that the listen front forgets them),
+`Stopped` (after a clean stop). The alarms a host has open are in a file
+(`hikd.hosts.open_alarms`), not sent here.
 """
 
 from __future__ import annotations
@@ -76,6 +76,17 @@ class SenderAlias:
 
 
 @dataclass(frozen=True, slots=True)
+class Resent:
+    """Request `number` relayed from `alias` (counted as `SenderAlias` restarted the count) is
+    one a host before may have stored, past the first `again`: its events are marked
+    ``resent`` too (a retry of a misread one, or after a relaying again was cut short)."""
+
+    id: int
+    alias: str
+    number: int
+
+
+@dataclass(frozen=True, slots=True)
 class Reload:
     """Run these devices from now on (a configuration reload, `hikd.hosts.host_reload`): the
     new configuration and the names of the host's devices in it, as in `Start`."""
@@ -128,5 +139,5 @@ class Stopped:
     pass
 
 
-ToHost = Start | Ping | Stop | Command | RunJob | SenderAlias | Reload
+ToHost = Start | Ping | Stop | Command | RunJob | SenderAlias | Resent | Reload
 FromHost = Ready | Pong | Reply | ListenMisread | ListenStored | Stopped

@@ -34,7 +34,7 @@ from hikd.config import Config
 from hikd.config.changes import same_devices
 from hikd.events import Event
 from hikd.hosts.handle import START_S, HostHandle, HostState, HostUnavailable, Shared
-from hikd.hosts.messages import Command, Reload, RunJob, SenderAlias
+from hikd.hosts.messages import Command, Reload, Resent, RunJob, SenderAlias
 from hikd.hosts.placement import spread
 
 __all__ = ["CommandFailed", "HostHandle", "HostState", "HostSupervisor", "HostUnavailable"]
@@ -166,6 +166,11 @@ class HostSupervisor:
             return
         handle.request(lambda i: SenderAlias(i, alias, sender, again), timeout)
         handle.aliases.add(alias)
+
+    def tell_resent(self, handle: HostHandle, alias: str, number: int, timeout: float) -> None:
+        """Make `handle`'s host mark the events of request `number` from `alias` ``resent``
+        before it is relayed there (`Resent`)."""
+        handle.request(lambda i: Resent(i, alias, number), timeout)
 
     def hosts(self) -> list[HostState]:
         return [handle.snapshot() for handle in self.handles]

@@ -12,8 +12,8 @@ NET_DVR_ALARMER.sDeviceIP, and that address maps back to the real sender for dev
 
 One asyncio loop on one thread serves every connection; vetting a big body runs on a worker
 thread. With device hosts (`hikd.hosts`) the front runs in the supervisor and relays to the
-loopback port of the host that owns the sender's device (a `Router`), keeping each request
-until that host has stored it (`KeptRequests`).
+loopback port of the host that owns the sender's device, keeping each request until that
+host has stored it (`hikd.listeners.host_relay`).
 """
 
 from __future__ import annotations
@@ -24,14 +24,14 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Hashable
-from typing import Protocol
 
 import structlog
 
 from hikd.addresses import AddressSet, normal_ip
 from hikd.events import Event
+from hikd.listeners.host_relay import HostRelay, Router
 from hikd.listeners.refusals import REPORT_EVERY_S, Refusals
-from hikd.listeners.relayed import MAX_TRIES, KeptRequests, RecentRelays, Relayed, unread
+from hikd.listeners.relayed import MAX_TRIES, RecentRelays, Relayed, unread
 from hikd.listeners.senders import SenderMap
 from hikd.listeners.vet import Limits, Refused, answer, parse_head, rebuild
 
@@ -52,21 +52,6 @@ MAX_KEPT_BYTES = 64 * 1024 * 1024
 push is answered 503 (README "The listen front")."""
 RELAY_DUE_S = 0.5
 """How often what waits for a device host is tried again."""
-
-
-class Router(Protocol):
-    """Picks the library listen port (of the device host that owns the sender's device)."""
-
-    def port(self, sender: str, alias: str) -> int | None:
-        """The port, when the host already knows `alias`; None: ask `introduce`."""
-
-    def introduce(self, sender: str, alias: str, again: int) -> int | None:
-        """Tell the host `alias` stands for `sender` (blocking); its port, None if no host
-        can take the request now. `again`: the first requests relayed are this many that
-        were relayed to a host before it, which may have stored some of them."""
-
-    def incarnation(self, sender: str) -> Hashable:
-        """Which start of which host takes the sender's requests (changes when it restarts)."""
 
 
 class ListenFront:
@@ -99,7 +84,19 @@ class ListenFront:
         self._active = 0
         self._by_sender: Counter[str] = Counter()
         self._recent = RecentRelays()
-        self._kept = KeptRequests(MAX_KEPT_BYTES)
+        self._hosts = (
+            None
+            if router is None
+            else HostRelay(
+                router,
+                senders,
+                lambda *send: self._send(*send),
+                self.counters,
+                self._refusals,
+                MAX_KEPT_BYTES,
+            )
+        )
+        """What is kept for the device hosts and relayed to them (with a `router`)."""
         self._in_order: dict[str, asyncio.Lock] = {}
         """One request of a sender at a time to the library, so its messages come in the
         order of the requests' numbers (`hikd.listeners.relayed`)."""
@@ -173,8 +170,8 @@ class ListenFront:
         last = self._recent.take(alias, number)
         if last is None:  # not this front's, or too old to be sure which request it was
             return
-        if self.router is not None:  # kept again as the new request (or given up below)
-            self._kept.drop(alias, number, self.router.incarnation(last.sender))
+        # Kept again as the new request (or given up below).
+        resent = self._hosts is not None and self._hosts.forget(alias, number, last.sender)
         if last.tries >= MAX_TRIES:
             self._refused(last.sender, f"the vendor library could not read it {last.tries} times")
             self.counters["unread"] += 1
@@ -185,7 +182,9 @@ class ListenFront:
         # some body lengths.
         more = b"" if last.content_type.startswith("multipart/") else b"\n"
         task = asyncio.ensure_future(
-            self._relay(last.sender, last.path, last.content_type, last.payload + more, last.tries)
+            self._relay(
+                last.sender, last.path, last.content_type, last.payload + more, last.tries, resent
+            )
         )
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -208,11 +207,11 @@ class ListenFront:
             asyncio.run_coroutine_threadsafe(close(), loop)
         thread.join(timeout)
         self._thread = None
-        if self._kept.bytes:
+        if self._hosts is not None and self._hosts.kept.bytes:
             log.warning(
                 "pushed alarms no device host stored before the stop",
                 port=self.port,
-                count=len(self._kept),
+                count=len(self._hosts.kept),
             )
 
     # -- one connection ----------------------------------------------------------------
@@ -271,58 +270,33 @@ class ListenFront:
         return await self._relay(sender, head.path, content_type, payload)
 
     async def _relay(
-        self, sender: str, path: str, content_type: str, payload: bytes, tries: int = 0
+        self,
+        sender: str,
+        path: str,
+        content_type: str,
+        payload: bytes,
+        tries: int = 0,
+        resent: bool = False,
     ) -> int:
         alias = self.senders.alias_for(sender)
         relayed = Relayed(sender, path, content_type, payload, tries + 1, time.monotonic())
         async with self._in_order.setdefault(alias, asyncio.Lock()):
-            if self.router is None:  # one process: the library dies with the front
-                number = await self._send(alias, relayed, self.relay_port, restart=False)
+            if self._hosts is None:  # one process: the library dies with the front
+                number = await self._send(alias, relayed, self.relay_port, False)
                 return 503 if number is None else 200
-            # Kept from here until its device host has stored it (`KeptRequests`): the
-            # answer to the device is 200 even while that host restarts.
-            if self._kept.add(alias, relayed) is None:
+            # Kept from here until its device host has stored it (`HostRelay`): the answer
+            # to the device is 200 even while that host restarts.
+            if not self._hosts.keep(alias, relayed, resent):
                 return self._refused(sender, "too many pushed alarms kept for device hosts", 503)
-            await self._relay_kept(alias, sender, self.router)
+            await self._hosts.relay(alias, sender)
             return 200
-
-    async def _relay_kept(self, alias: str, sender: str, router: Router) -> None:
-        """Relay what is kept for `alias` and not relayed to its host yet, in order (call
-        with the alias's lock held)."""
-        host = router.incarnation(sender)
-        port = router.port(sender, alias)
-        due = self._kept.to_relay(alias, host)
-        if not due:
-            return
-        introduced = False
-        if port is None:  # a new host (or the first request): it learns the alias first
-            again = sum(1 for kept in due if kept.number)
-            port = await asyncio.to_thread(router.introduce, sender, alias, again)
-            host = router.incarnation(sender)
-            introduced = True
-        if port is None:  # its host is restarting
-            self.counters["no_host"] += 1
-            self._refusals.warn(
-                "no device host takes this sender's pushed alarms now (restarting?): "
-                "kept until it is back",
-                sender=sender,
-                waiting=self.counters["no_host"],
-            )
-            return
-        for kept in due:
-            number = await self._send(alias, kept.relayed, port, restart=introduced)
-            if number is None:
-                return  # kept; relayed later (`_relay_due`)
-            if kept.number:
-                self.counters["relayed again to a new host"] += 1
-            kept.number, kept.host, introduced = number, host, False
 
     def _relay_due(self) -> None:
         """Every `RELAY_DUE_S`: what waits for a host that is back (or was relayed to one that
         ended before storing it) goes now, also when its sender sends nothing new."""
-        if self.router is None:
+        if self._hosts is None:
             return
-        for alias, sender in self._kept.due(self.router.incarnation):
+        for alias, sender in self._hosts.due():
             lock = self._in_order.setdefault(alias, asyncio.Lock())
             if not lock.locked():  # else a request of the sender relays these first
                 task = asyncio.ensure_future(self._relay_kept_now(alias, sender, lock))
@@ -331,8 +305,8 @@ class ListenFront:
 
     async def _relay_kept_now(self, alias: str, sender: str, lock: asyncio.Lock) -> int:
         async with lock:
-            if self.router is not None:
-                await self._relay_kept(alias, sender, self.router)
+            if self._hosts is not None:
+                await self._hosts.relay(alias, sender)
         return 0
 
     def stored(self, host: Hashable, heard: dict[str, int]) -> None:
@@ -344,8 +318,8 @@ class ListenFront:
                 loop.call_soon_threadsafe(self._confirm, host, heard)
 
     def _confirm(self, host: Hashable, heard: dict[str, int]) -> None:
-        for alias, number in heard.items():
-            self._kept.confirm(alias, host, number)
+        if self._hosts is not None:
+            self._hosts.confirm(host, heard)
 
     async def _send(self, alias: str, relayed: Relayed, port: int, restart: bool) -> int | None:
         """Relay one request to the library on `port`; its number, None if the library

@@ -77,6 +77,9 @@ class Kept:
     """Its number on the way to the library (`SenderMap.count_relayed`); 0: not relayed."""
     host: Hashable = None
     """The device host's incarnation it was relayed to (`Router.incarnation`)."""
+    resent: bool = False
+    """A host may have stored it already (one it was relayed to ended before saying): its
+    events are marked ``resent`` wherever it goes next."""
 
 
 class KeptRequests:
@@ -108,8 +111,12 @@ class KeptRequests:
 
     def to_relay(self, alias: str, host: Hashable) -> list[Kept]:
         """What must go to `host` now, in order: the requests relayed to a host before it
-        (it ended before storing them: they go again) and those not relayed yet."""
-        return [k for k in self._by_alias.get(alias, ()) if k.number == 0 or k.host != host]
+        (it ended before storing them: they go again, marked `resent`) and those not relayed
+        yet."""
+        due = [k for k in self._by_alias.get(alias, ()) if k.number == 0 or k.host != host]
+        for kept in due:
+            kept.resent = kept.resent or kept.number != 0
+        return due
 
     def confirm(self, alias: str, host: Hashable, number: int) -> None:
         """`host` stored what came of the requests from `alias` up to `number`."""
@@ -119,16 +126,19 @@ class KeptRequests:
         if kept is not None and not kept:
             del self._by_alias[alias]
 
-    def drop(self, alias: str, number: int, host: Hashable) -> None:
+    def drop(self, alias: str, number: int, host: Hashable) -> Kept | None:
         """Forget request `number` (it is relayed again under a new number, or given up)."""
         kept = self._by_alias.get(alias)
+        found = None
         for k in kept or ():
             if k.number == number and k.host == host:
                 kept.remove(k)  # type: ignore[union-attr]
                 self.bytes -= len(k.relayed.payload)
+                found = k
                 break
         if kept is not None and not kept:
             del self._by_alias[alias]
+        return found
 
     def due(self, host_of: Callable[[str], Hashable]) -> Iterator[tuple[str, str]]:
         """(alias, sender) of each alias with something to relay (again): `host_of(sender)`

@@ -27,6 +27,7 @@ class SenderMap:
         self._relayed: dict[str, int] = {}
         self._heard: dict[str, int] = {}
         self._again: dict[str, int] = {}
+        self._resent: dict[str, set[int]] = {}
         # .0 and .255 are left out: not every tool treats them as plain host addresses.
         self._capacity = network.num_addresses // 256 * 254
 
@@ -54,6 +55,7 @@ class SenderMap:
         relayed again after a host before this one ended (`again`)."""
         with self._lock:
             self._again[alias] = again
+            self._resent.pop(alias, None)
             old = self._by_alias.pop(alias, None)
             if old is not None:
                 self._by_sender.pop(old, None)
@@ -94,10 +96,21 @@ class SenderMap:
             self._heard[alias] = number
             return number
 
+    def mark_resent(self, alias: str, number: int) -> None:
+        """Request `number` from `alias` is one a host before may have stored, though past the
+        first `again` of `learn` (a retry of a misread one)."""
+        with self._lock:
+            self._resent.setdefault(alias, set()).add(number)
+
     def again(self, alias: str, number: int) -> bool:
         """Request `number` from `alias` is one a host before this one took and may have
         stored (so its events may be there already)."""
-        return number <= self._again.get(alias, 0)
+        return number <= self._again.get(alias, 0) or number in self._resent.get(alias, ())
+
+    def next_relayed(self, alias: str, restart: bool = False) -> int:
+        """The number `count_relayed` will give the next request from `alias`."""
+        with self._lock:
+            return 1 if restart else self._relayed.get(alias, 0) + 1
 
     def is_alias(self, address: str) -> bool:
         try:

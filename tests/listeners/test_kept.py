@@ -103,6 +103,9 @@ class GoneLibrary:
     def introduce(self, sender: str, alias: str, again: int) -> int:
         return self.gone
 
+    def mark_resent(self, sender: str, alias: str, number: int) -> bool:
+        return True
+
     def incarnation(self, sender: str) -> tuple[int, int]:
         return (0, 0)
 

@@ -1,0 +1,135 @@
+"""The listen front's side of the device hosts: what it keeps for them and relays to them
+(README "The listen front").
+
+Each pushed alarm the front answers is kept (`KeptRequests`) until the host that owns its
+sender reports it stored; what a host took and had not stored when it ended goes to the next
+one first, marked ``resent`` (the host before may have stored it). The host learns which of
+the requests relayed from an alias are such: the first `again` when it is introduced to the
+alias, any later one (a retry of a misread one, one left behind by a relaying cut short) by a
+`Router.mark_resent` just before it is relayed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Awaitable, Callable, Hashable, Iterator
+from typing import Protocol
+
+from hikd.listeners.refusals import Refusals
+from hikd.listeners.relayed import KeptRequests, Relayed
+from hikd.listeners.senders import SenderMap
+
+Send = Callable[[str, Relayed, int, bool], Awaitable[int | None]]
+"""Relay one request from alias to the library's port (`restart`: its numbering starts
+again); its number, None if the library could not be reached."""
+
+
+class Router(Protocol):
+    """Picks the library listen port (of the device host that owns the sender's device)."""
+
+    def port(self, sender: str, alias: str) -> int | None:
+        """The port, when the host already knows `alias`; None: ask `introduce`."""
+
+    def introduce(self, sender: str, alias: str, again: int) -> int | None:
+        """Tell the host `alias` stands for `sender` (blocking); its port, None if no host
+        can take the request now. `again`: the first requests relayed are this many that
+        were relayed to a host before it, which may have stored some of them."""
+
+    def mark_resent(self, sender: str, alias: str, number: int) -> bool:
+        """Tell the host (blocking) that request `number` from `alias` may be stored already
+        (beyond the `again` of `introduce`); False if it cannot be told now."""
+
+    def incarnation(self, sender: str) -> Hashable:
+        """Which start of which host takes the sender's requests (changes when it restarts)."""
+
+
+class HostRelay:
+    """Used from the front's event loop only."""
+
+    def __init__(
+        self,
+        router: Router,
+        senders: SenderMap,
+        send: Send,
+        counters: Counter[str],
+        refusals: Refusals,
+        max_bytes: int,
+    ) -> None:
+        self.router = router
+        self.senders = senders
+        self.kept = KeptRequests(max_bytes)
+        self.counters = counters
+        self._send = send
+        self._refusals = refusals
+        self._told: dict[str, tuple[Hashable, int]] = {}
+        """Per alias: the host it was last introduced to, and the `again` it was told."""
+
+    def keep(self, alias: str, relayed: Relayed, resent: bool = False) -> bool:
+        """Keep a request until its host has stored it; False when over the bound."""
+        kept = self.kept.add(alias, relayed)
+        if kept is None:
+            return False
+        kept.resent = resent
+        return True
+
+    def forget(self, alias: str, number: int, sender: str) -> bool:
+        """Request `number` the host misread is relayed again as a new one (or given up):
+        forgotten; whether it was marked ``resent``."""
+        dropped = self.kept.drop(alias, number, self.router.incarnation(sender))
+        return dropped is not None and dropped.resent
+
+    def confirm(self, host: Hashable, heard: dict[str, int]) -> None:
+        """`host` stored what came of each alias's requests up to the number given."""
+        for alias, number in heard.items():
+            self.kept.confirm(alias, host, number)
+
+    def due(self) -> Iterator[tuple[str, str]]:
+        """(alias, sender) of each alias with something to relay (again) now."""
+        return self.kept.due(self.router.incarnation)
+
+    async def relay(self, alias: str, sender: str) -> None:
+        """Relay what is kept for `alias` and not relayed to its host yet, in order (call
+        with the alias's lock held)."""
+        router = self.router
+        host = router.incarnation(sender)
+        port = router.port(sender, alias)
+        due = self.kept.to_relay(alias, host)
+        if not due:
+            return
+        introduced = False
+        if port is None:  # a new host (or the first request): it learns the alias first
+            again = next((n for n, kept in enumerate(due) if not kept.resent), len(due))
+            port = await asyncio.to_thread(router.introduce, sender, alias, again)
+            host = router.incarnation(sender)
+            introduced = True
+            self._told[alias] = (host, again)
+        if port is None:  # its host is restarting
+            self.counters["no_host"] += 1
+            self._refusals.warn(
+                "no device host takes this sender's pushed alarms now (restarting?): "
+                "kept until it is back",
+                sender=sender,
+                waiting=self.counters["no_host"],
+            )
+            return
+        for kept in due:
+            if kept.resent and not await self._resent_told(alias, sender, host, introduced):
+                return  # kept; relayed later
+            number = await self._send(alias, kept.relayed, port, introduced)
+            if number is None:
+                return  # kept; relayed later (`ListenFront._relay_due`)
+            if kept.number:
+                self.counters["relayed again to a new host"] += 1
+            kept.number, kept.host, introduced = number, host, False
+
+    async def _resent_told(self, alias: str, sender: str, host: Hashable, restart: bool) -> bool:
+        """The host knows that the next request relayed from `alias` may be stored already:
+        it is one of the first `again` it was told when introduced, or it is told now (a
+        retry of a misread one comes later, and a relaying again cut short by a failed send
+        goes on under numbers the host may not have been told)."""
+        number = self.senders.next_relayed(alias, restart)
+        told, again = self._told.get(alias, (None, 0))
+        if told == host and number <= again:
+            return True
+        return await asyncio.to_thread(self.router.mark_resent, sender, alias, number)
