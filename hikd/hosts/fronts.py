@@ -7,9 +7,10 @@ while a host crashes and restarts. Each request of an allowed sender goes to the
 configured device goes to the first host, which reports it as an unknown device. Before the
 first request from a sender reaches a host (after each start of that host), the host learns
 the loopback address the front relays it from (`SenderAlias`, one round trip). The front
-keeps each request until the host reports what came of it stored (`ListenStored`): while the
-owning host restarts, requests wait in the front, and those a host took but did not store
-before it ended are relayed again to the next one (`hikd.listeners.relayed.KeptRequests`).
+keeps each request until the host reports what came of it stored (`ListenStored`), on disk
+too (`hikd.listeners.spool`, read back at the next start): while the owning host restarts,
+requests wait in the front, and those a host took but did not store before it ended are
+relayed again to the next one (`hikd.listeners.host_relay`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from hikd.hosts.handle import HostHandle, HostUnavailable
 from hikd.hosts.supervisor import HostSupervisor
 from hikd.listeners.front import LIBRARY_ADDRESS, ListenFront
 from hikd.listeners.senders import SenderMap
+from hikd.listeners.spool import Spool, spool_path
 from hikd.listeners.vet import listen_limits, port_in_use
 
 log = structlog.get_logger("hikd.listen")
@@ -169,6 +171,7 @@ class SupervisedFronts:
             listen_limits(cfg),
             relay_host=LIBRARY_ADDRESS,
             router=HostRouter(self.supervisor, addresses, cfg.port),
+            spool=Spool(spool_path(self.config.daemon.state_dir, cfg.port)),
         )
         try:
             front.start()

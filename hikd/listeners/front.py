@@ -33,6 +33,7 @@ from hikd.listeners.host_relay import HostRelay, Router
 from hikd.listeners.refusals import REPORT_EVERY_S, Refusals
 from hikd.listeners.relayed import MAX_TRIES, RecentRelays, Relayed, unread
 from hikd.listeners.senders import SenderMap
+from hikd.listeners.spool import Spool
 from hikd.listeners.vet import Limits, Refused, answer, parse_head, rebuild
 
 log = structlog.get_logger("hikd.listen")
@@ -66,9 +67,11 @@ class ListenFront:
         limits: Limits | None = None,
         relay_host: str = "127.0.0.1",
         router: Router | None = None,
+        spool: Spool | None = None,
     ) -> None:
         """`router`: where each sender's requests go when devices have processes of their
-        own (`hikd.hosts.fronts`); without one, all go to `relay_port`."""
+        own (`hikd.hosts.fronts`); without one, all go to `relay_port`. `spool`: with a
+        router, where what is kept waits on disk too."""
         self.router = router
         self.address = address
         self.port = port
@@ -94,6 +97,7 @@ class ListenFront:
                 self.counters,
                 self._refusals,
                 MAX_KEPT_BYTES,
+                spool,
             )
         )
         """What is kept for the device hosts and relayed to them (with a `router`)."""
@@ -108,6 +112,8 @@ class ListenFront:
     # -- life --------------------------------------------------------------------------
     def start(self) -> None:
         """Listen on the public port; raises OSError when it cannot (port in use, ...)."""
+        if self._hosts is not None:
+            self._hosts.read_back()
         started = threading.Event()
         failure: list[BaseException] = []
 
@@ -207,12 +213,8 @@ class ListenFront:
             asyncio.run_coroutine_threadsafe(close(), loop)
         thread.join(timeout)
         self._thread = None
-        if self._hosts is not None and self._hosts.kept.bytes:
-            log.warning(
-                "pushed alarms no device host stored before the stop",
-                port=self.port,
-                count=len(self._hosts.kept),
-            )
+        if self._hosts is not None:
+            self._hosts.close(self.port)
 
     # -- one connection ----------------------------------------------------------------
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -280,16 +282,15 @@ class ListenFront:
     ) -> int:
         alias = self.senders.alias_for(sender)
         relayed = Relayed(sender, path, content_type, payload, tries + 1, time.monotonic())
-        async with self._in_order.setdefault(alias, asyncio.Lock()):
-            if self._hosts is None:  # one process: the library dies with the front
+        lock = self._in_order.setdefault(alias, asyncio.Lock())
+        if self._hosts is None:  # one process: the library dies with the front
+            async with lock:
                 number = await self._send(alias, relayed, self.relay_port, False)
-                return 503 if number is None else 200
-            # Kept from here until its device host has stored it (`HostRelay`): the answer
-            # to the device is 200 even while that host restarts.
-            if not self._hosts.keep(alias, relayed, resent):
-                return self._refused(sender, "too many pushed alarms kept for device hosts", 503)
-            await self._hosts.relay(alias, sender)
-            return 200
+            return 503 if number is None else 200
+        # Kept from here until its device host has stored it (`HostRelay`): the answer to
+        # the device is 200 even while that host restarts, or the whole daemon.
+        refused = await self._hosts.take(alias, sender, relayed, resent, lock)
+        return 200 if refused is None else self._refused(sender, refused, 503)
 
     def _relay_due(self) -> None:
         """Every `RELAY_DUE_S`: what waits for a host that is back (or was relayed to one that

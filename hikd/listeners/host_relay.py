@@ -16,9 +16,14 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Hashable, Iterator
 from typing import Protocol
 
+import structlog
+
 from hikd.listeners.refusals import Refusals
 from hikd.listeners.relayed import KeptRequests, Relayed
 from hikd.listeners.senders import SenderMap
+from hikd.listeners.spool import Spool
+
+log = structlog.get_logger("hikd.listen")
 
 Send = Callable[[str, Relayed, int, bool], Awaitable[int | None]]
 """Relay one request from alias to the library's port (`restart`: its numbering starts
@@ -55,8 +60,11 @@ class HostRelay:
         counters: Counter[str],
         refusals: Refusals,
         max_bytes: int,
+        spool: Spool | None = None,
     ) -> None:
+        """`spool`: where what is kept is on disk too (`hikd.listeners.spool`)."""
         self.router = router
+        self.spool = spool
         self.senders = senders
         self.kept = KeptRequests(max_bytes)
         self.counters = counters
@@ -65,24 +73,100 @@ class HostRelay:
         self._told: dict[str, tuple[Hashable, int]] = {}
         """Per alias: the host it was last introduced to, and the `again` it was told."""
 
-    def keep(self, alias: str, relayed: Relayed, resent: bool = False) -> bool:
-        """Keep a request until its host has stored it; False when over the bound."""
-        kept = self.kept.add(alias, relayed)
-        if kept is None:
+    def keep(self, alias: str, relayed: Relayed, resent: bool = False, spooled: int = 0) -> bool:
+        """Keep a request until its host has stored it, in the spool too; False when over
+        the bound (`spooled`: read back from the spool, kept whatever the bound). Raises
+        OSError when the spool cannot be written (nothing kept)."""
+        if not spooled and not self.kept.fits(len(relayed.payload)):
             return False
-        kept.resent = resent
+        if not spooled and self.spool is not None:
+            spooled = self.spool.add(relayed)
+        kept = self.kept.add(alias, relayed, always=True)
+        assert kept is not None
+        kept.resent, kept.spooled = resent, spooled
         return True
+
+    async def take(
+        self, alias: str, sender: str, relayed: Relayed, resent: bool, lock: asyncio.Lock
+    ) -> str | None:
+        """Keep a pushed alarm (on disk too), relay it (with what waits before it) while
+        holding the sender's `lock`, and return once it is on disk: None, or why it must be
+        refused (503)."""
+        async with lock:
+            try:
+                if not self.keep(alias, relayed, resent):
+                    return "too many pushed alarms kept for device hosts"
+            except OSError as exc:
+                return self._spool_failed(exc)
+            await self.relay(alias, sender)
+        if self.spool is not None:
+            try:
+                await self.spool.durable()
+            except OSError as exc:  # kept in memory, relayed; the device was not promised
+                return self._spool_failed(exc)
+        return None
+
+    def _spool_failed(self, exc: OSError) -> str:
+        assert self.spool is not None
+        self._refusals.warn(
+            "the listen spool cannot be written: pushed alarms are refused (503)",
+            path=str(self.spool.path),
+            error=exc.strerror or str(exc),
+            hint="free space on the state directory's file system",
+        )
+        return "the listen spool cannot be written"
+
+    def read_back(self) -> None:
+        """What the spool kept from the run before: kept again, relayed as hosts come up,
+        marked ``resent`` (a host may have stored it before the daemon ended)."""
+        if self.spool is None:
+            return
+        try:
+            found = self.spool.open()
+        except OSError as exc:
+            log.error(
+                "the listen spool cannot be used: pushed alarms are kept in memory only",
+                path=str(self.spool.path),
+                error=exc.strerror or str(exc),
+                hint="hikd needs to write its state directory",
+            )
+            self.spool = None
+            return
+        for ident, relayed in found:
+            self.keep(self.senders.alias_for(relayed.sender), relayed, True, ident)
+        if found:
+            self.counters["kept from the run before"] += len(found)
+            log.info(
+                "pushed alarms kept from the run before: relayed as device hosts come up",
+                count=len(found),
+                path=str(self.spool.path),
+            )
+
+    def close(self, port: int) -> None:
+        if self.kept.bytes:
+            log.warning(
+                "pushed alarms no device host stored before the stop",
+                port=port,
+                count=len(self.kept),
+                kept_in=None if self.spool is None else str(self.spool.path),
+            )
+        if self.spool is not None:
+            self.spool.close()
 
     def forget(self, alias: str, number: int, sender: str) -> bool:
         """Request `number` the host misread is relayed again as a new one (or given up):
         forgotten; whether it was marked ``resent``."""
         dropped = self.kept.drop(alias, number, self.router.incarnation(sender))
+        if dropped is not None and self.spool is not None and dropped.spooled:
+            self.spool.done([dropped.spooled])
         return dropped is not None and dropped.resent
 
     def confirm(self, host: Hashable, heard: dict[str, int]) -> None:
         """`host` stored what came of each alias's requests up to the number given."""
         for alias, number in heard.items():
-            self.kept.confirm(alias, host, number)
+            stored = self.kept.confirm(alias, host, number)
+            if self.spool is not None:
+                self.spool.done(k.spooled for k in stored if k.spooled)
 
     def due(self) -> Iterator[tuple[str, str]]:
         """(alias, sender) of each alias with something to relay (again) now."""

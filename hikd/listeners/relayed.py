@@ -77,6 +77,8 @@ class Kept:
     """Its number on the way to the library (`SenderMap.count_relayed`); 0: not relayed."""
     host: Hashable = None
     """The device host's incarnation it was relayed to (`Router.incarnation`)."""
+    spooled: int = 0
+    """Its id in the listen spool (`hikd.listeners.spool`); 0: not spooled."""
     resent: bool = False
     """A host may have stored it already (one it was relayed to ended before saying): its
     events are marked ``resent`` wherever it goes next."""
@@ -98,11 +100,16 @@ class KeptRequests:
     def __len__(self) -> int:
         return sum(len(kept) for kept in self._by_alias.values())
 
-    def add(self, alias: str, relayed: Relayed) -> Kept | None:
-        """Keep a request; None when that would go over `max_bytes` (one is always kept:
-        a body may be as big as the bound)."""
+    def fits(self, size: int) -> bool:
+        """A request of `size` bytes may be kept (one always fits: a body may be as big as
+        the bound)."""
+        return not self.bytes or self.bytes + size <= self.max_bytes
+
+    def add(self, alias: str, relayed: Relayed, always: bool = False) -> Kept | None:
+        """Keep a request; None when that would go over `max_bytes` (`always`: kept anyway,
+        it was answered before)."""
         size = len(relayed.payload)
-        if self.bytes and self.bytes + size > self.max_bytes:
+        if not always and not self.fits(size):
             return None
         kept = Kept(relayed)
         self._by_alias.setdefault(alias, deque()).append(kept)
@@ -118,13 +125,17 @@ class KeptRequests:
             kept.resent = kept.resent or kept.number != 0
         return due
 
-    def confirm(self, alias: str, host: Hashable, number: int) -> None:
-        """`host` stored what came of the requests from `alias` up to `number`."""
+    def confirm(self, alias: str, host: Hashable, number: int) -> list[Kept]:
+        """`host` stored what came of the requests from `alias` up to `number`: those are
+        forgotten (and returned)."""
         kept = self._by_alias.get(alias)
+        stored = []
         while kept and kept[0].host == host and 0 < kept[0].number <= number:
-            self.bytes -= len(kept.popleft().relayed.payload)
+            stored.append(kept.popleft())
+            self.bytes -= len(stored[-1].relayed.payload)
         if kept is not None and not kept:
             del self._by_alias[alias]
+        return stored
 
     def drop(self, alias: str, number: int, host: Hashable) -> Kept | None:
         """Forget request `number` (it is relayed again under a new number, or given up)."""

@@ -1,0 +1,202 @@
+"""The pushed alarms a listen front answered, on disk until a device host has stored them
+(README "The listen front"): a device that got ``200`` finds its alarm delivered even when
+the whole daemon dies (SIGKILL, power) before a host stored it.
+
+One file per listen port, ``<state_dir>/listen-<port>.spool``, appended to: a record per
+push the front keeps (`add`) and per push stored or given up (`done`). The pushes answered at
+about the same time share one ``fdatasync`` before they are answered (`durable`); a ``done``
+is not synced on its own (lost in a crash, it costs one copy more, marked ``resent``). At the
+next start the file is read back (`open`): what is not done is kept again, relayed as hosts
+come up, and marked ``resent`` (a host may have stored it just before the crash). The file is
+rewritten with only what is kept when it has grown past `COMPACT_BYTES` and twice that.
+
+A record: kind (``A`` add, ``D`` done), body length, push id, CRC-32 of all that and the
+body; an add's body is the sender, path, content type and the request's vetted payload. A
+torn record at the end (a crash while writing) ends the reading.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import struct
+import time
+import zlib
+from collections.abc import Iterable
+from pathlib import Path
+
+from hikd.listeners.relayed import Relayed
+
+COMPACT_BYTES = 8 * 1024 * 1024
+"""The file is rewritten with only what is kept once it is this big and twice what is kept."""
+_HEAD = struct.Struct("<cIQI")
+_ADD_HEAD = struct.Struct("<HHHB")
+ADD, DONE = b"A", b"D"
+
+
+def spool_path(state_dir: Path, port: int) -> Path:
+    return state_dir / f"listen-{port}.spool"
+
+
+def _record(kind: bytes, ident: int, body: bytes = b"") -> bytes:
+    crc = zlib.crc32(body, zlib.crc32(kind + struct.pack("<IQ", len(body), ident)))
+    return _HEAD.pack(kind, len(body), ident, crc) + body
+
+
+def _add_body(relayed: Relayed) -> bytes:
+    sender, path, kind = (t.encode() for t in (relayed.sender, relayed.path, relayed.content_type))
+    head = _ADD_HEAD.pack(len(sender), len(path), len(kind), min(relayed.tries, 255))
+    return head + sender + path + kind + relayed.payload
+
+
+def _relayed(body: bytes) -> Relayed:
+    lengths = _ADD_HEAD.unpack_from(body)
+    at = _ADD_HEAD.size
+    texts = []
+    for length in lengths[:3]:
+        texts.append(body[at : at + length].decode())
+        at += length
+    return Relayed(texts[0], texts[1], texts[2], body[at:], lengths[3], time.monotonic())
+
+
+def read_records(data: bytes) -> Iterable[tuple[bytes, int, bytes, int]]:
+    """(kind, id, body, offset) of each whole, intact record; stops at the first that is not."""
+    at = 0
+    while at + _HEAD.size <= len(data):
+        kind, length, ident, crc = _HEAD.unpack_from(data, at)
+        end = at + _HEAD.size + length
+        body = data[at + _HEAD.size : end]
+        if end > len(data) or kind not in (ADD, DONE):
+            return
+        if crc != zlib.crc32(body, zlib.crc32(kind + struct.pack("<IQ", length, ident))):
+            return
+        yield kind, ident, body, at
+        at = end
+
+
+class Spool:
+    """Used from the front's event loop only (`open` before it runs)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd = -1
+        self._next = 1
+        self._live: dict[int, tuple[int, int]] = {}
+        """Push id -> (offset, length) of its record, in the order they came."""
+        self.live_bytes = 0
+        self._size = 0
+        self._appended = 0
+        """Bytes appended since the start (`durable` syncs up to a count of them)."""
+        self._synced = 0
+        self._sync: asyncio.Lock | None = None
+
+    def __len__(self) -> int:
+        return len(self._live)
+
+    def open(self) -> list[tuple[int, Relayed]]:
+        """Read back what a run before did not see stored: (id, request), in the order they
+        came; the file then holds only them. Raises OSError when it cannot be read or
+        written."""
+        try:
+            data = self.path.read_bytes()
+        except FileNotFoundError:
+            data = b""
+        kept: dict[int, bytes] = {}
+        for kind, ident, body, _offset in read_records(data):
+            if kind == ADD:
+                kept[ident] = body
+            else:
+                kept.pop(ident, None)
+            self._next = max(self._next, ident + 1)
+        records = [_record(ADD, ident, body) for ident, body in sorted(kept.items())]
+        self._rewrite(records, list(sorted(kept)))
+        return [(ident, _relayed(body)) for ident, body in sorted(kept.items())]
+
+    def add(self, relayed: Relayed) -> int:
+        """Append a push; its id (durable once `durable` returns). Raises OSError."""
+        ident = self._next
+        self._next += 1
+        record = _record(ADD, ident, _add_body(relayed))
+        self._write(record)
+        self._live[ident] = (self._size - len(record), len(record))
+        self.live_bytes += len(record)
+        return ident
+
+    def done(self, idents: Iterable[int]) -> None:
+        """These pushes are stored (or given up): not read back at the next start."""
+        records = []
+        for ident in idents:
+            entry = self._live.pop(ident, None)
+            if entry is not None:
+                self.live_bytes -= entry[1]
+                records.append(_record(DONE, ident))
+        if records:
+            with contextlib.suppress(OSError):  # read back once more at worst, marked resent
+                self._write(b"".join(records))
+
+    async def durable(self) -> None:
+        """Return once every push added so far is on disk (one sync for the pushes added
+        while another sync ran). Raises OSError."""
+        upto = self._appended
+        if self._synced >= upto:
+            return
+        if self._sync is None:
+            self._sync = asyncio.Lock()
+        async with self._sync:
+            if self._synced >= upto:
+                return
+            target = self._appended
+            if self._size > COMPACT_BYTES and self._size > 2 * self.live_bytes:
+                self._compact()  # synced whole
+            else:
+                await asyncio.to_thread(os.fdatasync, self._fd)
+            self._synced = max(self._synced, target)
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            with contextlib.suppress(OSError):
+                os.fdatasync(self._fd)
+            os.close(self._fd)
+            self._fd = -1
+
+    # -- the file --------------------------------------------------------------------------
+    def _write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            written = os.write(self._fd, view)
+            view = view[written:]
+        self._size += len(data)
+        self._appended += len(data)
+
+    def _compact(self) -> None:
+        """Rewrite the file with only the pushes kept (on the loop's thread: they are few,
+        as it happens only when the file is twice what is kept)."""
+        records = [os.pread(self._fd, length, offset) for offset, length in self._live.values()]
+        self._rewrite(records, list(self._live))
+
+    def _rewrite(self, records: list[bytes], idents: list[int]) -> None:
+        new = self.path.with_name(self.path.name + ".new")
+        fd = os.open(new, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o600)
+        before = self._fd, self._size, self._live, self.live_bytes
+        try:
+            old, self._fd, self._size = self._fd, fd, 0
+            self._live, self.live_bytes = {}, 0
+            for ident, record in zip(idents, records, strict=True):
+                self._write(record)
+                self._live[ident] = (self._size - len(record), len(record))
+                self.live_bytes += len(record)
+            os.fsync(fd)
+            os.replace(new, self.path)
+            directory = os.open(self.path.parent, os.O_RDONLY)
+            try:
+                os.fsync(directory)
+            finally:
+                os.close(directory)
+        except OSError:
+            os.close(fd)
+            self._fd, self._size, self._live, self.live_bytes = before
+            raise
+        if old >= 0:
+            os.close(old)
+        self._synced = self._appended
