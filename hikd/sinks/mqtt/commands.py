@@ -28,6 +28,7 @@ from hikd.events import Event
 from hikd.logs import get_logger
 from hikd.sinks.mqtt.command_discovery import ControlTopics, detection_config
 from hikd.sinks.mqtt.discovery import Discovery
+from hikd.sinks.mqtt.facts import removed_devices
 from hikd.sinks.mqtt.state import MqttState
 from hikd.sinks.mqtt.topics import OFF, ON, Message, topic_level
 
@@ -123,6 +124,13 @@ class MqttCommands:
         name = event.device.name
         if event.kind == "alarm" and event.type in DETECTIONS:
             return self._new_detection(event, state)
+        gone = removed_devices(event)
+        if gone:  # their switches' states go with their entities (`RetainedPicture.forget`)
+            levels = tuple(f"{self.discovery.topics.prefix}/{topic_level(n)}/" for n in gone)
+            cleared = [t for t in self.states if t.startswith(levels)]
+            for topic in cleared:
+                del self.states[topic]
+            return [Message(t, b"", retain=True) for t in cleared]
         if event.kind != "command" or event.attributes.get("outcome") != "done":
             return []
         on = event.attributes.get("on")

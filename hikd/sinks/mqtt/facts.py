@@ -14,6 +14,17 @@ HIKD_DEVICE = "hikd"
 """The name of the pseudo-device of hikd's own health events (`hikd.delivery.outbox.HIKD`)."""
 
 
+def removed_devices(event: Event) -> list[str]:
+    """The devices a configuration reload removed or disabled (hikd's ``reload`` health
+    event, stored after their last events: README "Reloading the configuration")."""
+    if event.kind != "health" or event.type != "reload" or event.device.name != HIKD_DEVICE:
+        return []
+    removed = event.attributes.get("removed")
+    if not isinstance(removed, Mapping):
+        return []
+    return [str(name) for name in removed if str(name) != HIKD_DEVICE]
+
+
 def _int(value: Any, default: int = 0) -> int:
     try:
         return int(value)

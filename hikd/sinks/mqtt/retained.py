@@ -12,7 +12,7 @@ from typing import Any
 from hikd.events import Event
 from hikd.sinks.mqtt.announce import Known, device_configs
 from hikd.sinks.mqtt.discovery import Discovery, DiscoveryConfig, safe_id, unique_id
-from hikd.sinks.mqtt.facts import HIKD_DEVICE
+from hikd.sinks.mqtt.facts import HIKD_DEVICE, removed_devices
 from hikd.sinks.mqtt.ha_alarms import (
     NOT_DISCOVERED,
     AlarmEntity,
@@ -229,12 +229,63 @@ class RetainedPicture:
             self.state.dirty = True
         return changed
 
+    def forget(self, names: list[str]) -> list[Message]:
+        """Devices a reload removed or disabled: each entity announced for them leaves Home
+        Assistant (an empty retained config removes it) and each retained topic of theirs
+        (availability, health, disks, alarm states, pictures) is cleared (an empty retained
+        message deletes it on the broker), so nothing of them is shown or republished. A
+        device added back is announced again by its first event, as at a start."""
+        gone = [n for n in names if n in self.state.devices and n != HIKD_DEVICE]
+        if not gone:
+            return []
+        messages: list[Message] = []
+        if self.announce:
+            # A device renamed in the file (removed + added) keeps its serial and so its
+            # unique ids: what another device announces now is not withdrawn.
+            kept = {c.topic for c in hikd_configs(self.discovery)}
+            kept |= {
+                c.topic
+                for name in self.state.devices
+                if name not in gone
+                for c in self.device_discovery(name)
+            }
+            announced = self.state.announced or set()
+            for name in gone:
+                withdrawn = [c.topic for c in self.device_discovery(name)]
+                # And whatever else was announced under its unique ids (an older hikd's).
+                ident = f"/{safe_id(f'hikd_{self.state.devices[name].facts.identifier}_')}"
+                withdrawn += sorted(t for t in announced if ident in t)
+                messages.extend(
+                    Message(t, b"", retain=True) for t in dict.fromkeys(withdrawn) if t not in kept
+                )
+        for name in gone:
+            device = self.state.devices.pop(name)
+            topics = [self.topics.availability(name), self.topics.health(name)]
+            topics += [self.topics.concern(name, c) for c in device.health.concerns]
+            topics += [self.topics.disk(name, disk) for disk in device.disks]
+            topics += [self.topics.picture(name, c) for c in device.facts.channels()]
+            for key in [k for k in self.state.alarms if k[0] == name]:
+                del self.state.alarms[key]
+                topics += [self.topics.state(*key), self.topics.image(*key)]
+            messages.extend(Message(t, b"", retain=True) for t in dict.fromkeys(topics))
+        self.state.dirty = True
+        if self.announce:
+            self._announced(messages)
+        return [*messages, *self.info_messages()]
+
     def learn(self, event: Event) -> list[Message]:
         """Update the retained picture with `event`; return the untracked messages this
         makes necessary first: discovery for a new device, new facts, a new alarm entity,
-        concern or disk, and the ``OFF`` states of newly announced entities."""
+        concern or disk, and the ``OFF`` states of newly announced entities; for a reload,
+        the removal of the devices it removed (`forget`)."""
         discovery = self.announce
         name = event.device.name
+        gone = removed_devices(event)
+        if gone:
+            return [*self.forget(gone), *self._learn(event, name, discovery)]
+        return self._learn(event, name, discovery)
+
+    def _learn(self, event: Event, name: str, discovery: bool) -> list[Message]:
         known = name in self.state.devices
         device = self.state.device(name)
         messages: list[Message] = []

@@ -3,6 +3,7 @@ connect, for new entities and concerns, and again on Home Assistant's birth."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
 from collections.abc import Iterator
@@ -11,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from hikd.delivery.outbox import HIKD
 from hikd.events import DeviceRef, Event, health
 from hikd.sinks.base import SinkContext
 from hikd.sinks.mqtt.sink import MqttConfig, MqttSink
@@ -260,6 +262,45 @@ def test_serial_learnt_later_replaces_name_based_entities(
     found = configs(retained(broker, "homeassistant/#"))
     assert old not in found  # the empty retained payload removed it
     assert "homeassistant/binary_sensor/hikd_SER123_1_motion/config" in found
+
+
+def test_a_device_renamed_by_a_reload_keeps_its_entities_and_loses_its_old_topics(
+    broker: Mosquitto, sink: MqttSink
+) -> None:
+    """Renamed in the file: the reload removes "nvr" and adds "recorder", the same recorder
+    (serial). Its entities are tied to the serial: the new name's announcement stands, what
+    only the old name had is withdrawn, and the old name's retained topics are cleared."""
+    renamed = DeviceRef("recorder", SERIAL, NVR.address)
+    sink.open()
+    motion = Event(kind="alarm", type="motion", state="start", device=NVR, channel=33)
+    assert sink.send([nvr_online(), motion]) == 2
+    assert retained(broker, "hikd/nvr/33/motion")["hikd/nvr/33/motion"].payload == b"ON"
+    before = configs(retained(broker, "homeassistant/#"))
+    online = dataclasses.replace(nvr_online(), device=renamed)
+    reload = health(HIKD, "reload", ok=True, removed={"nvr": "removed"}, added=["recorder"])
+    assert sink.send([online, reload]) == 2
+    after = configs(retained(broker, "homeassistant/#"))
+    uid = f"hikd_{SERIAL}"
+    ours = {t for t in after if SERIAL in t}
+    assert ours == {t for t in before if SERIAL in t}  # the same ids, named by "recorder"
+    assert after[f"homeassistant/binary_sensor/{uid}_33_motion/config"]["state_topic"] == (
+        "hikd/recorder/33/motion"
+    )
+    assert retained(broker, "hikd/nvr/#") == {}
+    assert set(retained(broker, "hikd/recorder/#")) >= {
+        "hikd/recorder/availability",
+        "hikd/recorder/33/motion",
+    }
+    assert "nvr" not in sink.state.devices
+
+    # Removed for good: its entities leave Home Assistant, hikd's own stay.
+    gone = health(HIKD, "reload", ok=True, removed={"recorder": "disabled"})
+    assert sink.send([gone]) == 1
+    after = configs(retained(broker, "homeassistant/#"))
+    assert not [t for t in after if SERIAL in t], after
+    assert retained(broker, "hikd/recorder/#") == {}
+    info = json.loads(retained(broker, "hikd/info")["hikd/info"].payload)
+    assert info["devices_online"] == 0
 
 
 def test_discovery_off(broker: Mosquitto, tmp_path: Path) -> None:

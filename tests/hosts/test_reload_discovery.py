@@ -1,0 +1,139 @@
+"""A reload and Home Assistant (README "Reloading the configuration"): `hikd run` with the
+real vendor library, hikd.sim devices and a real mosquitto. A device the reload removes (or
+disables) leaves Home Assistant: every discovery config announced for it is emptied and its
+retained topics (availability, health, alarm states) are cleared on the broker, also after a
+reconnect; an added device is announced; the untouched one keeps all it had.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+from hikd.sim import SimDeviceConfig, Simulator
+from tests.delivery.test_delivery import (  # noqa: F401 - broker, run_hikd are fixtures
+    SECRET,
+    START_TIMEOUT_S,
+    HikdProcess,
+    broker,
+    run_hikd,
+    wait_until,
+)
+from tests.hosts.test_device_hosts import events_of
+from tests.hosts.test_reload import hikd
+from tests.mosquitto import Mosquitto, retained
+
+KEEP, GONE, OFF, NEW = "door", "porch", "attic", "shed"
+
+
+def write_config(
+    path: Path, sim: Simulator, mqtt: Mosquitto, names: list[str], disabled: str = ""
+) -> None:
+    state = path.parent / "state"
+    lines = [
+        "[daemon]",
+        f'state_dir = "{state}"',
+        f'runtime_dir = "{path.parent / "run"}"',
+        "[logging]",
+        'format = "json"',
+        "[sinks.disk]",
+        f'path = "{state / "events"}"',
+        "[sinks.mqtt]",
+        f'host = "{mqtt.host}"',
+        f"port = {mqtt.port}",
+        'client_id = "hikd-reload-test"',
+        'instance_id = "test"',
+    ]
+    for name in names:
+        lines += [
+            "[[devices]]",
+            f'name = "{name}"',
+            f'host = "{sim.device(name).host}"',
+            f"port = {sim.device(name).port}",
+            *(["enabled = false"] if name == disabled else []),
+        ]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def announced(mqtt: Mosquitto) -> dict[str, set[str]]:
+    """Serial -> the discovery topics the broker holds for it (non-empty configs)."""
+    found: dict[str, set[str]] = {}
+    for topic, message in retained(mqtt, "homeassistant/#").items():
+        if topic.endswith("/config") and message.payload:
+            device = json.loads(message.payload)["device"]
+            serial = device.get("serial_number") or device.get("via_device") or ""
+            found.setdefault(serial, set()).add(topic)
+    return found
+
+
+def held(mqtt: Mosquitto, name: str) -> set[str]:
+    """The retained topics under hikd/<name>/."""
+    return {t for t, m in retained(mqtt, f"hikd/{name}/#").items() if m.payload}
+
+
+def test_a_reload_removes_the_devices_it_removes_from_home_assistant(
+    tmp_path: Path,
+    broker: Mosquitto,  # noqa: F811
+    run_hikd: Callable[[Path, Simulator], HikdProcess],  # noqa: F811
+) -> None:
+    names = [KEEP, GONE, OFF, NEW]
+    sim = Simulator([SimDeviceConfig(name=n, password=SECRET) for n in names]).start()
+    try:
+        serial = {n: sim.device(n).config.serial_number for n in names}
+        assert len(set(serial.values())) == len(names) and all(serial.values())
+        config = tmp_path / "hikd.toml"
+        state = tmp_path / "state"
+        (tmp_path / "run").mkdir()
+        write_config(config, sim, broker, [KEEP, GONE, OFF])
+        daemon = run_hikd(config, sim)
+        for name in (KEEP, GONE, OFF):
+            wait_until(
+                lambda n=name: bool(events_of(state, kind="health", type="armed", device=n)),
+                f"{name} armed",
+                START_TIMEOUT_S,
+            )
+        sim.device(GONE).trigger("VMD", channel=1)
+        wait_until(
+            lambda: f"hikd/{GONE}/1/motion" in held(broker, GONE), "the removed one's motion", 30
+        )
+        wait_until(
+            lambda: {KEEP, GONE, OFF} <= {n for n in names if serial[n] in announced(broker)},
+            "the devices announced",
+            30,
+        )
+        kept_before = announced(broker)[serial[KEEP]]
+        assert held(broker, GONE) and held(broker, OFF)
+
+        write_config(config, sim, broker, [KEEP, OFF, NEW], disabled=OFF)
+        done = hikd("reload", config)
+        assert done.returncode == 0, done.stderr + daemon.output()
+        assert done.stdout.strip() == (
+            f"reloaded: added {NEW}; removed {GONE}, {OFF}; 1 untouched"
+        ), done.stdout
+
+        def gone() -> bool:
+            now = announced(broker)
+            return (
+                serial[GONE] not in now
+                and serial[OFF] not in now
+                and serial[NEW] in now
+                and not held(broker, GONE)
+                and not held(broker, OFF)
+            )
+
+        wait_until(gone, "the removed devices gone from the broker, the added one there", 30)
+        assert announced(broker)[serial[KEEP]] == kept_before
+        assert held(broker, KEEP) >= {f"hikd/{KEEP}/availability", f"hikd/{KEEP}/1/motion"}
+        assert retained(broker, "hikd/status")["hikd/status"].payload == b"online"
+
+        # After a reconnect (everything retained is published again) they stay gone.
+        broker.restart()
+        wait_until(
+            lambda: bool(retained(broker, "hikd/status")), "hikd republished after the restart", 30
+        )
+        wait_until(lambda: serial[NEW] in announced(broker), "republished discovery", 30)
+        assert gone()
+        assert daemon.process.poll() is None
+    finally:
+        sim.stop()
