@@ -291,6 +291,12 @@ class RetainedPicture:
         messages: list[Message] = []
         announce_device = not known
         facts = device.facts.updated_from(event)
+        if known and device.facts.serial and facts.serial != device.facts.serial:
+            # Another device under this name (a reload pointed it elsewhere, or it was
+            # replaced): the old one's entities, channels and states are not its own.
+            messages.extend(self.forget([name]))
+            known, announce_device, device = False, True, self.state.device(name)
+            facts = device.facts.updated_from(event)
         if facts != device.facts:
             if discovery and known and facts.identifier != device.facts.identifier:
                 # New unique ids: remove the entities announced under the old ones.

@@ -303,6 +303,40 @@ def test_a_device_renamed_by_a_reload_keeps_its_entities_and_loses_its_old_topic
     assert info["devices_online"] == 0
 
 
+def test_a_changed_device_is_announced_as_it_is_now(broker: Mosquitto, sink: MqttSink) -> None:
+    """A reload changes "nvr" (a new password, a new host): it logs in again and its
+    ``online`` says what it is now. A channel renamed on the device renames its camera; a
+    device that is another one (its host now reaches a single camera) replaces the old one's
+    entities, channels and states by its own."""
+    sink.open()
+    motion = Event(kind="alarm", type="motion", state="start", device=NVR, channel=34)
+    assert sink.send([nvr_online(), motion]) == 2
+    front = f"homeassistant/binary_sensor/hikd_{SERIAL}_33_motion/config"
+    assert configs(retained(broker, "homeassistant/#"))[front]["device"]["name"] == "Front door"
+    renamed = dataclasses.replace(
+        nvr_online(), attributes={**nvr_online().attributes, "channel_names": {"33": "Gate"}}
+    )
+    assert sink.send([renamed]) == 1
+    assert configs(retained(broker, "homeassistant/#"))[front]["device"]["name"] == "Gate"
+
+    other = "DS-2CD2143G0-I20210101AAWRE9"
+    camera = health(
+        DeviceRef("nvr", other, "192.0.2.12:80"),
+        "online",
+        serial=other,
+        model="DS-2CD2143G0-I",
+        analog_channels=1,
+        start_channel=1,
+    )
+    assert sink.send([camera]) == 1
+    found = configs(retained(broker, "homeassistant/#"))
+    assert not [t for t in found if SERIAL in t], found
+    assert f"homeassistant/binary_sensor/hikd_{other}_1_motion/config" in found
+    kept = retained(broker, "hikd/nvr/#")
+    assert "hikd/nvr/34/motion" not in kept and kept["hikd/nvr/1/motion"].payload == b"OFF"
+    assert kept["hikd/nvr/availability"].payload == b"online"
+
+
 def test_discovery_off(broker: Mosquitto, tmp_path: Path) -> None:
     config = MqttConfig(
         host=broker.host, port=broker.port, client_id="hikd-nodisc", discovery=False
