@@ -347,9 +347,9 @@ def run_hikd_part(
         if sub is not None:
             sub.close()
         stop(broker)
-    if hops:  # written as hikd's processes exited
+    if hops and hikd is not None:  # written as hikd's processes exited
         offset = time.time_ns() - time.monotonic_ns()
-        result["hops"] = hop_table(main.arrivals, hops, offset)
+        result["hops"] = hop_table(main.arrivals, hops, offset, hikd.pid)
     return result
 
 

@@ -10,6 +10,7 @@ subscriber's receipt:
     callback  the vendor library calls hikd's callback (the event's `received`)
     dequeued  the decoder takes the message from its queue
     decoded   the decoder has the start/stop event
+    storing   its batch goes to the outbox (after the rest of the messages decoded with it)
     committed the device host's outbox transaction has committed
     woken     the supervisor's wake thread reads the host's byte (the first read after
               the commit)
@@ -29,7 +30,17 @@ from pathlib import Path
 
 from common import pct
 
-ORDER = ("sent", "callback", "dequeued", "decoded", "committed", "woken", "read", "received")
+ORDER = (
+    "sent",
+    "callback",
+    "dequeued",
+    "decoded",
+    "storing",
+    "committed",
+    "woken",
+    "read",
+    "received",
+)
 
 
 @dataclass(frozen=True)
@@ -43,14 +54,22 @@ class Arrival:
     """The event's `received` (ISO 8601, wall clock)."""
 
 
-def read_hops(directory: Path) -> tuple[dict[str, dict[str, int]], list[int]]:
-    """{event id: {hop: ns}} (the first time an event passed a hop) and the wake-ups."""
+def read_hops(
+    directory: Path, pauses: dict[str, list[float]], window: tuple[int, int], supervisor: int
+) -> tuple[dict[str, dict[str, int]], list[int]]:
+    """{event id: {hop: ns}} (the first time an event passed a hop) and the wake-ups; the
+    garbage collector's pauses (ms) within `window` go into `pauses` by process (the
+    `supervisor`'s pid, or a device host) and generation."""
     by_id: dict[str, dict[str, int]] = defaultdict(dict)
     wakes: list[int] = []
     for path in directory.glob("hops-*.txt"):
+        process = "supervisor" if path.stem == f"hops-{supervisor}" else "host"
         for line in path.read_text().splitlines():
             hop, ns, event_id = line.split(" ")
-            if event_id == "-":
+            if hop.startswith("gc"):
+                if window[0] <= int(ns) <= window[1]:
+                    pauses[f"{process} {hop}"].append(int(event_id) / 1e6)
+            elif event_id == "-":
                 wakes.append(int(ns))
             else:
                 name = {"read:mqtt": "read", "sent:mqtt": "acked"}.get(hop, hop)
@@ -60,10 +79,16 @@ def read_hops(directory: Path) -> tuple[dict[str, dict[str, int]], list[int]]:
 
 
 def hop_table(
-    arrivals: list[Arrival], directory: Path, wall_minus_mono_ns: int
+    arrivals: list[Arrival], directory: Path, wall_minus_mono_ns: int, supervisor: int
 ) -> dict[str, tuple[float, float]]:
-    """{"a -> b": (p50 ms, p99 ms)} for each hop, and "sent -> received" in all."""
-    by_id, wakes = read_hops(directory)
+    """{"a -> b": (p50 ms, p99 ms)} for each hop, and "sent -> received" in all; the
+    garbage collector's pauses while these alarms were on their way."""
+    pauses: dict[str, list[float]] = defaultdict(list)
+    window = (
+        min((a.sent_ns for a in arrivals), default=0),
+        max((a.received_ns for a in arrivals), default=0),
+    )
+    by_id, wakes = read_hops(directory, pauses, window, supervisor)
     steps: dict[str, list[float]] = defaultdict(list)
     for a in arrivals:
         times = dict(by_id.get(a.id, {}))
@@ -80,7 +105,13 @@ def hop_table(
         if "acked" in times and "read" in times:
             steps["read -> acked"].append((times["acked"] - times["read"]) / 1e6)
         steps["sent -> received (all)"].append((a.received_ns - a.sent_ns) / 1e6)
-    return {name: (pct(v, 0.5), pct(v, 0.99)) for name, v in steps.items()}
+    table = {name: (pct(v, 0.5), pct(v, 0.99)) for name, v in steps.items()}
+    for generation, lengths in sorted(pauses.items()):
+        table[f"{generation} pause ({len(lengths)}x, max {max(lengths):.1f})"] = (
+            pct(lengths, 0.5),
+            pct(lengths, 0.99),
+        )
+    return table
 
 
 def print_hops(table: dict[str, tuple[float, float]], count: int) -> None:

@@ -180,6 +180,8 @@ class HostPublisher:
             taken.append(queue.popleft())
         if batch:
             try:
+                if hops.ON:
+                    hops.note("storing", batch)
                 self._note(batch)
                 self._appender.append(batch)
                 if hops.ON:
