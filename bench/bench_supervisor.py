@@ -61,6 +61,8 @@ def supervisor_part(config: Path, wake_fd: int) -> None:
     sends: collections.Counter[str] = collections.Counter()  # per sink: sends, events sent
     for worker in bus._workers:
         worker.sink.send = _counted(worker.name, worker.sink.send, sends)  # type: ignore[method-assign]
+        if hasattr(worker.sink, "send_ahead"):  # a windowed sink's batches (MQTT)
+            worker.sink.send_ahead = _counted(worker.name, worker.sink.send_ahead, sends)
     bus.start()
     daemon.observation.start(bus.stats)
     gc.freeze()

@@ -27,7 +27,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from hikd.delivery.outbox import HIKD, Outbox, OutboxClosed
-from hikd.delivery.sink_worker import Backoff, SinkWorker
+from hikd.delivery.sink_window import sink_worker
+from hikd.delivery.sink_worker import Backoff
 from hikd.events import Event, health
 from hikd.logs import get_logger
 from hikd.sinks.base import Sink
@@ -88,7 +89,7 @@ class EventBus:
         self._held = 0  # events the writer holds (taken from the queue, not stored yet)
         self._others = False  # another process said it stored events
         self._workers = [
-            SinkWorker(
+            sink_worker(
                 name,
                 sink,
                 outbox,

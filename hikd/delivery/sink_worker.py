@@ -11,6 +11,8 @@ batch, or two sends in a row that delivered part of theirs. One send that delive
 and then failed is no proof: a syslog sink over UDP whose receiver is down "delivers"
 the first datagram of every retry; counting that as a recovery made a health event
 start and stop on every retry (136 in 8 s), each one more event for the failing sink.
+
+A `WindowedSink` (MQTT) gets a `WindowedSinkWorker` (hikd/delivery/sink_window.py).
 """
 
 from __future__ import annotations
@@ -214,13 +216,7 @@ class SinkWorker:
             if not batch:
                 self._recovered()  # opened, and nothing to prove: it is up
                 self._state = "idle"
-                held = self._ack_held is not None
-                if self._ack_unwritten or (held and time.monotonic() >= self._ack_due):
-                    self._ack(cursor)
-                wait = _IDLE_WAIT
-                if self._ack_held is not None:  # written when due, if nothing comes first
-                    wait = max(0.0, min(wait, self._ack_due - time.monotonic()))
-                self._wake.wait(wait)
+                self._wait_idle(cursor)
                 continue
             if not self._failing:
                 self._state = "delivering"
@@ -249,6 +245,16 @@ class SinkWorker:
                 if self._partial_sends < 2:
                     continue
             self._recovered()
+
+    def _wait_idle(self, cursor: int) -> None:
+        """Write the cursor when due, then wait for a wake-up (at most until it is due)."""
+        held = self._ack_held is not None
+        if self._ack_unwritten or (held and time.monotonic() >= self._ack_due):
+            self._ack(cursor)
+        wait = _IDLE_WAIT
+        if self._ack_held is not None:  # written when due, if nothing comes first
+            wait = max(0.0, min(wait, self._ack_due - time.monotonic()))
+        self._wake.wait(wait)
 
     def _send_unstored(self) -> bool:
         """Send the events waiting in memory; False if the sink failed."""

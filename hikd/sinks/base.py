@@ -26,11 +26,17 @@ Each sink runs on its own worker thread, fed from the durable outbox with its ow
   at the next start.
 
 A slow or failing sink only delays itself: every sink has its own cursor and worker.
+
+A sink whose acknowledgements come back over a network (MQTT's PUBACK) may keep several
+batches in flight instead of waiting for each before the next: it implements `WindowedSink`
+too, and its worker then sends ahead while the window has room and acknowledges in the outbox
+only what the sink says is delivered, counted from the oldest event in flight (so order and
+at-least-once hold as with ``send()``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, runtime_checkable
@@ -65,3 +71,30 @@ class Sink(Protocol):
     def send(self, batch: Sequence[Event]) -> int: ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class WindowedSink(Sink, Protocol):
+    """A sink with several batches in flight (see the module). The worker calls these on its
+    own thread; ``send()`` is still used for events it sends alone."""
+
+    def watch(self, progress: Callable[[], None]) -> None:
+        """Call `progress` (from any thread, cheap) when events in flight were delivered or
+        can no longer be: the worker then calls `delivered()`."""
+        ...
+
+    def has_room(self) -> bool:
+        """True when another batch may be sent ahead (always with nothing in flight)."""
+        ...
+
+    def send_ahead(self, batch: Sequence[Event]) -> None:
+        """Start delivering `batch` after the batches in flight, without waiting. Raises
+        `SinkUnavailable` when it cannot start (nothing of it is in flight then)."""
+        ...
+
+    def delivered(self) -> int:
+        """How many more events in flight, counted from the oldest, are delivered for good
+        (each counted once). Raises `SinkUnavailable` when the oldest can no longer be
+        delivered (connection lost, no acknowledgement in time): every event in flight is
+        forgotten then, and the worker sends it again."""
+        ...

@@ -12,7 +12,9 @@ paho's protocol code and changes only how bytes reach the socket:
   then only reads the acknowledgements), else by the network thread, woken once;
 * the packets queued when the network thread writes go out in one ``send``;
 * the socket is read 64 kB at a time and paho's small reads are served from that buffer;
-* an MQTT 3.1.1 acknowledgement is read as the message id it is.
+* an MQTT 3.1.1 acknowledgement is read as the message id it is;
+* `on_acknowledged` is called once per read that brought acknowledgements (the sink's worker
+  wakes then, not per message), and `forget_unacknowledged` frees paho's in-flight slots.
 
 It overrides private methods of paho 2.x (``_packet_queue``, ``_packet_write``, ``_sock_recv``,
 ``loop_read``, ``_handle_pubackcomp``) and reads its connection state (``_state``);
@@ -25,7 +27,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -59,6 +61,8 @@ class BatchingClient(mqtt.Client):
         # Packets are written by the network thread and by the thread of `batch()`: one at
         # a time, or their bytes would interleave on the socket.
         self._write_lock = threading.Lock()
+        self.on_acknowledged: Callable[[], None] | None = None
+        self._acknowledged = False  # a read brought acknowledgements
 
     @contextlib.contextmanager
     def batch(self) -> Iterator[None]:
@@ -86,6 +90,14 @@ class BatchingClient(mqtt.Client):
             return False
         rc = self._packet_write()
         return rc == MQTTErrorCode.MQTT_ERR_SUCCESS and not self._out_packet
+
+    def forget_unacknowledged(self) -> None:
+        """Drop every message not acknowledged yet (the outbox sends them again) and the
+        in-flight slots they held: paho's `drop_out_messages` leaves its count as it is, and
+        with ``max_inflight_messages`` set, every later message would wait for a slot."""
+        with self._out_message_mutex:
+            self._out_messages.clear()
+            self._inflight_messages = 0
 
     def _wake_network_thread(self) -> None:
         # What paho's _packet_queue does after queueing a packet.
@@ -153,11 +165,17 @@ class BatchingClient(mqtt.Client):
             and self._read_at < len(self._read_buffer)
         ):
             rc = super().loop_read(max_packets)
+        if self._acknowledged:
+            self._acknowledged = False
+            hook = self.on_acknowledged
+            if hook is not None:
+                hook()
         return rc
 
     def _handle_pubackcomp(self, cmd: Any) -> MQTTErrorCode:
         # An MQTT 3.1.1 PUBACK/PUBCOMP is the message id and nothing else; paho 2 builds a
         # reason code and a properties object for each (half its time per message).
+        self._acknowledged = True
         packet = self._in_packet["packet"]
         if self._protocol == mqtt.MQTTv5 or len(packet) != 2 or self.on_publish is not None:
             return super()._handle_pubackcomp(cmd)
@@ -168,7 +186,11 @@ class BatchingClient(mqtt.Client):
             message.info._set_as_published()
             if message.qos > 0:
                 self._inflight_messages -= 1
-                if self._max_inflight_messages > 0:
+                # paho's _update_inflight walks every message in flight to find one waiting
+                # for a slot: only when one waits.
+                if self._max_inflight_messages > 0 and self._inflight_messages < len(
+                    self._out_messages
+                ):
                     return self._update_inflight()
         return MQTTErrorCode.MQTT_ERR_SUCCESS
 

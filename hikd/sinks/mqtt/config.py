@@ -58,6 +58,11 @@ class MqttConfig(BaseModel):
     and the latest of each channel on ``<prefix>/<device>/<channel>/image`` (Home
     Assistant's image entity)."""
     publish_timeout_s: float = Field(default=10.0, gt=0)
+    max_inflight_messages: int = Field(default=1000, ge=1, le=20000)
+    """Messages sent and not yet acknowledged by the broker at most (paho's
+    ``max_inflight_messages``): hikd sends the next batch of events without waiting for the
+    broker's answer to the ones before while fewer are in flight (one batch always goes).
+    Lower it for a broker that limits what a client may have in flight."""
     commands: bool = False
     """Take commands from MQTT (alarm outputs, snapshots, detections; README "Controls
     from MQTT"). Anyone who may publish to ``<prefix>/+/.../set`` can then trigger them:

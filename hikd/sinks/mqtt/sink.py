@@ -6,6 +6,11 @@ for QoS 1, PUBCOMP for QoS 2, written to the socket for QoS 0). The durable outb
 the rest, so paho's own in-memory re-send queue is emptied after a failure: that queue
 would be lost on a restart anyway, and the outbox is the one place that remembers.
 
+It is a `WindowedSink`: its worker sends batches ahead without waiting for the PUBACKs of the
+ones before (``max_inflight_messages`` messages in flight at most, and always one batch), so
+an alarm stored while a batch waits for the broker goes out at once. The broker acknowledges
+in the order it received (MQTT 3.1.1, 4.6), and `delivered()` counts from the oldest batch.
+
 The retained picture (status, availability, states, health, discovery) is republished on
 every connect and whenever Home Assistant announces itself on ``<discovery_prefix>/status``.
 It is kept in ``<state_dir>/mqtt_state.json`` so a restart republishes it correctly.
@@ -15,21 +20,20 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 from pydantic import BaseModel
 
 import hikd
-from hikd.errors import UserError
 from hikd.events import Event
 from hikd.logs import get_logger, register_secret
 from hikd.sinks.base import SinkContext, SinkUnavailable
 from hikd.sinks.mqtt.client import BatchingClient
 from hikd.sinks.mqtt.commands import MqttCommands
 from hikd.sinks.mqtt.config import MqttConfig
+from hikd.sinks.mqtt.connect import new_client
 from hikd.sinks.mqtt.discovery import Discovery
 from hikd.sinks.mqtt.pictures import picture_messages
 from hikd.sinks.mqtt.retained import RetainedPicture
@@ -41,13 +45,12 @@ from hikd.sinks.mqtt.topics import (
     Topics,
     event_messages,
 )
+from hikd.sinks.mqtt.window import InFlight, NotAcknowledged, Tracked
 
 log = get_logger(__name__)
 
 SAVE_EVERY_S = 1.0
 INFO_EVERY_S = 10.0
-_RECONNECT_MIN_S = 1
-_RECONNECT_MAX_S = 15
 
 
 class MqttSink:
@@ -101,6 +104,8 @@ class MqttSink:
         self._closing = False
         self._problem = f"not connected yet to the MQTT broker at {self._where}"
         self._client: BatchingClient | None = None
+        self._flight = InFlight()
+        self._progress: Callable[[], None] | None = None
 
     @property
     def _where(self) -> str:
@@ -130,8 +135,34 @@ class MqttSink:
         assert client is not None
         if not self._wait_connected(self.config.publish_timeout_s):
             raise SinkUnavailable(self._problem)
+        window = InFlight()  # this batch's own, beside any sent ahead
+        window.add(self._publish_batch(client, batch), self._deadline())
+        delivered = 0
+        try:
+            while window:
+                done = window.acknowledged(self._lost())
+                delivered += done
+                if not done:
+                    window.wait(0.2)  # woken by the batch's last acknowledgement
+        except NotAcknowledged:
+            # The outbox re-sends what is not acknowledged; paho must not re-send it too.
+            client.forget_unacknowledged()
+            if delivered == 0:
+                raise SinkUnavailable(self._not_acknowledged()) from None
+        return delivered
+
+    def _deadline(self) -> float:
+        return time.monotonic() + self.config.publish_timeout_s
+
+    def _lost(self) -> bool:
+        with self._cond:
+            return not self._connected or self._closing
+
+    def _publish_batch(self, client: BatchingClient, batch: Sequence[Event]) -> Tracked:
+        """Publish every message of `batch` (and the retained ones it makes necessary) in one
+        write; the messages of each event to wait for."""
         images = [self._pictures(event) for event in batch]
-        tracked: list[list[mqtt.MQTTMessageInfo]] = []
+        tracked: Tracked = []
         with self._lock, client.batch():  # one wake-up of paho's thread, one write
             for event, pictures in zip(batch, images, strict=True):
                 self._publish_all(client, self.retained.learn(event))
@@ -143,28 +174,53 @@ class MqttSink:
                 )
             self._publish_all(client, self._info_now())
             self._save_soon()
-        deadline = time.monotonic() + self.config.publish_timeout_s
-        # The broker acknowledges in order: waiting for the last message first wakes this
-        # thread once per batch rather than once per message.
-        self._acknowledged(tracked[-1][-1], deadline)
-        delivered = 0
-        for infos in tracked:
-            if not all(self._acknowledged(info, deadline) for info in infos):
-                break
-            delivered += 1
-        if delivered < len(batch):
+        return tracked
+
+    def _not_acknowledged(self) -> str:
+        with self._cond:
+            if not self._connected:
+                return self._problem
+        return (
+            f"the MQTT broker at {self._where} did not acknowledge within "
+            f"{self.config.publish_timeout_s:g} s"
+        )
+
+    # -- WindowedSink --------------------------------------------------------------------
+    def watch(self, progress: Callable[[], None]) -> None:
+        self._progress = progress
+
+    def has_room(self) -> bool:
+        return not self._flight or self._flight.messages < self.config.max_inflight_messages
+
+    @property
+    def in_flight(self) -> int:
+        """Events sent ahead and not yet acknowledged."""
+        return self._flight.events
+
+    def send_ahead(self, batch: Sequence[Event]) -> None:
+        if not batch:
+            return
+        if self._client is None:
+            self.open()
+        client = self._client
+        assert client is not None
+        if not self._wait_connected(self.config.publish_timeout_s):
+            raise SinkUnavailable(self._problem)
+        self._flight.add(self._publish_batch(client, batch), self._deadline())
+
+    def delivered(self) -> int:
+        try:
+            return self._flight.acknowledged(self._lost())
+        except NotAcknowledged:
             # The outbox re-sends what is not acknowledged; paho must not re-send it too.
-            client.drop_out_messages()
-            if delivered == 0:
-                with self._cond:
-                    problem = (
-                        self._problem
-                        if not self._connected
-                        else f"the MQTT broker at {self._where} did not acknowledge within "
-                        f"{self.config.publish_timeout_s:g} s"
-                    )
-                raise SinkUnavailable(problem)
-        return delivered
+            if self._client is not None:
+                self._client.forget_unacknowledged()
+            raise SinkUnavailable(self._not_acknowledged()) from None
+
+    def _tell_progress(self) -> None:
+        progress = self._progress
+        if progress is not None and self._flight:
+            progress()
 
     def _info_now(self) -> list[Message]:
         """hikd's facts (devices online, outbox backlog), at most every `INFO_EVERY_S`."""
@@ -199,6 +255,7 @@ class MqttSink:
     def close(self) -> None:
         """Say ``offline`` on the status topic (a clean disconnect discards the last will),
         then disconnect. Waits at most a couple of seconds."""
+        self._flight.clear()
         with self._save_lock, self._lock:
             if self._save_timer is not None:
                 self._save_timer.cancel()
@@ -231,31 +288,8 @@ class MqttSink:
     # -- connection --------------------------------------------------------------------
     def _start_client(self) -> BatchingClient:
         cfg = self.config
-        client = BatchingClient(
-            CallbackAPIVersion.VERSION2,
-            client_id=cfg.client_id,
-            clean_session=True,
-            protocol=mqtt.MQTTv311,
-        )
-        # A bug in a callback must not end paho's network thread (and with it every
-        # reconnect); the callbacks log their own errors.
-        client.suppress_exceptions = True
-        # No in-flight limit: a dropped message (see send) would otherwise keep its slot.
-        client.max_inflight_messages_set(0)
-        client.reconnect_delay_set(_RECONNECT_MIN_S, _RECONNECT_MAX_S)
-        if cfg.username:
-            client.username_pw_set(cfg.username, self._password())
-        if cfg.tls:
-            try:
-                client.tls_set(
-                    ca_certs=str(cfg.ca_file) if cfg.ca_file else None,
-                    certfile=str(cfg.cert_file) if cfg.cert_file else None,
-                    keyfile=str(cfg.key_file) if cfg.key_file else None,
-                )
-            except (OSError, ValueError) as error:
-                raise UserError(f"mqtt: cannot use the TLS files: {error}") from None
-            client.tls_insecure_set(cfg.tls_insecure)
-        client.will_set(self.topics.status(), OFFLINE, qos=cfg.qos, retain=True)
+        client = new_client(cfg, self.topics.status(), OFFLINE)
+        client.on_acknowledged = self._tell_progress
         client.on_connect = self._on_connect
         client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
@@ -263,21 +297,6 @@ class MqttSink:
         client.connect_async(cfg.host, cfg.port, keepalive=cfg.keepalive)
         client.loop_start()
         return client
-
-    def _password(self) -> str | None:
-        cfg = self.config
-        if cfg.password is not None:
-            return cfg.password.get_secret_value()
-        if cfg.password_file is None:
-            return None
-        try:
-            secret = cfg.password_file.read_text(encoding="utf-8").rstrip("\r\n")
-        except OSError as error:
-            raise UserError(
-                f"mqtt.password_file: cannot read {cfg.password_file}: {error.strerror}"
-            ) from None
-        register_secret(secret)
-        return secret
 
     def _wait_connected(self, timeout: float) -> bool:
         with self._cond:
@@ -328,6 +347,7 @@ class MqttSink:
                 # (Not after a refused CONNECT: its reason is the one to tell.)
                 self._problem = f"lost the connection to the MQTT broker at {self._where}"
             self._cond.notify_all()
+        self._tell_progress()
         if was_connected and not self._closing:
             log.warning(
                 "lost the connection to the MQTT broker", broker=self._where, reason=str(reason)
@@ -383,19 +403,3 @@ class MqttSink:
             return int(count(self.context.name))
         except Exception:  # only a diagnostic: never in the way of delivery
             return None
-
-    # -- acknowledgements --------------------------------------------------------------
-    def _acknowledged(self, info: mqtt.MQTTMessageInfo, deadline: float) -> bool:
-        """Wait for the broker's acknowledgement of one message, until `deadline` or until
-        the connection drops (then it will not come on this connection)."""
-        while True:
-            if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_AGAIN):
-                return False
-            if info.is_published():
-                return True
-            if time.monotonic() >= deadline or not self._connected or self._closing:
-                return False
-            try:
-                info.wait_for_publish(min(0.2, max(0.0, deadline - time.monotonic())))
-            except (RuntimeError, ValueError):
-                return False

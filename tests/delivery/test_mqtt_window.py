@@ -1,0 +1,167 @@
+"""The MQTT sink's window: several batches in flight before the first is acknowledged, the
+outbox's cursor only over what the broker acknowledged, oldest first; a broker killed
+mid-window, and a stop mid-window, lose nothing and keep the order (outbox -> worker ->
+MqttSink -> a real mosquitto -> a persistent QoS 1 subscriber)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from hikd.delivery.outbox import Outbox
+from hikd.delivery.sink_window import WindowedSinkWorker, sink_worker
+from hikd.events import DeviceRef, Event
+from hikd.sinks.base import SinkContext, WindowedSink
+from hikd.sinks.mqtt.config import MqttConfig
+from hikd.sinks.mqtt.sink import MqttSink
+from tests.delivery.test_delivery import (  # noqa: F401 - broker, subscribe are fixtures
+    EVENTS,
+    LosslessSubscriber,
+    broker,
+    subscribe,
+    wait_until,
+)
+from tests.mosquitto import Mosquitto
+
+CAM = DeviceRef("cam", "DS-2CD2043G2", "192.0.2.7")
+BATCH = 5
+WAIT_S = 60.0
+
+
+class Site:
+    """An outbox and the MQTT sink's worker, as the supervisor runs them."""
+
+    def __init__(self, tmp_path: Path, mosquitto: Mosquitto, client_id: str) -> None:
+        self.outbox = Outbox(tmp_path / "outbox.sqlite")
+        self.outbox.set_sinks(["mqtt"])
+        config = MqttConfig(
+            host=mosquitto.host,
+            port=mosquitto.port,
+            client_id=client_id,
+            discovery=False,
+            publish_timeout_s=WAIT_S,  # a paused broker is waited for, not given up on
+        )
+        state = tmp_path / "state"
+        state.mkdir(exist_ok=True)
+        self.sink = MqttSink(config, SinkContext("mqtt", state, {}))
+        self.worker = sink_worker(
+            "mqtt", self.sink, self.outbox, batch_size=BATCH, backoff_first=0.05, backoff_max=0.5
+        )
+        self.worker.start()
+
+    def store(self, events: list[Event]) -> None:
+        self.outbox.append(events)
+        self.worker.wake()
+
+    def wait_in_flight(self, events: int) -> None:
+        wait_until(lambda: self.sink.in_flight == events, f"{events} events in flight", WAIT_S)
+
+    def stop(self) -> None:
+        self.worker.request_stop()
+        self.worker.join(10)
+        self.outbox.close()
+
+
+@pytest.fixture
+def sites(tmp_path: Path, broker: Mosquitto) -> Iterator[Callable[[], Site]]:  # noqa: F811
+    made: list[Site] = []
+    client_id = f"hikd-window-{uuid.uuid4().hex[:8]}"
+
+    def make() -> Site:
+        made.append(Site(tmp_path, broker, client_id))
+        return made[-1]
+
+    try:
+        yield make
+    finally:
+        for site in made:
+            site.stop()
+
+
+def alarms(first: int, count: int) -> list[Event]:
+    return [
+        Event("alarm", "motion", "start" if n % 2 == 0 else "stop", CAM, channel=n % 4 + 1)
+        for n in range(first, first + count)
+    ]
+
+
+def first_arrivals(sub: LosslessSubscriber) -> list[str]:
+    """Event ids in the order they first reached the subscriber (re-sends come later)."""
+    seen: dict[str, None] = {}
+    for payload in sub.payloads("hikd/cam/events"):
+        seen.setdefault(json.loads(payload)["id"], None)
+    return list(seen)
+
+
+def all_arrived(sub: LosslessSubscriber, stored: list[Event]) -> None:
+    ids = {e.id for e in stored}
+    sub.wait_for(lambda: ids <= sub.event_ids(), "every stored event at the subscriber", WAIT_S)
+
+
+def test_a_broker_killed_with_batches_in_flight_loses_nothing_and_keeps_the_order(
+    broker: Mosquitto,  # noqa: F811
+    subscribe: Callable[..., LosslessSubscriber],  # noqa: F811
+    sites: Callable[[], Site],
+) -> None:
+    sub = subscribe(EVENTS)
+    site = sites()
+    assert isinstance(site.sink, WindowedSink)
+    assert isinstance(site.worker, WindowedSinkWorker)
+    stored = alarms(0, BATCH)
+    site.store(stored)
+    wait_until(lambda: site.outbox.pending("mqtt") == 0, "the first batch acknowledged", WAIT_S)
+
+    broker.pause()  # connected, reading nothing, acknowledging nothing
+    try:
+        for k in range(1, 4):
+            batch = alarms(k * BATCH, BATCH)
+            stored += batch
+            site.store(batch)
+            site.wait_in_flight(k * BATCH)
+        # Three batches sent without one acknowledgement; the cursor stays where it was.
+        assert site.outbox.pending("mqtt") == 3 * BATCH
+    finally:
+        broker.stop()  # it reads what was sent, maybe acknowledges some, and goes
+    more = alarms(4 * BATCH, BATCH)  # stored while the broker is down
+    stored += more
+    site.store(more)
+    broker.start()
+
+    wait_until(lambda: site.outbox.pending("mqtt") == 0, "everything acknowledged", WAIT_S)
+    all_arrived(sub, stored)
+    assert first_arrivals(sub) == [e.id for e in stored]
+
+
+def test_a_stop_with_batches_in_flight_sends_them_again_at_the_next_start(
+    broker: Mosquitto,  # noqa: F811
+    subscribe: Callable[..., LosslessSubscriber],  # noqa: F811
+    sites: Callable[[], Site],
+) -> None:
+    sub = subscribe(EVENTS)
+    site = sites()
+    stored = alarms(0, BATCH)
+    site.store(stored)
+    wait_until(lambda: site.outbox.pending("mqtt") == 0, "the first batch acknowledged", WAIT_S)
+    acknowledged = site.outbox.cursor("mqtt")
+
+    broker.pause()
+    try:
+        for k in range(1, 3):
+            batch = alarms(k * BATCH, BATCH)
+            stored += batch
+            site.store(batch)
+            site.wait_in_flight(k * BATCH)
+        site.stop()  # waits a little for the acknowledgements, then goes without them
+    finally:
+        broker.resume()
+    with Outbox(site.outbox.path) as reopened:
+        assert reopened.cursor("mqtt") == acknowledged  # what was in flight counts as not sent
+
+    again = sites()  # the next start: the same client id, the same outbox
+    wait_until(lambda: again.outbox.pending("mqtt") == 0, "the re-send acknowledged", WAIT_S)
+    all_arrived(sub, stored)
+    assert first_arrivals(sub) == [e.id for e in stored]
