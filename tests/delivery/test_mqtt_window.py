@@ -165,3 +165,21 @@ def test_a_stop_with_batches_in_flight_sends_them_again_at_the_next_start(
     wait_until(lambda: again.outbox.pending("mqtt") == 0, "the re-send acknowledged", WAIT_S)
     all_arrived(sub, stored)
     assert first_arrivals(sub) == [e.id for e in stored]
+
+
+def test_at_qos_2_a_large_batch_arrives_whole(
+    tmp_path: Path,
+    broker: Mosquitto,  # noqa: F811
+    subscribe: Callable[..., LosslessSubscriber],  # noqa: F811
+) -> None:
+    """mosquitto acknowledges the QoS 2 messages a client has in flight beyond its
+    max_inflight_messages (20) and drops them: at qos = 2 the sink keeps to 20."""
+    sub = subscribe(EVENTS)
+    config = MqttConfig(host=broker.host, port=broker.port, qos=2, discovery=False)
+    sink = MqttSink(config, SinkContext("mqtt", tmp_path, {}))
+    batch = alarms(0, 150)
+    try:
+        assert sink.send(batch) == len(batch)
+    finally:
+        sink.close()
+    all_arrived(sub, batch)

@@ -12,12 +12,16 @@ paho's protocol code and changes only how bytes reach the socket:
   then only reads the acknowledgements), else by the network thread, woken once;
 * the packets queued when the network thread writes go out in one ``send``;
 * the socket is read 64 kB at a time and paho's small reads are served from that buffer;
+* `publish_many()` publishes a batch of QoS 1/2 messages inside `batch()` the way paho's
+  `publish()` does, once per batch where paho works per message: one take of its locks, no
+  debug-log formatting, one condition for all of the messages' acknowledgements;
 * an MQTT 3.1.1 acknowledgement is read as the message id it is;
 * `on_acknowledged` is called once per read that brought acknowledgements (the sink's worker
   wakes then, not per message), and `forget_unacknowledged` frees paho's in-flight slots.
 
 It overrides private methods of paho 2.x (``_packet_queue``, ``_packet_write``, ``_sock_recv``,
-``loop_read``, ``_handle_pubackcomp``) and reads its connection state (``_state``);
+``loop_read``, ``_handle_pubackcomp``), reads its connection state (``_state``) and fills its
+queues as ``publish()`` does (``_out_messages``, ``_out_packet``);
 tests/sinks/mqtt/test_client.py runs them against a real mosquitto, so a paho release that
 changes them fails there.
 """
@@ -26,8 +30,10 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import struct
 import threading
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -38,6 +44,28 @@ _WRITE_MOST = 262144
 """Bytes joined into one ``send`` at most (large retained pictures go on their own)."""
 _COMMAND = 0xF0
 _CONNECTED = _ConnectionState.MQTT_CS_CONNECTED
+_WAITING = {1: mqtt.mqtt_ms_wait_for_puback, 2: mqtt.mqtt_ms_wait_for_pubrec}
+_TWO_BYTES = struct.Struct("!H")
+
+
+class _Acknowledgement(mqtt.MQTTMessageInfo):
+    """paho's message info, sharing one condition among all messages of a client instead of
+    building one per message (a fifth of paho's time per message); a waiter is woken by
+    every acknowledgement and looks again at its own."""
+
+    __slots__ = ()
+
+    def __init__(self, mid: int, condition: threading.Condition) -> None:
+        self.mid = mid
+        self._published = False
+        self._condition = condition
+        self.rc = MQTTErrorCode.MQTT_ERR_SUCCESS
+        self._iterpos = 0
+
+    def _set_as_published(self) -> None:
+        with self._condition:
+            self._published = True
+            self._condition.notify_all()
 
 
 class BatchingClient(mqtt.Client):
@@ -62,6 +90,7 @@ class BatchingClient(mqtt.Client):
         # a time, or their bytes would interleave on the socket.
         self._write_lock = threading.Lock()
         self.on_acknowledged: Callable[[], None] | None = None
+        self._acknowledgements = threading.Condition()
         self._acknowledged = False  # a read brought acknowledgements
 
     @contextlib.contextmanager
@@ -80,6 +109,71 @@ class BatchingClient(mqtt.Client):
                 self._batch_queued = False
                 if not self._write_now():
                     self._wake_network_thread()
+
+    def publish_many(
+        self, messages: Sequence[tuple[str, bytes, bool]], qos: int
+    ) -> list[mqtt.MQTTMessageInfo]:
+        """`publish()` each (topic, payload, retain), in order; inside `batch()`, connected,
+        at QoS 1 or 2 over MQTT 3.1.1, with the work per message cut to building its packet
+        and its record (what paho's `publish()` and `_send_publish()` do, less their checks
+        of what hikd never sends: properties, payload types, a queue limit)."""
+        if (
+            qos == 0
+            or self._protocol == mqtt.MQTTv5
+            or self._sock is None
+            or self._max_queued_messages > 0
+            or self._batching != threading.get_ident()
+        ):
+            return [self.publish(t, p, qos=qos, retain=r) for t, p, r in messages]
+        infos: list[mqtt.MQTTMessageInfo] = []
+        now = time.monotonic()
+        waiting = _WAITING[qos]
+        command = mqtt.PUBLISH | (qos << 1)
+        pack = _TWO_BYTES.pack
+        condition = self._acknowledgements
+        out, packets = self._out_messages, self._out_packet
+        limit = self._max_inflight_messages
+        with self._out_message_mutex, self._mid_generate_mutex:
+            for topic, payload, retain in messages:
+                name = topic.encode()
+                if b"+" in name or b"#" in name or len(name) > 65535:
+                    raise ValueError(f"not a topic to publish to: {topic!r}")
+                mid = self._last_mid % 65535 + 1
+                self._last_mid = mid
+                message = mqtt.MQTTMessage.__new__(mqtt.MQTTMessage)
+                message.timestamp, message.dup, message.mid = now, False, mid
+                message._topic, message.payload, message.qos = name, payload, qos
+                message.retain, message.properties = retain, None
+                message.info = info = _Acknowledgement(mid, condition)
+                infos.append(info)
+                if mid in out:  # 65,535 messages in flight: what paho's publish() says
+                    info.rc = MQTTErrorCode.MQTT_ERR_QUEUE_SIZE
+                    continue
+                out[mid] = message
+                if limit and self._inflight_messages >= limit:
+                    message.state = mqtt.mqtt_ms_queued  # paho sends it when a slot frees
+                    continue
+                self._inflight_messages += 1
+                message.state = waiting
+                packet = bytearray((command | retain,))
+                self._pack_remaining_length(packet, 4 + len(name) + len(payload))
+                packet += pack(len(name))
+                packet += name
+                packet += pack(mid)
+                packet += payload
+                packets.append(
+                    {
+                        "command": command,
+                        "mid": mid,
+                        "qos": qos,
+                        "pos": 0,
+                        "to_process": len(packet),
+                        "packet": packet,
+                        "info": info,
+                    }
+                )
+        self._batch_queued = True
+        return infos
 
     def _write_now(self) -> bool:
         """Write the queued packets from this thread; False when the network thread must:

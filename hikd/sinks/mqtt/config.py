@@ -58,11 +58,19 @@ class MqttConfig(BaseModel):
     and the latest of each channel on ``<prefix>/<device>/<channel>/image`` (Home
     Assistant's image entity)."""
     publish_timeout_s: float = Field(default=10.0, gt=0)
-    max_inflight_messages: int = Field(default=1000, ge=1, le=20000)
+    max_inflight_messages: int | None = Field(default=None, ge=1, le=20000)
     """Messages sent and not yet acknowledged by the broker at most (paho's
     ``max_inflight_messages``): hikd sends the next batch of events without waiting for the
-    broker's answer to the ones before while fewer are in flight (one batch always goes).
-    Lower it for a broker that limits what a client may have in flight."""
+    broker's answer to the ones before while fewer are in flight. Default: 1000, and 20 at
+    ``qos = 2``: mosquitto 2.0 acknowledges and then drops, unsaid, the QoS 2 messages a client
+    has in flight beyond the broker's own ``max_inflight_messages`` (20 unless set)."""
+
+    @property
+    def in_flight_limit(self) -> int:
+        if self.max_inflight_messages is not None:
+            return self.max_inflight_messages
+        return 20 if self.qos == 2 else 1000
+
     commands: bool = False
     """Take commands from MQTT (alarm outputs, snapshots, detections; README "Controls
     from MQTT"). Anyone who may publish to ``<prefix>/+/.../set`` can then trigger them:

@@ -28,7 +28,7 @@ def new_client(cfg: MqttConfig, will_topic: str, will: str) -> BatchingClient:
     client.suppress_exceptions = True
     # The sink's window is bounded by paho's own limit (`forget_unacknowledged` frees the
     # slots of the messages the outbox will send again).
-    client.max_inflight_messages_set(cfg.max_inflight_messages)
+    client.max_inflight_messages_set(cfg.in_flight_limit)
     client.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)
     if cfg.username:
         client.username_pw_set(cfg.username, password(cfg))

@@ -162,19 +162,21 @@ class MqttSink:
         """Publish every message of `batch` (and the retained ones it makes necessary) in one
         write; the messages of each event to wait for."""
         images = [self._pictures(event) for event in batch]
-        tracked: Tracked = []
+        messages: list[Message] = []
+        spans: list[tuple[int, int]] = []  # where each event's own messages are
         with self._lock, client.batch():  # one wake-up of paho's thread, one write
             for event, pictures in zip(batch, images, strict=True):
-                self._publish_all(client, self.retained.learn(event))
+                messages += self.retained.learn(event)
                 if self.commands is not None:
-                    self._publish_all(client, self.commands.learn(event, self.state))
-                messages = [*event_messages(self.topics, event), *pictures]
-                tracked.append(
-                    [self._publish(client, m.topic, m.payload, m.retain) for m in messages]
-                )
-            self._publish_all(client, self._info_now())
+                    messages += self.commands.learn(event, self.state)
+                start = len(messages)
+                messages += event_messages(self.topics, event)
+                messages += pictures
+                spans.append((start, len(messages)))
+            messages += self._info_now()
+            infos = client.publish_many(messages, self.config.qos)
             self._save_soon()
-        return tracked
+        return [infos[start:end] for start, end in spans]
 
     def _not_acknowledged(self) -> str:
         with self._cond:
@@ -190,7 +192,7 @@ class MqttSink:
         self._progress = progress
 
     def has_room(self) -> bool:
-        return not self._flight or self._flight.messages < self.config.max_inflight_messages
+        return not self._flight or self._flight.messages < self.config.in_flight_limit
 
     @property
     def in_flight(self) -> int:
