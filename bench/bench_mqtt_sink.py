@@ -10,6 +10,11 @@ thread), and the time per alarm. Batches of a fixed size make the CPU comparable
 runs on a loaded machine, which `bench_supervisor.py`'s cannot be: there a run that falls
 behind gets larger batches. Each `--tree` (default: this checkout) runs in turn, `--rounds`
 times; the least and the median of the rounds are printed. Asserts nothing.
+
+With `--window` a tree whose sink keeps several batches in flight (`send_ahead`, as its worker
+does) gets the batches as fast as it takes them, the way the outbox worker feeds it when
+alarms come faster than the broker's round trip; a tree without sends one after the other as
+before. The time per alarm is then the highest rate the sink keeps up with.
 """
 
 from __future__ import annotations
@@ -20,14 +25,16 @@ import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from bench_delivery import start_broker, stop
 from common import ROOT, pct
 
 
-def sink_part(port: int, alarms: int) -> None:
+def sink_part(port: int, alarms: int, window: bool = False) -> None:
     from hikd.events import DeviceRef, Event
     from hikd.sinks.base import SinkContext
     from hikd.sinks.mqtt.config import MqttConfig
@@ -50,14 +57,37 @@ def sink_part(port: int, alarms: int) -> None:
         for batch in batches[:200]:  # warm up
             sink.send(batch)
         thread0, process0, wall0 = time.thread_time(), _process_cpu(), time.monotonic()
-        for batch in batches[200:]:
-            sink.send(batch)
+        if window and hasattr(sink, "send_ahead"):
+            _send_windowed(sink, batches[200:])
+        else:
+            for batch in batches[200:]:
+                sink.send(batch)
         thread1, process1, wall1 = time.thread_time(), _process_cpu(), time.monotonic()
         sink.close()
     print(
         f"{(thread1 - thread0) / alarms * 1e6:.1f} {(process1 - process0) / alarms * 1e6:.1f} "
         f"{(wall1 - wall0) / alarms * 1e6:.1f}"
     )
+
+
+def _send_windowed(sink: Any, batches: list[Any]) -> None:
+    """What `WindowedSinkWorker` does with a sink that always has another batch waiting."""
+    woken = threading.Event()
+    sink.watch(woken.set)
+    left = sum(len(b) for b in batches)
+    queue = iter(batches)
+    more = True
+    while left:
+        woken.clear()
+        left -= sink.delivered()
+        while more and sink.has_room():
+            batch = next(queue, None)
+            if batch is None:
+                more = False
+            else:
+                sink.send_ahead(batch)
+        if left:
+            woken.wait(0.05)
 
 
 def _process_cpu() -> float:
@@ -70,10 +100,11 @@ def main() -> None:
     parser.add_argument("--alarms", type=int, default=3000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--tree", type=Path, action="append", help="a hikd checkout")
+    parser.add_argument("--window", action="store_true", help="batches sent ahead, see above")
     parser.add_argument("--part-port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.part_port:
-        sink_part(args.part_port, args.alarms)
+        sink_part(args.part_port, args.alarms, args.window)
         return
     trees = [t.resolve() for t in args.tree or [ROOT]]
     results: dict[Path, list[list[float]]] = {t: [] for t in trees}
@@ -84,7 +115,8 @@ def main() -> None:
                 for tree in trees:
                     out = subprocess.run(
                         [sys.executable, str(Path(__file__).resolve()), "--part-port",
-                         str(port), "--alarms", str(args.alarms)],
+                         str(port), "--alarms", str(args.alarms),
+                         *(["--window"] if args.window else [])],
                         cwd=tree, env={**os.environ, "PYTHONPATH": str(tree)},
                         capture_output=True, text=True, check=True,
                     ).stdout  # fmt: skip

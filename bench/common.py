@@ -13,8 +13,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+# Last, not first: a bench's `--tree` runs its parts with ``PYTHONPATH=<tree>``, and that
+# tree's hikd must be the one imported (first here, every part ran this checkout's hikd).
 if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+    sys.path.append(str(ROOT))
 
 PASSWORD = "bench-Passw0rd"
 
