@@ -15,7 +15,8 @@ paho's protocol code and changes only how bytes reach the socket:
 * `publish_many()` publishes a batch of QoS 1/2 messages inside `batch()` the way paho's
   `publish()` does, once per batch where paho works per message: one take of its locks, no
   debug-log formatting, one condition for all of the messages' acknowledgements;
-* an MQTT 3.1.1 acknowledgement is read as the message id it is;
+* an MQTT 3.1.1 acknowledgement is read as the message id it is, and the acknowledgements
+  waiting in the read buffer are taken together (paho reads and dispatches each packet);
 * `on_acknowledged` is called once per read that brought acknowledgements (the sink's worker
   wakes then, not per message), and `forget_unacknowledged` frees paho's in-flight slots.
 
@@ -46,6 +47,7 @@ _COMMAND = 0xF0
 _CONNECTED = _ConnectionState.MQTT_CS_CONNECTED
 _WAITING = {1: mqtt.mqtt_ms_wait_for_puback, 2: mqtt.mqtt_ms_wait_for_pubrec}
 _TWO_BYTES = struct.Struct("!H")
+_ACKS = (mqtt.PUBACK, mqtt.PUBCOMP)
 
 
 class _Acknowledgement(mqtt.MQTTMessageInfo):
@@ -273,19 +275,51 @@ class BatchingClient(mqtt.Client):
         packet = self._in_packet["packet"]
         if self._protocol == mqtt.MQTTv5 or len(packet) != 2 or self.on_publish is not None:
             return super()._handle_pubackcomp(cmd)
+        return self._published([(packet[0] << 8) | packet[1]])
+
+    def _packet_read(self) -> MQTTErrorCode:
+        # Between packets, the MQTT 3.1.1 PUBACKs and PUBCOMPs next in the read buffer (the
+        # broker's answers to a batch come together) are taken at once: 4 bytes each, fixed.
+        if (
+            self._in_packet["command"] == 0
+            and self._read_from is self._sock
+            and self._protocol != mqtt.MQTTv5
+            and self.on_publish is None
+        ):
+            buffer, at = self._read_buffer, self._read_at
+            end = at
+            while end + 4 <= len(buffer) and buffer[end] in _ACKS and buffer[end + 1] == 2:
+                end += 4
+            if end > at:
+                self._read_at = end
+                with self._msgtime_mutex:
+                    self._last_bytes_received = time.monotonic()
+                self._acknowledged = True
+                acks = buffer[at:end]
+                return self._published(
+                    [(acks[i] << 8) | acks[i + 1] for i in range(2, len(acks), 4)]
+                )
+        rc: MQTTErrorCode = super()._packet_read()
+        return rc
+
+    def _published(self, mids: list[int]) -> MQTTErrorCode:
+        """The broker acknowledged the messages `mids` (QoS 1 and 2, in order)."""
         with self._out_message_mutex:
-            message = self._out_messages.pop((packet[0] << 8) | packet[1], None)
-            if message is None:
-                return MQTTErrorCode.MQTT_ERR_SUCCESS
-            message.info._set_as_published()
-            if message.qos > 0:
-                self._inflight_messages -= 1
-                # paho's _update_inflight walks every message in flight to find one waiting
-                # for a slot: only when one waits.
-                if self._max_inflight_messages > 0 and self._inflight_messages < len(
-                    self._out_messages
-                ):
-                    return self._update_inflight()
+            out = self._out_messages
+            done = [m for m in map(out.pop, mids, [None] * len(mids)) if m is not None]
+            self._inflight_messages -= sum(1 for m in done if m.qos > 0)
+            # paho's _update_inflight walks every message in flight to find one waiting for
+            # a slot: only when one waits.
+            waiting = self._max_inflight_messages > 0 and self._inflight_messages < len(out)
+            with self._acknowledgements:
+                for m in done:
+                    if type(m.info) is _Acknowledgement:
+                        m.info._published = True
+                    else:
+                        m.info._set_as_published()
+                self._acknowledgements.notify_all()
+            if waiting:
+                return self._update_inflight()
         return MQTTErrorCode.MQTT_ERR_SUCCESS
 
     def _quick_ack(self) -> None:
