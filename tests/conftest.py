@@ -13,6 +13,9 @@ import pytest
 from hikd.sdk.library import Library, SdkSettings
 from hikd.sim import SimDeviceConfig, Simulator
 
+# The tests that load the vendor library run in a child process (a crash fails one test).
+pytest_plugins = ("tests.vendor_child",)
+
 
 @pytest.fixture(scope="session")
 def sdk() -> Iterator[Library]:
