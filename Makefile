@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test lint typecheck unit bench mosquitto ffmpeg seccomp ha-venv clean
+.PHONY: demo test lint typecheck unit bench mosquitto ffmpeg seccomp openssl ha-venv clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,14 @@ ffmpeg:
 	  echo "installing ffmpeg from Debian's packages"; \
 	  $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends ffmpeg >/dev/null; }
+
+# The MQTT TLS tests make their certificates with openssl (tests/certificates.py): Debian's
+# package, only when it is missing.
+openssl:
+	@command -v openssl >/dev/null 2>&1 || { \
+	  echo "installing openssl from Debian's packages"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends openssl >/dev/null; }
 
 # The systemd unit's test applies its seccomp rules with libseccomp (tests/unit_sandbox.py):
 # Debian's python3-seccomp for the system interpreter, and systemd-analyze for the groups.
@@ -54,7 +62,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-unit: $(STAMP) mosquitto ffmpeg seccomp
+unit: $(STAMP) mosquitto ffmpeg seccomp openssl
 	$(BIN)/pytest
 
 test: lint typecheck unit

@@ -34,6 +34,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from tests.certificates import ServerCertificate
 from tests.support import free_port
 
 START_TIMEOUT_S = 10.0
@@ -61,9 +62,18 @@ def password_line(user: str, password: str) -> str:
 
 
 class Mosquitto:
-    def __init__(self, workdir: Path, users: dict[str, str] | None = None) -> None:
+    """``tls``: a second listener, on `tls_port`, that speaks only TLS with that certificate
+    (the first, on `port`, stays plain for the tests' subscribers)."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        users: dict[str, str] | None = None,
+        tls: ServerCertificate | None = None,
+    ) -> None:
         self.host = "127.0.0.1"
         self.port = free_port()
+        self.tls_port = free_port() if tls else None
         self.workdir = workdir
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.config_path = workdir / "mosquitto.conf"
@@ -86,6 +96,13 @@ class Mosquitto:
             pw.write_text("".join(password_line(u, p) + "\n" for u, p in users.items()))
             pw.chmod(0o600)
             lines.append(f"password_file {pw}")
+        if tls:
+            lines += [
+                f"listener {self.tls_port} {self.host}",
+                f"cafile {tls.ca}",
+                f"certfile {tls.certificate}",
+                f"keyfile {tls.key}",
+            ]
         self.config_path.write_text("\n".join(lines) + "\n")
         self._binary = mosquitto_binary()
         self._process: subprocess.Popen[bytes] | None = None

@@ -18,6 +18,7 @@ It is kept in ``<state_dir>/mqtt_state.json`` so a restart republishes it correc
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -38,6 +39,7 @@ from hikd.sinks.mqtt.discovery import Discovery
 from hikd.sinks.mqtt.pictures import picture_messages
 from hikd.sinks.mqtt.retained import RetainedPicture
 from hikd.sinks.mqtt.state import STATE_FILE, MqttState
+from hikd.sinks.mqtt.tls import tls_problem
 from hikd.sinks.mqtt.topics import (
     OFFLINE,
     ONLINE,
@@ -333,8 +335,11 @@ class MqttSink:
         log.info("connected to the MQTT broker", broker=self._where)
 
     def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
+        # paho calls this inside its `except OSError:` around the connect, so the error
+        # being handled says why: a broker refused over TLS runs, and needs another fix.
+        problem = tls_problem(sys.exc_info()[1], self._where, self.config)
         with self._cond:
-            self._problem = (
+            self._problem = problem or (
                 f"cannot connect to the MQTT broker at {self._where}; "
                 "check that it runs and mqtt host/port"
             )
