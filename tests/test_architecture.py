@@ -32,6 +32,7 @@ CORE = {
     "hikd.health",
     "hikd.isapi_xml",
     "hikd.logs",
+    "hikd.plain_config",
     "hikd.native_stderr",
     "hikd.sqlite_setup",
     "hikd.state",

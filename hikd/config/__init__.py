@@ -23,10 +23,10 @@ from hikd.config.models import (
     Validator,
     default_port,
     is_secret_key,
-    password_env_name,
 )
 from hikd.config.passwords import read_secret_file
 from hikd.config.problems import validate_section
+from hikd.plain_config import password_env_name
 
 __all__ = [
     "DEFAULT_PATH",

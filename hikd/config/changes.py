@@ -18,6 +18,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from hikd.config.models import Config, DeviceConfig
+from hikd.plain_config import device_keys
 
 LIVE_SECTIONS = frozenset({"devices"})
 """The sections a reload applies; a change anywhere else waits for a restart."""
@@ -111,13 +112,6 @@ def _value(config: Config, key: str) -> Any:
     for name in key.split("."):
         value = getattr(value, name)
     return value
-
-
-def device_keys(old: DeviceConfig, new: DeviceConfig) -> list[str]:
-    """The keys of a device that differ. SecretStr compares its value: a new password is a
-    change, shown only by its key; where the password comes from (file, environment) is no
-    change as long as it is the same password."""
-    return [name for name in type(new).model_fields if getattr(old, name) != getattr(new, name)]
 
 
 def same_devices(old: Sequence[DeviceConfig], new: Sequence[DeviceConfig]) -> bool:

@@ -19,11 +19,12 @@ from pydantic_settings import (
     SettingsError,
 )
 
-from hikd.config.models import Config, DeviceConfig, ListenConfig, password_env_name
+from hikd.config.models import Config, DeviceConfig, ListenConfig
 from hikd.config.passwords import resolve_password
 from hikd.config.problems import problems_from, register_secrets_in
 from hikd.config.sources import Inputs, inputs
 from hikd.errors import ConfigError
+from hikd.plain_config import password_env_name
 
 DEFAULT_PATH = Path("/etc/hikd/hikd.toml")
 ENV_PREFIX = "HIKD_"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Callable
-from datetime import timedelta, timezone, tzinfo
+from datetime import tzinfo
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -31,6 +31,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from hikd.config.observe import MetricsConfig
 from hikd.config.sources import settings_sources
+from hikd.plain_config import OFFSET_PATTERN, password_env_name, zone_of
 
 N = TypeVar("N", int, float)
 
@@ -65,7 +66,6 @@ Seconds = Annotated[float, AfterValidator(_positive)]
 AbsPath = Annotated[Path, AfterValidator(_absolute)]
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_-]+$")
-_OFFSET_PATTERN = re.compile(r"^([+-])(\d{2}):(\d{2})$")
 _HOSTNAME_PATTERN = re.compile(
     r"^[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*\.?$"
 )
@@ -192,7 +192,7 @@ def _host(value: str) -> str:
 
 
 def _timezone(value: str) -> str:
-    if _OFFSET_PATTERN.match(value):
+    if OFFSET_PATTERN.match(value):
         return value
     try:
         ZoneInfo(value)
@@ -257,18 +257,7 @@ class DeviceConfig(Section):
 
     def tzinfo(self) -> tzinfo | None:
         """The device's local time zone, for devices that send times without an offset."""
-        if self.timezone is None:
-            return None
-        match = _OFFSET_PATTERN.match(self.timezone)
-        if match:
-            sign = -1 if match.group(1) == "-" else 1
-            delta = timedelta(hours=int(match.group(2)), minutes=int(match.group(3)))
-            return timezone(sign * delta)
-        return ZoneInfo(self.timezone)
-
-
-def password_env_name(device_name: str) -> str:
-    return "HIKD_PASSWORD_" + device_name.upper().replace("-", "_")
+        return zone_of(self.timezone)
 
 
 class ArmingConfig(Section):

@@ -17,11 +17,10 @@ import sys
 import threading
 import time
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from hikd.config import Config
 from hikd.hosts.device_host import DeviceHost, Publishing
 from hikd.hosts.host_reload import reload_devices
 from hikd.hosts.messages import (
@@ -46,6 +45,9 @@ from hikd.hosts.publisher import HostPublisher
 from hikd.listeners.senders import SenderMap
 from hikd.logs import setup_logging
 from hikd.native_stderr import route_native_stderr
+
+if TYPE_CHECKING:
+    from hikd.config import Config
 
 log = structlog.get_logger("hikd.hosts")
 

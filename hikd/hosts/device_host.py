@@ -24,7 +24,6 @@ import structlog
 
 from hikd.addresses import AddressSet, NameRefresher
 from hikd.commands import CommandResult
-from hikd.config import Config, DeviceConfig
 from hikd.devices.closing import close_sessions
 from hikd.devices.commands import run_command
 from hikd.devices.library import open_library
@@ -44,6 +43,7 @@ from hikd.listeners.stream_watch import StreamWatch
 from hikd.sdk.library import Library
 
 if TYPE_CHECKING:
+    from hikd.config import Config, DeviceConfig
     from hikd.jobs.scheduler import JobScheduler
     from hikd.state import StateStore
 

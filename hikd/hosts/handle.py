@@ -44,6 +44,7 @@ from hikd.hosts.messages import (
 )
 from hikd.hosts.open_alarms import open_alarms_path, take_open_alarms
 from hikd.listeners.alarm_state import restart_stop
+from hikd.plain_config import plain
 
 log = structlog.get_logger("hikd.hosts")
 
@@ -244,7 +245,7 @@ class HostHandle:
         ).start()
         try:
             with contextlib.suppress(HostUnavailable):
-                self._send(Start(self.shared.config, self.index, names))
+                self._send(Start(plain(self.shared.config), self.index, names))  # no pydantic
             return self._watch(process, control)
         finally:
             self._conn = None

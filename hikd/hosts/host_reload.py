@@ -15,13 +15,13 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from hikd.config import Config, DeviceConfig
-from hikd.config.changes import device_keys
 from hikd.devices.closing import close_sessions
 from hikd.errors import UserError
 from hikd.events import health
+from hikd.plain_config import device_keys
 
 if TYPE_CHECKING:
+    from hikd.config import Config, DeviceConfig
     from hikd.hosts.device_host import DeviceHost
 
 log = structlog.get_logger("hikd.daemon")

@@ -36,6 +36,7 @@ from hikd.events import Event
 from hikd.hosts.handle import START_S, HostHandle, HostState, HostUnavailable, Shared
 from hikd.hosts.messages import Command, Reload, Resent, RunJob, SenderAlias
 from hikd.hosts.placement import spread
+from hikd.plain_config import plain
 
 __all__ = ["CommandFailed", "HostHandle", "HostState", "HostSupervisor", "HostUnavailable"]
 
@@ -129,7 +130,7 @@ class HostSupervisor:
     def _send_reload(self, handle: HostHandle, timeout: float) -> Any:
         config, names = self.shared.config, [d.name for d in handle.devices]
         try:
-            reply = handle.request(lambda i: Reload(i, config, names), timeout)
+            reply = handle.request(lambda i: Reload(i, plain(config), names), timeout)
         except HostUnavailable:
             threading.Thread(
                 target=self._when_running, args=(handle,), name="hikd-reload", daemon=True

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import structlog
 
-from hikd.config import ArmingConfig
 from hikd.devices.session import DeviceSession
 from hikd.events import Event, health
 from hikd.listeners.pipeline import AlarmPipeline
@@ -28,6 +28,9 @@ from hikd.sdk.alarms import (
 )
 from hikd.sdk.errors import SdkError
 from hikd.sdk.library import Library
+
+if TYPE_CHECKING:
+    from hikd.config import ArmingConfig
 
 log = structlog.get_logger("hikd.arming")
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import structlog
 
 from hikd.addresses import AddressSet
-from hikd.config import ListenConfig
 from hikd.events import Event
 from hikd.listeners.front import LIBRARY_ADDRESS, ListenFront
 from hikd.listeners.pipeline import AlarmPipeline
@@ -24,6 +24,9 @@ from hikd.listeners.vet import listen_limits, port_in_use
 from hikd.sdk.alarms import MessageCallback, start_listen, stop_listen
 from hikd.sdk.errors import SdkError
 from hikd.sdk.library import Library
+
+if TYPE_CHECKING:
+    from hikd.config import ListenConfig
 
 log = structlog.get_logger("hikd.listen")
 

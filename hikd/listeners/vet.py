@@ -16,9 +16,12 @@ from __future__ import annotations
 import re
 import secrets
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from hikd.config import ListenConfig
 from hikd.errors import UserError
+
+if TYPE_CHECKING:
+    from hikd.config import ListenConfig
 
 _REQUEST_LINE = re.compile(rb"(POST|PUT) (/[\x21-\x7e]{0,2047}) HTTP/1\.[01]")
 _HEADER = re.compile(rb"([!#$%&'*+.^_`|~0-9A-Za-z-]+):([\x20-\x7e\x80-\xff\t]*)")
