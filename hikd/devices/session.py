@@ -37,6 +37,7 @@ from hikd.devices.capabilities.channels import ChannelMap, read_channel_map
 from hikd.devices.episodes import HealthEpisodes
 from hikd.devices.identity import describe, read_identity
 from hikd.devices.lockout import next_try
+from hikd.devices.workers import Steps, Workers
 from hikd.events import DeviceRef, Event, health
 from hikd.sdk.constants import (
     EXCEPTION_EXCHANGE,
@@ -59,6 +60,9 @@ SessionState = Literal["starting", "online", "offline", "auth_failed", "stopped"
 # Only so many logins run at once: a burst of 256 logins at start-up is fine for the
 # library but not for a small NVR's web server.
 _LOGIN_SLOTS = threading.BoundedSemaphore(16)
+
+WORKERS = Workers()
+"""The threads that run the sessions of this process: logins, re-logins, checks."""
 
 # Failed session checks in a row after which hikd stops waiting for the library's own
 # re-login (a safety net for a lost 0x8044; a device that is merely down is no worse off:
@@ -106,10 +110,11 @@ class DeviceSession:
         """hikd's channel numbers and what each place of the device calls them."""
         self.last_error: str = ""
         self._stop = threading.Event()
-        self._wake = threading.Event()
         self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
+        self._steps = Steps(WORKERS)
         self._rng = random.Random()
+        self._delays = self._new_delays()
+        self._failed_checks = 0
         self._library_gave_up = threading.Event()
         self._episodes = HealthEpisodes(publish, lambda: self.device)
 
@@ -128,16 +133,16 @@ class DeviceSession:
 
     # -- lifecycle ---------------------------------------------------------------------
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name=f"session-{self.name}", daemon=True)
-        self._thread.start()
+        """Log in now and keep the session (on `WORKERS`' threads, not one of its own)."""
+        self._steps.run_at(0.0, self._login_step)
 
     def request_stop(self) -> None:
         self._stop.set()
-        self._wake.set()
+        self._steps.cancel()
 
     def join(self, timeout: float | None = None) -> None:
-        if self._thread is not None:
-            self._thread.join(timeout)
+        """Wait until the session's step that runs now (a login, a check) has ended."""
+        self._steps.join(timeout)
 
     def close(self, reason: str = "hikd stopped") -> None:
         """Close the alarm channel (before-logout hooks), log out, end episodes with `reason`."""
@@ -168,37 +173,39 @@ class DeviceSession:
             time.sleep(0.02)
         return self.state == "online"
 
-    # -- the connect loop --------------------------------------------------------------
-    def _run(self) -> None:
-        delays = backoff_delays(self.config.reconnect_min_s, self.config.reconnect_max_s, self._rng)
-        while not self._stop.is_set():
-            try:
-                self.login_once()
-            except AuthError as exc:
-                wait = self._auth_failed(exc)
-                if wait is None:
-                    self._stop.wait()  # never spend the last try: only a restart tries again
-                    return
-                self._sleep(wait)
-                continue
-            except SdkError as exc:
-                if self._stop.is_set():
-                    return
-                delay = next(delays)
-                self._unreachable(exc, delay)
-                self._sleep(delay)
-                continue
-            except Exception:
-                # A bug, not the device: say so loudly, and keep the session alive.
-                log.exception("unexpected error while logging in", device=self.name)
-                self._sleep(next(delays))
-                continue
-            delays = backoff_delays(
-                self.config.reconnect_min_s, self.config.reconnect_max_s, self._rng
-            )
-            self._supervise()
-            if not self._stop.is_set():
-                self._drop_session()
+    # -- the connect loop: one step at a time on `WORKERS` ------------------------------
+    def _new_delays(self) -> Any:
+        return backoff_delays(self.config.reconnect_min_s, self.config.reconnect_max_s, self._rng)
+
+    def _next(self, delay: float, step: Callable[[], None]) -> None:
+        if not self._stop.is_set():
+            self._steps.run_at(delay, step)
+
+    def _login_step(self) -> None:
+        if self._stop.is_set():
+            return
+        try:
+            self.login_once()
+        except AuthError as exc:
+            wait = self._auth_failed(exc)
+            if wait is not None:  # None: never spend the last try: only a restart tries again
+                self._next(wait, self._login_step)
+            return
+        except SdkError as exc:
+            if self._stop.is_set():
+                return
+            delay = next(self._delays)
+            self._unreachable(exc, delay)
+            self._next(delay, self._login_step)
+            return
+        except Exception:
+            # A bug, not the device: say so loudly, and keep the session alive.
+            log.exception("unexpected error while logging in", device=self.name)
+            self._next(next(self._delays), self._login_step)
+            return
+        self._delays = self._new_delays()
+        self._failed_checks = 0
+        self._next(self.check_interval_s, self._check_step)
 
     def login_once(self) -> DeviceFacts:
         """One login attempt; on success the session is online and hooks have run."""
@@ -247,25 +254,25 @@ class DeviceSession:
     def firmware(self) -> str:
         return str(self.identity.get("firmware") or "")
 
-    def _supervise(self) -> None:
-        """Logged in: check the session now and then. Returns on stop, or when the
-        library has given up on the session (then the caller logs it out)."""
-        failures = 0
-        while not self._stop.is_set():
-            self._sleep(self.check_interval_s)
-            if self._stop.is_set() or self._library_gave_up.is_set():
+    def _check_step(self) -> None:
+        """Logged in: check the session now and then. When the library has given up on the
+        session, log it out and log in again."""
+        if self._stop.is_set():
+            return
+        if not self._library_gave_up.is_set():
+            self._failed_checks = 0 if self.check_online() else self._failed_checks + 1
+            if self._failed_checks < _DEAD_AFTER_CHECKS:
+                self._next(self.check_interval_s, self._check_step)
                 return
-            if self.check_online():
-                failures = 0
-                continue
-            failures += 1
-            if failures >= _DEAD_AFTER_CHECKS:
-                log.warning(
-                    "the vendor library did not get the session back; logging in again",
-                    device=self.name,
-                    failed_checks=failures,
-                )
-                return
+            log.warning(
+                "the vendor library did not get the session back; logging in again",
+                device=self.name,
+                failed_checks=self._failed_checks,
+            )
+        if self._stop.is_set():
+            return
+        self._drop_session()
+        self._next(0.0, self._login_step)
 
     def _drop_session(self) -> None:
         """The library gave up: log the dead session out, so that the login loop starts
@@ -309,7 +316,7 @@ class DeviceSession:
             # notes): wake the supervisor so that hikd's own login loop takes over now.
             self._went_offline("the vendor library could not log in again")
             self._library_gave_up.set()
-            self._wake.set()
+            self._steps.wake()
 
     # -- health episodes (hikd.devices.episodes) -----------------------------------------
     def episode(self, type_: str, state: Literal["start", "stop"], **attributes: Any) -> bool:
@@ -386,11 +393,6 @@ class DeviceSession:
         )
         self._publish(health(self.device, "auth_failed", code=exc.code, reason=str(exc), **facts))
         return plan.wait_s
-
-    def _sleep(self, seconds: float) -> None:
-        """Wait ``seconds``, or until woken."""
-        self._wake.wait(seconds)
-        self._wake.clear()
 
 
 def _call_hook(hook: Callable[[DeviceSession], None], session: DeviceSession, what: str) -> None:

@@ -55,7 +55,10 @@ def host_pids(hikd: HikdProcess) -> dict[int, int]:
 def children(pid: int) -> set[int]:
     found: set[int] = set()
     for task in Path(f"/proc/{pid}/task").iterdir():
-        text = (task / "children").read_text()
+        try:
+            text = (task / "children").read_text()
+        except FileNotFoundError:  # a thread that ended since the listing
+            continue
         found.update(int(p) for p in text.split())
     return found
 
