@@ -31,6 +31,7 @@ CORE = {
     "hikd.files",
     "hikd.health",
     "hikd.isapi_xml",
+    "hikd.lazy_imports",
     "hikd.logs",
     "hikd.plain_config",
     "hikd.native_stderr",

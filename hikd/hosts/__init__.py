@@ -8,4 +8,11 @@
 - `supervisor`: starts, watches and restarts the hosts; sends commands to a device's host.
 - `fronts`: the listen fronts in the supervisor, routing requests to the owning host.
 - `placement`: which host owns which device.
+
+Importing the package imports structlog first, with asyncio deferred (`hikd.lazy_imports`):
+a device host process (``python -m hikd.hosts.child``) has no use for asyncio and OpenSSL.
 """
+
+from hikd.lazy_imports import import_structlog
+
+import_structlog()

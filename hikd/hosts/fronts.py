@@ -25,8 +25,8 @@ from hikd.config import Config, ListenConfig
 from hikd.events import Event
 from hikd.hosts.handle import HostHandle, HostUnavailable
 from hikd.hosts.supervisor import HostSupervisor
-from hikd.listeners.front import LIBRARY_ADDRESS, ListenFront
-from hikd.listeners.senders import SenderMap
+from hikd.listeners.front import ListenFront
+from hikd.listeners.senders import LIBRARY_ADDRESS, SenderMap
 from hikd.listeners.spool import Spool, spool_path
 from hikd.listeners.vet import listen_limits, port_in_use
 

@@ -46,8 +46,6 @@ more than the work)."""
 MAX_PER_SENDER = 16
 """Requests of one sender read at the same time (a device sends one at a time)."""
 RELAY_TIMEOUT_S = 30.0
-LIBRARY_ADDRESS = "127.0.0.1"
-"""Where the vendor library's listen port is: loopback, only the front talks to it."""
 MAX_KEPT_BYTES = 64 * 1024 * 1024
 """Pushed alarms answered but not stored by a device host yet, kept in memory: over this a
 push is answered 503 (README "The listen front")."""

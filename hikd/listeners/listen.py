@@ -17,9 +17,8 @@ import structlog
 
 from hikd.addresses import AddressSet
 from hikd.events import Event
-from hikd.listeners.front import LIBRARY_ADDRESS, ListenFront
 from hikd.listeners.pipeline import AlarmPipeline
-from hikd.listeners.senders import SenderMap
+from hikd.listeners.senders import LIBRARY_ADDRESS, SenderMap
 from hikd.listeners.vet import listen_limits, port_in_use
 from hikd.sdk.alarms import MessageCallback, start_listen, stop_listen
 from hikd.sdk.errors import SdkError
@@ -27,6 +26,7 @@ from hikd.sdk.library import Library
 
 if TYPE_CHECKING:
     from hikd.config import ListenConfig
+    from hikd.listeners.front import ListenFront
 
 log = structlog.get_logger("hikd.listen")
 
@@ -101,6 +101,10 @@ class ListenServer:
         return self.library.library_port
 
     def start(self) -> None:
+        # Here, not at the top: the front runs on asyncio, which a device host (the library
+        # ports only) never needs (its memory: hikd.lazy_imports).
+        from hikd.listeners.front import ListenFront
+
         self.library.start()
         cfg = self.config
         front = ListenFront(

@@ -13,6 +13,8 @@ from collections import OrderedDict
 
 ALIAS_NETWORK = ipaddress.IPv4Network("127.242.0.0/16")
 """Loopback addresses the relay connects from, one per real sender (all of 127/8 is lo)."""
+LIBRARY_ADDRESS = "127.0.0.1"
+"""Where the vendor library's listen port is: loopback, only the front talks to it."""
 
 
 class SenderMap:

@@ -13,8 +13,8 @@ took made it lose the next real alarm from another sender (README's vendor-libra
 
 from __future__ import annotations
 
+import os
 import re
-import secrets
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -250,9 +250,11 @@ def _rebuild_multipart(boundary: str, body: bytes, limits: Limits) -> tuple[str,
     if not any(_payload_kind(p.content_type, p.data) for p in parts):
         raise Refused(400, "multipart without an XML or JSON part")
     alarms = 0
-    new = "hikd-" + secrets.token_hex(16)
+    # os.urandom as secrets.token_hex does, without importing secrets: it loads hashlib and
+    # OpenSSL (~3.5 MB of a device host's memory, README "Processes").
+    new = "hikd-" + os.urandom(16).hex()
     while any(new.encode() in p.data for p in parts):
-        new = "hikd-" + secrets.token_hex(16)
+        new = "hikd-" + os.urandom(16).hex()
     out: list[bytes] = []
     for part in parts:
         kind = _payload_kind(part.content_type, part.data)
