@@ -61,6 +61,8 @@ SessionState = Literal["starting", "online", "offline", "auth_failed", "stopped"
 # library but not for a small NVR's web server.
 _LOGIN_SLOTS = threading.BoundedSemaphore(16)
 
+_JITTER = random.Random()
+"""The backoff's jitter, shared: a generator per session held 2.5 kB of state each."""
 WORKERS = Workers()
 """The threads that run the sessions of this process: logins, re-logins, checks."""
 
@@ -112,7 +114,7 @@ class DeviceSession:
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._steps = Steps(WORKERS)
-        self._rng = random.Random()
+        self._rng = _JITTER
         self._delays = self._new_delays()
         self._failed_checks = 0
         self._library_gave_up = threading.Event()
