@@ -164,6 +164,7 @@ class Daemon:
             # Once the hosts are ready: "listening" means a push is taken.
             self.fronts = SupervisedFronts(self.config, self.supervisor, self.publish)
             self.fronts.start()
+            self.observation.listen = self.fronts.stats
 
     def _job_rows(self) -> list[Any]:
         """For `hikd status`: the inline host's scheduler, else configuration and state."""

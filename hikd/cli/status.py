@@ -164,7 +164,39 @@ def render(doc: dict[str, Any]) -> str:
                 )
             )
         parts.append(format_table(rows))
+    if doc.get("listen"):
+        parts.append(_listen(doc["listen"]))
     return "\n\n".join(parts)
+
+
+def _listen(fronts: list[dict[str, Any]]) -> str:
+    rows: list[tuple[str, ...]] = [
+        ("listen port", "accepted", "refused", "dropped senders", "kept", "resent")
+    ]
+    for f in fronts:
+        refused: dict[str, int] = f.get("refused") or {}
+        reasons = sorted(refused.items(), key=lambda item: -item[1])
+        why = ", ".join(f"{reason} {count}" for reason, count in reasons[:2])
+        more = ", ..." if len(reasons) > 2 else ""
+        rows.append(
+            (
+                str(f.get("port", "?")),
+                str(f.get("accepted", 0)),
+                f"{sum(refused.values())} ({why}{more})" if refused else "0",
+                str(f.get("dropped_senders", 0)),
+                f"{f.get('kept', 0)} ({_size(f.get('kept_bytes', 0))})",
+                str(f.get("resent", 0)),
+            )
+        )
+    return format_table(rows)
+
+
+def _size(count: int) -> str:
+    if count < 1000:
+        return f"{count} B"
+    if count < 1_000_000:
+        return f"{count / 1000:.1f} kB"
+    return f"{count / 1_000_000:.1f} MB"
 
 
 def _yes(value: bool | None) -> str:

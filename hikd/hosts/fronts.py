@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Hashable
+from typing import Any
 
 import structlog
 
@@ -183,6 +184,10 @@ class SupervisedFronts:
 
     def alive(self) -> bool:
         return all(front.alive() for front in self.fronts)
+
+    def stats(self) -> list[dict[str, Any]]:
+        """Each front's numbers (`hikd status`, metrics)."""
+        return [front.stats() for front in list(self.fronts)]
 
     def stop(self) -> None:
         if self.resolver is not None:

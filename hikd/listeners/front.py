@@ -24,11 +24,13 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Hashable
+from typing import Any
 
 import structlog
 
 from hikd.addresses import AddressSet, normal_ip
 from hikd.events import Event
+from hikd.listeners.front_counts import CountsReport, front_stats
 from hikd.listeners.host_relay import HostRelay, Router
 from hikd.listeners.refusals import REPORT_EVERY_S, Refusals
 from hikd.listeners.relayed import MAX_TRIES, RecentRelays, Relayed, unread
@@ -82,6 +84,7 @@ class ListenFront:
         self.counters: Counter[str] = Counter()
         """relayed, refused, and per reason (thread-safe enough: one writer, the loop)."""
         self._refusals = Refusals(port, publish, self.counters)
+        self._counts = CountsReport(publish)
         self._active = 0
         self._by_sender: Counter[str] = Counter()
         self._recent = RecentRelays()
@@ -211,6 +214,7 @@ class ListenFront:
             asyncio.run_coroutine_threadsafe(close(), loop)
         thread.join(timeout)
         self._thread = None
+        self._counts.report(self.stats())  # the last numbers, if they changed
         if self._hosts is not None:
             self._hosts.close(self.port)
 
@@ -267,7 +271,9 @@ class ListenFront:
             return self._refused(sender, "connection closed before the request was complete", 400)
         except Refused as refused:
             return self._refused(sender, refused.reason, refused.status)
-        return await self._relay(sender, head.path, content_type, payload)
+        status = await self._relay(sender, head.path, content_type, payload)
+        self.counters["accepted"] += status == 200
+        return status
 
     async def _relay(
         self,
@@ -383,7 +389,15 @@ class ListenFront:
     def refused_by_sender(self) -> Counter[str]:
         return self._refusals.by_sender
 
+    def stats(self) -> dict[str, Any]:
+        """What the front did, in the user's words (`hikd.listeners.front_counts`). Any
+        thread."""
+        kept = None if self._hosts is None else self._hosts.kept
+        return front_stats(self.port, self.counters, len(self._refusals.dropped), kept)
+
     def _flush(self) -> None:
-        """Every minute: forget old requests; what was refused since the last lines."""
+        """Every minute: forget old requests; what was refused since the last lines; the
+        counts, if they changed."""
         self._recent.forget_old()
         self._refusals.flush()
+        self._counts.report(self.stats())

@@ -205,6 +205,8 @@ class HostRelay:
                 return  # kept; relayed later (`ListenFront._relay_due`)
             if kept.number:
                 self.counters["relayed again to a new host"] += 1
+            if kept.resent:
+                self.counters["resent"] += 1
             kept.number, kept.host, introduced = number, host, False
 
     async def _resent_told(self, alias: str, sender: str, host: Hashable, restart: bool) -> bool:

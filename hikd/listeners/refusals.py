@@ -33,6 +33,8 @@ class Refusals:
         self._publish = publish
         self.counters = counters
         self.by_sender: Counter[str] = Counter()
+        self.dropped: set[str] = set()
+        """Senders cut off as not allowed (up to `MAX_TRACKED`)."""
         self._unreported: dict[str, Counter[str]] = {}
         self._suppressed: Counter[str] = Counter()
         self._last_report: dict[str, float] = {}
@@ -53,6 +55,8 @@ class Refusals:
         at most `MAX_REPORTS` lines a minute in all (a sender may have many addresses)."""
         self.counters["refused"] += 1
         self.counters[f"refused: {reason}"] += 1
+        if reason == "not allowed" and len(self.dropped) < MAX_TRACKED:
+            self.dropped.add(sender)
         if sender in self.by_sender or len(self.by_sender) < MAX_TRACKED:
             self.by_sender[sender] += 1
         if sender in self._unreported or len(self._unreported) < MAX_TRACKED:

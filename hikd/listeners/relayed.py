@@ -95,10 +95,12 @@ class KeptRequests:
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
         self.bytes = 0
+        self.count = 0
+        """Requests kept (read from any thread: `hikd status`)."""
         self._by_alias: dict[str, deque[Kept]] = {}
 
     def __len__(self) -> int:
-        return sum(len(kept) for kept in self._by_alias.values())
+        return self.count
 
     def fits(self, size: int) -> bool:
         """A request of `size` bytes may be kept (one always fits: a body may be as big as
@@ -114,6 +116,7 @@ class KeptRequests:
         kept = Kept(relayed)
         self._by_alias.setdefault(alias, deque()).append(kept)
         self.bytes += size
+        self.count += 1
         return kept
 
     def to_relay(self, alias: str, host: Hashable) -> list[Kept]:
@@ -133,6 +136,7 @@ class KeptRequests:
         while kept and kept[0].host == host and 0 < kept[0].number <= number:
             stored.append(kept.popleft())
             self.bytes -= len(stored[-1].relayed.payload)
+            self.count -= 1
         if kept is not None and not kept:
             del self._by_alias[alias]
         return stored
@@ -145,6 +149,7 @@ class KeptRequests:
             if k.number == number and k.host == host:
                 kept.remove(k)  # type: ignore[union-attr]
                 self.bytes -= len(k.relayed.payload)
+                self.count -= 1
                 found = k
                 break
         if kept is not None and not kept:

@@ -38,15 +38,24 @@ DeliveryStats = Callable[[], dict[str, Any]]
 class HikdCollector:
     """A prometheus-client collector over the board and the delivery side's numbers."""
 
-    def __init__(self, board: EventBoard, delivery: DeliveryStats, job_runs: JobRuns) -> None:
+    def __init__(
+        self,
+        board: EventBoard,
+        delivery: DeliveryStats,
+        job_runs: JobRuns,
+        listen: Callable[[], list[dict[str, Any]]] = list,
+    ) -> None:
+        """`listen`: the listen fronts' numbers, a row per port (`hikd.listeners.front_counts`)."""
         self.board = board
         self.delivery = delivery
         self.job_runs = job_runs
+        self.listen = listen
 
     def collect(self) -> Iterator[Metric]:
         yield from self._build()
         yield from self._devices()
         yield from self._counts()
+        yield from self._listen()
         yield from self._delivery()
 
     def _build(self) -> Iterator[Metric]:
@@ -114,6 +123,40 @@ class HikdCollector:
             ["where"],
             board.dropped,
         )
+
+    def _listen(self) -> Iterator[Metric]:
+        """The listen fronts' own numbers, at the scrape (the refusals above come from the
+        health events, up to a minute late)."""
+        accepted = CounterMetricFamily(
+            "hikd_listen_accepted_total", "Pushed alarms answered 200", labels=["port"]
+        )
+        resent = CounterMetricFamily(
+            "hikd_listen_resent_total",
+            "Pushed alarms relayed again after their device host ended (or read back after a "
+            "restart), marked resent",
+            labels=["port"],
+        )
+        dropped = GaugeMetricFamily(
+            "hikd_listen_dropped_senders",
+            "Addresses cut off as not allowed since hikd started",
+            labels=["port"],
+        )
+        kept = GaugeMetricFamily(
+            "hikd_listen_kept_pushes",
+            "Pushed alarms answered and not stored by a device host yet",
+            labels=["port"],
+        )
+        kept_bytes = GaugeMetricFamily(
+            "hikd_listen_kept_bytes", "Bytes of those pushed alarms", labels=["port"]
+        )
+        for row in self.listen():
+            port = [str(row["port"])]
+            accepted.add_metric(port, row["accepted"])
+            resent.add_metric(port, row["resent"])
+            dropped.add_metric(port, row["dropped_senders"])
+            kept.add_metric(port, row["kept"])
+            kept_bytes.add_metric(port, row["kept_bytes"])
+        yield from (accepted, resent, dropped, kept, kept_bytes)
 
     def _delivery(self) -> Iterator[Metric]:
         stats = self.delivery()

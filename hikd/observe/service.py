@@ -43,6 +43,8 @@ class Observation:
         self.jobs = jobs
         self.hosts: Rows | None = None
         """The device hosts' rows for `hikd status`; None while devices run in-process."""
+        self.listen: Rows | None = None
+        """The listen fronts' numbers (`hikd.listeners.front_counts`), one row per port."""
         self.metrics: MetricsServer | None = None
         self.control: ControlServer | None = None
         self._watch = WatchSink(self.board)
@@ -58,13 +60,15 @@ class Observation:
             # Only then: prometheus-client is not loaded by a daemon without metrics.
             from hikd.observe.metrics import HikdCollector, MetricsServer
 
-            collector = HikdCollector(self.board, delivery, self.job_runs)
+            collector = HikdCollector(self.board, delivery, self.job_runs, self._listen_rows)
             server = MetricsServer(self.config.metrics, collector)
             if server.start():
                 self.metrics = server
         path = self._control_path()
         if path is not None:
-            report = StatusReport(self.board, delivery, self.jobs, self._host_rows)
+            report = StatusReport(
+                self.board, delivery, self.jobs, self._host_rows, self._listen_rows
+            )
             control = ControlServer(path, lambda request: self._answer(report, request))
             if control.start():
                 self.control = control
@@ -79,6 +83,9 @@ class Observation:
 
     def _host_rows(self) -> list[Any] | None:
         return self.hosts() if self.hosts is not None else None
+
+    def _listen_rows(self) -> list[Any]:
+        return self.listen() if self.listen is not None else []
 
     def _control_path(self) -> Path | None:
         configured = self.config.daemon.runtime_dir

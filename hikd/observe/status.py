@@ -1,4 +1,5 @@
-"""The status document `hikd status` shows: devices, sinks, jobs and device hosts, now."""
+"""The status document `hikd status` shows: devices, sinks, jobs, device hosts and listen
+ports, now."""
 
 from __future__ import annotations
 
@@ -25,12 +26,15 @@ class StatusReport:
         delivery: Callable[[], dict[str, Any]],
         jobs: Rows | None = None,
         hosts: Callable[[], list[Any] | None] | None = None,
+        listen: Rows | None = None,
     ) -> None:
-        """`hosts` returns None while the devices run in the daemon's own process."""
+        """`hosts` returns None while the devices run in the daemon's own process; `listen`:
+        the listen fronts' numbers, a row per port."""
         self.board = board
         self.delivery = delivery
         self.jobs = jobs
         self.hosts = hosts
+        self.listen = listen
         self.started = time.time()
 
     def answer(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -54,6 +58,7 @@ class StatusReport:
             "outbox": stats["outbox"],
             "jobs": [_row(r) for r in self.jobs()] if self.jobs is not None else [],
             "hosts": self._hosts(),
+            "listen": [_row(r) for r in self.listen()] if self.listen is not None else [],
         }
 
     def _hosts(self) -> list[Any] | None:

@@ -63,6 +63,7 @@ HEALTH_SEVERITY = {
     "relogin": WARNING,
     "sink_unavailable": WARNING,
     "listen_refused": WARNING,
+    "listen_counts": INFO,
     "backfill_unavailable": WARNING,
     "backfill_failed": WARNING,
     "auth_failed": ERR,
