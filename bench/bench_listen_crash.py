@@ -11,6 +11,10 @@ processes per push (`common.tree_cpu_s`) and the answer's latency. Crash: pushes
 same pace while the host is killed (SIGKILL) after a third of `--crash-pushes`; counted: pushes
 answered 200, answered otherwise, answered 200 but never on disk (lost), on disk twice
 unmarked, marked ``resent``, and the seconds from the kill to the last accepted push on disk.
+Daemon crash (`--daemon-pushes`): pushes go on while the host is killed and then, as soon as
+`--daemon-kill-after` more are answered, `hikd run` itself (SIGKILL, its new host too); hikd
+is started again on the same state directory: counted as above, the pushes answered 200 that
+never reach the disk (the listen spool's case).
 
 Before/after in one run: ``--against DIR`` (another checkout, e.g. ``git archive main | tar
 -x -C DIR``) runs that tree's `hikd run` too, alternating ``--rounds`` times.
@@ -19,6 +23,7 @@ Before/after in one run: ``--against DIR`` (another checkout, e.g. ``git archive
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -96,6 +101,8 @@ class Pushes:
         self._lock = threading.Lock()
 
     def run(self, numbers: range, senders: int, pace_s: float = 0.0) -> None:
+        """Push `numbers`; a sender stops at the first push that cannot be written (hikd is
+        gone)."""
         todo = iter(numbers)
 
         def worker() -> None:
@@ -110,6 +117,8 @@ class Pushes:
                 with self._lock:
                     self.latency.append(time.perf_counter() - start)
                     self.status[number] = result.status
+                if result.error:
+                    return
                 if pace_s:
                     time.sleep(pace_s)
 
@@ -120,7 +129,8 @@ class Pushes:
             thread.join()
 
 
-def run(sim: Simulator, tree: Path, pushes: int, crash_pushes: int, senders: int) -> dict[str, Any]:
+def run(sim: Simulator, tree: Path, how: argparse.Namespace) -> dict[str, Any]:
+    pushes, crash_pushes, senders = how.pushes, how.crash_pushes, how.senders
     device = sim.devices[0]
     port = free_port()
     with tempfile.TemporaryDirectory() as name:
@@ -135,15 +145,7 @@ def run(sim: Simulator, tree: Path, pushes: int, crash_pushes: int, senders: int
             f'arm = false\n[[listen]]\naddress = "127.0.0.1"\nport = {port}\n'
         )
         log = tmp / "hikd.log"
-        env = {**os.environ, "PYTHONPATH": str(tree), "HIKD_PASSWORD_CAM_000": PASSWORD}
-        with open(log, "wb") as out:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "hikd", "run", "--config", str(config)],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                cwd=tree,
-                env=env,
-            )
+        proc = start_hikd(tree, config, log)
         try:
             warm = Pushes(device, port)
             if not wait(lambda: (warm.run(range(0, 1), 1), warm.status[0] == 200)[1], 60):
@@ -181,9 +183,72 @@ def run(sim: Simulator, tree: Path, pushes: int, crash_pushes: int, senders: int
             result["lost"] = sorted(accepted - set(found))
             result["twice_unmarked"] = sum(1 for n in accepted if found[n] > 1)
             result["marked_resent"] = resent(events)
+            if how.daemon_pushes:
+                first += crash_pushes
+                numbers = range(first, first + how.daemon_pushes)
+                paths = (tree, config, log)
+                proc = daemon_crash(proc, device, port, numbers, how, pace, paths, result)
         finally:
             stop_gently(proc)
     return result
+
+
+def start_hikd(tree: Path, config: Path, log: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "PYTHONPATH": str(tree), "HIKD_PASSWORD_CAM_000": PASSWORD}
+    with open(log, "ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "hikd", "run", "--config", str(config)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=tree,
+            env=env,
+        )
+
+
+def daemon_crash(
+    proc: subprocess.Popen[bytes],
+    device: SimDevice,
+    port: int,
+    numbers: range,
+    how: argparse.Namespace,
+    pace: float,
+    paths: tuple[Path, Path, Path],
+    result: dict[str, Any],
+) -> subprocess.Popen[bytes]:
+    """Kill the host, then `proc` (`hikd run`, and its new host) once `how.daemon_kill_after`
+    more pushes are answered; start hikd again on the same state; the new process."""
+    tree, config, log = paths
+    events = config.parent / "state" / "events"
+    crash = Pushes(device, port)
+    thread = threading.Thread(target=crash.run, args=(numbers, how.senders, pace))
+    thread.start()
+
+    def answered() -> int:
+        return sum(1 for s in list(crash.status.values()) if s == 200)
+
+    wait(lambda: len(crash.status) >= len(numbers) // 3, 120)
+    host = host_pid(log)
+    os.kill(host, signal.SIGKILL)
+    before = answered()
+    wait(lambda: answered() >= before + how.daemon_kill_after, 60)
+    proc.kill()
+    proc.wait()
+    if host_pid(log) != host:  # the new host, orphaned
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(host_pid(log), signal.SIGKILL)
+    thread.join()
+    accepted = {n for n, s in crash.status.items() if s == 200}
+    result["daemon_pushes"] = len(numbers)
+    result["daemon_answered_200"] = len(accepted)
+    result["daemon_not_stored_at_kill"] = len(accepted - set(on_disk(events)))
+    restarted = time.monotonic()
+    proc = start_hikd(tree, config, log)
+    wait(lambda: accepted <= set(on_disk(events)), 60)
+    found = on_disk(events)
+    result["daemon_lost"] = len(accepted - set(found))
+    result["daemon_stored_s_after_restart"] = time.monotonic() - restarted
+    result["daemon_twice_unmarked"] = sum(1 for n in accepted if found[n] > 1)
+    return proc
 
 
 def main() -> None:
@@ -193,6 +258,8 @@ def main() -> None:
     parser.add_argument("--senders", type=int, default=4)
     parser.add_argument("--against", type=Path, action="append", default=[])
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--daemon-pushes", type=int, default=300)
+    parser.add_argument("--daemon-kill-after", type=int, default=20)
     args = parser.parse_args()
     trees = [ROOT, *(t.resolve() for t in args.against)]
     sim = Simulator([SimDeviceConfig(name="cam-000", password=PASSWORD)]).start()
@@ -200,7 +267,7 @@ def main() -> None:
     try:
         for _ in range(args.rounds):
             for tree in trees:
-                result = run(sim, tree, args.pushes, args.crash_pushes, args.senders)
+                result = run(sim, tree, args)
                 runs.setdefault(tree, []).append(result)
                 print(f"{tree}: {json.dumps(result)}", file=sys.stderr)
     finally:
@@ -223,6 +290,14 @@ def main() -> None:
                 f"{r['twice_unmarked']}, marked resent {r['marked_resent']}, last accepted on "
                 f"disk {r['stored_s_after_kill']:.1f} s after the kill"
             )
+            if "daemon_pushes" in r:
+                print(
+                    f"  SIGKILL of the host, then of hikd run, {r['daemon_pushes']} pushes: "
+                    f"{r['daemon_answered_200']} answered 200, "
+                    f"{r['daemon_not_stored_at_kill']} not on disk at the kill, lost after the "
+                    f"restart {r['daemon_lost']}, twice unmarked {r['daemon_twice_unmarked']}, "
+                    f"all on disk {r['daemon_stored_s_after_restart']:.1f} s after the restart"
+                )
 
 
 if __name__ == "__main__":
