@@ -53,14 +53,18 @@ def free_port() -> int:
 
 
 def on_disk(events: Path) -> Counter[int]:
-    """Push number -> copies on disk not marked resent (a marked copy counts 0, but is a key)."""
+    """Push number -> copies on disk not marked resent (a marked copy counts 0, but is a key).
+    Copies are told apart by event id: after a crash of `hikd run` a sink gets the events of
+    its last fraction of a second again (the outbox delivers at least once)."""
     found: Counter[int] = Counter()
+    seen: set[str] = set()
     for path in events.glob("*.jsonl"):
         data = path.read_bytes()
         for line in data[: data.rfind(b"\n") + 1].splitlines():
             event = json.loads(line)
             number = event.get("attributes", {}).get("push_no")
-            if event["kind"] == "alarm" and number is not None:
+            if event["kind"] == "alarm" and number is not None and event["id"] not in seen:
+                seen.add(event["id"])
                 found[int(number)] += 0 if event["attributes"].get("resent") else 1
     return found
 
