@@ -121,7 +121,7 @@ def main() -> None:
         work = Path(tmp)
         broker, broker_port = start_broker(work)
         sub = MqttSubscriber(broker_port)
-        hikd = start_hikd(work, ports, broker_port)
+        hikd = start_hikd(work, ports, broker_port, None)
         try:
             deadline = time.monotonic() + 60
             while sum(1 for _, p in list(sub.received) if b'"type":"armed"' in p) < len(ports):
