@@ -12,9 +12,7 @@ take seconds per device, and systemd must not have to kill hikd.
 
 from __future__ import annotations
 
-import gc
 import signal
-import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -31,6 +29,7 @@ from hikd.delivery.outbox import HIKD, Outbox
 from hikd.errors import ConfigError, UserError
 from hikd.events import Event, health
 from hikd.files import make_dir
+from hikd.hosts import interpreter
 from hikd.logs import redact, setup_logging
 from hikd.observe.service import Observation
 from hikd.sinks.base import SinkContext
@@ -121,9 +120,7 @@ class Daemon:
     # -- start -------------------------------------------------------------------------
     def start(self) -> None:
         cfg = self.config
-        # The library's callbacks need the GIL to copy and enqueue; with the default 5 ms
-        # switch interval a busy decoder or sink thread can hold them that long.
-        sys.setswitchinterval(0.0005)
+        interpreter.set_up()
         state_dir = make_dir(Path(cfg.daemon.state_dir), "daemon.state_dir")
         if cfg.sdk.log_dir is not None:
             make_dir(cfg.sdk.log_dir, "sdk.log_dir")
@@ -138,7 +135,7 @@ class Daemon:
             self.observation.hosts = self.supervisor.hosts if self.supervisor else None
         # Everything built so far lives as long as the daemon: keep the garbage collector
         # from walking it again and again (about a tenth of the alarm path's time).
-        gc.freeze()
+        interpreter.started(interpreter.SUPERVISOR_GC_THRESHOLDS)
 
     def _make_host(self) -> DeviceHost:
         # Here, not at the top: the supervisor of `hikd run` never loads the device side.

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from hikd.hosts import interpreter
 from hikd.hosts.device_host import DeviceHost, Publishing
 from hikd.hosts.host_reload import reload_devices
 from hikd.hosts.messages import (
@@ -93,6 +94,7 @@ def main(
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     # A hang-up of the terminal is the supervisor's too (it reloads its configuration).
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    interpreter.set_up()
     setup_logging(config.logging.level, config.logging.format)
     structlog.contextvars.bind_contextvars(device_host=index)
     route_native_stderr()
@@ -125,6 +127,7 @@ def main(
     if host.pipeline is not None:
         host.pipeline.misread = lambda alias, number: link.send(ListenMisread(alias, number))
         host.pipeline.heard = publisher.heard
+    interpreter.started()
     link.send(Ready(os.getpid(), host.library_ports()))
     timeout = _serve(host, link, senders)
     deadline = time.monotonic() + timeout

@@ -1,0 +1,40 @@
+"""The interpreter settings of the supervisor and the device hosts (`hikd.hosts.interpreter`),
+in a process of their own: they are process-wide."""
+
+from __future__ import annotations
+
+import gc
+import json
+import subprocess
+import sys
+
+SCRIPT = """
+import gc, json, sys
+from hikd.hosts import interpreter
+interpreter.set_up()
+kept = [object() for _ in range(10)]
+interpreter.started(%s)
+print(json.dumps([sys.getswitchinterval(), gc.get_freeze_count(), gc.get_threshold()]))
+"""
+
+
+def _settings(thresholds: str) -> list[object]:
+    out = subprocess.run(
+        [sys.executable, "-c", SCRIPT % thresholds], capture_output=True, text=True, check=True
+    )
+    return list(json.loads(out.stdout))
+
+
+def test_a_device_host_hands_the_gil_over_soon_and_freezes_what_it_built() -> None:
+    switch, frozen, thresholds = _settings("")
+    assert switch == 0.0005
+    assert isinstance(frozen, int) and frozen > 1000  # modules, configuration, ...
+    assert thresholds == list(gc.get_threshold())  # left as they are
+
+
+def test_the_supervisor_walks_its_older_generations_seldom() -> None:
+    from hikd.hosts.interpreter import SUPERVISOR_GC_THRESHOLDS
+
+    _, _, thresholds = _settings("interpreter.SUPERVISOR_GC_THRESHOLDS")
+    assert thresholds == list(SUPERVISOR_GC_THRESHOLDS)
+    assert thresholds[1] >= 100  # a hundred young collections before a middle one
