@@ -27,6 +27,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from hikd.delivery.outbox import HIKD, Outbox, OutboxClosed
+from hikd.delivery.outbox_checkpoint import WalCheckpointer
 from hikd.delivery.sink_window import sink_worker
 from hikd.delivery.sink_worker import Backoff
 from hikd.events import Event, health
@@ -104,9 +105,11 @@ class EventBus:
         self._writer = threading.Thread(
             target=self._write_loop, name="hikd-bus-writer", daemon=True
         )
+        self._checkpointer = WalCheckpointer(outbox.path)
 
     def start(self) -> None:
         self._outbox.set_sinks(w.name for w in self._workers)
+        self._checkpointer.start()
         self._writer.start()
         for worker in self._workers:
             worker.start()
@@ -185,6 +188,7 @@ class EventBus:
                     sink=worker.name,
                     timeout_s=timeout,
                 )
+        self._checkpointer.stop(max(0.0, deadline - time.monotonic()))
 
     def stats(self) -> dict[str, Any]:
         """Per sink: delivered, pending, oldest_pending (when hikd received the oldest

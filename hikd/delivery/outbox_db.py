@@ -52,6 +52,11 @@ CREATE TABLE IF NOT EXISTS cursors (
 """
 
 
+BACKSTOP_PAGES = 16384
+"""WAL pages (64 MB) past which a commit checkpoints the WAL itself (SQLite's default: 1,000):
+the supervisor's `WalCheckpointer` keeps it far smaller while it runs."""
+
+
 class OutboxClosed(RuntimeError):
     """The outbox was closed (the daemon is stopping)."""
 
@@ -84,6 +89,9 @@ def _open_database(path: Path, synchronous: Synchronous) -> sqlite3.Connection:
         conn.execute(f"PRAGMA synchronous={synchronous}")
         # Keep the WAL file from staying large after a burst.
         conn.execute("PRAGMA journal_size_limit=67108864")
+        # The supervisor checkpoints the WAL on a thread of its own (outbox_checkpoint.py):
+        # a commit copies it back only when that has not run for long.
+        conn.execute(f"PRAGMA wal_autocheckpoint={BACKSTOP_PAGES}")
         conn.execute("PRAGMA busy_timeout=5000")
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
