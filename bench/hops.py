@@ -97,7 +97,8 @@ def hop_table(
         times["callback"] = round(wall * 1e9) - wall_minus_mono_ns
         if "committed" in times and wakes:
             at = bisect.bisect_left(wakes, times["committed"])
-            if at < len(wakes):
+            # A sink that was reading anyway may find the rows before the wake-up is read.
+            if at < len(wakes) and wakes[at] <= times.get("read", wakes[at]):
                 times["woken"] = wakes[at]
         present = [h for h in ORDER if h in times]
         for before, after in pairwise(present):

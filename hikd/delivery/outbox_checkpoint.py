@@ -75,8 +75,10 @@ class WalCheckpointer:
                 try:
                     self._checkpoint(conn)
                 except sqlite3.Error as exc:
-                    if not failing:  # once per episode; SQLite's backstop bounds the WAL
-                        log.warning("outbox: WAL checkpoint failed; retrying", error=str(exc))
+                    # Not the user's to act on: a full disk is said by the bus (the outbox
+                    # cannot be written), and commits checkpoint past the backstop meanwhile.
+                    if not failing:
+                        log.info("outbox: WAL checkpoint failed; retrying", error=str(exc))
                     failing = True
                 else:
                     failing = False
