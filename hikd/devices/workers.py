@@ -147,7 +147,9 @@ class Steps:
     def __init__(self, workers: Workers) -> None:
         self.workers = workers
         self.pending: _Due | None = None
-        self._running = False
+        self._running = 0
+        """Steps of this device running now: 1, or 2 for the moment a step that scheduled the
+        next one at once takes to return."""
         self._soon = False
         self._idle = threading.Event()
         self._idle.set()
@@ -170,7 +172,7 @@ class Steps:
             if self.pending is not None:
                 self._put(0.0, self.pending.step)
             else:
-                self._soon = self._running
+                self._soon = self._running > 0
 
     def cancel(self) -> None:
         """Nothing more runs (a step running now ends as it does)."""
@@ -185,13 +187,13 @@ class Steps:
 
     def run(self, step: Callable[[], None]) -> None:
         with self.workers._cond:
-            self._running = True
+            self._running += 1
         try:
             step()
         except Exception:
             log.exception("unexpected error in a device session's step")
         finally:
             with self.workers._cond:
-                self._running = False
-                if self.pending is None:
+                self._running -= 1
+                if self.pending is None and not self._running:
                     self._idle.set()
