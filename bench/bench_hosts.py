@@ -188,6 +188,12 @@ def run(
             cpu0, t0 = tree_cpu_s(proc.pid), time.monotonic()
             time.sleep(5.0)
             result["idle_cpu_pct"] = 100 * (tree_cpu_s(proc.pid) - cpu0) / (time.monotonic() - t0)
+            # Again once idle (threads that only served the start, such as session workers
+            # with nothing left to do, have ended), and how many threads all processes run.
+            result["idle_rss_mb"] = tree_rss_mb(proc.pid)[0]
+            result["threads"] = sum(
+                len(os.listdir(f"/proc/{p}/task")) for p in process_tree(proc.pid)
+            )
             times: list[float] = []
             for n in range(0 if inline else crashes):
                 index = n % hosts
@@ -227,6 +233,8 @@ def summary(runs: list[dict[str, Any]]) -> dict[str, float]:
         "rss_mb": mean([r["rss_mb"] for r in runs]),
         "pss_mb": mean([r["pss_mb"] for r in runs]),
         "supervisor_rss_mb": mean([r["supervisor_rss_mb"] for r in runs]),
+        "idle_rss_mb": mean([r["idle_rss_mb"] for r in runs]),
+        "threads": mean([r["threads"] for r in runs]),
         "idle_cpu_pct": mean([r["idle_cpu_pct"] for r in runs]),
         "rearmed_log_p50_s": pct(log_rearmed, 0.5),
         "rearmed_log_max_s": max(log_rearmed, default=float("nan")),
@@ -283,7 +291,8 @@ def main() -> None:
                 f"  hikd run ({name}), {hosts} device host(s), {args.rounds} round(s): armed in "
                 f"{r['armed_s']:.1f} s, RSS {r['rss_mb']:.0f} MB (target <= 160), "
                 f"PSS {r['pss_mb']:.0f} MB (supervisor RSS {r['supervisor_rss_mb']:.0f} MB), "
-                f"idle CPU {r['idle_cpu_pct']:.1f} %"
+                f"idle CPU {r['idle_cpu_pct']:.1f} %; RSS once idle {r['idle_rss_mb']:.0f} MB, "
+                f"{r['threads']:.0f} threads"
             )
             if args.crashes:
                 print(

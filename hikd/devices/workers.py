@@ -28,7 +28,7 @@ BUSY_LIMIT = 32
 arming and checks of devices already logged in. A thread per device had no limit here."""
 STUCK_S = 10.0
 """A step running this long is taken for hung: another worker may start beside it."""
-IDLE_S = 10.0
+IDLE_S = 5.0
 """A worker with nothing to do for this long ends."""
 
 
