@@ -48,6 +48,25 @@ _CONNECTED = _ConnectionState.MQTT_CS_CONNECTED
 _WAITING = {1: mqtt.mqtt_ms_wait_for_puback, 2: mqtt.mqtt_ms_wait_for_pubrec}
 _TWO_BYTES = struct.Struct("!H")
 _ACKS = (mqtt.PUBACK, mqtt.PUBCOMP)
+_HEAD_SHORT = struct.Struct("!BBH")  # remaining length < 128: one byte
+_HEAD_LONG = struct.Struct("!BBBH")  # < 16,384: two
+
+
+def _publish_head(first: int, topic: int, payload: int) -> bytes:
+    """A PUBLISH's fixed header and its topic's length (MQTT 3.1.1, 2.2.3 and 3.3.2)."""
+    remaining = 4 + topic + payload  # the topic's length, the topic, the message id, payload
+    if remaining < 128:
+        return _HEAD_SHORT.pack(first, remaining, topic)
+    if remaining < 16384:
+        return _HEAD_LONG.pack(first, remaining & 127 | 128, remaining >> 7, topic)
+    if remaining > 268_435_455:
+        raise ValueError("an MQTT message takes 256 MB at most")
+    head = bytearray((first,))
+    while True:
+        remaining, digit = divmod(remaining, 128)
+        head.append(digit | 128 if remaining else digit)
+        if not remaining:
+            return bytes(head) + _TWO_BYTES.pack(topic)
 
 
 class _Acknowledgement(mqtt.MQTTMessageInfo):
@@ -157,12 +176,8 @@ class BatchingClient(mqtt.Client):
                     continue
                 self._inflight_messages += 1
                 message.state = waiting
-                packet = bytearray((command | retain,))
-                self._pack_remaining_length(packet, 4 + len(name) + len(payload))
-                packet += pack(len(name))
-                packet += name
-                packet += pack(mid)
-                packet += payload
+                packet = b"".join((_publish_head(command | retain, len(name), len(payload)),
+                                   name, pack(mid), payload))  # fmt: skip
                 packets.append(
                     {
                         "command": command,

@@ -180,6 +180,8 @@ def test_publish_many_is_publish_for_a_batch(broker: Mosquitto, protocol: int, q
     # mosquitto drops QoS 2 messages beyond its max_inflight_messages (20), unsaid.
     client = connected(broker, protocol, in_flight=20 if qos == 2 else 0)
     messages = [(f"t/{i % 7}", f"{i}".encode(), i % 3 == 0) for i in range(MESSAGES)]
+    # Remaining lengths of one, two and three bytes (MQTT 3.1.1, 2.2.3).
+    messages[5:8] = [("t/m", b"m" * 200, True), ("t/l", b"l" * 20000, True), ("t/s", b"", False)]
     try:
         with Subscriber(broker, ["t/#"], qos=1) as sub:
             sends = client.sends
