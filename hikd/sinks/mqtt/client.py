@@ -154,6 +154,8 @@ class BatchingClient(mqtt.Client):
         condition = self._acknowledgements
         out, packets = self._out_messages, self._out_packet
         limit = self._max_inflight_messages
+        if messages:  # (before the loop: what was queued goes out, even after an error)
+            self._batch_queued = True
         with self._out_message_mutex, self._mid_generate_mutex:
             for topic, payload, retain in messages:
                 name = topic.encode()
@@ -189,7 +191,6 @@ class BatchingClient(mqtt.Client):
                         "info": info,
                     }
                 )
-        self._batch_queued = True
         return infos
 
     def _write_now(self) -> bool:
