@@ -261,6 +261,8 @@ class Daemon:
             setup_logging(config.logging.level, config.logging.format)
         if changes.devices_changed or changes.live:
             hosts = self._apply_devices(config, every_host=bool(changes.live))
+        if changes.allowed:
+            self._renew_allowed(config)
         self.config = config
         line = changes.line()
         failed = {i: r for i, r in hosts.items() if isinstance(r, str)}
@@ -283,6 +285,16 @@ class Daemon:
             enabled = [d for d in config.devices if d.enabled]
             return {0: reload_devices(self.host, config, enabled)}
         return {}
+
+    def _renew_allowed(self, config: Config) -> None:
+        """Who may push changed: the fronts check each new sender against the new lists."""
+        from hikd.hosts.host_reload import renew_allowed
+
+        if self.fronts is not None:
+            renew_allowed(self.fronts.fronts, config.listen, self.fronts.resolver)
+        elif self.host is not None:
+            fronts = [s.front for s in self.host.listeners if s.front is not None]
+            renew_allowed(fronts, config.listen, self.host.resolver)
 
     def _not_reloaded(self, error: UserError) -> dict[str, Any]:
         problems = error.problems if isinstance(error, ConfigError) else [str(error)]

@@ -1,12 +1,15 @@
 """What a configuration reload changes (``hikd reload``, SIGHUP, ``systemctl reload``).
 
 Devices are applied live: each enabled device is added, removed, changed (any of its keys:
-address, port, credentials, protocol, arming, ...) or untouched; so is the log level (one
-call in each process). Everything else is read once at start (the outbox and state
-directory, the number of device hosts, listen ports, sinks, jobs, the vendor library's
-settings, ...): a difference there is reported as needing a restart and not applied, so
-that the daemon never runs half on one configuration and half on another. Values are never
-shown, only key paths (the log level excepted): a password must not reach a log line.
+address, port, credentials, protocol, arming, ...) or untouched; so are the log level (one
+call in each process) and who may push to each listen port (``[[listen]] allowed``, or the
+devices' addresses it defaults to: a device added or removed is let in or shut out at once).
+Everything else is read once at start (the outbox and state directory, the number of device
+hosts, listen ports and their limits, sinks, jobs, the vendor library's settings, ...): a
+difference there is reported as needing a restart and not applied, so that the daemon never
+runs half on one configuration and half on another. Values are never shown, only key paths
+(the log level and an allow-list the user wrote excepted): a password must not reach a log
+line.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from hikd.config.models import Config, DeviceConfig
+from hikd.config.models import Config, DeviceConfig, ListenConfig
 from hikd.plain_config import device_keys
 
 LIVE_SECTIONS = frozenset({"devices"})
@@ -37,7 +40,10 @@ class ConfigChanges:
     needs_restart: list[str] = field(default_factory=list)
     """Key paths outside the live sections that differ (``daemon.device_hosts``, ...)."""
     live: dict[str, str] = field(default_factory=dict)
-    """`LIVE_KEYS` that differ -> their new value (none of them is a secret)."""
+    """`LIVE_KEYS` that differ, and ``listen.<n>.allowed`` the user wrote, -> their new value
+    (none of them is a secret)."""
+    allowed: list[int] = field(default_factory=list)
+    """The listen ports whose allowed senders differ (written, or taken from the devices)."""
 
     @property
     def devices_changed(self) -> bool:
@@ -75,6 +81,7 @@ class ConfigChanges:
             "unchanged": len(self.unchanged),
             "needs_restart": list(self.needs_restart),
             "live": dict(self.live),
+            "allowed_changed": list(self.allowed),
         }
 
 
@@ -85,6 +92,12 @@ def compare(old: Config, new: Config) -> ConfigChanges:
     listed = {d.name for d in new.devices}
     keys = {name: device_keys(before[name], d) for name, d in after.items() if name in before}
     changed = {name: found for name, found in keys.items() if found}
+    restart = _restart_keys(old, new)
+    allowed = _allowed_changes(old, new)
+    live = {key: str(_value(new, key)) for key in restart if key in LIVE_KEYS}
+    for index, listen in allowed.items():
+        if "allowed" in listen.model_fields_set:  # taken from the devices: they say it
+            live[f"listen.{index}.allowed"] = ", ".join(listen.allowed) or "nobody"
     return ConfigChanges(
         added=[name for name in after if name not in before],
         removed={
@@ -94,17 +107,43 @@ def compare(old: Config, new: Config) -> ConfigChanges:
         },
         changed=changed,
         unchanged=[name for name in after if name in before and name not in changed],
-        needs_restart=[key for key in _restart_keys(old, new) if key not in LIVE_KEYS],
-        live={key: str(_value(new, key)) for key in _restart_keys(old, new) if key in LIVE_KEYS},
+        needs_restart=[key for key in restart if key not in LIVE_KEYS],
+        live=live,
+        allowed=[listen.port for listen in allowed.values()],
     )
 
 
 def applied(old: Config, new: Config) -> Config:
-    """The configuration the daemon runs on after a reload: the new devices and log level,
-    everything else as it was started (so that a device host restarted later starts like
-    the others, with the same outbox, sinks and listen ports)."""
+    """The configuration the daemon runs on after a reload: the new devices, log level and
+    allowed senders, everything else as it was started (so that a device host restarted
+    later starts like the others, with the same outbox, sinks and listen ports)."""
     logging = old.logging.model_copy(update={"level": new.logging.level})
-    return old.model_copy(update={"devices": list(new.devices), "logging": logging})
+    update: dict[str, Any] = {"devices": list(new.devices), "logging": logging}
+    allowed = _allowed_changes(old, new)
+    if allowed:
+        update["listen"] = [
+            listen.model_copy(update={"allowed": list(allowed[i].allowed)})
+            if i in allowed
+            else listen
+            for i, listen in enumerate(old.listen)
+        ]
+    return old.model_copy(update=update)
+
+
+def _allowed_changes(old: Config, new: Config) -> dict[int, ListenConfig]:
+    """Index -> the new `[[listen]]` whose allowed senders differ, for the listen ports that
+    stay as they are otherwise (a port added, removed or changed needs a restart)."""
+    if len(old.listen) != len(new.listen):
+        return {}
+    return {
+        i: n
+        for i, (o, n) in enumerate(zip(old.listen, new.listen, strict=True))
+        if o.allowed != n.allowed and _without_allowed(o) == _without_allowed(n)
+    }
+
+
+def _without_allowed(listen: ListenConfig) -> dict[str, Any]:
+    return listen.model_dump(exclude={"allowed"})
 
 
 def _value(config: Config, key: str) -> Any:
@@ -126,7 +165,13 @@ def _restart_keys(old: Config, new: Config) -> list[str]:
     for section in type(new).model_fields:
         if section in LIVE_SECTIONS:
             continue
-        keys += _differences(section, getattr(old, section), getattr(new, section))
+        before, after = getattr(old, section), getattr(new, section)
+        if section == "listen" and len(before) == len(after):
+            # Who may push is live (`_allowed_changes`); a port or a limit is not.
+            for i, (o, n) in enumerate(zip(before, after, strict=True)):
+                keys += _differences(f"listen.{i}", _without_allowed(o), _without_allowed(n))
+            continue
+        keys += _differences(section, before, after)
     return keys
 
 

@@ -5,24 +5,29 @@ closed (``ended_by: "device_removed"`` or ``"device_disabled"``) and an ``offlin
 changed ones (any key) are logged out and log in again with their new configuration, their
 open alarms left to end as usual (hold time, or the device's own stop). The sessions of
 untouched devices, their arming and their open alarms stay exactly as they were.
+
+`renew_allowed` gives the listen fronts (in the supervisor, or in the one inline host) the
+senders a reload allows.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from hikd.addresses import AddressSet, NameRefresher
 from hikd.devices.closing import close_sessions
 from hikd.errors import UserError
 from hikd.events import health
 from hikd.plain_config import device_keys
 
 if TYPE_CHECKING:
-    from hikd.config import Config, DeviceConfig
+    from hikd.config import Config, DeviceConfig, ListenConfig
     from hikd.hosts.device_host import DeviceHost
+    from hikd.listeners.front import ListenFront
 
 log = structlog.get_logger("hikd.daemon")
 
@@ -103,3 +108,21 @@ def _end_alarms(host: DeviceHost, removed: dict[str, str]) -> int:
     if not done.wait(DECODER_WAIT_S):
         log.warning("the alarm decoder did not end the removed devices' alarms in time")
     return closed
+
+
+def renew_allowed(
+    fronts: Iterable[ListenFront], listens: Sequence[ListenConfig], resolver: NameRefresher | None
+) -> None:
+    """Each front lets in the senders its ``[[listen]]`` allows now (a reload added or removed
+    a device, whose addresses the default allow-list is made of, or changed ``allowed``).
+    Names are resolved before the new list takes over, so no allowed sender is refused in
+    between; a connection already accepted is served to its end."""
+    by_port = {listen.port: listen for listen in listens}
+    for front in fronts:
+        listen = by_port.get(front.port)
+        if listen is None:
+            continue
+        allowed = AddressSet(listen.allowed, where=f"listen port {listen.port}")
+        if resolver is not None:
+            resolver.watch([allowed])
+        front.allowed = allowed  # one assignment: the front's loop reads it per connection

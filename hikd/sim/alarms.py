@@ -223,7 +223,7 @@ class DeviceAlarms:
             stamp = Stamp(number, time.monotonic_ns(), self.clock.text(), self.device.port)
             return push_body(alert, cfg, stamp, target.form)
 
-        result = await post(target.host, target.port, target.path, make_body)
+        result = await post(target.host, target.port, target.path, make_body, source=target.source)
         with self._lock:
             if len(self.push_results) >= MAX_SENT_LOG:
                 del self.push_results[: MAX_SENT_LOG // 2]

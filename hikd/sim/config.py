@@ -91,6 +91,9 @@ class PushTarget(BaseModel):
     path: str = "/"
     form: Literal["xml", "json", "multipart"] = "xml"
     """How the event is posted: a bare XML or JSON body, or multipart/form-data with pictures."""
+    source: str = ""
+    """The address the device posts from, as a real device posts from its own (the alarm
+    host tells devices apart by it); empty: whatever the system picks (127.0.0.1 here)."""
 
 
 class SimDeviceConfig(BaseModel):

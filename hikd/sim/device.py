@@ -261,9 +261,11 @@ class SimDevice:
         *,
         path: str = "/",
         form: Literal["xml", "json", "multipart"] = "xml",
+        source: str = "",
     ) -> PushResult:
-        """POST one alarm to an alarm host now (one connection) and return how it went."""
-        target = PushTarget(host=host, port=port, path=path, form=form)
+        """POST one alarm to an alarm host now (one connection) and return how it went;
+        `source`: the address it comes from (`PushTarget.source`)."""
+        target = PushTarget(host=host, port=port, path=path, form=form, source=source)
         return self.call(self.alarms.push(target, alert or SimAlert()))
 
     def add_push_target(

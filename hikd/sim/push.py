@@ -41,14 +41,19 @@ async def post(
     path: str,
     make_body: Callable[[], tuple[str, bytes]],
     timeout: float = PUSH_TIMEOUT_S,
+    source: str = "",
 ) -> PushResult:
-    """POST to http://host:port/path on a new connection, in one write.
+    """POST to http://host:port/path on a new connection, in one write, from the address
+    `source` (empty: the system picks it).
 
     `make_body` gives (content type, body); it is called once connected, so that a send
     time stamped in the body is the time of the write.
     """
+    local = (source, 0) if source else None
     try:
-        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(host, port, local_addr=local), timeout
+        )
     except (OSError, TimeoutError) as exc:
         return PushResult(None, error=f"cannot connect to {host}:{port}: {exc or 'timeout'}")
     sock = writer.get_extra_info("socket")

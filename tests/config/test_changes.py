@@ -123,3 +123,36 @@ def test_a_reload_is_refused_for_what_check_config_refuses(tmp_path: Path) -> No
     with pytest.raises(ConfigError, match=r"sinks\.mqtt\.port"):
         _check_sinks_and_jobs(bad_sink, without)
     _check_sinks_and_jobs(without, without)  # nothing to say
+
+
+def test_who_may_push_changes_live_and_a_listen_port_with_a_restart(tmp_path: Path) -> None:
+    """The default allow-list is the devices' addresses: adding a device lets it push at
+    once (not "needs a restart: listen"); an allow-list the user wrote changes live too and
+    is shown; a port or a limit of the front needs a restart and names its key."""
+    listen = '[[listen]]\naddress = "127.0.0.1"\nport = 7200\n'
+    old = config(tmp_path, device("keep"), extra=listen)
+    new = config(tmp_path, device("keep"), device("new", "192.0.2.9"), extra=listen)
+    changes = compare(old, new)
+    assert (changes.needs_restart, changes.live, changes.allowed) == ([], {}, [7200])
+    assert changes.line() == "added new; 1 untouched"
+    running = applied(old, new)
+    assert running.listen[0].allowed == ["192.0.2.1", "192.0.2.9"]
+    assert compare(running, new).allowed == []
+
+    written = config(
+        tmp_path, device("keep"), extra=listen + 'allowed = ["192.0.2.0/24", "nvr.lan"]\n'
+    )
+    changes = compare(running, written)
+    assert changes.live == {"listen.0.allowed": "192.0.2.0/24, nvr.lan"}
+    assert changes.allowed == [7200] and changes.needs_restart == []
+    assert applied(running, written).listen[0].allowed == ["192.0.2.0/24", "nvr.lan"]
+
+    moved = config(
+        tmp_path, device("keep"), device("new", "192.0.2.9"), extra=listen.replace("7200", "7201")
+    )
+    changes = compare(old, moved)
+    assert changes.needs_restart == ["listen.0.port"] and changes.allowed == []
+    assert changes.line().endswith("needs a restart to take effect (not applied): listen.0.port")
+    assert applied(old, moved).listen == old.listen
+    more = config(tmp_path, device("keep"), extra=listen + listen.replace("7200", "7201"))
+    assert compare(old, more).needs_restart == ["listen"]
