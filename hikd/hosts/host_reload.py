@@ -3,7 +3,8 @@
 Added devices log in and arm; removed ones are disarmed and logged out, their open alarms
 closed (``ended_by: "device_removed"`` or ``"device_disabled"``) and an ``offline`` said;
 changed ones (any key) are logged out and log in again with their new configuration, their
-open alarms left to end as usual (hold time, or the device's own stop). The sessions of
+open alarms left to end as usual (hold time, or the device's own stop). Backfill follows:
+added devices' gaps are read back from now on, removed ones' no more. The sessions of
 untouched devices, their arming and their open alarms stay exactly as they were.
 
 `renew_allowed` gives the listen fronts (in the supervisor, or in the one inline host) the
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -61,6 +63,10 @@ def reload_devices(
             host.publish(health(session.device, "offline", reason=why))
     host.config = config
     host.devices = list(devices)
+    if host.backfill is not None:  # before the added devices log in: their gaps count
+        host.backfill.devices_changed(host.devices)
+    else:  # the first device of this host to read back its gaps
+        host._start_backfill(Path(config.daemon.state_dir))
     starting = [host.new_session(new[name]) for name in [*changed, *added]]
     host.sessions = [*host.sessions, *starting]
     if host.resolver is not None:  # pushes are matched by address: resolve the new names

@@ -23,17 +23,23 @@ import dataclasses
 import queue
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta, timezone, tzinfo
-from itertools import islice, takewhile
+from datetime import UTC, datetime, timedelta
+from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 import structlog
 
 from hikd.devices.capabilities.device_log import device_log
 from hikd.events import Event, health
+from hikd.listeners.backfill_devices import (
+    JOB,
+    Gap,
+    Watched,
+    heard_key,
+    heard_record,
+    recall,
+)
 from hikd.listeners.log_alarms import (
     Live,
     LogAlarm,
@@ -52,8 +58,6 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("hikd.backfill")
 
-JOB = "backfill"
-"""Its name in the state database."""
 LOOKBACK_S = 40.0
 """How long before a reported break the stream may already have been silent: the library
 notices a dead stream only after 35 s without data (sdk-over-isapi.md part 1 §2)."""
@@ -67,38 +71,12 @@ MAX_ENTRIES = 100_000
 RETRY_S = 30.0
 TRIES = 3
 _HEARD_EVERY_S = 1.0
-_LIVE_KEPT = 200_000
-_RECENT_KEPT = 20_000
 
 DEAF = frozenset(
     {"offline", "arming_failed", "arming_lost", "arming_stalled", "relogin", "arming_reconnecting"}
 )
 """Health types that say the device may have raised alarms nobody heard (start states)."""
 HEARING = frozenset({"armed", "rearmed"})
-
-
-@dataclass(slots=True)
-class _Gap:
-    start: datetime
-    end: datetime
-    due: float
-    tries: int = 0
-
-
-@dataclass(slots=True)
-class _Device:
-    config: DeviceConfig
-    deaf_since: datetime | None = None
-    hearing: bool = False
-    offset: tzinfo | None = None
-    """The UTC offset of the device's last live alarm (its log is in that wall clock)."""
-    live: deque[Live] = field(default_factory=lambda: deque(maxlen=_LIVE_KEPT))
-    """(match class, channel or input, device time as POSIX seconds, re-sent) per live alarm."""
-    gaps: list[_Gap] = field(default_factory=list)
-    unavailable: bool = False
-    skew_s: float = 0.0
-    """How far hikd's clock is ahead of the device's (its last live alarm's received time
-    minus its device time; includes up to a second of the device time's resolution)."""
 
 
 class Backfill:
@@ -113,7 +91,7 @@ class Backfill:
         lookback_s: float = LOOKBACK_S,
         tolerance_s: float = TOLERANCE_S,
     ) -> None:
-        self._devices = {d.name: _Device(d) for d in devices if d.backfill and d.arm}
+        self._devices = {d.name: Watched(d) for d in devices if d.backfill and d.arm}
         self._sessions = sessions
         self._publish = publish
         self.state = state
@@ -122,6 +100,9 @@ class Backfill:
         self.tolerance_s = tolerance_s
         self._queue: queue.SimpleQueue[tuple[str, str, datetime] | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
+        self._records = threading.Lock()
+        """Held while a device's record in the state database is written or deleted, so a
+        reload's removal is never undone by a save on the worker."""
         self._thread: threading.Thread | None = None
         self._closing = False
         self._hearing_at_close: list[str] = []
@@ -130,17 +111,30 @@ class Backfill:
     # -- lifecycle ---------------------------------------------------------------------
     def start(self) -> None:
         for name, device in self._devices.items():
-            saved = self.state.get(JOB, f"{name}/heard_until")
-            if saved:
-                # hikd was down (or the device host restarted) since it last heard the device.
-                device.deaf_since = datetime.fromisoformat(saved["time"])
-                if saved.get("offset_s") is not None:
-                    device.offset = _zone(float(saved["offset_s"]))
-                device.skew_s = float(saved.get("skew_s", 0.0))
-                for kind, where, at, resent in saved.get("recent", []):
-                    device.live.append((kind, where, float(at), bool(resent)))
+            recall(self.state, name, device)
         self._thread = threading.Thread(target=self._run, name="backfill", daemon=True)
         self._thread.start()
+
+    def devices_changed(self, devices: list[DeviceConfig]) -> None:
+        """A reload: these are the devices from now on (before the added ones log in). An
+        added one is read back as at a start (from when an earlier run last heard it, if it
+        did); a changed one keeps what was heard, with its new settings; a removed or
+        disabled one is dropped with its record, so the time it spent out of the
+        configuration is not read back should it come back."""
+        wanted = {d.name: d for d in devices if d.backfill and d.arm}
+        before = self._devices
+        now: dict[str, Watched] = {}
+        for name, config in wanted.items():
+            device = now[name] = before.get(name) or Watched(config)
+            if name in before:
+                device.config = config
+            else:
+                recall(self.state, name, device)
+        with self._lock:
+            self._devices = now
+        with self._records:
+            for name in before.keys() - now.keys():
+                self.state.delete(JOB, heard_key(name))
 
     def closing(self) -> None:
         """hikd is stopping: what happens from now on is no gap of the device's."""
@@ -229,7 +223,7 @@ class Backfill:
                 end = at + timedelta(seconds=1)
                 # Read when the live alarms of the search's margin after the gap are in.
                 due = time.monotonic() + self.settle_s + self.tolerance_s + 1
-                device.gaps.append(_Gap(device.deaf_since, end, due))
+                device.gaps.append(Gap(device.deaf_since, end, due))
                 device.deaf_since = None
             self._save_heard(name, at)
 
@@ -267,22 +261,17 @@ class Backfill:
                 self._save_heard(name, now)
 
     def _save_heard(self, name: str, when: datetime) -> None:
-        device = self._devices[name]
-        offset = device.offset.utcoffset(None) if device.offset is not None else None
-        # The last live alarms go with it: the log has whole seconds, so the next window
-        # begins with the second of the last alarms heard, and they must not come back.
-        since = when.timestamp() - device.skew_s - self.tolerance_s - 2
-        with self._lock:  # newest first, until older than needed (arrival order)
-            newest = takewhile(lambda e: e[2] >= since, reversed(device.live))
-            recent = [list(e) for e in islice(newest, _RECENT_KEPT)][::-1]
-        value: dict[str, Any] = {"time": when.isoformat(), "recent": recent}
-        if offset is not None:
-            value["offset_s"] = offset.total_seconds()
-        value["skew_s"] = device.skew_s
-        self.state.put(JOB, f"{name}/heard_until", value)
+        device = self._devices.get(name)
+        if device is None:  # removed by a reload meanwhile
+            return
+        with self._lock:  # the decoder thread appends to its live alarms
+            value = heard_record(device, when, self.tolerance_s)
+        with self._records:
+            if name in self._devices:
+                self.state.put(JOB, heard_key(name), value)
 
     # -- one gap -----------------------------------------------------------------------
-    def _backfill(self, name: str, device: _Device, gap: _Gap) -> bool | None:
+    def _backfill(self, name: str, device: Watched, gap: Gap) -> bool | None:
         """Read the log for the gap and publish what was missed. False: the search failed,
         try again; None: the device is not online."""
         session = self._sessions().get(name)
@@ -364,7 +353,7 @@ class Backfill:
             self.state.mark_done(JOB, f"{name}|{alarm.stop_id}", {"start": first.id})
 
     def _mark_unavailable(
-        self, session: DeviceSession, name: str, device: _Device, report: dict[str, Any]
+        self, session: DeviceSession, name: str, device: Watched, report: dict[str, Any]
     ) -> None:
         device.unavailable = True  # until hikd restarts: then it looks again
         reason = (
@@ -376,19 +365,15 @@ class Backfill:
         self._publish(health(session.device, "backfill_unavailable", **report, reason=reason))
 
     # -- the live record ---------------------------------------------------------------
-    def _live_between(self, device: _Device, start: datetime, end: datetime) -> list[Live]:
+    def _live_between(self, device: Watched, start: datetime, end: datetime) -> list[Live]:
         low = start.timestamp() - self.tolerance_s
         high = end.timestamp() + self.tolerance_s
         with self._lock:
             entries = list(device.live)
         return [e for e in entries if low <= e[2] <= high]
 
-    def _resent_between(self, device: _Device, start: datetime, end: datetime) -> int:
+    def _resent_between(self, device: Watched, start: datetime, end: datetime) -> int:
         return sum(1 for e in self._live_between(device, start, end) if e[3])
-
-
-def _zone(offset_s: float) -> tzinfo:
-    return timezone(timedelta(seconds=offset_s))
 
 
 def _renumbered(alarm: LogAlarm, session: DeviceSession) -> LogAlarm:
