@@ -192,11 +192,13 @@ class Daemon:
 
         def context(name: str) -> SinkContext:
             sink_dir = make_dir(state_dir / "sinks" / name, "daemon.state_dir")
-            # backlog: how many events wait for a sink (the MQTT sink's "Outbox backlog").
+            # backlog: how many events wait for a sink (the MQTT sink's "Outbox backlog");
+            # devices: the devices configured now (the MQTT sink forgets others).
             extra = {
                 "version": __version__,
                 "backlog": outbox.pending,
                 "submit_command": self.commands.submit,
+                "devices": lambda: [d.name for d in self.config.devices if d.enabled],
             }
             return SinkContext(name=name, state_dir=sink_dir, extra=extra)
 

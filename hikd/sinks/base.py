@@ -59,7 +59,10 @@ class SinkContext:
     state_dir: Path
     """A directory the sink may use for its own state (created by the daemon)."""
     extra: dict[str, Any]
-    """Daemon-wide facts a sink may use (e.g. ``{"version": "0.1.0"}``)."""
+    """Daemon-wide facts a sink may use (e.g. ``{"version": "0.1.0"}``). `hikd run` gives
+    ``version``; ``backlog`` (sink name -> events waiting for it), ``submit_command`` (a
+    user's command, `hikd.commands`) and ``devices`` (-> the names of the devices configured
+    now, after each reload too) are callables."""
 
 
 @runtime_checkable

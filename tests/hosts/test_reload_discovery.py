@@ -137,3 +137,32 @@ def test_a_reload_removes_the_devices_it_removes_from_home_assistant(
         assert daemon.process.poll() is None
     finally:
         sim.stop()
+
+
+def test_a_device_removed_while_hikd_was_stopped_leaves_at_the_next_start(
+    tmp_path: Path,
+    broker: Mosquitto,  # noqa: F811
+    run_hikd: Callable[[Path, Simulator], HikdProcess],  # noqa: F811
+) -> None:
+    sim = Simulator([SimDeviceConfig(name=n, password=SECRET) for n in (KEEP, GONE)]).start()
+    try:
+        serial = {n: sim.device(n).config.serial_number for n in (KEEP, GONE)}
+        config = tmp_path / "hikd.toml"
+        (tmp_path / "run").mkdir()
+        write_config(config, sim, broker, [KEEP, GONE])
+        first = run_hikd(config, sim)
+        wait_until(lambda: set(serial.values()) <= set(announced(broker)), "both announced", 60)
+        first.stop()
+        assert first.process.returncode == 0, first.output()
+
+        write_config(config, sim, broker, [KEEP])
+        second = run_hikd(config, sim)
+        wait_until(
+            lambda: serial[GONE] not in announced(broker) and not held(broker, GONE),
+            "the removed device gone from the broker",
+            60,
+        )
+        assert serial[KEEP] in announced(broker)
+        assert second.process.poll() is None
+    finally:
+        sim.stop()

@@ -6,7 +6,7 @@ publishes."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from hikd.events import Event
@@ -46,6 +46,15 @@ def _int(value: Any) -> int | None:
         return None
 
 
+def configured_devices(extra: Mapping[str, Any]) -> Callable[[], list[str] | None]:
+    """The devices configured now, when the daemon tells (``devices`` in the sink context's
+    extra: a callable); the retained picture forgets the others."""
+    devices = extra.get("devices")
+    if not callable(devices):
+        return lambda: None
+    return lambda: [str(name) for name in devices()]
+
+
 class RetainedPicture:
     """What hikd has told the broker to remember, kept in `MqttState`."""
 
@@ -57,6 +66,7 @@ class RetainedPicture:
         announce: bool,
         discovery_types: list[str],
         backlog: Callable[[], int | None] = lambda: None,
+        configured: Callable[[], list[str] | None] = lambda: None,
     ) -> None:
         self.state = state
         self.topics = topics
@@ -66,6 +76,8 @@ class RetainedPicture:
         self.discovery_types = discovery_types
         self.backlog = backlog
         """How many events wait in the outbox for this sink (None: not known)."""
+        self.configured = configured
+        """The devices in hikd's configuration now (None: not known)."""
         self._info = b""
 
     def republish(self, discovery_first: bool) -> list[Message]:
@@ -73,7 +85,8 @@ class RetainedPicture:
         availability, health and disks, alarm states, and discovery (first when Home
         Assistant asked for it)."""
         configs: list[DiscoveryConfig] = []
-        messages: list[Message] = []
+        # A device removed from the file while hikd was stopped leaves as a reload's does.
+        messages: list[Message] = self.forget(self._not_configured())
         if self.announce:
             before = self._announced_before()
             self._forget_misplaced()
@@ -102,6 +115,12 @@ class RetainedPicture:
         if not discovery_first:
             messages.extend(c.message() for c in configs)
         return messages
+
+    def _not_configured(self) -> list[str]:
+        names = self.configured()
+        if names is None:
+            return []
+        return [n for n in self.state.devices if n not in names and n != HIKD_DEVICE]
 
     def _forget_misplaced(self) -> None:
         """Forget alarm entities in a place their type never happens that show nothing

@@ -37,7 +37,7 @@ from hikd.sinks.mqtt.config import MqttConfig
 from hikd.sinks.mqtt.connect import new_client
 from hikd.sinks.mqtt.discovery import Discovery
 from hikd.sinks.mqtt.pictures import picture_messages
-from hikd.sinks.mqtt.retained import RetainedPicture
+from hikd.sinks.mqtt.retained import RetainedPicture, configured_devices
 from hikd.sinks.mqtt.state import STATE_FILE, MqttState
 from hikd.sinks.mqtt.tls import tls_problem
 from hikd.sinks.mqtt.topics import (
@@ -86,6 +86,7 @@ class MqttSink:
             config.discovery,
             config.discovery_types,
             self._backlog,
+            configured_devices(context.extra),
         )
         self.commands: MqttCommands | None = None
         if config.commands:

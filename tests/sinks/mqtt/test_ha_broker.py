@@ -337,6 +337,33 @@ def test_a_changed_device_is_announced_as_it_is_now(broker: Mosquitto, sink: Mqt
     assert kept["hikd/nvr/availability"].payload == b"online"
 
 
+def test_a_device_removed_while_hikd_was_stopped_leaves_at_the_start(
+    broker: Mosquitto, tmp_path: Path
+) -> None:
+    """The sink remembers "nvr" (its state file) and the broker still holds its entities;
+    hikd starts with a configuration without it (the daemon tells the sink which devices are
+    configured): on connecting, the sink removes them as a reload would."""
+    config = MqttConfig(host=broker.host, port=broker.port, client_id="hikd-before")
+    before = MqttSink(config, SinkContext("mqtt", tmp_path, {}))
+    try:
+        before.open()
+        assert before.send([nvr_online()]) == 1
+    finally:
+        before.close()
+    assert [t for t in configs(retained(broker, "homeassistant/#")) if SERIAL in t]
+    configured = ["porch cam"]
+    after = MqttSink(config, SinkContext("mqtt", tmp_path, {"devices": lambda: configured}))
+    try:
+        after.open()
+        assert not [t for t in configs(retained(broker, "homeassistant/#")) if SERIAL in t]
+        assert retained(broker, "hikd/nvr/#") == {}
+        assert "nvr" not in after.state.devices
+        assert after.send([health(CAM, "online", serial=CAM.serial)]) == 1
+        assert [t for t in configs(retained(broker, "homeassistant/#")) if CAM.serial in t]
+    finally:
+        after.close()
+
+
 def test_discovery_off(broker: Mosquitto, tmp_path: Path) -> None:
     config = MqttConfig(
         host=broker.host, port=broker.port, client_id="hikd-nodisc", discovery=False
