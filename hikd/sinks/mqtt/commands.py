@@ -124,8 +124,8 @@ class MqttCommands:
         name = event.device.name
         if event.kind == "alarm" and event.type in DETECTIONS:
             return self._new_detection(event, state)
-        gone = removed_devices(event)
-        if gone:  # their switches' states go with their entities (`RetainedPicture.forget`)
+        if event.type == "reload":  # the removed devices' switch states go with them
+            gone = removed_devices(event)
             levels = tuple(f"{self.discovery.topics.prefix}/{topic_level(n)}/" for n in gone)
             cleared = [t for t in self.states if t.startswith(levels)]
             for topic in cleared:

@@ -299,25 +299,19 @@ class RetainedPicture:
         the removal of the devices it removed (`forget`)."""
         discovery = self.announce
         name = event.device.name
-        gone = removed_devices(event)
-        if gone:
-            return [*self.forget(gone), *self._learn(event, name, discovery)]
-        return self._learn(event, name, discovery)
-
-    def _learn(self, event: Event, name: str, discovery: bool) -> list[Message]:
+        messages = self.forget(removed_devices(event)) if event.type == "reload" else []
         known = name in self.state.devices
         device = self.state.device(name)
-        messages: list[Message] = []
         announce_device = not known
         facts = device.facts.updated_from(event)
-        if known and device.facts.serial and facts.serial != device.facts.serial:
-            # Another device under this name (a reload pointed it elsewhere, or it was
-            # replaced): the old one's entities, channels and states are not its own.
-            messages.extend(self.forget([name]))
-            known, announce_device, device = False, True, self.state.device(name)
-            facts = device.facts.updated_from(event)
         if facts != device.facts:
-            if discovery and known and facts.identifier != device.facts.identifier:
+            if known and device.facts.serial and facts.serial != device.facts.serial:
+                # Another device under this name (a reload pointed it elsewhere, or it was
+                # replaced): the old one's entities, channels and states are not its own.
+                messages.extend(self.forget([name]))
+                known, device = False, self.state.device(name)
+                facts = device.facts.updated_from(event)
+            elif discovery and known and facts.identifier != device.facts.identifier:
                 # New unique ids: remove the entities announced under the old ones.
                 messages.extend(
                     Message(c.topic, b"", retain=True) for c in self.device_discovery(name)
