@@ -15,6 +15,8 @@ subscriber's receipt:
     woken     the supervisor's wake thread reads the host's byte (the first read after
               the commit)
     read      the MQTT sink's worker has the event from the outbox, handing it to the sink
+    written   the MQTT sink has published its batch: written to the socket, or handed to
+              paho's network thread (TLS) (a sink with batches in flight only)
     received  the subscriber has it (from mosquitto)
     acked     the MQTT sink's send() returned (PUBACK), after the subscriber in most cases
 """
@@ -30,6 +32,9 @@ from pathlib import Path
 
 from common import pct
 
+SINK_HOPS = {"read:mqtt": "read", "written:mqtt": "written", "sent:mqtt": "acked"}
+"""The MQTT sink's hops by their names here."""
+
 ORDER = (
     "sent",
     "callback",
@@ -39,6 +44,7 @@ ORDER = (
     "committed",
     "woken",
     "read",
+    "written",
     "received",
 )
 
@@ -72,7 +78,7 @@ def read_hops(
             elif event_id == "-":
                 wakes.append(int(ns))
             else:
-                name = {"read:mqtt": "read", "sent:mqtt": "acked"}.get(hop, hop)
+                name = SINK_HOPS.get(hop, hop)
                 by_id[event_id].setdefault(name, int(ns))
     wakes.sort()
     return by_id, wakes

@@ -88,6 +88,8 @@ class WindowedSinkWorker(SinkWorker):
                             if hops.ON:
                                 hops.note(f"read:{self.name}", events)
                             sink.send_ahead(events)
+                            if hops.ON:
+                                hops.note(f"written:{self.name}", events)
                     except OutboxClosed:
                         raise
                     except Exception as e:
