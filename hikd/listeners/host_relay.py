@@ -200,14 +200,18 @@ class HostRelay:
         for kept in due:
             if kept.resent and not await self._resent_told(alias, sender, host, introduced):
                 return  # kept; relayed later
-            number = await self._send(alias, kept.relayed, port, introduced)
-            if number is None:
+            # Numbered before it is sent: the library calls back before it answers, and the
+            # host may report the request stored (`confirm`) before `_send` returns.
+            before = kept.number, kept.host
+            kept.number, kept.host = self.senders.next_relayed(alias, introduced), host
+            if await self._send(alias, kept.relayed, port, introduced) is None:
+                kept.number, kept.host = before  # the library never saw it
                 return  # kept; relayed later (`ListenFront._relay_due`)
-            if kept.number:
+            if before[0]:
                 self.counters["relayed again to a new host"] += 1
             if kept.resent:
                 self.counters["resent"] += 1
-            kept.number, kept.host, introduced = number, host, False
+            introduced = False
 
     async def _resent_told(self, alias: str, sender: str, host: Hashable, restart: bool) -> bool:
         """The host knows that the next request relayed from `alias` may be stored already:

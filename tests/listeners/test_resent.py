@@ -14,7 +14,8 @@ import contextlib
 import re
 import socket
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -37,6 +38,8 @@ class StandInHost:
         self.known: set[str] = set()
         self.heard: list[tuple[tuple[int, int], int, bool]] = []
         """(host, push number, marked resent) per request the library read."""
+        self.before_answer: Callable[[str, int], None] | None = None
+        """Called with (alias, number) after the library read a request, before it answers."""
         self._server: socket.socket | None = None
         self._lock = threading.Lock()
         self.listen()
@@ -99,6 +102,8 @@ class StandInHost:
                         number = self.senders.count_heard(peer[0])
                         marked = self.senders.again(peer[0], number)
                         self.heard.append((self.current, int(found[1]), marked))
+                    if self.before_answer is not None:
+                        self.before_answer(peer[0], number)
                 connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
 
     def close(self) -> None:
@@ -189,5 +194,25 @@ def test_a_push_no_host_took_before_is_not_marked(host: StandInHost) -> None:
         front.misread(front.senders.alias_for("127.0.0.1"), 1)
         assert wait_for(lambda: len(host.heard) == 2, 15)
         assert [(n, marked) for _h, n, marked in host.heard] == [(1, False), (1, False)]
+    finally:
+        front.stop()
+
+
+def test_a_push_its_host_stored_before_the_library_answered_is_not_kept(
+    host: StandInHost,
+) -> None:
+    """The library calls back before it answers 200, so the host may report a request stored
+    while the front still waits for the answer: the front forgets it all the same (it was
+    kept forever, and read back from the spool at every start)."""
+    front = start_front(host)
+
+    def stored_first(alias: str, number: int) -> None:
+        front.stored(host.current, {alias: number})
+        time.sleep(0.2)  # the report reaches the front's loop first
+
+    host.before_answer = stored_first
+    try:
+        assert [push(front.port, n) for n in (1, 2)] == [b"200"] * 2
+        assert wait_for(lambda: front.stats()["kept"] == 0, 5), front.stats()
     finally:
         front.stop()
