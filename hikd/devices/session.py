@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import structlog
 
+from hikd.devices import remembered
 from hikd.devices.capabilities.channels import ChannelMap, read_channel_map
 from hikd.devices.episodes import HealthEpisodes
 from hikd.devices.identity import describe, read_identity
@@ -229,8 +230,13 @@ class DeviceSession:
                 raise SdkError(3, "stopped while logging in")
             self.user_id = result.user_id
             self.facts = result.facts
-        self.channels = read_channel_map(self)
-        self.identity = read_identity(self.isapi, self.channels)
+        # After a crash of the host, what the host before read (hikd.devices.remembered).
+        known = remembered.take(self.name, result.facts)
+        if known is None:
+            channels = read_channel_map(self)
+            known = channels, read_identity(self.isapi, channels)
+        self.channels, self.identity = known
+        remembered.keep(self.name, result.facts, self.channels, self.identity)
         self.last_error = ""
         self._set_state("online")
         log.info(

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from hikd.devices import remembered
 from hikd.hosts import interpreter
 from hikd.hosts.device_host import DeviceHost, Publishing
 from hikd.hosts.host_reload import reload_devices
@@ -85,7 +86,12 @@ class _Link:
 
 
 def main(
-    config: Config, index: int, devices: list[str], control: Connection, wake: Connection
+    config: Config,
+    index: int,
+    devices: list[str],
+    control: Connection,
+    wake: Connection,
+    after_crash: bool = False,
 ) -> None:
     """Run device host `index` with `devices` until told to stop (or orphaned)."""
     # The supervisor stops its hosts in order (alarm channels closed, logged out, events
@@ -100,6 +106,10 @@ def main(
     route_native_stderr()
     link = _Link(control, wake)
     alarms = OpenAlarmsFile(open_alarms_path(config.daemon.state_dir, index))
+    devices_read = remembered.RememberedDevices(
+        remembered.remembered_path(config.daemon.state_dir, index), after_crash
+    )
+    remembered.CURRENT = devices_read
     publisher = HostPublisher(
         config.daemon.state_dir,
         list(config.sinks),
@@ -134,6 +144,7 @@ def main(
     jobs_done = host.stop(deadline)
     publisher.stop(max(0.5, deadline - time.monotonic()))
     alarms.close(remove=True)
+    devices_read.close(remove=True)
     host.close(deadline, jobs_done)
     link.send(Stopped())
     log.info("device host stopped")
@@ -200,7 +211,7 @@ def _entry(argv: list[str]) -> int:
     except (EOFError, OSError):
         return 1  # the supervisor is gone already
     assert isinstance(start, Start)
-    main(start.config, start.index, start.devices, control, wake)
+    main(start.config, start.index, start.devices, control, wake, start.after_crash)
     return 0
 
 

@@ -245,7 +245,7 @@ class HostHandle:
         ).start()
         try:
             with contextlib.suppress(HostUnavailable):
-                self._send(Start(plain(self.shared.config), self.index, names))  # no pydantic
+                self._send(Start(plain(self.shared.config), self.index, names, self.restarts > 0))
             return self._watch(process, control)
         finally:
             self._conn = None

@@ -30,11 +30,13 @@ class DeviceStatus:
 @dataclass(frozen=True, slots=True)
 class Start:
     """What the host runs: the configuration (passwords included: a pipe between two
-    processes of one user), its index and the names of its devices."""
+    processes of one user), its index and the names of its devices; whether it takes the
+    place of a host that crashed (`hikd.devices.remembered`)."""
 
     config: Any
     index: int
     devices: list[str]
+    after_crash: bool = False
 
 
 @dataclass(frozen=True, slots=True)
