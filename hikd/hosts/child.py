@@ -102,7 +102,6 @@ def main(
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     # A hang-up of the terminal is the supervisor's too (it reloads its configuration).
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    interpreter.set_up()
     setup_logging(config.logging.level, config.logging.format)
     structlog.contextvars.bind_contextvars(device_host=index)
     route_native_stderr()

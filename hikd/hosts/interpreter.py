@@ -1,17 +1,19 @@
 """Interpreter settings of hikd's long-running processes: the supervisor and each device host.
 
-Both are measured with `bench/bench_delivery.py --hops` (bench/README.md, "Where an alarm
-waits"):
+Measured with `bench/bench_delivery.py --hops` and `bench/bench_host_path.py` (bench/README.md,
+"Where an alarm waits"):
 
 * **The switch interval.** A thread that wants the GIL while another runs Python code waits
-  up to `sys.getswitchinterval()` (5 ms by default) before it asks for it. In a device host
-  the vendor library's callback threads (one per armed device) need it to copy an alarm out,
-  and the decoder needs it back after every outbox commit; in the supervisor the wake thread
-  and the sinks' workers trade it with paho's thread.
+  up to `sys.getswitchinterval()` (5 ms by default) before it asks for it. The supervisor
+  shortens it (`set_up`): its wake thread and the sinks' workers trade the GIL with paho's
+  thread. A device host keeps the default: with 0.5 ms its decoder gave the GIL up to one of
+  the vendor library's callback threads (one per armed device) ten times as often, and on a
+  busy machine it then waited for a thread the kernel had not scheduled yet (p50 to the
+  outbox 1.1-1.3 ms with 5 ms, 1.4-8.8 ms with 0.5 ms, three rounds each, alternating).
 * **The cyclic garbage collector.** A collection stops every thread of the process. What a
   process builds at its start (configuration, modules, the vendor library's declarations,
   sessions) lives as long as the process: frozen, it is never walked again (a device host's
-  full collection of it took 15-95 ms under load, once every few seconds).
+  full collection of it took 16-118 ms under load, once every few seconds).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import gc
 import sys
 
 SWITCH_INTERVAL_S = 0.0005
-"""How long a thread that wants the GIL waits before it asks the running one for it."""
+"""How long a thread of the supervisor that wants the GIL waits before it asks for it."""
 
 SUPERVISOR_GC_THRESHOLDS = (700, 1000, 10)
 """The supervisor keeps the last second of events in memory (the outbox's recent events
@@ -32,7 +34,7 @@ so does the full one."""
 
 
 def set_up() -> None:
-    """At the process's start, before its threads."""
+    """At the supervisor's start, before its threads (not in a device host: see above)."""
     sys.setswitchinterval(SWITCH_INTERVAL_S)
 
 
