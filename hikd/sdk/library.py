@@ -113,6 +113,10 @@ class Library:
         )
         self._initialised = False
         self._cleaned_up = False
+        self.search_lock = threading.Lock()
+        """Held around `NET_DVR_FindFile_V40`: over ISAPI the library reads every page of a
+        search in that call, and two at once (two devices, or two jobs) now and then give an
+        entry with its name but all-zero times (README, vendor-library notes)."""
 
     # -- loading -----------------------------------------------------------------------
     @classmethod

@@ -116,9 +116,10 @@ def _find_once(
     cond.dwUseCardNo = 0
     datetime_to_time(start, cond.struStartTime, tz)
     datetime_to_time(end, cond.struStopTime, tz)
-    handle = int(lib.NET_DVR_FindFile_V40(user_id, cond))
-    if handle < 0:
-        raise sdk.last_error()
+    with sdk.search_lock:
+        handle = int(lib.NET_DVR_FindFile_V40(user_id, cond))
+        if handle < 0:
+            raise sdk.last_error()
     out: list[FoundFile] = []
     data = ffi.new("NET_DVR_FINDDATA_V40 *")
     deadline = time.monotonic() + timeout_s
