@@ -53,6 +53,8 @@ MAX_KEPT_BYTES = 64 * 1024 * 1024
 push is answered 503 (README "The listen front")."""
 RELAY_DUE_S = 0.5
 """How often what waits for a device host is tried again."""
+DRAIN_S = 1.0
+"""At a stop, how long the front waits for hosts to report stored what they took."""
 
 
 class ListenFront:
@@ -204,6 +206,8 @@ class ListenFront:
         async def close() -> None:
             if self._server is not None:
                 self._server.close()
+            if self._hosts is not None:
+                await self._hosts.drain(DRAIN_S)
             tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
             for task in tasks:
                 task.cancel()

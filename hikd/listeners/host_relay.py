@@ -142,6 +142,15 @@ class HostRelay:
                 path=str(self.spool.path),
             )
 
+    async def drain(self, most_s: float) -> None:
+        """At a stop, wait (at most `most_s`) until the hosts have reported stored what they
+        took: then it is not read back from the spool at the next start as a copy marked
+        ``resent``."""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + most_s
+        while self.kept.taken(self.router.incarnation) and loop.time() < end:
+            await asyncio.sleep(0.02)
+
     def close(self, port: int) -> None:
         if self.kept.bytes:
             log.warning(

@@ -156,6 +156,15 @@ class KeptRequests:
             del self._by_alias[alias]
         return found
 
+    def taken(self, host_of: Callable[[str], Hashable]) -> bool:
+        """Some request was relayed to the host that runs now for its sender (it may yet
+        report it stored)."""
+        return any(
+            k.number and k.host == host_of(k.relayed.sender)
+            for kept in self._by_alias.values()
+            for k in kept
+        )
+
     def due(self, host_of: Callable[[str], Hashable]) -> Iterator[tuple[str, str]]:
         """(alias, sender) of each alias with something to relay (again): `host_of(sender)`
         is the current incarnation of the host for a sender."""

@@ -16,12 +16,14 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
 from hikd.addresses import AddressSet
 from hikd.listeners.front import ListenFront
 from hikd.listeners.senders import SenderMap
+from hikd.listeners.spool import Spool
 from tests.support import free_port, wait_for
 
 OLD, NEW = (0, 0), (0, 1)
@@ -40,6 +42,7 @@ class StandInHost:
         """(host, push number, marked resent) per request the library read."""
         self.before_answer: Callable[[str, int], None] | None = None
         """Called with (alias, number) after the library read a request, before it answers."""
+        self.after_answer: Callable[[str, int], None] | None = None
         self._server: socket.socket | None = None
         self._lock = threading.Lock()
         self.listen()
@@ -105,6 +108,8 @@ class StandInHost:
                     if self.before_answer is not None:
                         self.before_answer(peer[0], number)
                 connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+                if found is not None and self.after_answer is not None:
+                    self.after_answer(peer[0], number)
 
     def close(self) -> None:
         self.refuse()
@@ -131,10 +136,10 @@ def push(port: int, number: int) -> bytes:
         return connection.recv(4096).split(b" ")[1]
 
 
-def start_front(host: StandInHost) -> ListenFront:
+def start_front(host: StandInHost, spool: Spool | None = None) -> ListenFront:
     front = ListenFront(
         "127.0.0.1", free_port(), 0, AddressSet(["127.0.0.1"]), SenderMap(), lambda _e: None,
-        router=host,
+        router=host, spool=spool,
     )  # fmt: skip
     front.start()
     return front
@@ -216,3 +221,21 @@ def test_a_push_its_host_stored_before_the_library_answered_is_not_kept(
         assert wait_for(lambda: front.stats()["kept"] == 0, 5), front.stats()
     finally:
         front.stop()
+
+
+def test_a_stop_waits_for_what_the_host_is_storing(host: StandInHost, tmp_path: Path) -> None:
+    """A stop right after a push was answered: the host reports it stored a moment later, and
+    the front waits for that (up to `DRAIN_S`), so the next start does not read it back from
+    the spool as a copy marked ``resent``."""
+    path = tmp_path / "listen.spool"
+    front = start_front(host, Spool(path))
+
+    def stored_later(alias: str, number: int) -> None:
+        threading.Timer(0.3, front.stored, args=(host.current, {alias: number})).start()
+
+    host.after_answer = stored_later
+    try:
+        assert push(front.port, 1) == b"200"
+    finally:
+        front.stop()
+    assert Spool(path).open() == []
