@@ -75,9 +75,11 @@ class HostRelay:
 
     def keep(self, alias: str, relayed: Relayed, resent: bool = False, spooled: int = 0) -> bool:
         """Keep a request until its host has stored it, in the spool too; False when over
-        the bound (`spooled`: read back from the spool, kept whatever the bound). Raises
-        OSError when the spool cannot be written (nothing kept)."""
-        if not spooled and not self.kept.fits(len(relayed.payload)):
+        the bound. Kept whatever the bound: one read back from the spool (`spooled`) and a
+        retry of a misread one (its device got 200 before). Raises OSError when the spool
+        cannot be written (nothing kept)."""
+        first = not spooled and relayed.tries == 1
+        if first and not self.kept.fits(len(relayed.payload)):
             return False
         if not spooled and self.spool is not None:
             spooled = self.spool.add(relayed)

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from hikd.addresses import AddressSet
+from hikd.listeners import front as front_module
 from hikd.listeners.front import ListenFront
 from hikd.listeners.senders import SenderMap
 from hikd.listeners.spool import Spool
@@ -124,9 +125,11 @@ def host() -> Iterator[StandInHost]:
         stand_in.close()
 
 
+ALERT = b"<EventNotificationAlert><eventType>VMD</eventType><n>%d</n></EventNotificationAlert>"
+
+
 def push(port: int, number: int) -> bytes:
-    body = b"<EventNotificationAlert><eventType>VMD</eventType><n>%d</n></EventNotificationAlert>"
-    body %= number
+    body = ALERT % number
     request = (
         b"POST / HTTP/1.1\r\nHost: hikd\r\nContent-Type: application/xml\r\n"
         b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body)
@@ -239,3 +242,23 @@ def test_a_stop_waits_for_what_the_host_is_storing(host: StandInHost, tmp_path: 
     finally:
         front.stop()
     assert Spool(path).open() == []
+
+
+def test_the_retry_of_a_misread_push_is_kept_whatever_the_bound(
+    host: StandInHost, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The kept pushes fill the bound exactly, and the library misreads the first: its retry
+    (one byte longer) is relayed all the same, it was answered 200 before (it was refused,
+    to nobody, and lost)."""
+    body = len(
+        b"<EventNotificationAlert><eventType>VMD</eventType><n>1</n></EventNotificationAlert>"
+    )
+    monkeypatch.setattr(front_module, "MAX_KEPT_BYTES", 2 * body)
+    front = start_front(host)
+    try:
+        assert [push(front.port, n) for n in (1, 2)] == [b"200"] * 2  # none reported stored
+        assert push(front.port, 3) == b"503"  # the bound is full
+        front.misread(front.senders.alias_for("127.0.0.1"), 1)
+        assert wait_for(lambda: [n for _h, n, _m in host.heard] == [1, 2, 1], 15), host.heard
+    finally:
+        front.stop()
