@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import random
 import secrets
 import socket
@@ -51,6 +52,10 @@ class RtspKnobs:
     end_signal: bool = True
     """Answer the HEARTBEAT after the last byte with `Connection: close` (end of stream)."""
     max_stream_bytes: int = 64 * 1024 * 1024
+    short_streams: int = 0
+    """Streams (counting down) that leave out their first second: the file the vendor library
+    wrote held no more, under load, in 3 of 150 downloads (README "Vendor-library notes");
+    the library cannot be made to do it at will, so the device does it here."""
 
 
 @dataclass
@@ -316,7 +321,11 @@ class _Session:
         sent = 0
         seq = 0
         started = asyncio.get_running_loop().time()
-        for nals, timestamp in self._frames():
+        frames = self._frames()
+        if knobs.short_streams > 0:
+            knobs.short_streams -= 1
+            frames = itertools.islice(frames, FPS, None)
+        for nals, timestamp in frames:
             packets = rtp_packets(nals, timestamp, seq, 0x1A2B3C4D)
             seq += len(packets)
             data = b"".join(packets)

@@ -39,7 +39,11 @@ from hikd.devices.capabilities.recordings import (
     search_recordings,
     written,
 )
-from hikd.devices.capabilities.stream_download import download_stream, keep_whole_seconds
+from hikd.devices.capabilities.stream_download import (
+    download_stream,
+    fetch_again_if_short,
+    keep_whole_seconds,
+)
 from hikd.logs import get_logger
 from hikd.sdk.errors import NotSupportedError
 
@@ -136,7 +140,7 @@ def _stream(
     """The playback stream into `target`; a stall is given up after `stall_timeout_s`, the
     whole seconds already written are kept and the rest is asked for at once, by time."""
     try:
-        download_stream(
+        got = download_stream(
             session,
             target,
             channel,
@@ -147,7 +151,10 @@ def _stream(
             stop=stop,
             progress=progress,
         )
-        return []
+        return fetch_again_if_short(
+            got, session, target, channel, start, end, name=name,
+            stall_timeout_s=stall_timeout_s, stop=stop,
+        )  # fmt: skip
     except StalledError as exc:
         kept = keep_whole_seconds(target)
         if kept == 0:
