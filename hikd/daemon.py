@@ -259,10 +259,10 @@ class Daemon:
         changes = compare(self.config, new)
         config = applied(self.config, new)
         hosts: dict[int, Any] = {}
-        if changes.live:  # the log level: here, and in every device host
+        if "logging.level" in changes.live:  # here, and in every device host
             setup_logging(config.logging.level, config.logging.format)
         if changes.devices_changed or changes.live:
-            hosts = self._apply_devices(config, every_host=bool(changes.live))
+            hosts = self._apply_devices(config, every_host="logging.level" in changes.live)
         if changes.allowed:
             self._renew_allowed(config)
         self.config = config
