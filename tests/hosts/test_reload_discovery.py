@@ -22,14 +22,20 @@ from tests.delivery.test_delivery import (  # noqa: F401 - broker, run_hikd are 
 )
 from tests.hosts.test_device_hosts import events_of
 from tests.hosts.test_reload import hikd
-from tests.mosquitto import Mosquitto, retained
+from tests.mosquitto import Mosquitto, Subscriber, retained
 
 KEEP, GONE, OFF, NEW = "door", "porch", "attic", "shed"
 
 
 def write_config(
-    path: Path, sim: Simulator, mqtt: Mosquitto, names: list[str], disabled: str = ""
+    path: Path,
+    sim: Simulator,
+    mqtt: Mosquitto,
+    names: list[str],
+    disabled: str = "",
+    renamed: dict[str, str] | None = None,
 ) -> None:
+    """`renamed`: name in the file -> the simulated device it is (its password in the file)."""
     state = path.parent / "state"
     lines = [
         "[daemon]",
@@ -46,12 +52,14 @@ def write_config(
         'instance_id = "test"',
     ]
     for name in names:
+        device = sim.device((renamed or {}).get(name, name))
         lines += [
             "[[devices]]",
             f'name = "{name}"',
-            f'host = "{sim.device(name).host}"',
-            f"port = {sim.device(name).port}",
+            f'host = "{device.host}"',
+            f"port = {device.port}",
             *(["enabled = false"] if name == disabled else []),
+            *([f'password = "{SECRET}"'] if name in (renamed or {}) else []),
         ]
     path.write_text("\n".join(lines) + "\n")
 
@@ -164,5 +172,56 @@ def test_a_device_removed_while_hikd_was_stopped_leaves_at_the_next_start(
         )
         assert serial[KEEP] in announced(broker)
         assert second.process.poll() is None
+    finally:
+        sim.stop()
+
+
+def test_a_device_renamed_in_the_file_keeps_its_entities(
+    tmp_path: Path,
+    broker: Mosquitto,  # noqa: F811
+    run_hikd: Callable[[Path, Simulator], HikdProcess],  # noqa: F811
+) -> None:
+    """Renamed: the reload removes the old name and adds the new one, the same device. Its
+    entities (tied to its serial) are never withdrawn, so Home Assistant keeps them and their
+    history; they now point at the new name's topics, and the old name's are cleared."""
+    sim = Simulator([SimDeviceConfig(name=n, password=SECRET) for n in (KEEP, GONE)]).start()
+    try:
+        serial = sim.device(GONE).config.serial_number
+        config = tmp_path / "hikd.toml"
+        (tmp_path / "run").mkdir()
+        write_config(config, sim, broker, [KEEP, GONE])
+        daemon = run_hikd(config, sim)
+        wait_until(lambda: serial in announced(broker), "announced", START_TIMEOUT_S)
+        wait_until(lambda: f"hikd/{GONE}/availability" in held(broker, GONE), "online", 30)
+        wait_until(
+            lambda: any("_health_arming/" in t for t in announced(broker).get(serial, ())),
+            "its arming concern announced",
+            30,
+        )
+        before = announced(broker)[serial]
+        with Subscriber(broker, ["homeassistant/#"]) as ha:
+            write_config(config, sim, broker, [KEEP, "garden"], renamed={"garden": GONE})
+            done = hikd("reload", config)
+            assert done.returncode == 0, done.stderr + daemon.output()
+            assert done.stdout.strip() == f"reloaded: added garden; removed {GONE}; 1 untouched"
+            wait_until(
+                lambda: (
+                    not held(broker, GONE) and "hikd/garden/availability" in held(broker, "garden")
+                ),
+                "the old name's topics cleared, the new one online",
+                30,
+            )
+            ha.publish("homeassistant/test-marker", "x")
+            ha.wait_topic("homeassistant/test-marker")
+            withdrawn = [m.topic for m in ha.messages if serial in m.topic and not m.payload]
+        assert withdrawn == []
+        assert announced(broker)[serial] >= before
+        found = retained(broker, "homeassistant/#")
+        states = {
+            json.loads(m.payload).get("state_topic", "")
+            for t, m in found.items()
+            if serial in t and m.payload
+        }
+        assert not [t for t in states if t.startswith(f"hikd/{GONE}/")], states
     finally:
         sim.stop()

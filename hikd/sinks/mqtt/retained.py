@@ -22,6 +22,7 @@ from hikd.sinks.mqtt.ha_alarms import (
     supported_entities,
 )
 from hikd.sinks.mqtt.ha_diagnostics import hikd_configs
+from hikd.sinks.mqtt.leaving import Left, Withdrawals, retained_topics, take_over
 from hikd.sinks.mqtt.state import AlarmKey, AlarmState, MqttState
 from hikd.sinks.mqtt.topics import (
     AVAILABILITY,
@@ -79,6 +80,8 @@ class RetainedPicture:
         self.configured = configured
         """The devices in hikd's configuration now (None: not known)."""
         self._info = b""
+        self.withdrawals = Withdrawals()
+        """Removed devices' configs waiting for the devices added with them."""
 
     def republish(self, discovery_first: bool) -> list[Message]:
         """Everything retained, from memory, in order: status, hikd's facts, then per device
@@ -87,6 +90,9 @@ class RetainedPicture:
         configs: list[DiscoveryConfig] = []
         # A device removed from the file while hikd was stopped leaves as a reload's does.
         messages: list[Message] = self.forget(self._not_configured())
+        # What waits is settled here: a renamed device takes over (republished below), the
+        # other configs are among those announced before and not now (withdrawn below).
+        take_over(self.state, self.withdrawals.take()[1])
         if self.announce:
             before = self._announced_before()
             self._forget_misplaced()
@@ -248,49 +254,66 @@ class RetainedPicture:
             self.state.dirty = True
         return changed
 
-    def forget(self, names: list[str]) -> list[Message]:
+    def forget(self, names: list[str], added: list[str] | None = None) -> list[Message]:
         """Devices a reload removed or disabled: each entity announced for them leaves Home
         Assistant (an empty retained config removes it) and each retained topic of theirs
         (availability, health, disks, alarm states, pictures) is cleared (an empty retained
         message deletes it on the broker), so nothing of them is shown or republished. A
-        device added back is announced again by its first event, as at a start."""
+        device added back is announced again by its first event, as at a start. The configs
+        wait for the devices the same reload `added` (`hikd.sinks.mqtt.leaving`)."""
         gone = [n for n in names if n in self.state.devices and n != HIKD_DEVICE]
         if not gone:
             return []
-        messages: list[Message] = []
+        withdrawn: list[str] = []
         if self.announce:
-            # A device renamed in the file (removed + added) keeps its serial and so its
-            # unique ids: what another device announces now is not withdrawn.
-            kept = {c.topic for c in hikd_configs(self.discovery)}
-            kept |= {
-                c.topic
-                for name in self.state.devices
-                if name not in gone
-                for c in self.device_discovery(name)
-            }
             announced = self.state.announced or set()
             for name in gone:
-                withdrawn = [c.topic for c in self.device_discovery(name)]
+                withdrawn += [c.topic for c in self.device_discovery(name)]
                 # And whatever else was announced under its unique ids (an older hikd's).
                 ident = f"/{safe_id(f'hikd_{self.state.devices[name].facts.identifier}_')}"
                 withdrawn += sorted(t for t in announced if ident in t)
-                messages.extend(
-                    Message(t, b"", retain=True) for t in dict.fromkeys(withdrawn) if t not in kept
-                )
+        messages: list[Message] = []
+        left: Left = {}
         for name in gone:
+            alarms = [(k, a) for k, a in self.state.alarms.items() if k[0] == name]
             device = self.state.devices.pop(name)
-            topics = [self.topics.availability(name), self.topics.health(name)]
-            topics += [self.topics.concern(name, c) for c in device.health.concerns]
-            topics += [self.topics.disk(name, disk) for disk in device.disks]
-            topics += [self.topics.picture(name, c) for c in device.facts.channels()]
-            for key in [k for k in self.state.alarms if k[0] == name]:
+            left[name] = (device, alarms)
+            for key, _ in alarms:
                 del self.state.alarms[key]
-                topics += [self.topics.state(*key), self.topics.image(*key)]
-            messages.extend(Message(t, b"", retain=True) for t in dict.fromkeys(topics))
+            topics = retained_topics(self.topics, name, device, [k for k, _ in alarms])
+            messages.extend(Message(t, b"", retain=True) for t in topics)
         self.state.dirty = True
-        if self.announce:
-            self._announced(messages)
+        self.withdrawals.add(withdrawn, left, added or [], self._serials())
+        if self.withdrawals.due(self._serials()):
+            messages.extend(self._settle())
         return [*messages, *self.info_messages()]
+
+    def _settle(self) -> list[Message]:
+        """The removed devices' entities: a renamed one's go to its new name (`take_over`),
+        the others are withdrawn."""
+        topics, left = self.withdrawals.take()
+        messages: list[Message] = []
+        for heir in take_over(self.state, left):
+            device = self.state.devices[heir]
+            messages.extend(self.health_messages(heir, list(device.health.concerns)))
+            messages.extend(self.disk_messages(heir, list(device.disks)))
+            messages.extend(self.state_message(k) for k in self.state.alarms if k[0] == heir)
+            if self.announce:
+                messages.extend(c.message() for c in self.device_discovery(heir))
+        messages.extend(self._withdraw(topics))
+        return messages
+
+    def _serials(self) -> set[str]:
+        """The devices whose serial is known (their unique ids are settled)."""
+        return {name for name, d in self.state.devices.items() if d.facts.serial}
+
+    def _withdraw(self, topics: set[str]) -> list[Message]:
+        """Empty configs for `topics` that no device (hikd included) announces now."""
+        kept = {c.topic for c in hikd_configs(self.discovery)}
+        kept |= {c.topic for name in self.state.devices for c in self.device_discovery(name)}
+        messages = [Message(t, b"", retain=True) for t in sorted(topics - kept)]
+        self._announced(messages)
+        return messages
 
     def learn(self, event: Event) -> list[Message]:
         """Update the retained picture with `event`; return the untracked messages this
@@ -299,7 +322,7 @@ class RetainedPicture:
         the removal of the devices it removed (`forget`)."""
         discovery = self.announce
         name = event.device.name
-        messages = self.forget(removed_devices(event)) if event.type == "reload" else []
+        messages = self._reloaded(event) if event.type == "reload" else []
         known = name in self.state.devices
         device = self.state.device(name)
         announce_device = not known
@@ -363,4 +386,10 @@ class RetainedPicture:
             messages.extend(self.info_messages())
         if discovery:
             self._announced(messages)
+        if self.withdrawals.left and self.withdrawals.due(self._serials()):
+            messages.extend(self._settle())
         return messages
+
+    def _reloaded(self, event: Event) -> list[Message]:
+        added = event.attributes.get("added")
+        return self.forget(removed_devices(event), added if isinstance(added, list) else [])

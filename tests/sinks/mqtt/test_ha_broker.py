@@ -264,12 +264,14 @@ def test_serial_learnt_later_replaces_name_based_entities(
     assert "homeassistant/binary_sensor/hikd_SER123_1_motion/config" in found
 
 
+@pytest.mark.parametrize("first", ["the new name", "the reload"])
 def test_a_device_renamed_by_a_reload_keeps_its_entities_and_loses_its_old_topics(
-    broker: Mosquitto, sink: MqttSink
+    first: str, broker: Mosquitto, sink: MqttSink
 ) -> None:
     """Renamed in the file: the reload removes "nvr" and adds "recorder", the same recorder
-    (serial). Its entities are tied to the serial: the new name's announcement stands, what
-    only the old name had is withdrawn, and the old name's retained topics are cleared."""
+    (serial). Its entities are tied to the serial: they are never withdrawn (Home Assistant
+    would delete them and their history), whether the new name's login or the reload's event
+    comes first; the old name's retained topics are cleared."""
     renamed = DeviceRef("recorder", SERIAL, NVR.address)
     sink.open()
     motion = Event(kind="alarm", type="motion", state="start", device=NVR, channel=33)
@@ -278,7 +280,14 @@ def test_a_device_renamed_by_a_reload_keeps_its_entities_and_loses_its_old_topic
     before = configs(retained(broker, "homeassistant/#"))
     online = dataclasses.replace(nvr_online(), device=renamed)
     reload = health(HIKD, "reload", ok=True, removed={"nvr": "removed"}, added=["recorder"])
-    assert sink.send([online, reload]) == 2
+    with Subscriber(broker, ["homeassistant/#"]) as ha:
+        batches = [[online], [reload]] if first == "the new name" else [[reload], [online]]
+        for batch in batches:
+            assert sink.send(batch) == 1
+        ha.publish("homeassistant/test-marker", "x")  # after all the sink sent
+        ha.wait_topic("homeassistant/test-marker")
+        withdrawn = [m.topic for m in ha.messages if SERIAL in m.topic and not m.payload]
+    assert withdrawn == []
     after = configs(retained(broker, "homeassistant/#"))
     uid = f"hikd_{SERIAL}"
     ours = {t for t in after if SERIAL in t}
@@ -301,6 +310,22 @@ def test_a_device_renamed_by_a_reload_keeps_its_entities_and_loses_its_old_topic
     assert retained(broker, "hikd/recorder/#") == {}
     info = json.loads(retained(broker, "hikd/info")["hikd/info"].payload)
     assert info["devices_online"] == 0
+
+
+def test_a_removed_device_leaves_once_the_devices_added_with_it_said_who_they_are(
+    broker: Mosquitto, sink: MqttSink
+) -> None:
+    """One reload removes the recorder and adds an unrelated camera: the recorder's entities
+    leave as soon as the camera has logged in (its serial is not the recorder's)."""
+    sink.open()
+    assert sink.send([nvr_online()]) == 1
+    reload = health(HIKD, "reload", ok=True, removed={"nvr": "removed"}, added=[CAM.name])
+    assert sink.send([reload]) == 1
+    assert [t for t in configs(retained(broker, "homeassistant/#")) if SERIAL in t]
+    assert sink.send([health(CAM, "online", serial=CAM.serial)]) == 1
+    after = configs(retained(broker, "homeassistant/#"))
+    assert not [t for t in after if SERIAL in t], after
+    assert [t for t in after if CAM.serial in t]
 
 
 def test_a_changed_device_is_announced_as_it_is_now(broker: Mosquitto, sink: MqttSink) -> None:
