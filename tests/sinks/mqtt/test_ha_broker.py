@@ -17,6 +17,7 @@ from hikd.events import DeviceRef, Event, health
 from hikd.sinks.base import SinkContext
 from hikd.sinks.mqtt.sink import MqttConfig, MqttSink
 from tests.mosquitto import Mosquitto, Received, Subscriber, retained
+from tests.support import wait_for
 
 SERIAL = "DS-7608NI-K20820190101CCWRC12345678WCVU"
 NVR = DeviceRef("nvr", SERIAL, "192.0.2.10:8000")
@@ -379,9 +380,11 @@ def test_a_device_removed_while_hikd_was_stopped_leaves_at_the_start(
     configured = ["porch cam"]
     after = MqttSink(config, SinkContext("mqtt", tmp_path, {"devices": lambda: configured}))
     try:
-        after.open()
-        assert not [t for t in configs(retained(broker, "homeassistant/#")) if SERIAL in t]
-        assert retained(broker, "hikd/nvr/#") == {}
+        after.open()  # connected: what it republishes is on its way
+        assert wait_for(
+            lambda: not [t for t in configs(retained(broker, "homeassistant/#")) if SERIAL in t]
+        ), configs(retained(broker, "homeassistant/#"))
+        assert wait_for(lambda: retained(broker, "hikd/nvr/#") == {})
         assert "nvr" not in after.state.devices
         assert after.send([health(CAM, "online", serial=CAM.serial)]) == 1
         assert [t for t in configs(retained(broker, "homeassistant/#")) if CAM.serial in t]
