@@ -139,7 +139,8 @@ class Daemon:
 
     def _make_host(self) -> DeviceHost:
         # Here, not at the top: the supervisor of `hikd run` never loads the device side.
-        from hikd.hosts.device_host import DeviceHost, Publishing
+        from hikd.hosts.device_host import DeviceHost
+        from hikd.hosts.publishing import Publishing
 
         assert self.bus is not None
         publishing = Publishing(self.publish, self.bus.subscribe, self._stored)

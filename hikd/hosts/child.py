@@ -25,7 +25,7 @@ import structlog
 
 from hikd.devices import remembered
 from hikd.hosts import interpreter
-from hikd.hosts.device_host import DeviceHost, Publishing
+from hikd.hosts.device_host import DeviceHost
 from hikd.hosts.host_reload import reload_devices
 from hikd.hosts.messages import (
     Command,
@@ -46,6 +46,7 @@ from hikd.hosts.messages import (
 )
 from hikd.hosts.open_alarms import OpenAlarmsFile, open_alarms_path
 from hikd.hosts.publisher import HostPublisher
+from hikd.hosts.publishing import Publishing
 from hikd.listeners.senders import SenderMap
 from hikd.logs import setup_logging
 from hikd.native_stderr import route_native_stderr
@@ -130,9 +131,11 @@ def main(
             publisher.stored,
             queue=publisher.queue,
             flush=publisher.flush,
+            subscribe_stored=publisher.subscribe_stored,
         ),
         listening="library",
         senders=senders,
+        index=index,
     )
     host.start()
     if host.pipeline is not None:

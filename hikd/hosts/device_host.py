@@ -14,7 +14,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import timedelta, timezone, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -29,11 +29,13 @@ from hikd.devices.commands import run_command
 from hikd.devices.library import open_library
 from hikd.devices.sdk_exceptions import SdkExceptionRouter
 from hikd.devices.session import DeviceSession, SessionHooks
-from hikd.events import DeviceRef, Event, health
+from hikd.events import DeviceRef, health
 from hikd.hosts.messages import DeviceStatus
+from hikd.hosts.publishing import Publishing
 from hikd.listeners.alarm_state import AlarmStateTracker
 from hikd.listeners.arming import ArmingListener, arming_options
 from hikd.listeners.backfill import Backfill
+from hikd.listeners.backfill_heard import heard_path
 from hikd.listeners.decode import DecodeContext
 from hikd.listeners.decode.types import ONE_SHOT_TYPES
 from hikd.listeners.listen import LibraryListen, ListenServer
@@ -82,21 +84,6 @@ def _user_command(session: DeviceSession, args: Mapping[str, Any]) -> CommandRes
     return run_command({session.name: session}, command, session.publish, picture_dir)
 
 
-@dataclass
-class Publishing:
-    """How a host hands its events on: `publish` each one; `subscribe` in-process consumers
-    (they see every event before it is stored); `stored()` returns once all published so far
-    are stored in the outbox (raises `UserError` when they cannot be)."""
-
-    publish: Callable[[Event], None]
-    subscribe: Callable[[Callable[[Event], None]], None]
-    stored: Callable[[], None]
-    queue: Callable[[Event], object] | None = None
-    """For the alarm decoder's thread, where there is one: publish without waking another
-    thread to store; the decoder calls `flush` after what it had to decode."""
-    flush: Callable[[], None] | None = None
-
-
 def device_timezone(value: str | None) -> tzinfo | None:
     """The configured zone of a device that sends times without an offset: a fixed offset
     such as ``+01:00`` or an IANA name such as ``Europe/Berlin`` (daylight saving included)."""
@@ -119,9 +106,12 @@ class DeviceHost:
         sdk: Library | None = None,
         listening: Listening = "front",
         senders: SenderMap | None = None,
+        index: int = 0,
     ) -> None:
         """`devices`: the enabled devices this host owns. `sdk`: an open library to use
-        (and leave open at stop); by default the host opens its own."""
+        (and leave open at stop); by default the host opens its own. `index`: which host
+        this is (names its files in the state directory)."""
+        self.index = index
         self.config = config
         self.devices = list(devices)
         self.publishing = publishing
@@ -206,11 +196,18 @@ class DeviceHost:
         devices = [d for d in self.devices if d.arm and d.backfill]
         if not devices or self.pipeline is None:
             return
+        subscribe_stored = self.publishing.subscribe_stored
         self.backfill = Backfill(
-            devices, self.sessions_by_name, self.publish, self._state_store(state_dir)
+            devices,
+            self.sessions_by_name,
+            self.publish,
+            self._state_store(state_dir),
+            heard=heard_path(state_dir, self.index) if subscribe_stored else None,
         )
         self.pipeline.watchers.append(self.backfill.watch)
         self.publishing.subscribe(self.backfill.observe)
+        if subscribe_stored is not None:
+            subscribe_stored(self.backfill.stored)
         self.backfill.start()
 
     def _start_jobs(self, state_dir: Path) -> None:

@@ -57,10 +57,13 @@ class HostPublisher:
         stored (so that a crash closes every alarm start that may be stored), one call per
         batch rather than per event; `stored_heard({alias: number})` after a batch with
         relayed requests in it is stored (`heard`)."""
-        self._appender = OutboxAppender(state_dir, sinks, on_commit=wake)
+        self._appender = OutboxAppender(state_dir, sinks, on_commit=self._committed)
+        self._wake_supervisor = wake
+        self._committing: Sequence[Event] = ()
         self._note = note
         self._stored_heard = stored_heard
         self._subscribers: list[Callable[[Event], None]] = []
+        self._after_commit: list[Callable[[Sequence[Event]], None]] = []
         self._queue: deque[Event | threading.Event | _Heard] = deque()
         self._wake = threading.Event()
         self._closed = False
@@ -76,6 +79,11 @@ class HostPublisher:
 
     def subscribe(self, consumer: Callable[[Event], None]) -> None:
         self._subscribers.append(consumer)
+
+    def subscribe_stored(self, consumer: Callable[[Sequence[Event]], None]) -> None:
+        """`consumer(batch)` after each batch is stored, on the thread that stored it: it
+        must only note it (backfill's record of the alarms delivered live)."""
+        self._after_commit.append(consumer)
 
     def publish(self, event: Event) -> None:
         """Queue `event`; the writer thread stores it."""
@@ -159,6 +167,16 @@ class HostPublisher:
                     self._failing = True
                 time.sleep(RETRY_S)  # a full disk: the events wait in memory
 
+    def _committed(self) -> None:
+        """The batch is in the outbox: its consumers first, then the supervisor's wake-up
+        (what the supervisor delivers has been noted by then: backfill's record)."""
+        for consumer in self._after_commit:
+            try:
+                consumer(self._committing)
+            except Exception:  # stored is stored: a bug there must not store it twice
+                log.exception("device host: a consumer of stored events failed")
+        self._wake_supervisor()
+
     def _store_some(self) -> bool:
         """Store the next batch from the queue (with `_storing` held); False when it could
         not be stored (what was taken is back at the head of the queue then)."""
@@ -183,6 +201,7 @@ class HostPublisher:
                 if hops.ON:
                     hops.note("storing", batch)
                 self._note(batch)
+                self._committing = batch
                 self._appender.append(batch)
                 if hops.ON:
                     hops.note("committed", batch)
@@ -190,6 +209,8 @@ class HostPublisher:
                 self._error = str(exc)
                 queue.extendleft(reversed(taken))
                 return False
+            finally:
+                self._committing = ()
         if heard:
             self._stored_heard(heard)
         while queue and isinstance(first := queue[0], threading.Event):

@@ -11,7 +11,9 @@ health event for the gap.
 Never twice: an entry is skipped when a live alarm of its kind and channel (re-sent ones
 included) has a device time within ``TOLERANCE_S`` of it; each live alarm stands for one
 entry at most (`heard_live`). Every published entry is recorded in the state database,
-so an overlapping later gap skips it.
+so an overlapping later gap skips it. The record of live alarms is saved once a second;
+what a device host stored since is noted after each commit (`backfill_heard`), so the
+alarms of a killed host's last second are not read back as missed.
 
 Everything runs on this worker's thread: the decoder thread and the publishers only
 append to a deque or a queue; the log search never holds up arming.
@@ -23,9 +25,10 @@ import dataclasses
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from itertools import islice
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -40,6 +43,7 @@ from hikd.listeners.backfill_devices import (
     heard_record,
     recall,
 )
+from hikd.listeners.backfill_heard import HeardFile, with_heard
 from hikd.listeners.log_alarms import (
     Live,
     LogAlarm,
@@ -90,8 +94,11 @@ class Backfill:
         settle_s: float = SETTLE_S,
         lookback_s: float = LOOKBACK_S,
         tolerance_s: float = TOLERANCE_S,
+        heard: Path | None = None,
     ) -> None:
+        """`heard`: the file of the alarms a device host stored since the last save."""
         self._devices = {d.name: Watched(d) for d in devices if d.backfill and d.arm}
+        self._heard = HeardFile(heard) if heard is not None else None
         self._sessions = sessions
         self._publish = publish
         self.state = state
@@ -112,8 +119,27 @@ class Backfill:
     def start(self) -> None:
         for name, device in self._devices.items():
             recall(self.state, name, device)
+        if self._heard is not None:
+            self._take_heard(self._heard)
         self._thread = threading.Thread(target=self._run, name="backfill", daemon=True)
         self._thread.start()
+
+    def _take_heard(self, heard: HeardFile) -> None:
+        """Add what the last run stored after its last save to the record (a device never
+        heard before has none: no gap), save that, and start the file afresh."""
+        for name, entries in heard.take().items():
+            device = self._devices.get(name)
+            if device is None or device.deaf_since is None:
+                continue
+            if (live := with_heard(device.live, entries)) is not None:
+                device.live = live
+                self._save_heard(name, device.deaf_since)
+        heard.begin()
+
+    def stored(self, batch: Sequence[Event]) -> None:
+        """After `batch` is stored in the outbox, on the thread that stored it."""
+        if self._heard is not None:
+            self._heard.note(batch, self._devices)
 
     def devices_changed(self, devices: list[DeviceConfig]) -> None:
         """A reload: these are the devices from now on (before the added ones log in). An
@@ -161,6 +187,8 @@ class Backfill:
                 # Heard until the channels began to close; what still arrived after that
                 # is in the saved list of recent live alarms.
                 self._save_heard(name, self._closing_at)
+        if self._heard is not None:
+            self._heard.close(remove=True)  # all of it is saved
 
     # -- what other threads call: note and return ----------------------------------------
     def watch(self, event: Event) -> None:
@@ -259,6 +287,16 @@ class Backfill:
         for name, device in self._devices.items():
             if device.hearing:
                 self._save_heard(name, now)
+            elif self._heard is not None:
+                # Deaf, or a gap not read back yet: from its start, with the live alarms
+                # heard since (the file forgets them at the next save).
+                starts = [g.start for g in device.gaps]
+                if device.deaf_since is not None:
+                    starts.append(device.deaf_since)
+                if starts:
+                    self._save_heard(name, min(starts))
+        if self._heard is not None:
+            self._heard.rotate()
 
     def _save_heard(self, name: str, when: datetime) -> None:
         device = self._devices.get(name)
