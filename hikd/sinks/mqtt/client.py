@@ -35,10 +35,13 @@ import struct
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import MQTTErrorCode, _ConnectionState
+
+if TYPE_CHECKING:
+    from paho.mqtt.client import _OutPacket
 
 _READ_SIZE = 65536
 _WRITE_MOST = 262144
@@ -50,6 +53,21 @@ _TWO_BYTES = struct.Struct("!H")
 _ACKS = (mqtt.PUBACK, mqtt.PUBCOMP)
 _HEAD_SHORT = struct.Struct("!BBH")  # remaining length < 128: one byte
 _HEAD_LONG = struct.Struct("!BBBH")  # < 16,384: two
+
+
+def _out_packet(
+    command: int, mid: int, qos: int, packet: bytes | bytearray, info: mqtt.MQTTMessageInfo | None
+) -> _OutPacket:
+    """An entry of paho's `_out_packet` queue, as its own `_packet_queue` makes it."""
+    return {
+        "command": command,
+        "mid": mid,
+        "qos": qos,
+        "pos": 0,
+        "to_process": len(packet),
+        "packet": packet,
+        "info": info,
+    }
 
 
 def _publish_head(first: int, topic: int, payload: int) -> bytes:
@@ -180,17 +198,7 @@ class BatchingClient(mqtt.Client):
                 message.state = waiting
                 packet = b"".join((_publish_head(command | retain, len(name), len(payload)),
                                    name, pack(mid), payload))  # fmt: skip
-                packets.append(
-                    {
-                        "command": command,
-                        "mid": mid,
-                        "qos": qos,
-                        "pos": 0,
-                        "to_process": len(packet),
-                        "packet": packet,
-                        "info": info,
-                    }
-                )
+                packets.append(_out_packet(command, mid, qos, packet, info))
         return infos
 
     def _write_now(self) -> bool:
@@ -229,17 +237,7 @@ class BatchingClient(mqtt.Client):
     ) -> MQTTErrorCode:
         if self._batching is None or self._batching != threading.get_ident():
             return super()._packet_queue(command, packet, mid, qos, info)
-        self._out_packet.append(
-            {
-                "command": command,
-                "mid": mid,
-                "qos": qos,
-                "pos": 0,
-                "to_process": len(packet),
-                "packet": packet,
-                "info": info,
-            }
-        )
+        self._out_packet.append(_out_packet(command, mid, qos, packet, info))
         self._batch_queued = True
         return MQTTErrorCode.MQTT_ERR_SUCCESS
 

@@ -129,15 +129,21 @@ class MqttSink:
             self.close()
             raise SinkUnavailable(problem)
 
-    def send(self, batch: Sequence[Event]) -> int:
-        if not batch:
-            return 0
+    def _connected_client(self) -> BatchingClient:
+        """The client, opened if need be, once it is connected; `SinkUnavailable` if it does
+        not connect within ``publish_timeout_s``."""
         if self._client is None:
             self.open()
         client = self._client
         assert client is not None
         if not self._wait_connected(self.config.publish_timeout_s):
             raise SinkUnavailable(self._problem)
+        return client
+
+    def send(self, batch: Sequence[Event]) -> int:
+        if not batch:
+            return 0
+        client = self._connected_client()
         window = InFlight()  # this batch's own, beside any sent ahead
         window.add(self._publish_batch(client, batch), self._deadline())
         delivered = 0
@@ -205,13 +211,7 @@ class MqttSink:
     def send_ahead(self, batch: Sequence[Event]) -> None:
         if not batch:
             return
-        if self._client is None:
-            self.open()
-        client = self._client
-        assert client is not None
-        if not self._wait_connected(self.config.publish_timeout_s):
-            raise SinkUnavailable(self._problem)
-        self._flight.add(self._publish_batch(client, batch), self._deadline())
+        self._flight.add(self._publish_batch(self._connected_client(), batch), self._deadline())
 
     def delivered(self) -> int:
         try:
