@@ -20,6 +20,7 @@ from tests.delivery.test_delivery import (  # noqa: F401 - run_hikd is a fixture
     run_hikd,
     wait_until,
 )
+from tests.hosts.configs import daemon_lines, device_lines
 from tests.hosts.test_device_hosts import events_of
 from tests.hosts.test_reload import hikd
 
@@ -27,26 +28,9 @@ KEEP, NEW = "door", "shed"
 
 
 def write_config(path: Path, sim: Simulator, names: list[str]) -> None:
-    state = path.parent / "state"
-    lines = [
-        "[daemon]",
-        f'state_dir = "{state}"',
-        f'runtime_dir = "{path.parent / "run"}"',
-        "[logging]",
-        'format = "json"',
-        "[alarms.hold_s]",
-        "default = 3",
-        "[sinks.disk]",
-        f'path = "{state / "events"}"',
-    ]
+    lines = [*daemon_lines(path), "[alarms.hold_s]", "default = 3"]
     for name in names:
-        lines += [
-            "[[devices]]",
-            f'name = "{name}"',
-            f'host = "{sim.device(name).host}"',
-            f"port = {sim.device(name).port}",
-            "reconnect_min_s = 0.2",
-        ]
+        lines += [*device_lines(sim, name), "reconnect_min_s = 0.2"]
     path.write_text("\n".join(lines) + "\n")
 
 

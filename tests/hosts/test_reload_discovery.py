@@ -20,6 +20,7 @@ from tests.delivery.test_delivery import (  # noqa: F401 - broker, run_hikd are 
     run_hikd,
     wait_until,
 )
+from tests.hosts.configs import daemon_lines, device_lines
 from tests.hosts.test_device_hosts import events_of
 from tests.hosts.test_reload import hikd
 from tests.mosquitto import Mosquitto, Subscriber, retained
@@ -36,15 +37,8 @@ def write_config(
     renamed: dict[str, str] | None = None,
 ) -> None:
     """`renamed`: name in the file -> the simulated device it is (its password in the file)."""
-    state = path.parent / "state"
     lines = [
-        "[daemon]",
-        f'state_dir = "{state}"',
-        f'runtime_dir = "{path.parent / "run"}"',
-        "[logging]",
-        'format = "json"',
-        "[sinks.disk]",
-        f'path = "{state / "events"}"',
+        *daemon_lines(path),
         "[sinks.mqtt]",
         f'host = "{mqtt.host}"',
         f"port = {mqtt.port}",
@@ -52,12 +46,8 @@ def write_config(
         'instance_id = "test"',
     ]
     for name in names:
-        device = sim.device((renamed or {}).get(name, name))
         lines += [
-            "[[devices]]",
-            f'name = "{name}"',
-            f'host = "{device.host}"',
-            f"port = {device.port}",
+            *device_lines(sim, name, as_device=(renamed or {}).get(name)),
             *(["enabled = false"] if name == disabled else []),
             *([f'password = "{SECRET}"'] if name in (renamed or {}) else []),
         ]

@@ -20,6 +20,7 @@ from tests.delivery.test_delivery import (  # noqa: F401 - run_hikd is a fixture
     run_hikd,
     wait_until,
 )
+from tests.hosts.configs import daemon_lines, device_lines
 from tests.hosts.test_device_hosts import events_of
 from tests.hosts.test_reload import hikd
 from tests.support import free_port
@@ -29,27 +30,14 @@ ADDRESS = {KEEP: "127.0.0.31", GONE: "127.0.0.32", NEW: "127.0.0.33"}
 
 
 def write_config(path: Path, sim: Simulator, names: list[str], listen: int) -> None:
-    state = path.parent / "state"
     lines = [
-        "[daemon]",
-        f'state_dir = "{state}"',
-        f'runtime_dir = "{path.parent / "run"}"',
-        "[logging]",
-        'format = "json"',
-        "[sinks.disk]",
-        f'path = "{state / "events"}"',
+        *daemon_lines(path),
         "[[listen]]",
         'address = "127.0.0.1"',
         f"port = {listen}",
     ]
     for name in names:
-        lines += [
-            "[[devices]]",
-            f'name = "{name}"',
-            f'host = "{sim.device(name).host}"',
-            f"port = {sim.device(name).port}",
-            "arm = false",
-        ]
+        lines += [*device_lines(sim, name), "arm = false"]
     path.write_text("\n".join(lines) + "\n")
 
 
