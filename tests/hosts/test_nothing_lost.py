@@ -27,6 +27,7 @@ from tests.delivery.test_delivery import (  # noqa: F401 - run_hikd is a fixture
     run_hikd,
     wait_until,
 )
+from tests.hosts.configs import armed_device_config, pushing_device_config
 from tests.hosts.test_device_hosts import host_pids
 from tests.support import free_port
 
@@ -77,13 +78,7 @@ def test_pushes_in_flight_when_the_host_dies_all_reach_the_sinks(
     try:
         device, port, state = sim.devices[0], free_port(), tmp_path / "state"
         config = tmp_path / "hikd.toml"
-        config.write_text(
-            f'[daemon]\nstate_dir = "{state}"\n[logging]\nformat = "json"\n'
-            '[alarms]\npulse_types = ["intrusion"]\n'
-            f'[sinks.disk]\npath = "{state / "events"}"\n'
-            f'[[devices]]\nname = "{DEVICE}"\nhost = "127.0.0.1"\nport = {device.port}\n'
-            f'arm = false\n[[listen]]\naddress = "127.0.0.1"\nport = {port}\n'
-        )
+        config.write_text(pushing_device_config(config, DEVICE, device.port, port))
         hikd = run_hikd(config, sim)
 
         def push(number: int) -> PushResult:
@@ -163,14 +158,7 @@ def test_alarms_around_an_armed_host_crash_are_all_delivered(
     try:
         device, state = sim.devices[0], tmp_path / "state"
         config = tmp_path / "hikd.toml"
-        config.write_text(
-            f'[daemon]\nstate_dir = "{state}"\n[logging]\nformat = "json"\n'
-            "[alarms.hold_s]\ndefault = 600\n"
-            f'[sinks.disk]\npath = "{state / "events"}"\n'
-            "[sdk]\nreconnect_interval_ms = 500\n[arming]\nretry_s = 1\n"
-            f'[[devices]]\nname = "{DEVICE}"\nhost = "127.0.0.1"\nport = {device.port}\n'
-            "reconnect_min_s = 0.2\n"
-        )
+        config.write_text(armed_device_config(config, DEVICE, device.port))
         hikd = run_hikd(config, sim)
         assert device.wait_for_streams(1, timeout=START_TIMEOUT_S), hikd.output()
         channels = iter(range(1, 33))

@@ -24,6 +24,7 @@ from tests.delivery.test_delivery import (  # noqa: F401 - run_hikd is a fixture
     run_hikd,
     wait_until,
 )
+from tests.hosts.configs import pushing_device_config
 from tests.hosts.test_device_hosts import host_pids
 from tests.hosts.test_nothing_lost import relaying_to_a_stopped_host
 from tests.support import free_port
@@ -59,13 +60,7 @@ def test_pushes_answered_before_the_daemon_dies_are_delivered_after_its_restart(
     try:
         device, port, state = sim.devices[0], free_port(), tmp_path / "state"
         config = tmp_path / "hikd.toml"
-        config.write_text(
-            f'[daemon]\nstate_dir = "{state}"\n[logging]\nformat = "json"\n'
-            '[alarms]\npulse_types = ["intrusion"]\n'
-            f'[sinks.disk]\npath = "{state / "events"}"\n'
-            f'[[devices]]\nname = "{DEVICE}"\nhost = "127.0.0.1"\nport = {device.port}\n'
-            f'arm = false\n[[listen]]\naddress = "127.0.0.1"\nport = {port}\n'
-        )
+        config.write_text(pushing_device_config(config, DEVICE, device.port, port))
         hikd = run_hikd(config, sim)
 
         def push(number: int) -> PushResult:

@@ -28,6 +28,7 @@ from tests.delivery.test_delivery import (  # noqa: F401 - run_hikd is a fixture
     run_hikd,
     wait_until,
 )
+from tests.hosts.configs import armed_device_config
 from tests.hosts.test_device_hosts import host_pids
 from tests.hosts.test_nothing_lost import motion_on_disk
 
@@ -46,14 +47,7 @@ def test_alarms_heard_before_a_host_is_killed_come_once_and_none_is_lost(
     try:
         device, state = sim.devices[0], tmp_path / "state"
         config = tmp_path / "hikd.toml"
-        config.write_text(
-            f'[daemon]\nstate_dir = "{state}"\n[logging]\nformat = "json"\n'
-            "[alarms.hold_s]\ndefault = 600\n"
-            f'[sinks.disk]\npath = "{state / "events"}"\n'
-            "[sdk]\nreconnect_interval_ms = 500\n[arming]\nretry_s = 1\n"
-            f'[[devices]]\nname = "{DEVICE}"\nhost = "127.0.0.1"\nport = {device.port}\n'
-            "reconnect_min_s = 0.2\n"
-        )
+        config.write_text(armed_device_config(config, DEVICE, device.port))
         hikd = run_hikd(config, sim)
         assert device.wait_for_streams(1, timeout=START_TIMEOUT_S), hikd.output()
         for channel in range(1, 5):
