@@ -144,15 +144,14 @@ class KeptRequests:
     def drop(self, alias: str, number: int, host: Hashable) -> Kept | None:
         """Forget request `number` (it is relayed again under a new number, or given up)."""
         kept = self._by_alias.get(alias)
-        found = None
-        for k in kept or ():
-            if k.number == number and k.host == host:
-                kept.remove(k)  # type: ignore[union-attr]
-                self.bytes -= len(k.relayed.payload)
-                self.count -= 1
-                found = k
-                break
-        if kept is not None and not kept:
+        if kept is None:
+            return None
+        found = next((k for k in kept if k.number == number and k.host == host), None)
+        if found is not None:
+            kept.remove(found)
+            self.bytes -= len(found.relayed.payload)
+            self.count -= 1
+        if not kept:
             del self._by_alias[alias]
         return found
 
