@@ -27,15 +27,18 @@ def pct(values: Sequence[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
-def start_simulator(devices: int) -> tuple[subprocess.Popen[str], list[int]]:
-    """``hikd.sim`` with `devices` devices on free ports, in its own process."""
+def start_simulator(
+    devices: int, tree: Path | None = None
+) -> tuple[subprocess.Popen[str], list[int]]:
+    """``hikd.sim`` with `devices` devices on free ports, in its own process; with `tree`,
+    that checkout's simulator (``-m`` runs the package of the working directory)."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "hikd.sim", "--devices", str(devices), "--port", "0",
          "--password", PASSWORD],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
-        cwd=ROOT,
+        cwd=tree or ROOT,
     )  # fmt: skip
     assert proc.stdout is not None
     ports: list[int] = []
