@@ -8,7 +8,8 @@ README vendor-library notes), and it applied hikd's allow-list only after parsin
 sender that is not allowed is cut off (RST) before a byte of its request is read; an allowed
 sender's request is read within the limits, vetted (`hikd.listeners.vet`) and relayed from a
 loopback address of its own (`SenderMap`): the library reports only the socket peer in
-NET_DVR_ALARMER.sDeviceIP, and that address maps back to the real sender for device matching.
+NET_DVR_ALARMER.sDeviceIP, and that address maps back to the real sender for device matching
+and to the request for the host's reports.
 
 One asyncio loop on one thread serves every connection; vetting a big body runs on a worker
 thread. With device hosts (`hikd.hosts`) the front runs in the supervisor and relays to the
@@ -32,6 +33,7 @@ from hikd.addresses import AddressSet, normal_ip
 from hikd.events import Event
 from hikd.listeners.front_counts import CountsReport, front_stats
 from hikd.listeners.host_relay import HostRelay, Router
+from hikd.listeners.library_relay import LibraryRelay
 from hikd.listeners.refusals import REPORT_EVERY_S, Refusals
 from hikd.listeners.relayed import MAX_TRIES, RecentRelays, Relayed, unread
 from hikd.listeners.senders import SenderMap
@@ -47,7 +49,6 @@ INLINE_VET_BYTES = 65536
 more than the work)."""
 MAX_PER_SENDER = 16
 """Requests of one sender read at the same time (a device sends one at a time)."""
-RELAY_TIMEOUT_S = 30.0
 MAX_KEPT_BYTES = 64 * 1024 * 1024
 """Pushed alarms answered but not stored by a device host yet, kept in memory: over this a
 push is answered 503 (README "The listen front")."""
@@ -90,6 +91,9 @@ class ListenFront:
         self._active = 0
         self._by_sender: Counter[str] = Counter()
         self._recent = RecentRelays()
+        self._library = LibraryRelay(
+            relay_host, senders, self._recent, self.counters, self._refusals, self._relay_again
+        )
         self._hosts = (
             None
             if router is None
@@ -331,47 +335,8 @@ class ListenFront:
             self._hosts.confirm(host, heard)
 
     async def _send(self, alias: str, relayed: Relayed, port: int, restart: bool) -> int | None:
-        """Relay one request to the library on `port`; its number, None if the library
-        could not be reached (`restart`: the library behind is new)."""
-        request = (
-            f"POST {relayed.path} HTTP/1.1\r\nHost: {self.relay_host}:{port}\r\n"
-            f"Content-Type: {relayed.content_type}\r\n"
-            f"Content-Length: {len(relayed.payload)}\r\nConnection: close\r\n\r\n"
-        ).encode() + relayed.payload
-        # Numbered and remembered before it is sent: the library's error can come before
-        # its answer.
-        number = self.senders.count_relayed(alias, restart=restart)
-        self._recent.remember(alias, number, relayed)
-        connected = False
-        try:
-            async with asyncio.timeout(RELAY_TIMEOUT_S):
-                reader, writer = await asyncio.open_connection(
-                    self.relay_host, port, local_addr=(alias, 0)
-                )
-                connected = True
-                try:
-                    writer.write(request)
-                    await writer.drain()
-                    # The library answers 200 and resets the connection (SO_LINGER 0): the
-                    # reset may even swallow the 200. The whole request was taken either way.
-                    with contextlib.suppress(ConnectionError):
-                        await reader.read(4096)
-                finally:
-                    writer.transport.abort()
-        except (OSError, TimeoutError) as exc:
-            self.counters["relay_failed"] += 1
-            self._refusals.warn(
-                "the vendor library's listen port did not take a pushed alarm",
-                sender=relayed.sender,
-                error=str(exc) or type(exc).__name__,
-                count=self.counters["relay_failed"],
-            )
-            if not connected:  # the library never saw it: its number is free again
-                self.senders.uncount_relayed(alias)
-                return None
-            return number  # it may have taken it: the host's report tells
-        self.counters["relayed"] += 1
-        return number
+        """`LibraryRelay.send`."""
+        return await self._library.send(alias, relayed, port, restart)
 
     async def _answer(self, writer: asyncio.StreamWriter, status: int) -> None:
         try:

@@ -233,16 +233,22 @@ class AlarmPipeline:
                     self._alarmers.clear()
                 alarmer = self._alarmers[raw.alarmer] = raw.sender()
             senders = self._senders
-            number, again = 0, False
+            alias, number, again = "", 0, False
             if senders is not None and senders.is_alias(alarmer.device_ip):
-                number = senders.count_heard(alarmer.device_ip)
+                alias, number, unheard = senders.count_heard(alarmer.device_ip)
+                if self.misread is not None:
+                    for lost in unheard:
+                        # Taken without a word (README's vendor-library notes): the front
+                        # relays it again, as a misread one.
+                        self.counters["listen_unheard"] += 1
+                        self.misread(alias, lost)
                 if raw.command == ERROR_MESSAGE and self.misread is not None:
                     # A request the front vetted as a well-formed alarm: the library's
                     # misreading (README's vendor-library notes), not the device's mistake.
                     self.counters["listen_misread"] += 1
-                    self.misread(alarmer.device_ip, number)
+                    self.misread(alias, number)
                     return
-                again = senders.again(alarmer.device_ip, number)
+                again = senders.again(alias, number)
             context = self._context_for(raw, alarmer)
             if context is None:
                 return
@@ -267,7 +273,7 @@ class AlarmPipeline:
                         hops.note("decoded", (out,))
                     self._publish(out)
             if number and self.heard is not None:
-                self.heard(alarmer.device_ip, number)
+                self.heard(alias, number)
         except Exception:
             self.counters["pipeline_errors"] += 1
             log.exception("alarm pipeline error", command=hex(raw.command))

@@ -4,12 +4,11 @@ The vendor library fails to read a few in a hundred well-formed alarms pushed to
 port (more under load, bodies over about 1 KB): it calls back with an error message (0x7fff,
 "The XML message contains errors in format") before it answers 200 (README's vendor-library
 notes). The front vetted the request, so the error is the library's: it is relayed again, at
-most `MAX_TRIES` times in all. The error names only the relay's loopback address, one per
-sender; which of that sender's requests it is about is told by counting: the library answers
-each request with one message, in order, so the n-th message heard from an address is about
-the n-th request relayed from it (`SenderMap.count_relayed`/`count_heard`). Requests are
-kept `KEEP_S`. One the
-library still cannot read goes to the sinks as it came (`unread`): nothing is dropped.
+most `MAX_TRIES` times in all; so is one the library reset without its `200`, or took without
+a word. The error names only the relay's loopback address, which says which request it is
+about: each request of a sender is relayed from the address of its number
+(`SenderMap.relay_address`/`count_heard`). Requests are kept `KEEP_S`. One the library still
+cannot read goes to the sinks as it came (`unread`): nothing is dropped.
 """
 
 from __future__ import annotations

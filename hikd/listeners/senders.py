@@ -1,8 +1,11 @@
 """Real senders <-> the loopback addresses the listen front relays their requests from.
 
 The vendor library reports only the socket peer of a pushed alarm (sdk-over-isapi.md part
-1 §4); the front connects to it from an address of its own per real sender, and the alarm
-pipeline maps that address back to the sender for device matching.
+1 §4; its wSocketPort and sSocketIP stay empty, measured). So each real sender has a block
+of 256 loopback addresses of its own (its alias, ``127.x.y.0/24``), and each request is
+relayed from the address of the block whose last byte is the request's number (1..254, then
+1 again): the address the library reports says which sender, for device matching, and which
+of its requests a message is about, whether or not the library answered the ones before.
 """
 
 from __future__ import annotations
@@ -11,8 +14,11 @@ import ipaddress
 import threading
 from collections import OrderedDict
 
-ALIAS_NETWORK = ipaddress.IPv4Network("127.242.0.0/16")
-"""Loopback addresses the relay connects from, one per real sender (all of 127/8 is lo)."""
+ALIAS_NETWORK = ipaddress.IPv4Network("127.128.0.0/9")
+"""Loopback addresses the relay connects from, 256 per real sender (all of 127/8 is lo)."""
+NUMBERS = 254
+"""Request numbers told apart by the relay's address (.0 and .255 are left out: not every
+tool treats them as plain host addresses)."""
 LIBRARY_ADDRESS = "127.0.0.1"
 """Where the vendor library's listen port is: loopback, only the front talks to it."""
 
@@ -30,10 +36,10 @@ class SenderMap:
         self._heard: dict[str, int] = {}
         self._again: dict[str, int] = {}
         self._resent: dict[str, set[int]] = {}
-        # .0 and .255 are left out: not every tool treats them as plain host addresses.
-        self._capacity = network.num_addresses // 256 * 254
+        self._capacity = network.num_addresses // 256
 
     def alias_for(self, sender: str) -> str:
+        """The block of addresses `sender`'s requests are relayed from."""
         with self._lock:
             alias = self._by_sender.get(sender)
             if alias is not None:
@@ -55,6 +61,7 @@ class SenderMap:
         """Take over an alias another process's front gave `sender` (the supervisor's front
         relays to a device host: `hikd.hosts`); `again`: its first requests are this many
         relayed again after a host before this one ended (`again`)."""
+        alias = alias_of(alias)
         with self._lock:
             self._again[alias] = again
             self._resent.pop(alias, None)
@@ -69,15 +76,19 @@ class SenderMap:
             self._heard.pop(alias, None)
 
     def _new_alias(self) -> str:
-        while True:
-            self._next += 1
-            address = self.network.network_address + self._next
-            if int(address) & 0xFF not in (0, 255):
-                return str(address)
+        block = self.network.network_address + 256 * self._next
+        self._next += 1
+        return f"{block}/24"
 
     # Which relayed request a message of the library is about (`hikd.listeners.relayed`):
-    # each request the front hands the library yields one message (an alarm or its 0x7fff
-    # error), in order per alias, so the n-th message heard is about the n-th request.
+    # the address it names (`relay_address`). The library yields one message per request
+    # (an alarm or its 0x7fff error) before it answers, and the front relays one request of
+    # an alias at a time, so the numbers heard go up; a number left out is a request the
+    # library took and said nothing about (README's vendor-library notes).
+    def relay_address(self, alias: str, number: int) -> str:
+        """The address request `number` of `alias` is relayed from."""
+        return f"{alias[:-5]}.{(number - 1) % NUMBERS + 1}"
+
     def count_relayed(self, alias: str, restart: bool = False) -> int:
         """The number of the request about to be relayed from `alias` (front side);
         `restart`: the library behind is new (a device host started again)."""
@@ -91,16 +102,25 @@ class SenderMap:
         with self._lock:
             self._relayed[alias] = max(0, self._relayed.get(alias, 0) - 1)
 
-    def count_heard(self, alias: str) -> int:
-        """The number of this message from the library about `alias` (library side)."""
+    def count_heard(self, address: str) -> tuple[str, int, range]:
+        """Which request a message from the library about `address` (a relay address) is
+        about (library side): its alias, its number, and the numbers before it the library
+        said nothing about since the last message (empty for a late message)."""
+        alias = alias_of(address)
+        residue = int(address.rpartition(".")[2])
         with self._lock:
-            number = self._heard.get(alias, 0) + 1
+            heard = self._heard.get(alias, 0)
+            ahead = (residue - 1 - heard) % NUMBERS
+            if ahead >= NUMBERS // 2:  # a message about an earlier request, late
+                return alias, heard + 1 + ahead - NUMBERS, range(0)
+            number = heard + 1 + ahead
             self._heard[alias] = number
-            return number
+            return alias, number, range(heard + 1, number)
 
     def mark_resent(self, alias: str, number: int) -> None:
         """Request `number` from `alias` is one a host before may have stored, though past the
         first `again` of `learn` (a retry of a misread one)."""
+        alias = alias_of(alias)
         with self._lock:
             self._resent.setdefault(alias, set()).add(number)
 
@@ -116,10 +136,19 @@ class SenderMap:
 
     def is_alias(self, address: str) -> bool:
         try:
-            return ipaddress.ip_address(address) in self.network
+            return ipaddress.ip_address(address.partition("/")[0]) in self.network
         except ValueError:
             return False
 
-    def sender_of(self, alias: str) -> str | None:
+    def sender_of(self, address: str) -> str | None:
+        """The real sender of an alias or of one of its relay addresses."""
+        alias = alias_of(address)
         with self._lock:
             return self._by_alias.get(alias)
+
+
+def alias_of(address: str) -> str:
+    """The alias (``127.x.y.0/24``) of a relay address, or the alias itself."""
+    if address.endswith("/24"):
+        return address
+    return address.rpartition(".")[0] + ".0/24"

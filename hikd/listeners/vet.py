@@ -53,6 +53,9 @@ MAX_PART_HEADER_BYTES = 8192
 XML_TYPES = {"application/xml", "text/xml"}
 JSON_TYPES = {"application/json", "text/json"}
 MULTIPART_TYPES = {"multipart/form-data", "multipart/mixed"}
+LIBRARY_MAX_BODY = 64 * 1024 * 1024
+"""The library resets a request whose body is this long or longer, unanswered and without a
+word (sdk-over-isapi.md part 1 §4)."""
 
 
 _REASONS = {
@@ -278,6 +281,10 @@ def _rebuild_multipart(boundary: str, body: bytes, limits: Limits) -> tuple[str,
     if not alarms:
         raise Refused(400, "multipart without an alarm (no EventNotificationAlert or eventType)")
     out.append(f"--{new}--\r\n".encode())
+    if sum(map(len, out)) >= LIBRARY_MAX_BODY:
+        # hikd's part headers may be longer than the sender's: the library would reset it
+        # unanswered (README's vendor-library notes), after the device was answered 200.
+        raise Refused(413, f"body of {len(body)} bytes is over {LIBRARY_MAX_BODY - 1} relayed")
     return f"multipart/form-data; boundary={new}", b"".join(out)
 
 

@@ -36,7 +36,7 @@ PUSHES = 120
 """Pushed alarms in all; the host is stopped, then killed, while they flow."""
 KILL_AFTER = 30
 """Pushes answered before the host is stopped."""
-RELAY_PREFIX = "0100F27F"  # 127.242.0.1 in /proc/net/tcp's byte order: the front's relay
+RELAY_BLOCK = "00807F"  # 127.128.0.x in /proc/net/tcp's byte order: the front's relay
 
 
 def relaying_to_a_stopped_host(supervisor: int) -> bool:
@@ -50,7 +50,7 @@ def relaying_to_a_stopped_host(supervisor: int) -> bool:
     for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
         fields = line.split()
         local, state, inode = fields[1], fields[3], fields[9]
-        if local.startswith(RELAY_PREFIX) and state == "01" and f"socket:[{inode}]" in sockets:
+        if local[2:8] == RELAY_BLOCK and state == "01" and f"socket:[{inode}]" in sockets:
             return True  # 01: ESTABLISHED
     return False
 

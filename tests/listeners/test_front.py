@@ -348,16 +348,44 @@ def test_check_config_notes_a_name_that_does_not_resolve(tmp_path: Path) -> None
     assert "Traceback" not in result.stderr
 
 
-def test_each_sender_has_a_loopback_address_of_its_own() -> None:
+def test_each_sender_has_loopback_addresses_of_its_own() -> None:
     import ipaddress
 
     from hikd.listeners.senders import SenderMap
 
-    senders = SenderMap(ipaddress.IPv4Network("127.242.0.0/24"))
+    senders = SenderMap(ipaddress.IPv4Network("127.242.0.0/16"))
     first = senders.alias_for("192.0.2.1")
     assert senders.alias_for("192.0.2.1") == first and senders.sender_of(first) == "192.0.2.1"
-    aliases = {senders.alias_for(f"198.51.100.{i}") for i in range(253)}
-    assert len(aliases | {first}) == 254 and not {"127.242.0.0", "127.242.0.255"} & aliases
-    # Full: the sender seen longest ago gives its address up.
+    aliases = {senders.alias_for(f"198.51.100.{i}") for i in range(255)}
+    assert len(aliases | {first}) == 256
+    # Full: the sender seen longest ago gives its addresses up.
     assert senders.alias_for("203.0.113.1") == first and senders.sender_of(first) == "203.0.113.1"
     assert senders.is_alias(first) and not senders.is_alias("127.0.0.1")
+    # Each request from its own address of the block, never .0 or .255; the library's
+    # message names it, so which request it is about is known exactly.
+    addresses = [senders.relay_address(first, n) for n in range(1, 256)]
+    assert addresses[0] == "127.242.0.1" and addresses[253] == "127.242.0.254"
+    assert addresses[254] == "127.242.0.1"
+    assert all(senders.is_alias(a) and senders.sender_of(a) == "203.0.113.1" for a in addresses)
+
+
+def test_a_request_the_library_said_nothing_about_is_named() -> None:
+    from hikd.listeners.senders import SenderMap
+
+    senders = SenderMap()
+    alias = senders.alias_for("192.0.2.1")
+    numbers = (1, 2, 4, 120, 240, 254, 257)
+    heard = [senders.count_heard(senders.relay_address(alias, n)) for n in numbers]
+    assert [(number, list(unheard)) for _alias, number, unheard in heard] == [
+        (1, []),
+        (2, []),
+        (4, [3]),
+        (120, list(range(5, 120))),
+        (240, list(range(121, 240))),
+        (254, list(range(241, 254))),
+        (257, [255, 256]),
+    ]
+    assert {a for a, _n, _u in heard} == {alias}
+    # A message about an earlier request, late: its own number, nothing left out.
+    assert senders.count_heard(senders.relay_address(alias, 250))[1:] == (250, range(0))
+    assert senders.count_heard(senders.relay_address(alias, 258))[1:] == (258, range(0))

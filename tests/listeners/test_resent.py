@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import re
 import socket
+import struct
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -44,6 +45,8 @@ class StandInHost:
         self.before_answer: Callable[[str, int], None] | None = None
         """Called with (alias, number) after the library read a request, before it answers."""
         self.after_answer: Callable[[str, int], None] | None = None
+        self.drop = 0
+        """Requests to take without a word (no answer, a reset), as the library does some."""
         self._server: socket.socket | None = None
         self._lock = threading.Lock()
         self.listen()
@@ -101,16 +104,22 @@ class StandInHost:
                         break
                     data += chunk
                 found = re.search(rb"<n>(\d+)</n>", data)
+                if found is not None and self.drop:
+                    self.drop -= 1
+                    connection.setsockopt(
+                        socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+                    )
+                    continue
                 if found is not None:
                     with self._lock:
-                        number = self.senders.count_heard(peer[0])
-                        marked = self.senders.again(peer[0], number)
+                        alias, number, _unheard = self.senders.count_heard(peer[0])
+                        marked = self.senders.again(alias, number)
                         self.heard.append((self.current, int(found[1]), marked))
                     if self.before_answer is not None:
-                        self.before_answer(peer[0], number)
+                        self.before_answer(alias, number)
                 connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
                 if found is not None and self.after_answer is not None:
-                    self.after_answer(peer[0], number)
+                    self.after_answer(alias, number)
 
     def close(self) -> None:
         self.refuse()
@@ -262,3 +271,24 @@ def test_the_retry_of_a_misread_push_is_kept_whatever_the_bound(
         assert wait_for(lambda: [n for _h, n, _m in host.heard] == [1, 2, 1], 15), host.heard
     finally:
         front.stop()
+
+
+def test_a_push_the_library_takes_without_a_word_is_relayed_again_and_not_forgotten(
+    host: StandInHost, tmp_path: Path
+) -> None:
+    """The library resets the first push unanswered and never calls back for it. The host
+    reports the later ones stored by their own numbers: none is taken for another, the first
+    is relayed again, and nothing stays kept (counted, the first was forgotten as stored and
+    the last kept for ever)."""
+    path = tmp_path / "listen.spool"
+    front = start_front(host, Spool(path))
+    host.after_answer = lambda alias, number: front.stored(host.current, {alias: number})
+    host.drop = 1
+    try:
+        assert [push(front.port, n) for n in (1, 2, 3)] == [b"200"] * 3
+        assert wait_for(lambda: sorted(n for _h, n, _m in host.heard) == [1, 2, 3], 15)
+        assert wait_for(lambda: front.stats()["kept"] == 0, 15), front.stats()
+        assert front.counters["unanswered by the library"] == 1
+    finally:
+        front.stop()
+    assert Spool(path).open() == []

@@ -11,6 +11,7 @@ from hikd.sim.alerts import PUSH_BOUNDARY, SimAlert, Stamp, push_body
 from hikd.sim.config import SimDeviceConfig
 
 LIMITS = Limits()
+ALERT_XML = b"<EventNotificationAlert><eventType>VMD</eventType></EventNotificationAlert>"
 
 
 def split(request: bytes) -> tuple[bytes, bytes]:
@@ -95,3 +96,20 @@ def test_depth_is_measured_in_linear_time_on_hostile_shapes() -> None:
     for body in (b"<?a>" * 500_000, b"<" + b"a" * 4_000_000, b'<a b="' * 500_000):
         with pytest.raises(Refused):
             xml_depth(body, 64)
+
+
+def test_a_multipart_longer_than_the_library_takes_once_rebuilt_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """hikd's part headers and boundary may be longer than the sender's: a body just under
+    the library's 64 MiB would reach it over, and the library resets that without a word
+    after the device was answered 200 (tests/listeners/test_front_dropped.py). Here the
+    bound is made small: the same arithmetic without 64 MiB in memory."""
+    from hikd.listeners import vet
+
+    request = hostile.multipart([("application/xml", ALERT_XML), ("image/jpeg", b"\xff" * 300)])
+    head, body = split(request)
+    monkeypatch.setattr(vet, "LIBRARY_MAX_BODY", len(body) + 1)
+    assert refused(request) == 413
+    monkeypatch.setattr(vet, "LIBRARY_MAX_BODY", len(body) + 200)
+    assert rebuild(parse_head(head, LIMITS), body, LIMITS)[0].startswith("multipart/form-data")
