@@ -12,7 +12,9 @@ what the host adds before delivery can begin. CPU is the host process's, per thr
 (``/proc/<pid>/task/*/stat``), over the paced load.
 
 ``--tree`` runs the host of another checkout of hikd (its files, this bench), once per tree
-and round, alternating: before/after ratios from one run on a shared machine.
+and round, alternating: before/after ratios from one run on a shared machine. ``--routes
+c,python`` does the same with the alarm callback's two routes (``HIKD_PY_CALLBACK``) in
+each tree.
 Asserts nothing.
 """
 
@@ -144,41 +146,50 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--tree", type=Path, action="append", help="a checkout of hikd")
+    parser.add_argument(
+        "--routes", default="", help="c,python: alternate the alarm callback's routes"
+    )
     parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
         print(json.dumps(one_run(args)))
         return
-    trees = args.tree or [TREE]
-    results: dict[Path, list[dict[str, Any]]] = {tree: [] for tree in trees}
+    routes = [r for r in args.routes.split(",") if r] or [""]
+    runs = [(tree, route) for tree in args.tree or [TREE] for route in routes]
+    results: dict[tuple[Path, str], list[dict[str, Any]]] = {run: [] for run in runs}
     for _ in range(args.rounds):
-        for tree in trees:
+        for tree, route in runs:
             env = {
                 **os.environ,
                 "PYTHONPATH": f"{tree}:{Path(__file__).parent}",
                 "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
             }  # py-spy
+            env.pop("HIKD_PY_CALLBACK", None)
+            if route == "python":
+                env["HIKD_PY_CALLBACK"] = "1"
             out = subprocess.run(
                 [sys.executable, __file__, "--one", "--devices", str(args.devices),
                  "--rate", str(args.rate), "--seconds", str(args.seconds)],
                 cwd=tree, env=env, check=True, capture_output=True, text=True,
             )  # fmt: skip
             result = json.loads(out.stdout.strip().splitlines()[-1])
-            results[tree].append(result)
+            results[(tree, route)].append(result)
             print(
-                f"{tree}: {result['sent']} alarms, {result['stored_starts']} starts stored, "
+                f"{tree} {route}: {result['sent']} alarms, "
+                f"{result['stored_starts']} starts stored, "
                 f"p50 {result['p50_ms']:.2f} ms, p90 {result['p90_ms']:.2f}, "
                 f"p99 {result['p99_ms']:.2f}, host CPU {result['cpu_us']:.0f} us/alarm "
                 f"(load {os.getloadavg()[0]:.1f})",
                 flush=True,
             )
     names = sorted({n for rs in results.values() for r in rs for n in r["threads_us"]})
-    print(f"\n{'us/alarm':28}" + "".join(f"{t.name[:12]:>14}" for t in trees))
+    heads = "".join(f"{(t.name[:12] + ' ' + r).strip()[:13]:>14}" for t, r in runs)
+    print(f"\n{'us/alarm':28}" + heads)
     for name in [*names, "total"]:
         cells = []
-        for tree in trees:
+        for run in runs:
             values = [r["cpu_us"] if name == "total" else r["threads_us"].get(name, 0.0)
-                      for r in results[tree]]  # fmt: skip
+                      for r in results[run]]  # fmt: skip
             cells.append("/".join(f"{v:.0f}" for v in values))
         print(f"{name[:28]:28}" + "".join(f"{c:>14}" for c in cells))
 

@@ -21,7 +21,6 @@ from hikd.listeners.pipeline import AlarmPipeline
 from hikd.sdk.alarms import (
     RESEND_AFTER_OUTAGE,
     ArmingOptions,
-    MessageCallback,
     close_alarm_channel,
     set_message_callback,
     setup_alarm_channel,
@@ -64,7 +63,7 @@ class ArmingListener:
         self._publish = publish
         self.options = options
         self.retry_s = retry_s
-        self.callback = MessageCallback(pipeline.enqueue, "arming")
+        self.callback = pipeline.message_callback("arming")
         self._lock = threading.Lock()
         self._handles: dict[str, int] = {}
         self._retries: dict[str, threading.Timer] = {}

@@ -20,7 +20,7 @@ from hikd.events import Event
 from hikd.listeners.pipeline import AlarmPipeline
 from hikd.listeners.senders import LIBRARY_ADDRESS, SenderMap
 from hikd.listeners.vet import listen_limits, port_in_use
-from hikd.sdk.alarms import MessageCallback, start_listen, stop_listen
+from hikd.sdk.alarms import start_listen, stop_listen
 from hikd.sdk.errors import SdkError
 from hikd.sdk.library import Library
 
@@ -46,7 +46,7 @@ class LibraryListen:
     def __init__(self, sdk: Library, pipeline: AlarmPipeline, public_port: int) -> None:
         self.sdk = sdk
         self.public_port = public_port
-        self.callback = MessageCallback(pipeline.enqueue, "listen", public_port)
+        self.callback = pipeline.message_callback("listen", public_port)
         self.handle: int | None = None
         self.library_port = 0
 

@@ -2,9 +2,10 @@
 
     SDK callback --put--> queue --> match device --> decode --> start/stop --> publish
 
-The callback side is `enqueue` (a C-level ``SimpleQueue.put``): nothing else happens on
-the library's threads. Everything that can be slow (parsing, writing pictures, state)
-happens here, on the decoder thread.
+The callback side is `message_callback` (`hikd.listeners.intake`: the C callback, or a
+C-level ``SimpleQueue.put`` from the Python one): nothing else happens on the library's
+threads. Everything that can be slow (parsing, writing pictures, state) happens here, on
+the decoder thread.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Literal
 
 import structlog
 
@@ -25,7 +27,9 @@ from hikd.events import DeviceRef, Event
 from hikd.listeners.alarm_state import AlarmStateTracker
 from hikd.listeners.decode import DecodeContext, decode
 from hikd.listeners.decode.commands import ERROR_MESSAGE
+from hikd.listeners.intake import AlarmIntake, Route
 from hikd.listeners.senders import SenderMap
+from hikd.sdk.alarms import AlarmCallback
 from hikd.sdk.raw import Alarmer, RawAlarm
 
 log = structlog.get_logger("hikd.alarms")
@@ -142,8 +146,9 @@ class AlarmPipeline:
         self._unvetted_logged = 0.0
         self._picture_dir = picture_dir
         self._expire_every_s = expire_every_s
-        self._queue: queue.SimpleQueue[RawAlarm | _Errand | None] = queue.SimpleQueue()
+        self._queue: AlarmIntake[_Errand | None] = AlarmIntake()
         self.enqueue: Callable[[RawAlarm], None] = self._queue.put
+        """Queue a copied message as the callback would (tests, replays)."""
         self.counters: Counter[str] = Counter()
         # Two taps of the decoder thread, not a second way for data (every event leaves
         # through `publish`, the bus): they see what the bus never carries, the repeats
@@ -162,6 +167,21 @@ class AlarmPipeline:
         host tells the front when they are stored (`HostPublisher.heard`)."""
         self._thread: threading.Thread | None = None
 
+    def message_callback(self, source: Literal["arming", "listen"], port: int = 0) -> AlarmCallback:
+        """The callback for the library (arming, or the listen port `port`): it copies each
+        message to this pipeline's decoder. Keep it alive while the library may call it."""
+        return self._queue.message_callback(source, port)
+
+    @property
+    def callback_route(self) -> Route:
+        """Which alarm callback runs: "c" (hikd/sdk/native) or "python"."""
+        return self._queue.route
+
+    @property
+    def callback_errors(self) -> int:
+        """Messages the callbacks could not copy (out of memory)."""
+        return self._queue.errors
+
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="alarm-decoder", daemon=True)
         self._thread.start()
@@ -172,6 +192,8 @@ class AlarmPipeline:
             return
         self._queue.put(None)
         self._thread.join(timeout)
+        if not self._thread.is_alive():
+            self._queue.close()  # a decoder still running keeps its queue
         self._thread = None
 
     def alive(self) -> bool:

@@ -3,6 +3,8 @@
 The message callback runs on the library's own thread with buffers that are valid only
 during the call. It copies the bytes into a `RawAlarm`, hands it to ``deliver`` (a queue's
 ``put_nowait``) and returns: no SDK call, no parsing, no I/O, no lock held for long.
+This is the Python route; the C callback (`hikd.sdk.alarm_shim`) copies the same bytes
+without the interpreter's lock and is used wherever it is built.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from hikd.sdk.alarm_shim import ShimCallback
 from hikd.sdk.alarm_types import CHANNEL_TYPES, DISK_TYPES, IO_TYPES
 from hikd.sdk.constants import COMM_ALARM_V40, COMM_ISAPI_ALARM
 from hikd.sdk.ffi import ffi
@@ -39,6 +42,7 @@ class MessageCallback:
         self._port = port
         self.errors = 0
         self.cdata = ffi.callback(_MSG_CALLBACK, self._on_message)
+        self.user: Any = ffi.NULL
 
     def _on_message(self, command: int, alarmer: Any, info: Any, length: int, _user: Any) -> None:
         try:
@@ -125,13 +129,16 @@ class ArmingOptions:
     """byBrokenNetHttp: bit mask of event classes the device re-sends after a broken link."""
 
 
+AlarmCallback = MessageCallback | ShimCallback
+"""The Python callback or the C one: ``cdata`` for the library, ``user`` its pUser."""
+
 # The library keeps the last message callback it was given for the life of the process:
 # keep its Python object alive as long, or a late message would jump into freed memory.
-_installed: list[MessageCallback] = []
+_installed: list[AlarmCallback] = []
 
 
-def set_message_callback(sdk: Library, callback: MessageCallback) -> None:
-    sdk.check(sdk.lib.NET_DVR_SetDVRMessageCallBack_V30(callback.cdata, ffi.NULL))
+def set_message_callback(sdk: Library, callback: AlarmCallback) -> None:
+    sdk.check(sdk.lib.NET_DVR_SetDVRMessageCallBack_V30(callback.cdata, callback.user))
     _installed[:] = [callback]
 
 
@@ -155,10 +162,13 @@ def close_alarm_channel(sdk: Library, handle: int) -> None:
     sdk.check(sdk.lib.NET_DVR_CloseAlarmChan_V30(handle))
 
 
-def start_listen(sdk: Library, address: str, port: int, callback: MessageCallback) -> int:
+def start_listen(sdk: Library, address: str, port: int, callback: AlarmCallback) -> int:
     """NET_DVR_StartListen_V30 -> listen handle. Malformed payloads (0x7fff) go to the
-    global message callback, not to this one (part 1 §4)."""
-    handle = int(sdk.lib.NET_DVR_StartListen_V30(address.encode(), port, callback.cdata, ffi.NULL))
+    global message callback, not to this one (part 1 §4). The caller keeps `callback`
+    alive while the library may call it."""
+    handle = int(
+        sdk.lib.NET_DVR_StartListen_V30(address.encode(), port, callback.cdata, callback.user)
+    )
     if handle < 0:
         raise sdk.last_error()
     return handle

@@ -36,6 +36,7 @@ from tests.delivery.test_delivery import (  # noqa: F401 - broker, subscribe, ru
     write_config,
 )
 from tests.mosquitto import Mosquitto
+from tests.shim import use_route
 
 VICTIM = "door"
 BYSTANDER = "yard"
@@ -114,20 +115,26 @@ class Site:
 
 # How the host is made to end -> the signal the crash event names (None: killed as hung).
 CRASHES = {"SIGSEGV": "SIGSEGV", "SIGKILL": "SIGKILL", "nested_xml": "SIGSEGV", "SIGSTOP": None}
+# Each crash with the C alarm callback; one with the Python callback too.
+CRASH_ROUTES = [(crash, "c") for crash in CRASHES] + [("SIGKILL", "python")]
+ROUTE_LOGGED = {"c": '"alarm callback in C', "python": '"alarm callback in Python"'}
 
 
-@pytest.mark.parametrize("crash", list(CRASHES))
+@pytest.mark.parametrize(("crash", "route"), CRASH_ROUTES)
 def test_a_crashed_device_host_is_restarted_and_nothing_else_is(
     tmp_path: Path,
     broker: Mosquitto,  # noqa: F811
     subscribe: Callable[..., LosslessSubscriber],  # noqa: F811
     run_hikd: Callable[[Path, Simulator], HikdProcess],  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
     crash: str,
+    route: str,
 ) -> None:
     """SIGSEGV and SIGKILL (the OOM killer) sent to the host; ``nested_xml``: the armed
     device sends a part of 1,000 nested XML elements on its alert stream, which the vendor
     library parses before hikd sees it, and crashes in (issue 11; README "Processes");
     SIGSTOP: the host hangs, answers no heartbeat, and is killed after `HANG_S`."""
+    use_route(route, monkeypatch)
     sim = Simulator(
         [SimDeviceConfig(name=name, password=SECRET) for name in (VICTIM, BYSTANDER)]
     ).start()
@@ -188,6 +195,8 @@ def test_a_crashed_device_host_is_restarted_and_nothing_else_is(
         availability = site.sub.payloads(f"hikd/{VICTIM}/availability")
         assert availability[-2:] == [b"offline", b"online"], availability
         assert site.sub.payloads(f"hikd/{BYSTANDER}/availability") == [b"online"]
+        # Every host start (two, and the victim's restart) ran the route asked for.
+        assert hikd.log.read_text(errors="replace").count(ROUTE_LOGGED[route]) == 3
     finally:
         sim.stop()
 

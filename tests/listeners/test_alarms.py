@@ -17,8 +17,10 @@ import pytest
 from hikd.config import load_config
 from hikd.daemon import Daemon
 from hikd.sdk.library import Library
+from hikd.sdk.raw import RawAlarm
 from hikd.sim import SimDeviceConfig, Simulator
 from hikd.sim.alerts import SimAlert
+from tests.shim import ROUTES, use_route
 from tests.support import free_port, wait_for
 
 PASSWORD = "Alarm-Test-1"
@@ -129,12 +131,20 @@ ARMING_CASES = [
 ]
 
 
+@pytest.mark.parametrize("route", ROUTES)
 def test_arming_delivers_every_event_type_to_the_disk_sink(
-    start_sim: Callable[..., Simulator], run_daemon: Callable[..., Running]
+    start_sim: Callable[..., Simulator],
+    run_daemon: Callable[..., Running],
+    monkeypatch: pytest.MonkeyPatch,
+    route: str,
 ) -> None:
+    """On both routes of the alarm callback (C and Python), pictures included."""
+    use_route(route, monkeypatch)
     sim = start_sim(nvr())
     device = sim.devices[0]
     running = run_daemon(sim)
+    assert running.daemon.pipeline is not None
+    assert running.daemon.pipeline.callback_route == route
     assert device.wait_for_streams(1, timeout=15), "the daemon did not arm the device"
     armed = running.wait_event(type="armed")
     assert armed["device"]["serial"] == device.config.serial_number
@@ -184,9 +194,14 @@ def test_repeated_actives_are_one_start_and_a_stop_after_the_hold(
     assert len(running.events(type="motion", state="start")) == 1
 
 
+@pytest.mark.parametrize("route", ROUTES)
 def test_listen_mode_accepts_allowed_senders_and_drops_the_others(
-    start_sim: Callable[..., Simulator], run_daemon: Callable[..., Running]
+    start_sim: Callable[..., Simulator],
+    run_daemon: Callable[..., Running],
+    monkeypatch: pytest.MonkeyPatch,
+    route: str,
 ) -> None:
+    use_route(route, monkeypatch)
     sim = start_sim(nvr("pusher"))
     device = sim.devices[0]
     open_port, closed_port = free_port(), free_port()
@@ -195,6 +210,10 @@ def test_listen_mode_accepts_allowed_senders_and_drops_the_others(
         f'[[listen]]\naddress = "127.0.0.1"\nport = {closed_port}\nallowed = ["192.0.2.7"]\n'
     )
     running = run_daemon(sim, extra=listen, arm=False)
+    assert running.daemon.pipeline is not None
+    assert running.daemon.pipeline.callback_route == route
+    heard: list[RawAlarm] = []  # what the callback copied, as the decoder takes it
+    running.daemon.pipeline.part_watchers.append(lambda _device, raw: heard.append(raw))
     for form, pictures in (("xml", 0), ("json", 0), ("multipart", 1)):
         alert = SimAlert(
             type="linedetection",
@@ -211,6 +230,9 @@ def test_listen_mode_accepts_allowed_senders_and_drops_the_others(
     assert pulse["attributes"]["repeat_of"] == start["id"]
     assert len(pulse["files"]) == 1 and Path(pulse["files"][0]).read_bytes()[:2] == b"\xff\xd8"
     assert len(running.events(type="line_crossing", state="start")) == 1
+    # The library passes each StartListen_V30's pUser to its callback: the C route reads
+    # the listen port from it (the Python route from its callback object).
+    assert {(raw.source, raw.listen_port) for raw in heard} == {("listen", open_port)}
     closed = running.daemon.listeners[1].front
     assert closed is not None and all(s.alive() for s in running.daemon.listeners)
 
