@@ -21,7 +21,6 @@ from hikd.sim.alerts import (
     HEARTBEAT,
     HEARTBEAT_EVENT,
     STREAM_BOUNDARY,
-    AlertRenderer,
     SimAlert,
     Stamp,
     malformed_part,
@@ -31,6 +30,7 @@ from hikd.sim.config import PushTarget
 from hikd.sim.http import Connection, Request, Response
 from hikd.sim.parts import DevicePart
 from hikd.sim.push import PushResult, post
+from hikd.sim.renderer import AlertRenderer
 
 ALERT_STREAM_PATH = "/ISAPI/Event/notification/alertStream"
 MAX_SENT_LOG = 200_000
@@ -206,7 +206,10 @@ class DeviceAlarms:
     @property
     def backlog(self) -> int:
         """Largest number of bytes waiting in one stream's send buffer."""
-        return max((c.buffered for c in self.streams), default=0)
+        largest = 0
+        for conn in self.streams:  # a loop, not max(): read after every scenario alarm
+            largest = max(largest, conn.buffered)
+        return largest
 
     async def drain(self) -> None:
         for conn in list(self.streams):

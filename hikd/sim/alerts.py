@@ -233,54 +233,6 @@ def picture_files(
 
 STREAM_BOUNDARY = b"boundary"
 
-_SEQ_MARK = 900_000_000_000_000_001
-_NS_MARK = 900_000_000_000_000_002
-_DT_MARK = "HIKDSIMDATETIMEMARK"
-_MARKS = re.compile(rf"({_SEQ_MARK}|{_NS_MARK}|{_DT_MARK})")
-_TEMPLATE_LIMIT = 4096
-
-
-class AlertRenderer:
-    """Renders one device's alerts from cached templates: only the sequence number, the
-    send time and the dateTime change between two alerts of the same kind. Keeps the
-    simulator's cost per event low enough for benchmarks at tens of thousands per second.
-    Used on the simulator's loop only."""
-
-    def __init__(self, cfg: SimDeviceConfig) -> None:
-        self.cfg = cfg
-        self._templates: dict[tuple[object, ...], tuple[str, list[str]]] = {}
-
-    def _template(self, alert: SimAlert, port: int, numbered: bool) -> tuple[str, list[str]]:
-        extra = tuple(sorted(alert.extra.items()))
-        key = (
-            alert.type, alert.channel, alert.state, alert.pictures, alert.fmt,
-            alert.region_id, alert.target, alert.active_post_count, extra, port, numbered,
-            alert.resent,
-        )  # fmt: skip
-        found = self._templates.get(key)
-        if found is None:
-            marks = Stamp(_SEQ_MARK if numbered else None, _NS_MARK, _DT_MARK, port)
-            content_type, body = render(alert, self.cfg, marks)
-            found = (content_type, _MARKS.split(body.decode()))
-            if len(self._templates) >= _TEMPLATE_LIMIT:
-                self._templates.clear()
-            self._templates[key] = found
-        return found
-
-    def body(self, alert: SimAlert, stamp: Stamp) -> tuple[str, bytes]:
-        """The same (content type, body) as `render`, from a template."""
-        content_type, pieces = self._template(alert, stamp.port, stamp.seq is not None)
-        values = {
-            str(_SEQ_MARK): str(stamp.seq),
-            str(_NS_MARK): str(stamp.sent_ns),
-            _DT_MARK: stamp.date_time,
-        }
-        text = "".join(values[p] if i % 2 else p for i, p in enumerate(pieces))
-        return content_type, text.encode()
-
-    def stream_parts(self, alert: SimAlert, stamp: Stamp) -> bytes:
-        return stream_parts(alert, self.cfg, stamp, self.body(alert, stamp))
-
 
 def stream_parts(
     alert: SimAlert,

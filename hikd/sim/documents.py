@@ -57,6 +57,7 @@ class DeviceClock:
         self.zone = device_zone(cfg)
         self._second = -1
         self._now = datetime.now(UTC)
+        self._wall = self._now.replace(tzinfo=None)
         self._text = ""
 
     def _tick(self) -> None:
@@ -64,6 +65,7 @@ class DeviceClock:
         if second != self._second:
             self._second = second
             self._now = datetime.fromtimestamp(second, self.zone)
+            self._wall = self._now.replace(tzinfo=None)
             self._text = self._now.isoformat(timespec="seconds")
 
     def now(self) -> datetime:
@@ -73,7 +75,8 @@ class DeviceClock:
 
     def wall(self) -> datetime:
         """Naive device wall-clock time (what ISAPI search and log times use)."""
-        return self.now().replace(tzinfo=None)
+        self._tick()
+        return self._wall
 
     def text(self) -> str:
         """ISAPI dateTime with the device's UTC offset, e.g. 2024-05-01T10:00:00+02:00."""

@@ -55,6 +55,47 @@ class ScenarioResult:
         }
 
 
+class _Plan:
+    """Which alarm goes where: round-robin over the devices, each cycling through the
+    types and its channels; counts what was sent."""
+
+    def __init__(self, devices: Sequence[SimDevice], templates: list[SimAlert], total: int):
+        self.devices = devices
+        self.templates = templates
+        self.result = ScenarioResult(planned=total)
+        self.by_type: Counter[str] = Counter()
+        self.by_device: Counter[str] = Counter()
+        self.alerts: dict[tuple[str, int], SimAlert] = {}
+        self.sent = 0
+
+    def next(self) -> tuple[SimDevice, SimAlert]:
+        """The device and alarm of the next event."""
+        i = self.sent
+        device = self.devices[i % len(self.devices)]
+        turn = i // len(self.devices)
+        base = self.templates[turn % len(self.templates)]
+        channels = max(1, device.config.channel_count)
+        channel = 1 + (turn // len(self.templates)) % channels
+        alert = self.alerts.get((base.type, channel))
+        if alert is None:
+            alert = SimAlert(base.type, channel, base.state, base.pictures, base.fmt)
+            self.alerts[(base.type, channel)] = alert
+        return device, alert
+
+    def note(self, device: SimDevice, alert: SimAlert, seq: int) -> None:
+        self.result.first_seq.setdefault(device.name, seq)
+        self.by_type[alert.type] += 1
+        self.by_device[device.name] += 1
+        self.sent += 1
+
+    def finish(self, start: float) -> ScenarioResult:
+        self.result.sent = self.sent
+        self.result.elapsed_s = time.monotonic() - start
+        self.result.by_type = dict(self.by_type)
+        self.result.by_device = dict(self.by_device)
+        return self.result
+
+
 async def run_scenario(
     devices: Sequence[SimDevice],
     rate: float,
@@ -70,20 +111,98 @@ async def run_scenario(
 
     Without `push_to` each alarm is written to its device's open alert streams; with it,
     each is POSTed there instead (at most 32 POSTs at a time, like 32 devices).
+
+    Paced by the clock: at each wake-up every alarm whose time (start + n / rate) has come
+    is sent, then the loop sleeps until the next one's. An alarm is stamped
+    (`hikdSimSentNs`) when it is written, so a late wake-up delays it but never falsifies
+    its latency.
     """
     if rate <= 0 or duration <= 0 or not devices or not types:
         raise ValueError("a scenario needs rate > 0, duration > 0, devices and event types")
     templates = [SimAlert(type=t, pictures=pictures, fmt=fmt, state=state) for t in types]
-    total = int(rate * duration)
-    result = ScenarioResult(planned=total)
-    by_type: Counter[str] = Counter()
-    by_device: Counter[str] = Counter()
+    plan = _Plan(devices, templates, int(rate * duration))
+    start = time.monotonic()
+    if push_to is None:
+        await _StreamSender(plan, rate, start, start + duration + GRACE_S).run()
+    else:
+        await _push_all(plan, rate, start, start + duration + GRACE_S, push_to)
+    return plan.finish(start)
+
+
+class _StreamSender:
+    """Writes the plan's alarms to the alert streams from timer callbacks on the loop: a
+    wake-up is one timer and one callback, not a task resumed through a future and a
+    second pass of the loop (`asyncio.sleep`)."""
+
+    def __init__(self, plan: _Plan, rate: float, start: float, deadline: float) -> None:
+        self.plan, self.rate, self.start, self.deadline = plan, rate, start, deadline
+        self.loop = asyncio.get_running_loop()
+        self.done = self.loop.create_future()
+        self._timer: asyncio.TimerHandle | None = None
+        self._drainer: asyncio.Task[None] | None = None
+
+    async def run(self) -> None:
+        self._tick()
+        try:
+            await self.done
+        finally:  # cancelled (the simulator stops): no more alarms after this
+            if self._timer is not None:
+                self._timer.cancel()
+            if self._drainer is not None:
+                self._drainer.cancel()
+
+    def _tick(self) -> None:
+        if self.done.done():
+            return
+        try:
+            finished = self._send_due()
+        except Exception as error:  # the scenario's caller hears of it, not the loop's log
+            self.done.set_exception(error)
+            return
+        if finished:
+            self.done.set_result(None)
+
+    def _send_due(self) -> bool:
+        """Send what is due; True when the scenario is over."""
+        plan, total = self.plan, self.plan.result.planned
+        if time.monotonic() >= self.deadline:
+            return True
+        due = min(total, int((time.monotonic() - self.start) * self.rate) + 1)
+        while plan.sent < due and (plan.sent % 256 or time.monotonic() < self.deadline):
+            device, alert = plan.next()
+            sent = device.alarms.send(alert, push=False)
+            plan.result.stream_writes += sent.streams
+            plan.note(device, alert, sent.seq)
+            if device.alarms.backlog > BACKLOG_LIMIT:
+                # The reader is behind: wait for it like a device whose TCP window is full.
+                self._drainer = self.loop.create_task(self._drain(device))
+                return False
+        if plan.sent >= total:
+            return True
+        # The loop's clock is time.monotonic().
+        self._timer = self.loop.call_at(self.start + plan.sent / self.rate, self._tick)
+        return False
+
+    async def _drain(self, device: SimDevice) -> None:
+        remaining = max(0.0, self.deadline - time.monotonic())
+        try:
+            await asyncio.wait_for(device.alarms.drain(), remaining)
+        except TimeoutError:
+            if not self.done.done():
+                self.done.set_result(None)
+            return
+        self._tick()
+
+
+async def _push_all(
+    plan: _Plan, rate: float, start: float, deadline: float, push_to: PushTarget
+) -> None:
+    """Listen mode: every alarm is POSTed (one connection each), not streamed."""
     pushes: set[asyncio.Task[None]] = set()
     gate = asyncio.Semaphore(MAX_CONCURRENT_PUSHES)
-    alerts: dict[tuple[str, int], SimAlert] = {}
+    result, total = plan.result, plan.result.planned
 
     async def push(device: SimDevice, alert: SimAlert, seq: int) -> None:
-        assert push_to is not None
         try:
             outcome = await device.alarms.push(push_to, alert, seq)
         finally:
@@ -93,54 +212,26 @@ async def run_scenario(
         else:
             result.push_failed += 1
 
-    start = time.monotonic()
-    deadline = start + duration + GRACE_S
-    n_dev = len(devices)
-    i = 0
-    while i < total:
+    while plan.sent < total:
         now = time.monotonic()
         if now >= deadline:
             break
         due = min(total, int((now - start) * rate) + 1)
-        while i < due and (i % 256 or time.monotonic() < deadline):
-            device = devices[i % n_dev]
-            turn = i // n_dev
-            base = templates[turn % len(templates)]
-            channels = max(1, device.config.channel_count)
-            channel = 1 + (turn // len(templates)) % channels
-            alert = alerts.get((base.type, channel))
-            if alert is None:
-                alert = SimAlert(base.type, channel, base.state, base.pictures, base.fmt)
-                alerts[(base.type, channel)] = alert
-            if push_to is None:
-                sent = device.alarms.send(alert, push=False)
-                seq = sent.seq
-                result.stream_writes += sent.streams
-            else:
-                # Listen mode: the event is POSTed (one connection each), not streamed.
-                seq = device.alarms.next_seq()
-                await gate.acquire()
-                task = asyncio.get_running_loop().create_task(push(device, alert, seq))
-                pushes.add(task)
-                task.add_done_callback(pushes.discard)
-            result.first_seq.setdefault(device.name, seq)
-            by_type[alert.type] += 1
-            by_device[device.name] += 1
-            i += 1
-            if device.alarms.backlog > BACKLOG_LIMIT:
-                # The reader is behind: wait for it like a device whose TCP window is full.
-                remaining = max(0.0, deadline - time.monotonic())
+        while plan.sent < due and (plan.sent % 256 or time.monotonic() < deadline):
+            device, alert = plan.next()
+            seq = device.alarms.next_seq()
+            await gate.acquire()
+            task = asyncio.get_running_loop().create_task(push(device, alert, seq))
+            pushes.add(task)
+            task.add_done_callback(pushes.discard)
+            plan.note(device, alert, seq)
+            if device.alarms.backlog > BACKLOG_LIMIT:  # as in `_StreamSender`
                 try:
+                    remaining = max(0.0, deadline - time.monotonic())
                     await asyncio.wait_for(device.alarms.drain(), remaining)
                 except TimeoutError:
                     break
-        if i < total:
-            next_due = start + i / rate
-            await asyncio.sleep(max(0.0, next_due - time.monotonic()))
-    result.sent = i
+        if plan.sent < total:
+            await asyncio.sleep(max(0.0, start + plan.sent / rate - time.monotonic()))
     if pushes:
         await asyncio.wait(list(pushes), timeout=max(1.0, deadline - time.monotonic()))
-    result.elapsed_s = time.monotonic() - start
-    result.by_type = dict(by_type)
-    result.by_device = dict(by_device)
-    return result

@@ -281,6 +281,27 @@ def test_scenario_sends_the_planned_count_to_every_device(sim: Simulator) -> Non
             r.close()
 
 
+def test_scenario_waits_for_a_reader_that_stopped_reading_then_gives_up(sim: Simulator) -> None:
+    # A client that reads nothing: once a megabyte waits in the device's send buffer the
+    # scenario stops sending, like a device whose TCP window is full, and gives up at its
+    # deadline (duration + 2 s) rather than queue without bound.
+    stalled = socket.socket()
+    stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    stalled.connect(("127.0.0.1", sim.devices[0].port))
+    stalled.sendall(
+        b"GET /ISAPI/Event/notification/alertStream HTTP/1.1\r\nHost: x\r\n"
+        + f"Authorization: {AUTH}\r\n\r\n".encode()
+    )
+    try:
+        assert sim.devices[0].wait_for_streams(1)
+        result = sim.run_scenario(2000, ["VMD"], 1.0, devices=1, pictures=16)
+        assert 0 < result.sent < result.planned == 2000
+        assert sim.devices[0].alarms.backlog > 1 << 20
+        assert sim.devices[0].alarms.last_seq == result.first_seq["nvr"] + result.sent - 1
+    finally:
+        stalled.close()
+
+
 # ----- push mode ------------------------------------------------------------------------
 
 
