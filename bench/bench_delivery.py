@@ -702,11 +702,12 @@ def print_steps(steps: list[Step], seconds: float) -> None:
         f"\nStepping the rate up ({seconds:g} s of load each). A step KEPT UP when the "
         f"simulator sent every planned alarm, hikd wrote a start and a stop for each (its disk "
         f"sink), every one of those events reached the MQTT subscriber (missing = on disk, "
-        f"never received), and the last arrived at most {KEPT_UP_S:g} s after the simulator "
-        f"sent its last alarm (behind = that time; more means a backlog built up: hikd fell "
-        f"behind). 'sim slow' = the simulator itself needed more than "
-        f"{PACE_SLACK_S:g} s over the step's time to send (the machine, not hikd, held the "
-        f"load back). CPU in % of one core over the step and its drain "
+        f"not received when nothing had moved for {DRAIN_IDLE_S:g} s), and the last arrived "
+        f"at most {KEPT_UP_S:g} s after the simulator sent its last alarm (behind = that "
+        f"time; more means a backlog built up: hikd fell behind). 'sim slow' = the simulator "
+        f"itself needed more than {PACE_SLACK_S:g} s over the step's time to send (the "
+        f"machine, not hikd, held the load back). CPU in % of one core over the step and its "
+        f"drain "
         f"(the machine has {CORES * 100} %):"
     )
     print(
@@ -725,7 +726,7 @@ def print_steps(steps: list[Step], seconds: float) -> None:
         if s.kept_up:
             verdict = "kept up"
         elif not s.zero_loss:
-            verdict = f"LOST {s.missing + max(0, s.sent - s.starts)}"
+            verdict = f"MISSING {s.missing + max(0, s.sent - s.starts)}"
         else:
             verdict = "fell behind"
         if not s.paced:
