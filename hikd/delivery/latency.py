@@ -36,9 +36,9 @@ class LatencyHistogram:
         self._total_s = 0.0
         self._last: float | None = None
 
-    def delivered(self, events: Iterable[Event]) -> None:
-        """`events` were acknowledged now."""
-        now = time.time()
+    def delivered(self, events: Iterable[Event], at: float | None = None) -> None:
+        """`events` were acknowledged now (or `at`, epoch seconds)."""
+        now = time.time() if at is None else at
         bounds, counts = self._bounds, self._counts
         total = 0.0
         for event in events:

@@ -19,7 +19,7 @@ from typing import Any
 
 from hikd.delivery import hops
 from hikd.delivery.outbox import Outbox, OutboxClosed
-from hikd.delivery.sink_worker import SinkWorker
+from hikd.delivery.sink_worker import ACK_WRITE_EVERY_S, SinkWorker
 from hikd.events import Event
 from hikd.sinks.base import Sink, WindowedSink
 
@@ -69,16 +69,11 @@ class WindowedSinkWorker(SinkWorker):
                         continue
                     self._opened = True
                 self._wake.clear()
-                if self._flight:
-                    done = self._take_delivered(sink)
-                    if done is None:  # failed: send everything again from the cursor
-                        sent_to, caught_up = cursor, False
-                        continue
-                    if done:
-                        cursor = self._flight_cursor
-                        continue
-                elif self._unstored and not self._send_unstored():
+                if not self._flight and self._unstored and not self._send_unstored():
                     continue
+                # New events go out first, then the acknowledgements are taken: an event
+                # stored now does not wait for the bookkeeping of the ones before.
+                sent = False
                 if sink.has_room() and (self._stored or not caught_up):
                     self._stored = False
                     try:
@@ -103,11 +98,23 @@ class WindowedSinkWorker(SinkWorker):
                         self._flight.extend(batch)
                         sent_to = batch[-1][0]
                         self._batch_ends.append(sent_to)
+                        sent = True
+                if self._flight:
+                    done = self._take_delivered(sink)
+                    if done is None:  # failed: send everything again from the cursor
+                        sent_to, caught_up = cursor, False
                         continue
+                    if done:
+                        cursor = self._flight_cursor
+                        continue
+                if sent:
+                    continue
                 if not self._flight:
                     self._recovered()  # opened, and nothing to prove: it is up
                     self._state = "idle"
-                self._wait_idle(cursor)
+                # A sink wakes its worker for acknowledgements only when its window is full:
+                # otherwise they are taken at the next batch, or after this wait.
+                self._wait_idle(cursor, ACK_WRITE_EVERY_S if self._flight else None)
         finally:
             self._drain(sink)
 
@@ -137,7 +144,7 @@ class WindowedSinkWorker(SinkWorker):
         self._ack(seq, write=time.monotonic() >= self._ack_due)  # a failure: written later
         self._flight_cursor = seq  # the seq up to which it acknowledged
         self._delivered += done
-        self._latency.delivered(events)
+        self._latency.delivered(events, sink.acknowledged_at)
         if hops.ON:
             hops.note(f"sent:{self.name}", events)
         if whole:

@@ -44,7 +44,7 @@ _UNSTORED_KEPT = 16
 """Events waiting to be sent straight from memory at most (the newest are kept)."""
 
 # A safety net only: the bus wakes workers after every write.
-_IDLE_WAIT = 1.0
+IDLE_WAIT_S = 1.0
 
 ACK_WRITE_EVERY_S = 0.2
 """While a sink delivers, its cursor is written to the outbox (a transaction) at most this
@@ -246,12 +246,13 @@ class SinkWorker:
                     continue
             self._recovered()
 
-    def _wait_idle(self, cursor: int) -> None:
-        """Write the cursor when due, then wait for a wake-up (at most until it is due)."""
+    def _wait_idle(self, cursor: int, most_s: float | None = None) -> None:
+        """Write the cursor when due, then wait for a wake-up (at most until it is due, and
+        `most_s`, `IDLE_WAIT_S` by default)."""
         held = self._ack_held is not None
         if self._ack_unwritten or (held and time.monotonic() >= self._ack_due):
             self._ack(cursor)
-        wait = _IDLE_WAIT
+        wait = IDLE_WAIT_S if most_s is None else most_s
         if self._ack_held is not None:  # written when due, if nothing comes first
             wait = max(0.0, min(wait, self._ack_due - time.monotonic()))
         self._wake.wait(wait)

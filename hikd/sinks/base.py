@@ -81,9 +81,14 @@ class WindowedSink(Sink, Protocol):
     """A sink with several batches in flight (see the module). The worker calls these on its
     own thread; ``send()`` is still used for events it sends alone."""
 
+    acknowledged_at: float | None
+    """When the sink last learnt that events in flight were delivered (epoch seconds), for
+    the latency of those the worker takes later; None before."""
+
     def watch(self, progress: Callable[[], None]) -> None:
-        """Call `progress` (from any thread, cheap) when events in flight were delivered or
-        can no longer be: the worker then calls `delivered()`."""
+        """Call `progress` (from any thread, cheap) when the worker must call `delivered()`:
+        events in flight can no longer be delivered, or the window is full and some were.
+        The worker also calls it before each batch and at least every 0.2 s."""
         ...
 
     def has_room(self) -> bool:

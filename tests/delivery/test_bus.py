@@ -516,7 +516,7 @@ def test_a_sink_that_sent_all_there_was_waits_for_the_next_wake_up_without_a_rea
     """After a batch that was all the outbox had when the worker was woken, it waits for the
     next wake-up; it used to read the outbox once more first, to find nothing (a read and
     the outbox's lock per batch). Only wake-ups make it read here: no periodic looks."""
-    monkeypatch.setattr("hikd.delivery.sink_worker._IDLE_WAIT", 3600.0)
+    monkeypatch.setattr("hikd.delivery.sink_worker.IDLE_WAIT_S", 3600.0)
     monkeypatch.setattr("hikd.delivery.sink_worker.ACK_WRITE_EVERY_S", 0.0)
     monkeypatch.setattr("hikd.delivery.bus._OTHERS_POLL_S", 3600.0)
     outbox = CountingOutbox(outbox_path)

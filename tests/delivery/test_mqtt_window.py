@@ -183,3 +183,63 @@ def test_at_qos_2_a_large_batch_arrives_whole(
     finally:
         sink.close()
     all_arrived(sub, batch)
+
+
+class CountingWake(WindowedSinkWorker):
+    """Counts the sink's calls of the worker's progress callback (its wake-ups for
+    acknowledgements)."""
+
+    progress_calls = 0
+
+    def _deliver(self) -> None:
+        watch = self._window.watch
+
+        def counted(progress: Callable[[], None]) -> None:
+            def call() -> None:
+                self.progress_calls += 1
+                progress()
+
+            watch(call)
+
+        self._window.watch = counted  # type: ignore[method-assign]
+        super()._deliver()
+
+
+def test_acknowledgements_wake_the_worker_only_when_the_window_is_full(
+    tmp_path: Path,
+    broker: Mosquitto,  # noqa: F811
+    subscribe: Callable[..., LosslessSubscriber],  # noqa: F811
+) -> None:
+    """The worker takes the broker's acknowledgements at its next batch or look; a wake-up for
+    each read of them was a thread switch per batch (it woke for every batch, before). With a
+    window of one batch (4 messages) it must be woken, or the next batch would wait."""
+    sub = subscribe(EVENTS)
+    stored: list[Event] = []
+    for limit, woken in ((1000, False), (4, True)):
+        outbox = Outbox(tmp_path / f"outbox-{limit}.sqlite")
+        outbox.set_sinks(["mqtt"])
+        config = MqttConfig(
+            host=broker.host,
+            port=broker.port,
+            discovery=False,
+            client_id=f"hikd-wake-{limit}",
+            max_inflight_messages=limit,
+        )
+        sink = MqttSink(config, SinkContext("mqtt", tmp_path, {}))
+        worker = CountingWake("mqtt", sink, outbox, batch_size=2)
+        worker.start()
+        try:
+            for k in range(10):
+                batch = alarms(k * 2, 2)  # one batch: 2 events, 4 messages with their states
+                stored += batch
+                outbox.append(batch)
+                worker.wake()
+                ids = {e.id for e in stored}
+                wait_until(lambda ids=ids: sub.event_ids() >= ids, "at the subscriber", WAIT_S)
+            wait_until(lambda o=outbox: o.pending("mqtt") == 0, "all acknowledged", WAIT_S)
+            assert (worker.progress_calls > 0) is woken, worker.progress_calls
+        finally:
+            worker.request_stop()
+            worker.join(10)
+            outbox.close()
+    assert first_arrivals(sub) == [e.id for e in stored]

@@ -109,6 +109,8 @@ class MqttSink:
         self._client: BatchingClient | None = None
         self._flight = InFlight()
         self._progress: Callable[[], None] | None = None
+        self.acknowledged_at: float | None = None
+        """When acknowledgements were last read (epoch seconds; `WindowedSink`)."""
 
     @property
     def _where(self) -> str:
@@ -227,6 +229,15 @@ class MqttSink:
         if progress is not None and self._flight:
             progress()
 
+    def _acknowledgements_read(self) -> None:
+        """paho's thread read acknowledgements: the worker takes them at its next batch or
+        look (within `hikd.delivery.sink_worker.ACK_WRITE_EVERY_S`), and is woken for them
+        only when the window is full. A wake-up per read was a thread switch per batch, and
+        the next batch waited for it."""
+        self.acknowledged_at = time.time()
+        if not self.has_room():
+            self._tell_progress()
+
     def _info_now(self) -> list[Message]:
         """hikd's facts (devices online, outbox backlog), at most every `INFO_EVERY_S`."""
         now = time.monotonic()
@@ -294,7 +305,7 @@ class MqttSink:
     def _start_client(self) -> BatchingClient:
         cfg = self.config
         client = new_client(cfg, self.topics.status(), OFFLINE)
-        client.on_acknowledged = self._tell_progress
+        client.on_acknowledged = self._acknowledgements_read
         client.on_connect = self._on_connect
         client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
