@@ -28,7 +28,7 @@ from typing import Any
 
 from hikd.delivery.outbox import HIKD, Outbox, OutboxClosed
 from hikd.delivery.outbox_checkpoint import WalCheckpointer
-from hikd.delivery.sink_window import sink_worker
+from hikd.delivery.sink_window import WindowedSinkWorker, sink_worker
 from hikd.delivery.sink_worker import Backoff
 from hikd.events import Event, health
 from hikd.logs import get_logger
@@ -102,6 +102,10 @@ class EventBus:
             )
             for name, sink in sinks
         ]
+        # The sinks whose batches go out at once (MQTT) first, on a device host's commit.
+        self._woken_first = sorted(
+            self._workers, key=lambda w: not isinstance(w, WindowedSinkWorker)
+        )
         self._writer = threading.Thread(
             target=self._write_loop, name="hikd-bus-writer", daemon=True
         )
@@ -137,15 +141,16 @@ class EventBus:
     def others_stored(self) -> None:
         """Another process stored events in the outbox (`OutboxAppender`'s ``on_commit``,
         relayed by whatever wakes this process): deliver them now rather than at the next
-        look. Thread-safe; never blocks.
+        look. Thread-safe; never waits for a sink.
 
-        The sinks' workers are woken here, on the caller's thread: the first to read finds
-        the rows and counts them (`Outbox.read`). The writer, which holds them to the size
-        limit, looks at its next wake-up (within `_OTHERS_POLL_S`): waking it too cost a
-        thread switch and a query per commit of a device host."""
+        A windowed sink (MQTT) waiting idle gets the rows read and sent on the caller's
+        thread (`WindowedSinkWorker.deliver_now`), before the other sinks' workers are woken;
+        the first to read finds the rows and counts them (`Outbox.read`). The writer, which
+        holds them to the size limit, looks at its next wake-up (within `_OTHERS_POLL_S`):
+        waking it too cost a thread switch and a query per commit of a device host."""
         self._others = True
-        for worker in self._workers:
-            worker.wake()
+        for worker in self._woken_first:
+            worker.deliver_now()
 
     def wait_stored(self, timeout: float) -> bool:
         """Wait until every event published before this call is stored in the outbox.

@@ -13,6 +13,7 @@ once and in order per sink, as with `SinkWorker`. At a stop, what is still in fl
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import deque
 from typing import Any
@@ -44,10 +45,74 @@ class WindowedSinkWorker(SinkWorker):
         self._flight: deque[tuple[int, Event]] = deque()  # sent ahead, not delivered yet
         self._batch_ends: deque[int] = deque()  # the last seq of each batch sent ahead
         self._flight_cursor = 0
+        self._sent_to = 0  # the last event sent ahead
+        self._caught_up = False  # the last read was all there was then
+        self._turn = threading.Lock()
+        """Held by whichever thread reads and sends: the worker, except while it waits idle,
+        or a caller of `deliver_now`."""
+        self._live = False  # the worker's loop runs (the sink is open or opening)
 
     def wake(self) -> None:
         self._stored = True  # (a wake-up from the sink only says it delivered)
         super().wake()
+
+    def deliver_now(self) -> None:
+        """Another process stored events: read and send them ahead on the caller's thread
+        when the worker waits idle with the sink up and room in its window; else wake the
+        worker. The wake-up of the worker's thread, and its wait for the interpreter's lock,
+        were a fifth of the way from a device host's commit to the broker. Never waits for
+        the sink: a sink that is not connected now is left to the worker."""
+        if self._turn.acquire(blocking=False):
+            try:
+                if (
+                    self._live
+                    and self._opened
+                    and not self._failing
+                    and not self._unstored
+                    and not self._stop.is_set()
+                    and self._window.has_room()
+                ):
+                    self._send_next(self._window, wait=False)
+                    return
+            except OutboxClosed:
+                return
+            except Exception:
+                self._caught_up = False  # the worker meets it again, and handles it
+            finally:
+                self._turn.release()
+        self.wake()
+
+    def _sleep(self, seconds: float) -> None:
+        self._turn.release()
+        try:
+            super()._sleep(seconds)
+        finally:
+            self._turn.acquire()
+
+    def _send_next(self, sink: WindowedSink, wait: bool = True) -> bool:
+        """Read the next batch after the last one sent and send it ahead (with `_turn`);
+        True if there was one. Raises what the outbox or the sink raised."""
+        self._stored = False
+        batch = self._outbox.read(self.name, self._sent_to, self._batch_size)
+        if batch:
+            events = [event for _, event in batch]
+            if hops.ON:
+                hops.note(f"read:{self.name}", events)
+            if wait:
+                sink.send_ahead(events)
+            else:
+                sink.send_ahead(events, wait=False)
+            if hops.ON:
+                hops.note(f"written:{self.name}", events)
+        self._caught_up = len(batch) < self._batch_size
+        if not batch:
+            return False
+        if not self._failing:
+            self._state = "delivering"
+        self._flight.extend(batch)
+        self._sent_to = batch[-1][0]
+        self._batch_ends.append(self._sent_to)
+        return True
 
     def _deliver(self) -> None:
         """Acknowledge what it reports
@@ -55,9 +120,11 @@ class WindowedSinkWorker(SinkWorker):
         `_wake` is cleared before looking, so a wake-up while looking is never missed."""
         sink = self._window
         cursor = self._outbox.cursor(self.name)  # delivered for good
-        sent_to = cursor  # the last event sent ahead
-        caught_up = False
+        self._sent_to = cursor
+        self._caught_up = False
         sink.watch(self._wake.set)
+        self._turn.acquire()
+        self._live = True
         try:
             while not self._stop.is_set():
                 if not self._opened:
@@ -74,35 +141,19 @@ class WindowedSinkWorker(SinkWorker):
                 # New events go out first, then the acknowledgements are taken: an event
                 # stored now does not wait for the bookkeeping of the ones before.
                 sent = False
-                if sink.has_room() and (self._stored or not caught_up):
-                    self._stored = False
+                if sink.has_room() and (self._stored or not self._caught_up):
                     try:
-                        batch = self._outbox.read(self.name, sent_to, self._batch_size)
-                        if batch:
-                            events = [event for _, event in batch]
-                            if hops.ON:
-                                hops.note(f"read:{self.name}", events)
-                            sink.send_ahead(events)
-                            if hops.ON:
-                                hops.note(f"written:{self.name}", events)
+                        sent = self._send_next(sink)
                     except OutboxClosed:
                         raise
                     except Exception as e:
                         self._fail("send", e)
-                        caught_up = False
+                        self._caught_up = False
                         continue
-                    caught_up = len(batch) < self._batch_size
-                    if batch:
-                        if not self._failing:
-                            self._state = "delivering"
-                        self._flight.extend(batch)
-                        sent_to = batch[-1][0]
-                        self._batch_ends.append(sent_to)
-                        sent = True
                 if self._flight:
                     done = self._take_delivered(sink)
                     if done is None:  # failed: send everything again from the cursor
-                        sent_to, caught_up = cursor, False
+                        self._sent_to, self._caught_up = cursor, False
                         continue
                     if done:
                         cursor = self._flight_cursor
@@ -116,7 +167,11 @@ class WindowedSinkWorker(SinkWorker):
                 # otherwise they are taken at the next batch, or after this wait.
                 self._wait_idle(cursor, ACK_WRITE_EVERY_S if self._flight else None)
         finally:
-            self._drain(sink)
+            try:
+                self._drain(sink)
+            finally:
+                self._live = False
+                self._turn.release()
 
     def _take_delivered(self, sink: WindowedSink) -> int | None:
         """Acknowledge what `sink` reports delivered; None after a failure (nothing is in

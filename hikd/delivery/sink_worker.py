@@ -139,6 +139,10 @@ class SinkWorker:
         """New events were stored."""
         self._wake.set()
 
+    def deliver_now(self) -> None:
+        """Another process stored events (`EventBus.others_stored`): wake the worker."""
+        self._wake.set()
+
     def send_unstored(self, event: Event) -> None:
         """Send `event` before the next stored ones, straight from memory (never stored,
         never acknowledged; for news that the outbox cannot store, such as its own
@@ -255,7 +259,11 @@ class SinkWorker:
         wait = IDLE_WAIT_S if most_s is None else most_s
         if self._ack_held is not None:  # written when due, if nothing comes first
             wait = max(0.0, min(wait, self._ack_due - time.monotonic()))
-        self._wake.wait(wait)
+        self._sleep(wait)
+
+    def _sleep(self, seconds: float) -> None:
+        """Wait up to `seconds` for a wake-up."""
+        self._wake.wait(seconds)
 
     def _send_unstored(self) -> bool:
         """Send the events waiting in memory; False if the sink failed."""

@@ -95,9 +95,10 @@ class WindowedSink(Sink, Protocol):
         """True when another batch may be sent ahead (always with nothing in flight)."""
         ...
 
-    def send_ahead(self, batch: Sequence[Event]) -> None:
-        """Start delivering `batch` after the batches in flight, without waiting. Raises
-        `SinkUnavailable` when it cannot start (nothing of it is in flight then)."""
+    def send_ahead(self, batch: Sequence[Event], wait: bool = True) -> None:
+        """Start delivering `batch` after the batches in flight, without waiting for it to be
+        delivered (nor, unless `wait`, for a connection). Raises `SinkUnavailable` when it
+        cannot start (nothing of it is in flight then)."""
         ...
 
     def delivered(self) -> int:

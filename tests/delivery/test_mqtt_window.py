@@ -6,6 +6,7 @@ MqttSink -> a real mosquitto -> a persistent QoS 1 subscriber)."""
 from __future__ import annotations
 
 import json
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -242,4 +243,50 @@ def test_acknowledgements_wake_the_worker_only_when_the_window_is_full(
             worker.request_stop()
             worker.join(10)
             outbox.close()
+    assert first_arrivals(sub) == [e.id for e in stored]
+
+
+def test_rows_another_process_stored_go_out_on_the_thread_that_was_told(
+    broker: Mosquitto,  # noqa: F811
+    subscribe: Callable[..., LosslessSubscriber],  # noqa: F811
+    sites: Callable[[], Site],
+) -> None:
+    """A device host's commit (`EventBus.others_stored` -> `deliver_now`) is read and written
+    to the broker by the thread that reads the host's wake-up, while the worker waits idle:
+    one thread switch less on an alarm's way. With the broker gone it waits for nothing and
+    leaves the events to the worker, which sends them, in order, once the broker is back."""
+    sub = subscribe(EVENTS)
+    site = sites()
+    senders: list[int] = []
+    send_ahead = site.sink.send_ahead
+
+    def recorded(batch: list[Event], wait: bool = True) -> None:
+        senders.append(threading.get_ident())
+        send_ahead(batch, wait)
+
+    site.sink.send_ahead = recorded  # type: ignore[method-assign]
+    stored = alarms(0, BATCH)
+    site.store(stored)
+    wait_until(lambda: site.outbox.pending("mqtt") == 0, "the first batch acknowledged", WAIT_S)
+    wait_until(lambda: site.worker.stats().state == "idle", "the worker idle", WAIT_S)
+
+    told = alarms(BATCH, BATCH)
+    stored += told
+    site.outbox.append(told)
+    site.worker.deliver_now()
+    assert senders[-1] == threading.get_ident()  # sent before deliver_now returned
+    all_arrived(sub, stored)
+
+    broker.stop()
+    wait_until(lambda: site.sink._lost(), "the connection lost", WAIT_S)
+    later = alarms(2 * BATCH, BATCH)
+    stored += later
+    site.outbox.append(later)
+    telling = threading.Thread(target=site.worker.deliver_now)
+    telling.start()
+    telling.join(WAIT_S / 2)  # publish_timeout_s is WAIT_S: it must not wait for the broker
+    assert not telling.is_alive()
+    broker.start()
+    wait_until(lambda: site.outbox.pending("mqtt") == 0, "everything acknowledged", WAIT_S)
+    all_arrived(sub, stored)
     assert first_arrivals(sub) == [e.id for e in stored]

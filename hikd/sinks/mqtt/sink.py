@@ -131,14 +131,15 @@ class MqttSink:
             self.close()
             raise SinkUnavailable(problem)
 
-    def _connected_client(self) -> BatchingClient:
+    def _connected_client(self, wait: bool = True) -> BatchingClient:
         """The client, opened if need be, once it is connected; `SinkUnavailable` if it does
-        not connect within ``publish_timeout_s``."""
-        if self._client is None:
+        not connect within ``publish_timeout_s`` (at once unless `wait`)."""
+        if self._client is None and wait:
             self.open()
         client = self._client
-        assert client is not None
-        if not self._wait_connected(self.config.publish_timeout_s):
+        if client is None or not self._wait_connected(
+            self.config.publish_timeout_s if wait else 0.0
+        ):
             raise SinkUnavailable(self._problem)
         return client
 
@@ -210,10 +211,11 @@ class MqttSink:
         """Events sent ahead and not yet acknowledged."""
         return self._flight.events
 
-    def send_ahead(self, batch: Sequence[Event]) -> None:
+    def send_ahead(self, batch: Sequence[Event], wait: bool = True) -> None:
         if not batch:
             return
-        self._flight.add(self._publish_batch(self._connected_client(), batch), self._deadline())
+        client = self._connected_client(wait)
+        self._flight.add(self._publish_batch(client, batch), self._deadline())
 
     def delivered(self) -> int:
         try:
