@@ -59,9 +59,9 @@ class WindowedSinkWorker(SinkWorker):
     def deliver_now(self) -> None:
         """Another process stored events: read and send them ahead on the caller's thread
         when the worker waits idle with the sink up and room in its window; else wake the
-        worker. The wake-up of the worker's thread, and its wait for the interpreter's lock,
-        were a fifth of the way from a device host's commit to the broker. Never waits for
-        the sink: a sink that is not connected now is left to the worker."""
+        worker. The worker's wake-up (a thread switch, and a wait for the interpreter's lock)
+        was the longest step from a device host's commit to the socket (bench/README.md).
+        Never waits for the sink: a sink that is not connected now is left to the worker."""
         if self._turn.acquire(blocking=False):
             try:
                 if (
@@ -163,7 +163,7 @@ class WindowedSinkWorker(SinkWorker):
                 if not self._flight:
                     self._recovered()  # opened, and nothing to prove: it is up
                     self._state = "idle"
-                # A sink wakes its worker for acknowledgements only when its window is full:
+                # A sink wakes its worker for acknowledgements only as its window fills up:
                 # otherwise they are taken at the next batch, or after this wait.
                 self._wait_idle(cursor, ACK_WRITE_EVERY_S if self._flight else None)
         finally:

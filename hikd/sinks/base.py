@@ -87,8 +87,8 @@ class WindowedSink(Sink, Protocol):
 
     def watch(self, progress: Callable[[], None]) -> None:
         """Call `progress` (from any thread, cheap) when the worker must call `delivered()`:
-        events in flight can no longer be delivered, or the window is full and some were.
-        The worker also calls it before each batch and at least every 0.2 s."""
+        events in flight can no longer be delivered, or some were and the window fills up.
+        The worker also calls it at each batch it sends and at least once a second."""
         ...
 
     def has_room(self) -> bool:

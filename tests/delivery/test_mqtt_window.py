@@ -206,7 +206,7 @@ class CountingWake(WindowedSinkWorker):
         super()._deliver()
 
 
-def test_acknowledgements_wake_the_worker_only_when_the_window_is_full(
+def test_acknowledgements_wake_the_worker_only_when_the_window_fills_up(
     tmp_path: Path,
     broker: Mosquitto,  # noqa: F811
     subscribe: Callable[..., LosslessSubscriber],  # noqa: F811

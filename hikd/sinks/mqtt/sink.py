@@ -109,8 +109,7 @@ class MqttSink:
         self._client: BatchingClient | None = None
         self._flight = InFlight()
         self._progress: Callable[[], None] | None = None
-        self.acknowledged_at: float | None = None
-        """When acknowledgements were last read (epoch seconds; `WindowedSink`)."""
+        self.acknowledged_at: float | None = None  # `WindowedSink`
 
     @property
     def _where(self) -> str:
@@ -137,9 +136,8 @@ class MqttSink:
         if self._client is None and wait:
             self.open()
         client = self._client
-        if client is None or not self._wait_connected(
-            self.config.publish_timeout_s if wait else 0.0
-        ):
+        timeout = self.config.publish_timeout_s if wait else 0.0
+        if client is None or not self._wait_connected(timeout):
             raise SinkUnavailable(self._problem)
         return client
 
@@ -232,12 +230,10 @@ class MqttSink:
             progress()
 
     def _acknowledgements_read(self) -> None:
-        """paho's thread read acknowledgements: the worker takes them at its next batch or
-        look (within `hikd.delivery.sink_worker.ACK_WRITE_EVERY_S`), and is woken for them
-        only when the window is full. A wake-up per read was a thread switch per batch, and
-        the next batch waited for it."""
+        """paho's thread read acknowledgements. The worker takes them at its next batch or
+        look; it is woken (a thread switch) only once half of the window is in flight."""
         self.acknowledged_at = time.time()
-        if not self.has_room():
+        if self._flight.messages * 2 >= self.config.in_flight_limit:
             self._tell_progress()
 
     def _info_now(self) -> list[Message]:
