@@ -294,6 +294,14 @@ class BatchingClient(mqtt.Client):
     def _packet_read(self) -> MQTTErrorCode:
         # Between packets, the MQTT 3.1.1 PUBACKs and PUBCOMPs next in the read buffer (the
         # broker's answers to a batch come together) are taken at once: 4 bytes each, fixed.
+        # The socket is read here first, so that the first acknowledgement of a read is
+        # taken with the rest (paho read it alone, and dispatched it: one per read).
+        if (
+            self._in_packet["command"] == 0
+            and (self._read_from is not self._sock or self._read_at >= len(self._read_buffer))
+            and not self._fill_read_buffer()
+        ):
+            return MQTTErrorCode.MQTT_ERR_AGAIN  # nothing more now: what paho says
         if (
             self._in_packet["command"] == 0
             and self._read_from is self._sock
@@ -315,6 +323,21 @@ class BatchingClient(mqtt.Client):
                 )
         rc: MQTTErrorCode = super()._packet_read()
         return rc
+
+    def _fill_read_buffer(self) -> bool:
+        """Read what the socket has into the read buffer; False if it has nothing now. A
+        failure or the end of the connection is left to paho's own read, which meets it
+        again and handles it."""
+        try:
+            data = super()._sock_recv(_READ_SIZE)
+        except BlockingIOError:
+            return False
+        except OSError:
+            return True
+        if data:
+            self._quick_ack()
+            self._read_buffer, self._read_at, self._read_from = data, 0, self._sock
+        return True
 
     def _published(self, mids: list[int]) -> MQTTErrorCode:
         """The broker acknowledged the messages `mids` (QoS 1 and 2, in order)."""

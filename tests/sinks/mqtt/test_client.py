@@ -90,11 +90,12 @@ def test_a_batch_goes_out_in_few_writes_and_arrives_in_order(
             wait_published(infos)
             # One write per batch, give or take the network thread's own timer waking up
             # in the middle of it; one read per burst of acknowledgements, and over MQTT
-            # 3.1.1 the acknowledgements of a read are taken together.
+            # 3.1.1 the acknowledgements of a read are taken together, the first too (paho
+            # dispatched the first of every read: as many packets as reads).
             assert client.sends - sends < MESSAGES // 10
             assert client.reads - reads < MESSAGES // 3
             if protocol == mqtt.MQTTv311:
-                assert client.handled - handled < MESSAGES // 3
+                assert client.handled - handled <= (client.reads - reads) // 4
             got = sub.wait_for(lambda ms: len(ms) >= MESSAGES, "every message")
             assert [int(m.payload) for m in got] == list(range(MESSAGES))
     finally:
