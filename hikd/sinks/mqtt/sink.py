@@ -391,11 +391,6 @@ class MqttSink:
             log.exception("cannot republish discovery for Home Assistant")
 
     # -- the retained picture ----------------------------------------------------------
-    def _publish(
-        self, client: mqtt.Client, topic: str, payload: bytes | str, retain: bool
-    ) -> mqtt.MQTTMessageInfo:
-        return client.publish(topic, payload, qos=self.config.qos, retain=retain)
-
     def _republish(self, client: mqtt.Client, discovery_first: bool) -> None:
         """Everything retained (`RetainedPicture.republish`). Called with `_lock` held."""
         self._publish_all(client, self.retained.republish(discovery_first))
@@ -405,7 +400,7 @@ class MqttSink:
 
     def _publish_all(self, client: mqtt.Client, messages: Sequence[Message]) -> None:
         for m in messages:
-            self._publish(client, m.topic, m.payload, m.retain)
+            client.publish(m.topic, m.payload, qos=self.config.qos, retain=m.retain)
 
     def _pictures(self, event: Event) -> list[Message]:
         return picture_messages(self.topics, event) if self.config.images else []
