@@ -723,8 +723,11 @@ def print_steps(steps: list[Step], seconds: float) -> None:
             w.percent(w.others),
             w.percent(w.idle),
         ]
+        planned = int(s.rate * s.seconds)
         if s.kept_up:
             verdict = "kept up"
+        elif s.sent < planned:
+            verdict = f"the simulator sent {s.sent} of {planned}"
         elif not s.zero_loss:
             verdict = f"MISSING {s.missing + max(0, s.sent - s.starts)}"
         else:
