@@ -30,6 +30,7 @@ from hikd.errors import ConfigError, UserError
 from hikd.events import Event, health
 from hikd.files import make_dir
 from hikd.hosts import interpreter
+from hikd.listeners.spool_file import warn_spools_left
 from hikd.logs import redact, setup_logging
 from hikd.observe.service import Observation
 from hikd.sinks.base import SinkContext
@@ -163,6 +164,8 @@ class Daemon:
             self.fronts = SupervisedFronts(self.config, self.supervisor, self.publish)
             self.fronts.start()
             self.observation.listen = self.fronts.stats
+        else:  # a removed listen port's pushes wait for one (README "The listen front")
+            warn_spools_left(self.config.daemon.state_dir)
 
     def _job_rows(self) -> list[Any]:
         """For `hikd status`: the inline host's scheduler, else configuration and state."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Hashable
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -28,7 +29,8 @@ from hikd.hosts.handle import HostHandle, HostUnavailable
 from hikd.hosts.supervisor import HostSupervisor
 from hikd.listeners.front import ListenFront
 from hikd.listeners.senders import LIBRARY_ADDRESS, SenderMap
-from hikd.listeners.spool import Spool, spool_path
+from hikd.listeners.spool import Spool
+from hikd.listeners.spool_file import spool_path, spools_left
 from hikd.listeners.vet import listen_limits, port_in_use
 
 log = structlog.get_logger("hikd.listen")
@@ -146,8 +148,12 @@ class SupervisedFronts:
             [*allowed.values(), *addresses.sets.values()], on_change=addresses.changed
         )
         self.resolver.start()
+        # Pushes a removed (or moved) listen port answered and no host stored: relayed
+        # through the first port that is configured now.
+        left = spools_left(self.config.daemon.state_dir, allowed)
         for listen in self.config.listen:
-            self.fronts.append(self._front(listen, allowed[listen.port], addresses))
+            self.fronts.append(self._front(listen, allowed[listen.port], addresses, left))
+            left = []
         self.supervisor.shared.on_misread = self.misread
         self.supervisor.shared.on_listen_stored = self.stored
 
@@ -160,7 +166,11 @@ class SupervisedFronts:
             front.stored(host, heard)
 
     def _front(
-        self, cfg: ListenConfig, allowed: AddressSet, addresses: DeviceAddresses
+        self,
+        cfg: ListenConfig,
+        allowed: AddressSet,
+        addresses: DeviceAddresses,
+        left: list[tuple[int, Path]],
     ) -> ListenFront:
         front = ListenFront(
             cfg.address,
@@ -173,6 +183,7 @@ class SupervisedFronts:
             relay_host=LIBRARY_ADDRESS,
             router=HostRouter(self.supervisor, addresses, cfg.port),
             spool=Spool(spool_path(self.config.daemon.state_dir, cfg.port)),
+            spools_left=left,
         )
         try:
             front.start()

@@ -24,7 +24,8 @@ import contextlib
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -71,10 +72,12 @@ class ListenFront:
         relay_host: str = "127.0.0.1",
         router: Router | None = None,
         spool: Spool | None = None,
+        spools_left: Sequence[tuple[int, Path]] = (),
     ) -> None:
         """`router`: where each sender's requests go when devices have processes of their
         own (`hikd.hosts.fronts`); without one, all go to `relay_port`. `spool`: with a
-        router, where what is kept waits on disk too."""
+        router, where what is kept waits on disk too; `spools_left`: the spools (port, file)
+        of listen ports no longer configured, whose pushes this front takes over."""
         self.router = router
         self.address = address
         self.port = port
@@ -108,6 +111,7 @@ class ListenFront:
             )
         )
         """What is kept for the device hosts and relayed to them (with a `router`)."""
+        self._spools_left = spools_left
         self._in_order: dict[str, asyncio.Lock] = {}
         """One request of a sender at a time to the library, so its messages come in the
         order of the requests' numbers (`hikd.listeners.relayed`)."""
@@ -120,7 +124,7 @@ class ListenFront:
     def start(self) -> None:
         """Listen on the public port; raises OSError when it cannot (port in use, ...)."""
         if self._hosts is not None:
-            self._hosts.read_back()
+            self._hosts.read_back(self._spools_left)
         started = threading.Event()
         failure: list[BaseException] = []
 

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Awaitable, Callable, Hashable, Iterator
+from collections.abc import Awaitable, Callable, Hashable, Iterator, Sequence
+from pathlib import Path
 from typing import Protocol
 
 import structlog
@@ -118,9 +119,10 @@ class HostRelay:
         )
         return "the listen spool cannot be written"
 
-    def read_back(self) -> None:
+    def read_back(self, left: Sequence[tuple[int, Path]] = ()) -> None:
         """What the spool kept from the run before: kept again, relayed as hosts come up,
-        marked ``resent`` (a host may have stored it before the daemon ended)."""
+        marked ``resent`` (a host may have stored it before the daemon ended). `left`: the
+        spools (port, file) of listen ports no longer configured, taken over the same way."""
         if self.spool is None:
             return
         try:
@@ -133,6 +135,8 @@ class HostRelay:
                 hint="hikd needs to write its state directory",
             )
             self.spool = None
+            for port, path in left:
+                self._not_taken_over(port, path, exc)
             return
         for ident, relayed in found:
             self.keep(self.senders.alias_for(relayed.sender), relayed, True, ident)
@@ -143,6 +147,45 @@ class HostRelay:
                 count=len(found),
                 path=str(self.spool.path),
             )
+        for port, path in left:
+            self._take_over(port, path)
+
+    def _take_over(self, port: int, path: Path) -> None:
+        """The pushes a listen port no longer configured kept in `path`: into this port's
+        spool (on disk before that file goes), relayed with the rest, marked ``resent``."""
+        assert self.spool is not None
+        old = Spool(path)
+        try:
+            found = old.open()
+            idents = [self.spool.add(relayed) for _ident, relayed in found]
+            self.spool.sync()
+        except OSError as exc:  # the file stays: taken over at a later start
+            old.close()
+            self._not_taken_over(port, path, exc)
+            return
+        old.close()
+        path.unlink(missing_ok=True)
+        for ident, (_old, relayed) in zip(idents, found, strict=True):
+            self.keep(self.senders.alias_for(relayed.sender), relayed, True, ident)
+        self.counters["kept from the run before"] += len(found)
+        if found:
+            log.warning(
+                "pushed alarms kept for a listen port that is no longer configured: "
+                "relayed through this one",
+                port=port,
+                count=len(found),
+                through=self.spool.path.name,
+            )
+
+    def _not_taken_over(self, port: int, path: Path, exc: OSError) -> None:
+        log.error(
+            "pushed alarms kept for a listen port that is no longer configured cannot be "
+            "taken over now: tried again at the next start",
+            port=port,
+            path=str(path),
+            error=exc.strerror or str(exc),
+            hint="hikd needs to read and write its state directory",
+        )
 
     async def drain(self, most_s: float) -> None:
         """At a stop, wait (at most `most_s`) until the hosts have reported stored what they

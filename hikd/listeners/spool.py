@@ -8,11 +8,8 @@ about the same time share one ``fdatasync`` before they are answered (`durable`)
 is not synced on its own (lost in a crash, it costs one copy more, marked ``resent``). At the
 next start the file is read back (`open`): what is not done is kept again, relayed as hosts
 come up, and marked ``resent`` (a host may have stored it just before the crash). The file is
-rewritten with only what is kept when it has grown past `COMPACT_BYTES` and twice that.
-
-A record: kind (``A`` add, ``D`` done), body length, push id, CRC-32 of all that and the
-body; an add's body is the sender, path, content type and the request's vetted payload. A
-torn record at the end (a crash while writing) ends the reading.
+rewritten with only what is kept when it has grown past `COMPACT_BYTES` and twice that. The
+records: `hikd.listeners.spool_file`.
 """
 
 from __future__ import annotations
@@ -21,60 +18,15 @@ import asyncio
 import contextlib
 import os
 import queue
-import struct
 import threading
-import time
-import zlib
 from collections.abc import Iterable
 from pathlib import Path
 
 from hikd.listeners.relayed import Relayed
+from hikd.listeners.spool_file import ADD, DONE, add_body, read_records, record, relayed_of
 
 COMPACT_BYTES = 8 * 1024 * 1024
 """The file is rewritten with only what is kept once it is this big and twice what is kept."""
-_HEAD = struct.Struct("<cIQI")
-_ADD_HEAD = struct.Struct("<HHHB")
-ADD, DONE = b"A", b"D"
-
-
-def spool_path(state_dir: Path, port: int) -> Path:
-    return state_dir / f"listen-{port}.spool"
-
-
-def _record(kind: bytes, ident: int, body: bytes = b"") -> bytes:
-    crc = zlib.crc32(body, zlib.crc32(kind + struct.pack("<IQ", len(body), ident)))
-    return _HEAD.pack(kind, len(body), ident, crc) + body
-
-
-def _add_body(relayed: Relayed) -> bytes:
-    sender, path, kind = (t.encode() for t in (relayed.sender, relayed.path, relayed.content_type))
-    head = _ADD_HEAD.pack(len(sender), len(path), len(kind), min(relayed.tries, 255))
-    return head + sender + path + kind + relayed.payload
-
-
-def _relayed(body: bytes) -> Relayed:
-    lengths = _ADD_HEAD.unpack_from(body)
-    at = _ADD_HEAD.size
-    texts = []
-    for length in lengths[:3]:
-        texts.append(body[at : at + length].decode())
-        at += length
-    return Relayed(texts[0], texts[1], texts[2], body[at:], lengths[3], time.monotonic())
-
-
-def read_records(data: bytes) -> Iterable[tuple[bytes, int, bytes, int]]:
-    """(kind, id, body, offset) of each whole, intact record; stops at the first that is not."""
-    at = 0
-    while at + _HEAD.size <= len(data):
-        kind, length, ident, crc = _HEAD.unpack_from(data, at)
-        end = at + _HEAD.size + length
-        body = data[at + _HEAD.size : end]
-        if end > len(data) or kind not in (ADD, DONE):
-            return
-        if crc != zlib.crc32(body, zlib.crc32(kind + struct.pack("<IQ", length, ident))):
-            return
-        yield kind, ident, body, at
-        at = end
 
 
 class Spool:
@@ -112,18 +64,18 @@ class Spool:
             else:
                 kept.pop(ident, None)
             self._next = max(self._next, ident + 1)
-        records = [_record(ADD, ident, body) for ident, body in sorted(kept.items())]
+        records = [record(ADD, ident, body) for ident, body in sorted(kept.items())]
         self._rewrite(records, list(sorted(kept)))
-        return [(ident, _relayed(body)) for ident, body in sorted(kept.items())]
+        return [(ident, relayed_of(body)) for ident, body in sorted(kept.items())]
 
     def add(self, relayed: Relayed) -> int:
         """Append a push; its id (durable once `durable` returns). Raises OSError."""
         ident = self._next
         self._next += 1
-        record = _record(ADD, ident, _add_body(relayed))
-        self._write(record)
-        self._live[ident] = (self._size - len(record), len(record))
-        self.live_bytes += len(record)
+        added = record(ADD, ident, add_body(relayed))
+        self._write(added)
+        self._live[ident] = (self._size - len(added), len(added))
+        self.live_bytes += len(added)
         return ident
 
     def done(self, idents: Iterable[int]) -> None:
@@ -133,10 +85,15 @@ class Spool:
             entry = self._live.pop(ident, None)
             if entry is not None:
                 self.live_bytes -= entry[1]
-                records.append(_record(DONE, ident))
+                records.append(record(DONE, ident))
         if records:
             with contextlib.suppress(OSError):  # read back once more at worst, marked resent
                 self._write(b"".join(records))
+
+    def sync(self) -> None:
+        """Everything added so far is on disk, now (before the loop runs). Raises OSError."""
+        os.fdatasync(self._fd)
+        self._synced = self._appended
 
     async def durable(self) -> None:
         """Return once every push added so far is on disk (one sync for the pushes added
@@ -186,10 +143,10 @@ class Spool:
         try:
             old, self._fd, self._size = self._fd, fd, 0
             self._live, self.live_bytes = {}, 0
-            for ident, record in zip(idents, records, strict=True):
-                self._write(record)
-                self._live[ident] = (self._size - len(record), len(record))
-                self.live_bytes += len(record)
+            for ident, data in zip(idents, records, strict=True):
+                self._write(data)
+                self._live[ident] = (self._size - len(data), len(data))
+                self.live_bytes += len(data)
             os.fsync(fd)
             os.replace(new, self.path)
             directory = os.open(self.path.parent, os.O_RDONLY)
