@@ -266,11 +266,15 @@ class Daemon:
         if "logging.level" in changes.live:  # here, and in every device host
             setup_logging(config.logging.level, config.logging.format)
         if changes.devices_changed or changes.live:
-            hosts = self._apply_devices(config, every_host="logging.level" in changes.live)
+            every_host = "logging.level" in changes.live or changes.settings_changed
+            hosts = self._apply_devices(config, every_host=every_host)
         if changes.allowed:
             self._renew_allowed(config)
         self.config = config
         line = changes.line()
+        rearmed = sum(len(r.get("rearmed", ())) for r in hosts.values() if isinstance(r, dict))
+        if rearmed:
+            line += f"; {rearmed} device{'s' * (rearmed != 1)} armed again with the new [arming]"
         failed = {i: r for i, r in hosts.items() if isinstance(r, str)}
         if failed:
             line += "; " + "; ".join(f"device host {i}: {why}" for i, why in failed.items())

@@ -2,14 +2,16 @@
 
 Devices are applied live: each enabled device is added, removed, changed (any of its keys:
 address, port, credentials, protocol, arming, ...) or untouched; so are the log level (one
-call in each process) and who may push to each listen port (``[[listen]] allowed``, or the
-devices' addresses it defaults to: a device added or removed is let in or shut out at once).
-Everything else is read once at start (the outbox and state directory, the number of device
-hosts, listen ports and their limits, sinks, jobs, the vendor library's settings, ...): a
-difference there is reported as needing a restart and not applied, so that the daemon never
-runs half on one configuration and half on another. Values are never shown, only key paths
-(the log level and an allow-list the user wrote excepted): a password must not reach a log
-line.
+call in each process), who may push to each listen port (``[[listen]] allowed``, or the
+devices' addresses it defaults to: a device added or removed is let in or shut out at once),
+``[alarms]`` (for the alarms that start from then on) and ``[arming]`` (the armed devices
+are armed again; `hikd.hosts.host_reload`). Everything else is read once at start (the
+outbox and state directory, the number of device hosts, listen ports and their limits,
+sinks, jobs, the vendor library's settings, ...): a difference there is reported as needing
+a restart and not applied, so that the daemon never runs half on one configuration and half
+on another. Values are never shown, only key paths (the log level, an allow-list the user
+wrote and the keys of ``[alarms]`` and ``[arming]`` excepted): a password must not reach a
+log line.
 """
 
 from __future__ import annotations
@@ -27,6 +29,9 @@ LIVE_SECTIONS = frozenset({"devices"})
 """The sections a reload applies; a change anywhere else waits for a restart."""
 LIVE_KEYS = frozenset({"logging.level"})
 """Single keys of the other sections a reload applies."""
+SETTINGS = ("alarms", "arming")
+"""Sections the device hosts apply on reload (`hikd.hosts.host_reload.reload_settings`);
+their values are no secret and are shown."""
 
 
 @dataclass(frozen=True)
@@ -49,6 +54,11 @@ class ConfigChanges:
     def devices_changed(self) -> bool:
         return bool(self.added or self.removed or self.changed)
 
+    @property
+    def settings_changed(self) -> bool:
+        """A key of `SETTINGS` differs: every device host is told."""
+        return any(key.split(".")[0] in SETTINGS for key in self.live)
+
     def line(self) -> str:
         """The one line a user reads (log, `hikd reload`)."""
         parts = []
@@ -66,6 +76,8 @@ class ConfigChanges:
             said += f"; {len(self.unchanged)} untouched"
         for key, value in self.live.items():
             said += f"; {key} now {value}"
+            if key.startswith("alarms."):
+                said += " for new alarms"
         if self.needs_restart:
             said += (
                 f"; needs a restart to take effect (not applied): {', '.join(self.needs_restart)}"
@@ -94,7 +106,7 @@ def compare(old: Config, new: Config) -> ConfigChanges:
     changed = {name: found for name, found in keys.items() if found}
     restart = _restart_keys(old, new)
     allowed = _allowed_changes(old, new)
-    live = {key: str(_value(new, key)) for key in restart if key in LIVE_KEYS}
+    live = {key: _shown(_value(new, key)) for key in restart if _live(key)}
     for index, listen in allowed.items():
         if "allowed" in listen.model_fields_set:  # taken from the devices: they say it
             live[f"listen.{index}.allowed"] = ", ".join(listen.allowed) or "nobody"
@@ -107,18 +119,20 @@ def compare(old: Config, new: Config) -> ConfigChanges:
         },
         changed=changed,
         unchanged=[name for name in after if name in before and name not in changed],
-        needs_restart=[key for key in restart if key not in LIVE_KEYS],
+        needs_restart=[key for key in restart if not _live(key)],
         live=live,
         allowed=[listen.port for listen in allowed.values()],
     )
 
 
 def applied(old: Config, new: Config) -> Config:
-    """The configuration the daemon runs on after a reload: the new devices, log level and
-    allowed senders, everything else as it was started (so that a device host restarted
-    later starts like the others, with the same outbox, sinks and listen ports)."""
+    """The configuration the daemon runs on after a reload: the new devices, log level,
+    allowed senders, ``[alarms]`` and ``[arming]``, everything else as it was started (so
+    that a device host restarted later starts like the others, with the same outbox, sinks
+    and listen ports)."""
     logging = old.logging.model_copy(update={"level": new.logging.level})
     update: dict[str, Any] = {"devices": list(new.devices), "logging": logging}
+    update.update({section: getattr(new, section) for section in SETTINGS})
     allowed = _allowed_changes(old, new)
     if allowed:
         update["listen"] = [
@@ -146,11 +160,29 @@ def _without_allowed(listen: ListenConfig) -> dict[str, Any]:
     return listen.model_dump(exclude={"allowed"})
 
 
+def _live(key: str) -> bool:
+    return key in LIVE_KEYS or key.split(".")[0] in SETTINGS
+
+
 def _value(config: Config, key: str) -> Any:
+    """The value at a key path; None for a key of a table that is not there any more (a
+    hold time taken out of ``[alarms.hold_s]``)."""
     value: Any = config
     for name in key.split("."):
-        value = getattr(value, name)
+        value = value.get(name) if isinstance(value, dict) else getattr(value, name)
     return value
+
+
+def _shown(value: Any) -> str:
+    if value is None:
+        return "the default"
+    if isinstance(value, bool):
+        return str(value).lower()  # as written in the file
+    if isinstance(value, list):
+        return "[" + ", ".join(str(v) for v in value) + "]"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
 
 
 def same_devices(old: Sequence[DeviceConfig], new: Sequence[DeviceConfig]) -> bool:

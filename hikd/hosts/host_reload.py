@@ -7,6 +7,12 @@ open alarms left to end as usual (hold time, or the device's own stop). Backfill
 added devices' gaps are read back from now on, removed ones' no more. The sessions of
 untouched devices, their arming and their open alarms stay exactly as they were.
 
+``[alarms]`` and ``[arming]`` apply too (`reload_settings`): hold times and one-shot types
+to the alarms that start from now on (an open alarm keeps the hold it started with); new
+arming options to every device armed from now on, and the devices armed already are armed
+again with them (one alarm channel closed and opened: the library reconnects the same way,
+sdk-over-isapi.md part 1 §3). Retry and heartbeat settings take effect at once.
+
 `renew_allowed` gives the listen fronts (in the supervisor, or in the one inline host) the
 senders a reload allows.
 """
@@ -14,7 +20,7 @@ senders a reload allows.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,10 +30,13 @@ from hikd.addresses import AddressSet, NameRefresher
 from hikd.devices.closing import close_sessions
 from hikd.errors import UserError
 from hikd.events import health
+from hikd.listeners.arming import arming_options
+from hikd.listeners.decode.types import ONE_SHOT_TYPES
 from hikd.plain_config import device_keys
 
 if TYPE_CHECKING:
     from hikd.config import Config, DeviceConfig, ListenConfig
+    from hikd.devices.session import DeviceSession
     from hikd.hosts.device_host import DeviceHost
     from hikd.listeners.front import ListenFront
 
@@ -50,6 +59,7 @@ def reload_devices(
     changed = [n for n, d in new.items() if n in old and device_keys(old[n], d)]
     added = [n for n in new if n not in old]
     going = [s for s in host.sessions if s.name in removed or s.name in changed]
+    staying = [s for s in host.sessions if s not in going]
     if going:
         close_sessions(going, config.sdk.shutdown_timeout_s, reason="configuration reloaded")
         gone = {s.name for s in going}
@@ -61,6 +71,7 @@ def reload_devices(
             if removed[session.name] == "device_removed":
                 why = "removed from the configuration"
             host.publish(health(session.device, "offline", reason=why))
+    rearm = reload_settings(host, config)
     host.config = config
     host.devices = list(devices)
     if host.backfill is not None:  # before the added devices log in: their gaps count
@@ -73,6 +84,7 @@ def reload_devices(
         host.resolver.watch(host.directory.address_sets())
     for session in starting:
         session.start()
+    rearmed = rearm(staying)
     if removed or changed or added:
         # Stored before the answer: the supervisor's `reload` event, which makes `hikd
         # status` forget the removed devices, must come after their last events.
@@ -87,7 +99,46 @@ def reload_devices(
             changed=changed,
             alarms_closed=closed,
         )
-    return {"added": added, "removed": sorted(removed), "changed": changed, "alarms_closed": closed}
+    if rearmed:
+        log.info("devices armed again with the new [arming]", devices=rearmed)
+    return {
+        "added": added,
+        "removed": sorted(removed),
+        "changed": changed,
+        "alarms_closed": closed,
+        "rearmed": rearmed,
+    }
+
+
+def reload_settings(
+    host: DeviceHost, config: Config
+) -> Callable[[Sequence[DeviceSession]], list[str]]:
+    """Apply ``[alarms]`` and ``[arming]`` of `config` where they differ from the host's; the
+    options go to the devices armed from now on. What to call with the sessions that stay:
+    it arms those armed already again if the options changed, and names them."""
+    old, pipeline, arming = host.config, host.pipeline, host.arming
+    if old.alarms != config.alarms and pipeline is not None:
+        # Types the decoders know to be one-shot stay so, as at start (`DeviceHost.start`).
+        pulses = set(config.alarms.pulse_types) | set(ONE_SHOT_TYPES)
+        pipeline.tracker.retune(dict(config.alarms.hold_s), pulses)
+    if old.arming == config.arming or arming is None:
+        return lambda _sessions: []
+    arming.retry_s = config.arming.retry_s
+    if host.stream_watch is not None:
+        host.stream_watch.set_misses(config.arming.heartbeat_misses)
+    options = arming_options(config.arming)
+    if options == arming.options:
+        return lambda _sessions: []
+    arming.options = options
+
+    def rearm(sessions: Sequence[DeviceSession]) -> list[str]:
+        armed = [s for s in sessions if arming.is_armed(s.name)]
+        for session in armed:
+            arming.disarm(session)
+            arming.arm(session)
+        return [s.name for s in armed]
+
+    return rearm
 
 
 def _end_alarms(host: DeviceHost, removed: dict[str, str]) -> int:

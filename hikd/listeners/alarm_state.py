@@ -54,6 +54,9 @@ class _Active:
     last: Event
     last_seen: float
     """Tracker clock (monotonic) of the last start."""
+    hold: float
+    """The hold time when it started: a reload that changes ``[alarms]`` applies to new
+    alarms, not to those already on."""
 
 
 _Due = tuple[float, int, AlarmKey, _Active, float]
@@ -97,6 +100,14 @@ class AlarmStateTracker:
     def hold_for(self, type_: str) -> float:
         return float(self._hold.get(type_, self._default_hold))
 
+    def retune(self, hold_s: Mapping[str, float], pulse_types: Collection[str]) -> None:
+        """New hold times and one-shot types (a reload changed ``[alarms]``): for the alarms
+        that start from now on; the ones on keep the hold they started with."""
+        with self._lock:
+            self._hold = dict(hold_s)
+            self._default_hold = float(self._hold.get("default", DEFAULT_HOLD_S))
+            self._pulse_types = frozenset(pulse_types)
+
     def feed(self, event: Event) -> list[Event]:
         """The transitions `event` causes: [start], [stop], [pulse], [] for a repeat, or
         [stop, start] when an alarm comes back after its hold ran out unnoticed."""
@@ -122,7 +133,7 @@ class AlarmStateTracker:
     def _start(self, key: AlarmKey, event: Event, now: float) -> list[Event]:
         active = self._active.get(key)
         if active is not None:
-            if now - active.last_seen <= self.hold_for(key.type):
+            if now - active.last_seen <= active.hold:
                 active.last = event
                 active.last_seen = now
                 self._note_due(key, active)
@@ -143,7 +154,7 @@ class AlarmStateTracker:
             out = [self._timeout_stop(active)]
         else:
             out = []
-        self._active[key] = _Active(start=event, last=event, last_seen=now)
+        self._active[key] = _Active(event, event, now, self.hold_for(key.type))
         self._note_due(key, self._active[key])
         self.counters["starts"] += 1
         out.append(event)
@@ -196,10 +207,10 @@ class AlarmStateTracker:
             out = []
             due = self._due
             while due:
-                _, _, key, _, seen = due[0]
+                _, _, key, active, seen = due[0]
                 if not self._current(due[0]):
                     heapq.heappop(due)
-                elif now - seen > self.hold_for(key.type):
+                elif now - seen > active.hold:
                     heapq.heappop(due)
                     out.append(self._timeout_stop(self._active.pop(key)))
                 else:
@@ -216,7 +227,7 @@ class AlarmStateTracker:
         if len(due) > 2 * len(self._active) + 64:  # repeats left many stale entries
             due[:] = [entry for entry in due if self._current(entry)]
             heapq.heapify(due)
-        deadline = active.last_seen + self.hold_for(key.type)
+        deadline = active.last_seen + active.hold
         heapq.heappush(due, (deadline, next(self._due_seq), key, active, active.last_seen))
 
     def end_device(self, device: str, ended_by: str) -> list[Event]:

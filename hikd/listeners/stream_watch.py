@@ -111,6 +111,12 @@ class StreamWatch:
         self._thread = threading.Thread(target=self._run, name="stream-watch", daemon=True)
         self._thread.start()
 
+    def set_misses(self, misses: float) -> None:
+        """A reload changed ``[arming] heartbeat_misses``; 0 stops the watching."""
+        self.misses = misses
+        if misses > 0 and self._thread is None:
+            self.start()
+
     def stop(self) -> None:
         self._stop.set()
         if self._thread is not None:
@@ -125,6 +131,8 @@ class StreamWatch:
                 log.exception("stream watch failed")
 
     def check(self) -> None:
+        if self.misses <= 0:  # turned off by a reload
+            return
         now = time.monotonic()
         for session in self._sessions():
             with self._lock:

@@ -156,3 +156,29 @@ def test_who_may_push_changes_live_and_a_listen_port_with_a_restart(tmp_path: Pa
     assert applied(old, moved).listen == old.listen
     more = config(tmp_path, device("keep"), extra=listen + listen.replace("7200", "7201"))
     assert compare(old, more).needs_restart == ["listen"]
+
+
+def test_alarms_and_arming_change_live_and_say_their_new_values(tmp_path: Path) -> None:
+    old = config(tmp_path, device("keep"), extra="[alarms.hold_s]\nmotion = 30\n")
+    new = config(
+        tmp_path,
+        device("keep"),
+        extra=(
+            '[alarms]\npulse_types = ["unknown"]\n[alarms.hold_s]\ntamper = 2.5\n'
+            '[arming]\nlevel = "low"\nupload_confirmation = true\nretry_s = 5\n'
+        ),
+    )
+    changes = compare(old, new)
+    assert changes.needs_restart == []
+    assert changes.settings_changed and not changes.devices_changed
+    assert changes.line() == (
+        "no device changed; arming.level now low; arming.upload_confirmation now true; "
+        "arming.retry_s now 5; alarms.hold_s.motion now the default for new alarms; "
+        "alarms.hold_s.tamper now 2.5 for new alarms; alarms.pulse_types now [unknown] "
+        "for new alarms"
+    )
+    running = applied(old, new)
+    assert running.alarms == new.alarms and running.arming == new.arming
+    assert not compare(
+        old, config(tmp_path, device("keep"), extra="[alarms.hold_s]\nmotion = 30\n")
+    ).settings_changed

@@ -7,7 +7,7 @@ from pathlib import Path
 from hikd.sim import Simulator
 
 
-def daemon_lines(path: Path) -> list[str]:
+def daemon_lines(path: Path, device_hosts: int = 1) -> list[str]:
     """State and runtime directories beside the file `path`, JSON logs, the disk sink in
     ``state/events``; the caller appends its own tables and devices."""
     state = path.parent / "state"
@@ -15,6 +15,7 @@ def daemon_lines(path: Path) -> list[str]:
         "[daemon]",
         f'state_dir = "{state}"',
         f'runtime_dir = "{path.parent / "run"}"',
+        f"device_hosts = {device_hosts}",
         "[logging]",
         'format = "json"',
         "[sinks.disk]",

@@ -295,3 +295,24 @@ def test_many_repeats_of_one_alarm_keep_it_open_and_its_bookkeeping_small() -> N
     assert t.expire() == [] and len(t._due) <= 2 * len(t.active()) + 65
     clock.advance(5.01)
     assert len(t.expire()) == 1
+
+
+def test_new_hold_times_and_one_shot_types_apply_to_alarms_that_start_afterwards() -> None:
+    """A reload changed ``[alarms]`` (`retune`): the alarm on keeps the hold it started
+    with, repeats included; an alarm that starts afterwards takes the new one; a type made
+    one-shot is a pulse from then on."""
+    clock = Clock()
+    t = tracker(clock)
+    t.feed(ev(channel=1))
+    t.retune({"default": 5.0, "motion": 60.0}, {"face_snap", "tamper"})
+    assert len(t.feed(ev(channel=2))) == 1  # a start
+    clock.advance(4)
+    assert t.feed(ev(channel=1, at=4)) == []  # still the same alarm: a repeat
+    assert t.next_expiry() == clock.now + 5  # channel 1's old hold, from its repeat
+    clock.advance(5.5)
+    (stop,) = t.expire()
+    assert (stop.channel, stop.attributes["ended_by"]) == (1, "hold_timeout")
+    assert t.active() == [AlarmKey("cam", 2, "motion", None)]
+    assert t.next_expiry() == clock.now - 9.5 + 60  # channel 2 started under the new hold
+    (pulse,) = t.feed(ev("tamper"))
+    assert pulse.state == "pulse"

@@ -1,0 +1,109 @@
+"""A reload applies ``[alarms]`` and ``[arming]`` (README "Reloading the configuration"):
+`hikd run` with two device hosts, the real vendor library in each, hikd.sim devices. Both
+hosts are told, though no device changed: a new hold time applies to the alarms that start
+afterwards (the alarm on keeps its own), and new arming options arm the armed devices again
+(one new alert stream each, no new login); the reload line says what was applied.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from hikd.hosts.placement import host_of
+from hikd.sim import SimDeviceConfig, Simulator
+from tests.delivery.test_delivery import (  # noqa: F401 - run_hikd is a fixture
+    SECRET,
+    START_TIMEOUT_S,
+    HikdProcess,
+    run_hikd,
+    wait_until,
+)
+from tests.hosts.configs import daemon_lines, device_lines
+from tests.hosts.test_device_hosts import events_of, host_pids
+from tests.hosts.test_reload import hikd
+
+NAMES = ("yard", "door")
+assert [host_of(name, 2) for name in NAMES] == [0, 1]
+ALERT_STREAM = "/ISAPI/Event/notification/alertStream"
+
+
+def write_config(path: Path, sim: Simulator, settings: list[str]) -> None:
+    lines = [*daemon_lines(path, device_hosts=2), *settings]
+    for name in NAMES:
+        lines += [*device_lines(sim, name), "reconnect_min_s = 0.2"]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_a_reload_applies_hold_times_to_new_alarms_and_arms_again_with_new_options(
+    tmp_path: Path,
+    run_hikd: Callable[[Path, Simulator], HikdProcess],  # noqa: F811
+) -> None:
+    sim = Simulator([SimDeviceConfig(name=name, password=SECRET) for name in NAMES]).start()
+    try:
+        config = tmp_path / "hikd.toml"
+        state = tmp_path / "state"
+        (tmp_path / "run").mkdir()
+        before = ["[alarms.hold_s]", "default = 600", "[arming]", "retry_s = 1"]
+        write_config(config, sim, before)
+        daemon = run_hikd(config, sim)
+
+        def armed(name: str) -> int:
+            return len(events_of(state, kind="health", type="armed", device=name))
+
+        def alarms(name: str, state_: str) -> list[dict[str, Any]]:
+            return events_of(state, kind="alarm", device=name, state=state_)
+
+        for name in NAMES:
+            wait_until(lambda n=name: armed(n) == 1, f"{name} armed", START_TIMEOUT_S)
+        sim.device("yard").trigger("VMD", channel=1)
+        wait_until(lambda: bool(alarms("yard", "start")), "yard's alarm on disk", 30)
+        logins = {name: sim.device(name).logins("admin") for name in NAMES}
+        streams = {name: sim.device(name).count(ALERT_STREAM) for name in NAMES}
+        pids = host_pids(daemon)
+
+        after = [
+            "[alarms.hold_s]",
+            "default = 600",
+            "motion = 0.5",
+            "[arming]",
+            "retry_s = 1",
+            'level = "medium"',
+            "heartbeat_misses = 0",  # the heartbeat watch turned off
+        ]
+        write_config(config, sim, after)
+        done = hikd("reload", config)
+        assert done.returncode == 0, done.stderr + daemon.output()
+        assert done.stdout.strip() == (
+            "reloaded: no device changed; arming.level now medium; arming.heartbeat_misses now "
+            "0; alarms.hold_s.motion now 0.5 for new alarms; 2 devices armed again with the new "
+            "[arming]"
+        ), done.stdout
+
+        # Armed again, both hosts: one new alert stream each, the old one closed, the same
+        # session and the same host process.
+        for name in NAMES:
+            wait_until(lambda n=name: armed(n) == 2, f"{name} armed again", 30)
+            assert sim.device(name).count(ALERT_STREAM) == streams[name] + 1, name
+            assert sim.device(name).wait_for_streams(1), name
+            assert sim.device(name).logins("admin") == logins[name], name
+        wait_until(lambda: sim.device("yard").stream_count == 1, "yard's old stream closed", 30)
+        assert host_pids(daemon) == pids
+
+        # A new alarm ends by the new hold time; the one on since before the reload, older,
+        # is still on (its hold stays 600 s).
+        sim.device("door").trigger("VMD", channel=1)
+        wait_until(lambda: bool(alarms("door", "stop")), "door's alarm ended by its hold", 30)
+        (stop,) = alarms("door", "stop")
+        assert stop["attributes"]["ended_by"] == "hold_timeout"
+        assert alarms("yard", "stop") == []
+        (event,) = events_of(state, kind="health", type="reload")
+        assert event["attributes"]["live"] == {
+            "arming.level": "medium",
+            "arming.heartbeat_misses": "0",
+            "alarms.hold_s.motion": "0.5",
+        }
+        assert event["attributes"]["needs_restart"] == []
+    finally:
+        sim.stop()
