@@ -257,7 +257,7 @@ class Daemon:
 
         try:
             new = load_config(self.config_path)
-            _check_sinks_and_jobs(new, self.config)
+            _check_sinks_and_jobs(new)
         except UserError as exc:
             return self._not_reloaded(exc)
         changes = compare(self.config, new)
@@ -265,9 +265,8 @@ class Daemon:
         hosts: dict[int, Any] = {}
         if "logging.level" in changes.live:  # here, and in every device host
             setup_logging(config.logging.level, config.logging.format)
-        if changes.devices_changed or changes.live:
-            every_host = "logging.level" in changes.live or changes.settings_changed
-            hosts = self._apply_devices(config, every_host=every_host)
+        if changes.devices_changed or changes.live or changes.jobs:
+            hosts = self._apply_devices(config, every_host=changes.every_host)
         if changes.allowed:
             self._renew_allowed(config)
         self.config = config
@@ -404,20 +403,11 @@ def run(config_path: Path | None) -> int:
     return 0
 
 
-def _check_sinks_and_jobs(new: Config, running: Config) -> None:
+def _check_sinks_and_jobs(new: Config) -> None:
     """What `hikd check-config` checks beyond the model: the sink sections, the jobs against
-    the devices; and the running jobs (a change of jobs needs a restart) against the new
-    devices, so that a device host started later can still start them."""
+    the devices (the jobs follow a reload, so the new ones are the ones that run)."""
     from hikd.jobs.config import validate_jobs
     from hikd.sinks.registry import validate_sinks
 
     validate_sinks(new.sinks)
-    names = [device.name for device in new.devices]
-    validate_jobs(new.jobs, names)
-    if new.jobs != running.jobs:
-        try:
-            validate_jobs(running.jobs, names)
-        except ConfigError as exc:
-            raise ConfigError(
-                [f"the running {p} (jobs change only with a restart)" for p in exc.problems]
-            ) from None
+    validate_jobs(new.jobs, [device.name for device in new.devices])

@@ -4,10 +4,11 @@ Devices are applied live: each enabled device is added, removed, changed (any of
 address, port, credentials, protocol, arming, ...) or untouched; so are the log level (one
 call in each process), who may push to each listen port (``[[listen]] allowed``, or the
 devices' addresses it defaults to: a device added or removed is let in or shut out at once),
-``[alarms]`` (for the alarms that start from then on) and ``[arming]`` (the armed devices
-are armed again; `hikd.hosts.host_reload`). Everything else is read once at start (the
-outbox and state directory, the number of device hosts, listen ports and their limits,
-sinks, jobs, the vendor library's settings, ...): a difference there is reported as needing
+``[alarms]`` (for the alarms that start from then on), ``[arming]`` (the armed devices
+are armed again) and ``[[jobs]]`` (added, removed and changed ones rescheduled, by name;
+`hikd.hosts.host_reload`). Everything else is read once at start (the outbox and state
+directory, the number of device hosts, listen ports and their limits, sinks, the vendor
+library's settings, ...): a difference there is reported as needing
 a restart and not applied, so that the daemon never runs half on one configuration and half
 on another. Values are never shown, only key paths (the log level, an allow-list the user
 wrote and the keys of ``[alarms]`` and ``[arming]`` excepted): a password must not reach a
@@ -25,7 +26,7 @@ from pydantic import BaseModel
 from hikd.config.models import Config, DeviceConfig, ListenConfig
 from hikd.plain_config import device_keys
 
-LIVE_SECTIONS = frozenset({"devices"})
+LIVE_SECTIONS = frozenset({"devices", "jobs"})
 """The sections a reload applies; a change anywhere else waits for a restart."""
 LIVE_KEYS = frozenset({"logging.level"})
 """Single keys of the other sections a reload applies."""
@@ -49,15 +50,20 @@ class ConfigChanges:
     (none of them is a secret)."""
     allowed: list[int] = field(default_factory=list)
     """The listen ports whose allowed senders differ (written, or taken from the devices)."""
+    jobs: dict[str, list[str]] = field(default_factory=dict)
+    """``added``, ``removed``, ``changed`` -> job names (only those that are not empty)."""
 
     @property
     def devices_changed(self) -> bool:
         return bool(self.added or self.removed or self.changed)
 
     @property
-    def settings_changed(self) -> bool:
-        """A key of `SETTINGS` differs: every device host is told."""
-        return any(key.split(".")[0] in SETTINGS for key in self.live)
+    def every_host(self) -> bool:
+        """Whether every device host is told, not only those whose devices changed: the log
+        level, a key of `SETTINGS` or a job differs."""
+        return bool(
+            self.jobs or any(k == "logging.level" or k.split(".")[0] in SETTINGS for k in self.live)
+        )
 
     def line(self) -> str:
         """The one line a user reads (log, `hikd reload`)."""
@@ -78,6 +84,10 @@ class ConfigChanges:
             said += f"; {key} now {value}"
             if key.startswith("alarms."):
                 said += " for new alarms"
+        if self.jobs:
+            said += "; jobs rescheduled: " + ", ".join(
+                f"{what} {', '.join(names)}" for what, names in self.jobs.items()
+            )
         if self.needs_restart:
             said += (
                 f"; needs a restart to take effect (not applied): {', '.join(self.needs_restart)}"
@@ -94,6 +104,7 @@ class ConfigChanges:
             "needs_restart": list(self.needs_restart),
             "live": dict(self.live),
             "allowed_changed": list(self.allowed),
+            "jobs": {what: list(names) for what, names in self.jobs.items()},
         }
 
 
@@ -122,16 +133,29 @@ def compare(old: Config, new: Config) -> ConfigChanges:
         needs_restart=[key for key in restart if not _live(key)],
         live=live,
         allowed=[listen.port for listen in allowed.values()],
+        jobs=_job_changes(old.jobs, new.jobs),
     )
+
+
+def _job_changes(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """Jobs added, removed and changed (any key), by name; a job moved in the file is none."""
+    before = {str(job.get("name")): job for job in old}
+    after = {str(job.get("name")): job for job in new}
+    found = {
+        "added": [name for name in after if name not in before],
+        "removed": [name for name in before if name not in after],
+        "changed": [name for name in after if name in before and after[name] != before[name]],
+    }
+    return {what: names for what, names in found.items() if names}
 
 
 def applied(old: Config, new: Config) -> Config:
     """The configuration the daemon runs on after a reload: the new devices, log level,
-    allowed senders, ``[alarms]`` and ``[arming]``, everything else as it was started (so
+    allowed senders, ``[alarms]``, ``[arming]`` and jobs, everything else as it was started (so
     that a device host restarted later starts like the others, with the same outbox, sinks
     and listen ports)."""
     logging = old.logging.model_copy(update={"level": new.logging.level})
-    update: dict[str, Any] = {"devices": list(new.devices), "logging": logging}
+    update: dict[str, Any] = {"devices": list(new.devices), "logging": logging, "jobs": new.jobs}
     update.update({section: getattr(new, section) for section in SETTINGS})
     allowed = _allowed_changes(old, new)
     if allowed:

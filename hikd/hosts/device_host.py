@@ -14,7 +14,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
 from datetime import timedelta, timezone, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -46,6 +45,7 @@ from hikd.sdk.library import Library
 
 if TYPE_CHECKING:
     from hikd.config import Config, DeviceConfig
+    from hikd.jobs.config import JobSpec
     from hikd.jobs.scheduler import JobScheduler
     from hikd.state import StateStore
 
@@ -213,24 +213,11 @@ class DeviceHost:
     def _start_jobs(self, state_dir: Path) -> None:
         """Scheduled and alarm-driven jobs (downloads, clips, snapshots, status, ...) on this
         host's devices."""
-        from hikd.jobs.config import default_output_dir, parse_jobs
+        from hikd.jobs.config import default_output_dir
         from hikd.jobs.scheduler import JobScheduler
 
-        # Checked against every configured device; each host runs a job on its own ones.
-        owned = {device.name for device in self.devices}
-        specs = [
-            spec
-            if spec.settings.devices is None
-            else replace(
-                spec,
-                settings=spec.settings.model_copy(
-                    update={"devices": [n for n in spec.settings.devices if n in owned]}
-                ),
-            )
-            for spec in parse_jobs(self.config.jobs, [d.name for d in self.config.devices])
-        ]
         self.scheduler = JobScheduler(
-            specs,
+            self.jobs(),
             self.sessions_by_name,
             self.publish,
             self._state_store(state_dir),
@@ -241,6 +228,13 @@ class DeviceHost:
         # Alarm-driven jobs (clips, snapshots on alarm) see every event; they only enqueue.
         self.publishing.subscribe(self.scheduler.on_event)
         self.scheduler.start()
+
+    def jobs(self) -> list[JobSpec]:
+        """The configured jobs, each on the devices of this host it names."""
+        from hikd.jobs.config import host_jobs
+
+        owned = {device.name for device in self.devices}
+        return host_jobs(self.config.jobs, [d.name for d in self.config.devices], owned)
 
     def new_session(self, device: DeviceConfig) -> DeviceSession:
         """`device`'s entry in the alarm pipeline's directory and its session (not started:

@@ -13,6 +13,9 @@ arming options to every device armed from now on, and the devices armed already 
 again with them (one alarm channel closed and opened: the library reconnects the same way,
 sdk-over-isapi.md part 1 §3). Retry and heartbeat settings take effect at once.
 
+Jobs are rescheduled last (`hikd.jobs.scheduler.JobScheduler.reschedule`): each on the
+devices of this host it names now; a run in progress finishes.
+
 `renew_allowed` gives the listen fronts (in the supervisor, or in the one inline host) the
 senders a reload allows.
 """
@@ -85,6 +88,7 @@ def reload_devices(
     for session in starting:
         session.start()
     rearmed = rearm(staying)
+    jobs = _reload_jobs(host)
     if removed or changed or added:
         # Stored before the answer: the supervisor's `reload` event, which makes `hikd
         # status` forget the removed devices, must come after their last events.
@@ -107,6 +111,7 @@ def reload_devices(
         "changed": changed,
         "alarms_closed": closed,
         "rearmed": rearmed,
+        "jobs": jobs,
     }
 
 
@@ -139,6 +144,17 @@ def reload_settings(
         return [s.name for s in armed]
 
     return rearm
+
+
+def _reload_jobs(host: DeviceHost) -> dict[str, list[str]]:
+    """The host's jobs as its configuration says now: added, removed, changed by name."""
+    if host.scheduler is not None:
+        return host.scheduler.reschedule(host.jobs())
+    if not host.config.jobs:
+        return {}
+    host._start_jobs(Path(host.config.daemon.state_dir))  # the first jobs of this host
+    assert host.scheduler is not None
+    return {"added": [spec.name for spec in host.scheduler.specs]}
 
 
 def _end_alarms(host: DeviceHost, removed: dict[str, str]) -> int:

@@ -108,9 +108,9 @@ class HostSupervisor:
 
     def reload(self, config: Config, timeout: float, every_host: bool = False) -> dict[int, Any]:
         """Run `config`'s devices from now on (`hikd.config.changes.applied`: only devices,
-        the log level, allowed senders, ``[alarms]`` and ``[arming]`` differ): each host
-        whose devices changed (`every_host`: each host)
-        is sent a `Reload` and its answer waited for. A host that is not running starts with
+        the log level, allowed senders, ``[alarms]``, ``[arming]`` and jobs differ): each
+        host whose devices changed (`every_host`: each host) is sent a `Reload` and its
+        answer waited for. A host that is not running starts with
         them next time. Host index -> what it did, or why it could not."""
         with self._reloading:
             self.shared.config = config

@@ -17,8 +17,8 @@ per channel declares ``channels``). Problems carry the key path: ``jobs.2.window
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -143,6 +143,25 @@ def parse_jobs(raw_jobs: Sequence[Any], devices: Sequence[str] | None = None) ->
     if problems:
         raise ConfigError(problems)
     return specs
+
+
+def host_jobs(
+    raw_jobs: Sequence[Any], devices: Sequence[str], owned: Collection[str]
+) -> list[JobSpec]:
+    """The jobs a device host runs: checked against every configured device (`devices`),
+    each run on the devices of its own (`owned`) that it names; a job without ``devices``
+    runs on all of them."""
+    return [
+        spec
+        if spec.settings.devices is None
+        else replace(
+            spec,
+            settings=spec.settings.model_copy(
+                update={"devices": [n for n in spec.settings.devices if n in owned]}
+            ),
+        )
+        for spec in parse_jobs(raw_jobs, devices)
+    ]
 
 
 def validate_jobs(raw_jobs: Sequence[Any], devices: Sequence[str] | None = None) -> None:

@@ -10,10 +10,15 @@ missed while hikd was busy or down collapse into one, started if it is at most
 ``misfire_grace_s`` late.
 
 Event-driven kinds (clips) are started here too and fed every event through `on_event`.
+
+A configuration reload hands the new jobs to `reschedule`: an added job is scheduled, a
+removed one is not started again, a changed one is scheduled anew; a run in progress of a
+removed or changed job is left to finish (with the job as it was when the run started).
 """
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 import time
@@ -86,7 +91,10 @@ class JobScheduler:
         self.stop = stop_event
         self.output_dir = Path(output_dir)
         self.jobs: dict[str, Job] = {spec.name: spec.build() for spec in self.specs}
-        self._locks = {spec.name: threading.Lock() for spec in self.specs}
+        self._locks: dict[str, threading.Lock] = {}
+        """Job name -> held by its run in progress; kept across a reload, so that a changed
+        job's first run waits for the old one's to end (a job never overlaps itself)."""
+        self._specs_lock = threading.Lock()  # `reschedule` against `run_now` and runs
         self._active = 0
         self._idle = threading.Condition()
         self._max_workers = max_workers
@@ -102,35 +110,74 @@ class JobScheduler:
             job_defaults={"coalesce": True, "max_instances": 1},
         )
         for spec in self.specs:
-            if not spec.settings.enabled:
-                continue
-            job = self.jobs[spec.name]
-            if isinstance(job, EventDrivenJob):
-                job.start(
-                    EventContext(
-                        job=spec.name,
-                        sessions=self._sessions,
-                        publish=self._publish,
-                        state=self.state,
-                        output_dir=self.output_for(spec),
-                        devices=spec.settings.devices,
-                        stop=self.stop,
-                    )
-                )
-            trigger = spec.trigger()
-            if trigger is not None:
-                self._scheduler.add_job(
-                    self._scheduled,
-                    trigger,
-                    args=[spec.name],
-                    id=spec.name,
-                    name=spec.name,
-                    misfire_grace_time=max(1, int(spec.settings.misfire_grace_s)),
-                    coalesce=True,
-                    max_instances=1,
-                )
+            self._schedule(spec)
         self._scheduler.start()
         log.info("scheduler started", jobs=len(self.specs))
+
+    def _schedule(self, spec: JobSpec) -> None:
+        """Start `spec`'s event-driven part and put it on its schedule (if it has one)."""
+        if not spec.settings.enabled:
+            return
+        job = self.jobs[spec.name]
+        if isinstance(job, EventDrivenJob):
+            job.start(
+                EventContext(
+                    job=spec.name,
+                    sessions=self._sessions,
+                    publish=self._publish,
+                    state=self.state,
+                    output_dir=self.output_for(spec),
+                    devices=spec.settings.devices,
+                    stop=self.stop,
+                )
+            )
+        trigger = spec.trigger()
+        if trigger is not None:
+            self._scheduler.add_job(
+                self._scheduled,
+                trigger,
+                args=[spec.name],
+                id=spec.name,
+                name=spec.name,
+                misfire_grace_time=max(1, int(spec.settings.misfire_grace_s)),
+                coalesce=True,
+                max_instances=1,
+            )
+
+    def reschedule(self, specs: Sequence[JobSpec], close_s: float = 2.0) -> dict[str, list[str]]:
+        """Run `specs` from now on (a configuration reload): what was added, removed and
+        changed, by name. A job whose only change is its devices keeps its schedule (the
+        next run takes the new devices); any other change schedules it anew. Runs in
+        progress finish; an event-driven job removed or changed is closed (what it has
+        not fetched stays in the state database, and a changed one fetches it)."""
+        old = {spec.name: spec for spec in self.specs}
+        new = {spec.name: spec for spec in specs}
+        removed = [name for name in old if name not in new]
+        added = [name for name in new if name not in old]
+        changed = [n for n in new if n in old and _differs(old[n], new[n])]
+        anew = [n for n in changed if _differs(old[n], new[n], but_devices=True)]
+        anew += [n for n in changed if n not in anew and old[n].event_driven]
+        for name in [*removed, *anew]:
+            self._unschedule(name, close_s)
+        with self._specs_lock:
+            jobs = {n: self.jobs[n] for n in new if n not in added and n not in anew}
+            jobs.update({name: new[name].build() for name in [*added, *anew]})
+            self.jobs, self.specs = jobs, list(specs)
+        if self._scheduler is not None:
+            for name in [*added, *anew]:
+                self._schedule(new[name])
+        if removed or added or changed:
+            log.info("jobs rescheduled", added=added, removed=removed, changed=changed)
+        return {"added": added, "removed": removed, "changed": changed}
+
+    def _unschedule(self, name: str, close_s: float) -> None:
+        from apscheduler.jobstores.base import JobLookupError
+
+        if self._scheduler is not None:
+            # Not there when disabled, or without a schedule (event-driven only).
+            with contextlib.suppress(JobLookupError):
+                self._scheduler.remove_job(name)
+        self.jobs[name].close(close_s)
 
     def shutdown(self, wait_s: float = 5.0) -> bool:
         """Stop scheduling, tell running jobs to stop (sets the stop event) and wait for
@@ -153,8 +200,9 @@ class JobScheduler:
     # -- events ------------------------------------------------------------------------
     def on_event(self, event: Event) -> None:
         """Feed one event to the event-driven jobs (returns at once)."""
+        jobs = self.jobs  # `reschedule` replaces it (and `specs`) whole, never changes it
         for spec in self.specs:
-            job = self.jobs[spec.name]
+            job = jobs.get(spec.name)
             if isinstance(job, EventDrivenJob) and spec.settings.enabled:
                 job.on_event(event)
 
@@ -172,26 +220,31 @@ class JobScheduler:
     def run_now(self, name: str) -> list[JobResult]:
         """Run job `name` once on each of its devices, now, on this thread. Waits for a
         scheduled run of the same job that is in progress. One result per device."""
-        return self._run(self.spec(name))
+        return self._run(name)
 
     def _scheduled(self, name: str) -> None:
         try:
-            self._run(self.spec(name))
+            self._run(name)
         except Exception:  # never let a job kill the scheduler's worker
             log.exception("job run failed", job=name)
 
-    def _run(self, spec: JobSpec) -> list[JobResult]:
+    def _run(self, name: str) -> list[JobResult]:
         with self._idle:
             self._active += 1
         try:
-            with self._locks[spec.name]:
-                return self._run_devices(spec)
+            with self._specs_lock:
+                lock = self._locks.setdefault(name, threading.Lock())
+            with lock:
+                with self._specs_lock:  # the job as it is when its run starts
+                    spec = self.spec(name)
+                    job = self.jobs[name]
+                return self._run_devices(spec, job)
         finally:
             with self._idle:
                 self._active -= 1
                 self._idle.notify_all()
 
-    def _run_devices(self, spec: JobSpec) -> list[JobResult]:
+    def _run_devices(self, spec: JobSpec, job: Job) -> list[JobResult]:
         sessions = self._sessions()
         names = spec.settings.devices if spec.settings.devices is not None else sorted(sessions)
         results: list[JobResult] = []
@@ -203,7 +256,7 @@ class JobScheduler:
             if session is None or session.state != "online" or session.user_id is None:
                 result = JobResult(False, f"skipped: device {device} is not online")
             else:
-                result = self._run_one(spec, session)
+                result = self._run_one(spec, job, session)
             result.details.setdefault("device", device)
             try:
                 self.state.record_run(
@@ -217,7 +270,7 @@ class JobScheduler:
             results.append(result)
         return results
 
-    def _run_one(self, spec: JobSpec, session: DeviceSession) -> JobResult:
+    def _run_one(self, spec: JobSpec, job: Job, session: DeviceSession) -> JobResult:
         ctx = JobContext(
             job=spec.name,
             session=session,
@@ -227,7 +280,7 @@ class JobScheduler:
             output_dir=self.output_for(spec),
         )
         try:
-            return self.jobs[spec.name].run(ctx)
+            return job.run(ctx)
         except (UserError, SdkError, OSError) as exc:
             return JobResult(False, str(exc))
         except sqlite3.OperationalError as exc:  # a full or failing disk, not a bug
@@ -243,6 +296,14 @@ class JobScheduler:
             for ap_job in self._scheduler.get_jobs():
                 next_runs[ap_job.id] = ap_job.next_run_time
         return describe_jobs(self.specs, self.state, next_runs)
+
+
+def _differs(old: JobSpec, new: JobSpec, but_devices: bool = False) -> bool:
+    """Whether a job's keys differ (all of them, or all but ``devices``); its place in the
+    file is no change."""
+    exclude = {"devices"} if but_devices else set()
+    settings = old.settings.model_dump(exclude=exclude) != new.settings.model_dump(exclude=exclude)
+    return settings or old.cls is not new.cls or old.options != new.options
 
 
 def describe_jobs(

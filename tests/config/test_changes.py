@@ -104,8 +104,8 @@ def test_the_log_level_changes_live_and_the_format_with_a_restart(tmp_path: Path
 
 
 def test_a_reload_is_refused_for_what_check_config_refuses(tmp_path: Path) -> None:
-    """The sink sections and jobs are checked as `hikd check-config` does; the running jobs
-    (they change only with a restart) must still find their devices."""
+    """The sink sections and jobs are checked as `hikd check-config` does: a device removed
+    while a job still names it is refused; removed with the job, it is not."""
     import pytest
 
     from hikd.daemon import _check_sinks_and_jobs
@@ -113,16 +113,20 @@ def test_a_reload_is_refused_for_what_check_config_refuses(tmp_path: Path) -> No
 
     job = '[[jobs]]\nname = "poll"\nkind = "status"\ndevices = ["gone"]\ninterval_s = 3600\n'
     running = config(tmp_path, device("keep"), device("gone", "192.0.2.2"), extra=job)
-    without = config(tmp_path, device("keep"))
+    named = config(tmp_path, device("keep"), extra=job)
     with pytest.raises(ConfigError) as refused:
-        _check_sinks_and_jobs(without, running)
+        _check_sinks_and_jobs(named)
     (problem,) = refused.value.problems
-    assert problem.startswith("the running jobs.0.devices") and "gone" in problem, problem
-    assert problem.endswith("(jobs change only with a restart)")
+    assert problem.startswith("jobs.0.devices.0: no device named 'gone'"), problem
+    without = config(tmp_path, device("keep"))
     bad_sink = config(tmp_path, device("keep"), extra='[sinks.mqtt]\nport = "x"\n')
     with pytest.raises(ConfigError, match=r"sinks\.mqtt\.port"):
-        _check_sinks_and_jobs(bad_sink, without)
-    _check_sinks_and_jobs(without, without)  # nothing to say
+        _check_sinks_and_jobs(bad_sink)
+    _check_sinks_and_jobs(without)  # nothing to say
+    changes = compare(running, without)
+    assert changes.jobs == {"removed": ["poll"]} and changes.every_host
+    assert changes.line() == "removed gone; 1 untouched; jobs rescheduled: removed poll"
+    assert applied(running, without).jobs == []
 
 
 def test_who_may_push_changes_live_and_a_listen_port_with_a_restart(tmp_path: Path) -> None:
@@ -170,7 +174,7 @@ def test_alarms_and_arming_change_live_and_say_their_new_values(tmp_path: Path) 
     )
     changes = compare(old, new)
     assert changes.needs_restart == []
-    assert changes.settings_changed and not changes.devices_changed
+    assert changes.every_host and not changes.devices_changed
     assert changes.line() == (
         "no device changed; arming.level now low; arming.upload_confirmation now true; "
         "arming.retry_s now 5; alarms.hold_s.motion now the default for new alarms; "
@@ -181,4 +185,4 @@ def test_alarms_and_arming_change_live_and_say_their_new_values(tmp_path: Path) 
     assert running.alarms == new.alarms and running.arming == new.arming
     assert not compare(
         old, config(tmp_path, device("keep"), extra="[alarms.hold_s]\nmotion = 30\n")
-    ).settings_changed
+    ).every_host

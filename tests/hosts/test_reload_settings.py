@@ -1,12 +1,14 @@
-"""A reload applies ``[alarms]`` and ``[arming]`` (README "Reloading the configuration"):
-`hikd run` with two device hosts, the real vendor library in each, hikd.sim devices. Both
-hosts are told, though no device changed: a new hold time applies to the alarms that start
-afterwards (the alarm on keeps its own), and new arming options arm the armed devices again
-(one new alert stream each, no new login); the reload line says what was applied.
+"""A reload applies ``[alarms]``, ``[arming]`` and ``[[jobs]]`` (README "Reloading the
+configuration"): `hikd run` with two device hosts, the real vendor library in each, hikd.sim
+devices. Both hosts are told, though no device changed: a new hold time applies to the
+alarms that start afterwards (the alarm on keeps its own), new arming options arm the armed
+devices again (one new alert stream each, no new login), and jobs added, changed or removed
+run as the file says from then on; the reload line says what was applied.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -105,5 +107,68 @@ def test_a_reload_applies_hold_times_to_new_alarms_and_arms_again_with_new_optio
             "alarms.hold_s.motion": "0.5",
         }
         assert event["attributes"]["needs_restart"] == []
+    finally:
+        sim.stop()
+
+
+def test_a_reload_schedules_added_changed_and_removed_jobs_in_every_host(
+    tmp_path: Path,
+    run_hikd: Callable[[Path, Simulator], HikdProcess],  # noqa: F811
+) -> None:
+    sim = Simulator([SimDeviceConfig(name=name, password=SECRET) for name in NAMES]).start()
+    try:
+        config = tmp_path / "hikd.toml"
+        state = tmp_path / "state"
+        (tmp_path / "run").mkdir()
+        write_config(config, sim, [])  # no job: the hosts start without a scheduler
+        daemon = run_hikd(config, sim)
+
+        def polls(name: str) -> int:
+            return len(events_of(state, kind="health", type="status", device=name))
+
+        for name in NAMES:
+            wait_until(
+                lambda n=name: bool(events_of(state, kind="health", type="armed", device=n)),
+                f"{name} armed",
+                START_TIMEOUT_S,
+            )
+        assert polls("yard") == polls("door") == 0
+
+        def poll(**keys: str) -> list[str]:
+            return ["[[jobs]]", 'name = "poll"', 'kind = "status"'] + [
+                f"{key} = {value}" for key, value in keys.items()
+            ]
+
+        write_config(config, sim, poll(interval_s="0.5"))
+        done = hikd("reload", config)
+        assert done.returncode == 0, done.stderr + daemon.output()
+        assert done.stdout.strip() == "reloaded: no device changed; jobs rescheduled: added poll"
+        for name in NAMES:  # both hosts run it on their device
+            wait_until(lambda n=name: polls(n) >= 2, f"{name} polled by the added job", 30)
+
+        # Changed: from now on on door only, and at once (a cron line would wait for its
+        # minute; the interval is what the test can see).
+        write_config(config, sim, poll(interval_s="0.5", devices='["door"]'))
+        done = hikd("reload", config)
+        assert done.returncode == 0, done.stderr + daemon.output()
+        assert done.stdout.strip() == "reloaded: no device changed; jobs rescheduled: changed poll"
+        counts = {name: polls(name) for name in NAMES}
+        wait_until(lambda: polls("door") >= counts["door"] + 4, "door polled on", 30)
+        assert polls("yard") <= counts["yard"] + 1  # at most a run that was in progress
+        # Removed: both hosts say so in answer to the reload, before it returns.
+        write_config(config, sim, [])
+        done = hikd("reload", config)
+        assert done.returncode == 0, done.stderr + daemon.output()
+        assert done.stdout.strip() == "reloaded: no device changed; jobs rescheduled: removed poll"
+        told = [
+            json.loads(line)
+            for line in daemon.log.read_text().splitlines()
+            if '"jobs rescheduled"' in line
+        ]
+        assert sorted((t["device_host"], tuple(t["removed"])) for t in told[-2:]) == [
+            (0, ("poll",)),
+            (1, ("poll",)),
+        ], told
+        assert not events_of(state, type="device_host_crashed")
     finally:
         sim.stop()
