@@ -38,6 +38,9 @@ their values are no secret and are shown."""
 @dataclass(frozen=True)
 class ConfigChanges:
     added: list[str] = field(default_factory=list)
+    added_at: dict[str, str] = field(default_factory=dict)
+    """Added device -> where hikd reaches it (``host:port``): one at a removed device's
+    address may be that device renamed (`hikd.sinks.mqtt.leaving`)."""
     removed: dict[str, str] = field(default_factory=dict)
     """Device -> why: ``removed`` (no longer in the file) or ``disabled`` (enabled = false)."""
     changed: dict[str, list[str]] = field(default_factory=dict)
@@ -98,6 +101,7 @@ class ConfigChanges:
         """For the ``reload`` health event."""
         return {
             "added": list(self.added),
+            "added_at": dict(self.added_at),
             "removed": dict(self.removed),
             "changed": {name: list(keys) for name, keys in self.changed.items()},
             "unchanged": len(self.unchanged),
@@ -123,6 +127,7 @@ def compare(old: Config, new: Config) -> ConfigChanges:
             live[f"listen.{index}.allowed"] = ", ".join(listen.allowed) or "nobody"
     return ConfigChanges(
         added=[name for name in after if name not in before],
+        added_at={n: f"{d.host}:{d.port}" for n, d in after.items() if n not in before},
         removed={
             name: "disabled" if name in listed else "removed"
             for name in before

@@ -2,7 +2,8 @@
 real vendor library, hikd.sim devices and a real mosquitto. A device the reload removes (or
 disables) leaves Home Assistant: every discovery config announced for it is emptied and its
 retained topics (availability, health, alarm states) are cleared on the broker, also after a
-reconnect; an added device is announced; the untouched one keeps all it had.
+reconnect, and at the reload itself when no device it adds may be the removed one renamed;
+an added device is announced; the untouched one keeps all it had.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from tests.hosts.configs import daemon_lines, device_lines
 from tests.hosts.test_device_hosts import events_of
 from tests.hosts.test_reload import hikd
 from tests.mosquitto import Mosquitto, Subscriber, retained
+from tests.support import free_port
 
 KEEP, GONE, OFF, NEW = "door", "porch", "attic", "shed"
 
@@ -213,5 +215,66 @@ def test_a_device_renamed_in_the_file_keeps_its_entities(
             if serial in t and m.payload
         }
         assert not [t for t in states if t.startswith(f"hikd/{GONE}/")], states
+    finally:
+        sim.stop()
+
+
+def test_removed_devices_leave_at_the_reload_though_the_added_ones_never_log_in(
+    tmp_path: Path,
+    broker: Mosquitto,  # noqa: F811
+    run_hikd: Callable[[Path, Simulator], HikdProcess],  # noqa: F811
+) -> None:
+    """The reload adds a device that never answers, at an address of its own: it cannot be a
+    removed device renamed, so nothing waits for it; and one at a removed device's address
+    whose login is refused (a wrong password): waited for until it says so. Nothing else
+    happens on the site, and both removed devices leave Home Assistant at once (before, they
+    waited 60 s for the added devices' serials, then for whatever event came next)."""
+    names = [KEEP, GONE, OFF]
+    sim = Simulator([SimDeviceConfig(name=n, password=SECRET) for n in names]).start()
+    try:
+        serial = {n: sim.device(n).config.serial_number for n in names}
+        config = tmp_path / "hikd.toml"
+        state = tmp_path / "state"
+        (tmp_path / "run").mkdir()
+        write_config(config, sim, broker, names)
+        daemon = run_hikd(config, sim)
+        wait_until(lambda: set(serial.values()) <= set(announced(broker)), "announced", 60)
+        wait_until(lambda: bool(held(broker, GONE) and held(broker, OFF)), "their topics", 30)
+
+        text = config.read_text()
+        start = text.index(f'name = "{GONE}"') - len("[[devices]]\n")  # KEEP's stays
+        config.write_text(
+            text[:start]
+            + "\n".join(
+                [
+                    "[[devices]]",
+                    'name = "dead"',
+                    'host = "127.0.0.1"',
+                    f"port = {free_port()}",
+                    'password = "unused"',
+                    *device_lines(sim, "garden", as_device=OFF),
+                    'password = "Not-The-Password-1"',
+                ]
+            )
+            + "\n"
+        )
+        done = hikd("reload", config)
+        assert done.returncode == 0, done.stderr + daemon.output()
+        assert done.stdout.strip() == (
+            f"reloaded: added dead, garden; removed {GONE}, {OFF}; 1 untouched"
+        ), done.stdout
+        wait_until(
+            lambda: bool(events_of(state, kind="health", type="auth_failed", device="garden")),
+            "garden's refused login",
+            30,
+        )
+        wait_until(
+            lambda: not ({serial[GONE], serial[OFF]} & set(announced(broker))),
+            "the removed devices' entities withdrawn",
+            30,
+        )
+        assert not held(broker, GONE) and not held(broker, OFF)
+        assert serial[KEEP] in announced(broker)
+        assert sim.device(OFF).bad_tries("admin") <= 1  # one try, never a lockout
     finally:
         sim.stop()

@@ -5,16 +5,21 @@ withdrawn.
 A device renamed in the file is removed and added by the same reload. Its entities are tied
 to its serial, so the new name announces the very configs the old one did; withdrawing them
 before the new name has logged in and said its serial would make Home Assistant delete the
-entities (and their history) and create new ones. So the removed devices' configs wait
-until every device the reload added has said who it is (its serial), or `WAIT_S` has passed
-(then with the next event or reconnect); those no device announces then are withdrawn.
+entities (and their history) and create new ones. So the removed devices' configs wait for
+the devices the reload added at the address of a removed one (`leaving`), until each
+has said who it is (its serial) or that it cannot log in (``offline``, ``auth_failed``), or
+`WAIT_S` has passed (then with the next event or reconnect); those no device announces then
+are withdrawn. Without such a device they are withdrawn at the reload itself.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from hikd.events import Event
+from hikd.sinks.mqtt.facts import removed_devices
 from hikd.sinks.mqtt.state import AlarmKey, AlarmState, DeviceState, MqttState
 from hikd.sinks.mqtt.topics import OFF, Topics
 
@@ -35,6 +40,22 @@ def retained_topics(
     return list(dict.fromkeys(found))
 
 
+def leaving(event: Event, state: MqttState) -> tuple[list[str], list[str]]:
+    """The devices a reload (`event`) removed, and those it added that may be one of them
+    under a new name: the ones at the address (``host:port``) of a removed one. A device
+    given a new name and a new address in one edit is taken for another: its entities are
+    withdrawn and announced anew."""
+    removed = removed_devices(event)
+    added = event.attributes.get("added")
+    if not isinstance(added, list):
+        return removed, []
+    at = event.attributes.get("added_at")
+    if not isinstance(at, Mapping):  # stored by an older hikd: any of them may be
+        return removed, [str(name) for name in added]
+    places = {state.devices[n].facts.address for n in removed if n in state.devices}
+    return removed, [str(name) for name in added if at.get(name) in places - {""}]
+
+
 Left = dict[str, tuple[DeviceState, list[tuple[AlarmKey, AlarmState]]]]
 """Removed device -> what the sink knew of it: its state and its alarm entities."""
 
@@ -50,7 +71,8 @@ class Withdrawals:
     until: float = 0.0
 
     def add(self, topics: list[str], left: Left, added: list[str], known: set[str]) -> None:
-        """Keep `topics` until each of `added` is among `known` (has a serial)."""
+        """Keep `topics` until each of `added` is among `known` (has a serial, or could not
+        log in)."""
         self.topics.update(topics)
         self.left.update(left)
         self.waiting_for |= set(added) - known

@@ -12,7 +12,7 @@ from typing import Any
 from hikd.events import Event
 from hikd.sinks.mqtt.announce import Known, device_configs
 from hikd.sinks.mqtt.discovery import Discovery, DiscoveryConfig, safe_id, unique_id
-from hikd.sinks.mqtt.facts import HIKD_DEVICE, removed_devices
+from hikd.sinks.mqtt.facts import HIKD_DEVICE
 from hikd.sinks.mqtt.ha_alarms import (
     NOT_DISCOVERED,
     AlarmEntity,
@@ -22,11 +22,12 @@ from hikd.sinks.mqtt.ha_alarms import (
     supported_entities,
 )
 from hikd.sinks.mqtt.ha_diagnostics import hikd_configs
-from hikd.sinks.mqtt.leaving import Left, Withdrawals, retained_topics, take_over
+from hikd.sinks.mqtt.leaving import Left, Withdrawals, leaving, retained_topics, take_over
 from hikd.sinks.mqtt.state import AlarmKey, AlarmState, MqttState
 from hikd.sinks.mqtt.topics import (
     AVAILABILITY,
     OFF,
+    OFFLINE,
     ON,
     ONLINE,
     Message,
@@ -283,8 +284,8 @@ class RetainedPicture:
             topics = retained_topics(self.topics, name, device, [k for k, _ in alarms])
             messages.extend(Message(t, b"", retain=True) for t in topics)
         self.state.dirty = True
-        self.withdrawals.add(withdrawn, left, added or [], self._serials())
-        if self.withdrawals.due(self._serials()):
+        self.withdrawals.add(withdrawn, left, added or [], self._settled())
+        if self.withdrawals.due(self._settled()):
             messages.extend(self._settle())
         return [*messages, *self.info_messages()]
 
@@ -303,9 +304,12 @@ class RetainedPicture:
         messages.extend(self._withdraw(topics))
         return messages
 
-    def _serials(self) -> set[str]:
-        """The devices whose serial is known (their unique ids are settled)."""
-        return {name for name, d in self.state.devices.items() if d.facts.serial}
+    def _settled(self) -> set[str]:
+        """The devices whose serial is known (their unique ids are settled), and those that
+        could not log in (``offline``, ``auth_failed``: no serial soon), also before the
+        reload's event reached the sink."""
+        devices = self.state.devices.items()
+        return {name for name, d in devices if d.facts.serial or d.availability == OFFLINE}
 
     def _withdraw(self, topics: set[str]) -> list[Message]:
         """Empty configs for `topics` that no device (hikd included) announces now."""
@@ -386,10 +390,9 @@ class RetainedPicture:
             messages.extend(self.info_messages())
         if discovery:
             self._announced(messages)
-        if self.withdrawals.left and self.withdrawals.due(self._serials()):
+        if self.withdrawals.left and self.withdrawals.due(self._settled()):
             messages.extend(self._settle())
         return messages
 
     def _reloaded(self, event: Event) -> list[Message]:
-        added = event.attributes.get("added")
-        return self.forget(removed_devices(event), added if isinstance(added, list) else [])
+        return self.forget(*leaving(event, self.state))
