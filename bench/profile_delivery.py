@@ -31,13 +31,13 @@ from pathlib import Path
 
 from bench_delivery import (
     DiskReader,
-    MqttSubscriber,
     run_step,
     start_broker,
     start_hikd,
     stop,
 )
 from common import process_tree, start_simulator, thread_cpu
+from mqtt_subscriber import RawSubscriber
 
 # Step of the alarm path -> a pattern of a frame (function (file)) that belongs to it; the
 # innermost match in a sample wins, so list the more specific first.
@@ -120,7 +120,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="hikd-profile-") as tmp:
         work = Path(tmp)
         broker, broker_port = start_broker(work)
-        sub = MqttSubscriber(broker_port)
+        sub = RawSubscriber(broker_port)
         hikd = start_hikd(work, ports, broker_port, None)
         try:
             deadline = time.monotonic() + 60
