@@ -79,27 +79,29 @@ class AlarmIntake(Generic[Item]):
 
     def get(self, timeout: float) -> RawAlarm | Item:
         """The next item, waiting at most `timeout` seconds; `queue.Empty` if none came."""
+        taken = self._taken
+        if taken:
+            return taken.popleft()
         shim = self._shim
         if shim is None:
             return self._queue.get(timeout=timeout)
-        if not self._taken:
-            self._refill(shim)
-            if not self._taken:
-                shim.wait(timeout)
-                self._refill(shim)
-                if not self._taken:
-                    raise queue.Empty
-        return self._taken.popleft()
+        self._take(shim, timeout)
+        if taken:
+            return taken.popleft()
+        raise queue.Empty
 
     def get_nowait(self) -> RawAlarm | Item:
+        taken = self._taken
+        if taken:
+            return taken.popleft()
         shim = self._shim
         if shim is None:
             return self._queue.get_nowait()
-        if not self._taken:
-            self._refill(shim)
-            if not self._taken:
-                raise queue.Empty
-        return self._taken.popleft()
+        if shim.queued or not self._queue.empty():  # no call into C for nothing
+            self._take(shim, 0.0)
+            if taken:
+                return taken.popleft()
+        raise queue.Empty
 
     def close(self) -> None:
         """The decoder has ended: free what the C queue still holds (nobody will decode
@@ -108,10 +110,10 @@ class AlarmIntake(Generic[Item]):
         if shim is not None:
             shim.close()
 
-    def _refill(self, shim: ShimQueue) -> None:
+    def _take(self, shim: ShimQueue, timeout: float) -> None:
         # The library's records first, then the errands: an errand runs after every
         # message queued before it.
-        self._taken.extend(shim.take())
+        self._taken.extend(shim.take(0.0 if self._queue.qsize() else timeout))
         while not self._queue.empty():
             self._taken.append(self._queue.get_nowait())
         if shim.errors != self._errors_logged:

@@ -11,8 +11,8 @@ int hikd_alarms_abi(void);
 int hikd_alarms_open(void);
 void *hikd_alarms_user(int, int, int);
 void hikd_alarms_set_arming(int);
-int hikd_alarms_fd(int);
+const uint32_t *hikd_alarms_queued(int);
 void hikd_alarms_wake(int);
-size_t hikd_alarms_take(int, char *, size_t, uint64_t *);
+size_t hikd_alarms_take(int, char *, size_t, uint64_t *, int);
 void hikd_alarms_close(int);
 """

@@ -3,8 +3,9 @@
 The Python callback (`hikd.sdk.alarms.MessageCallback`) takes the interpreter's lock on one
 of the library's ~32 threads for every message, against the decoder, the outbox writer and
 the library's other threads. The C callback copies the same bytes into a queue of its own,
-stamps the receive time and signals an eventfd, without Python; the decoder waits on the
-eventfd (a ``poll`` that releases the lock) and takes every queued record with one call.
+stamps the receive time and signals an eventfd, without Python; the decoder takes every
+queued record with one call, which waits on the eventfd first when none is queued (cffi
+releases the interpreter's lock around it).
 
 The shared library is built by ``make shim`` beside its source (never installed by pip);
 where it is missing, stale, or ``HIKD_PY_CALLBACK=1`` is set, hikd runs the Python callback.
@@ -15,7 +16,6 @@ from __future__ import annotations
 import functools
 import math
 import os
-import select
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +26,7 @@ from hikd.sdk.raw import RawAlarm, RawPicture
 
 SHIM_PATH = Path(__file__).with_name("native") / "libhikd_alarms.so"
 PY_CALLBACK_ENV = "HIKD_PY_CALLBACK"
-SHIM_ABI = 1
+SHIM_ABI = 2
 """What the record format and the functions are (alarm_shim.c SHIM_ABI): a library built
 from another version of the source is not used."""
 
@@ -75,9 +75,7 @@ class ShimQueue:
         self.index = int(lib.hikd_alarms_open())
         if self.index < 0:
             raise OSError("the C callback has no queue left (or no eventfd)")
-        self._fd = int(lib.hikd_alarms_fd(self.index))
-        self._poll = select.poll()
-        self._poll.register(self._fd, select.POLLIN)
+        self._queued = lib.hikd_alarms_queued(self.index)
         self._counts = ffi.new("uint64_t[3]")
         self._buffer = bytearray()
         self._cbuffer: Any = None
@@ -97,27 +95,33 @@ class ShimQueue:
         user = self._lib.hikd_alarms_user(self.index, listen, port)
         return ShimCallback(self._lib.hikd_alarm_message, user)
 
-    def wait(self, timeout_s: float) -> None:
-        """Until a record is queued (or `wake`), at most `timeout_s`; the lock is released."""
-        self._poll.poll(max(0, math.ceil(timeout_s * 1000)))
+    @property
+    def queued(self) -> int:
+        """Records waiting now (read without a call: cheap enough to ask per message)."""
+        return int(self._queued[0])
 
     def wake(self) -> None:
+        """Ends a `take` waiting for records (hikd queued work of its own)."""
         self._lib.hikd_alarms_wake(self.index)
 
-    def take(self) -> list[RawAlarm]:
-        """Every queued record, oldest first (one call; a second one only to make room)."""
-        lib, counts = self._lib, self._counts
-        used = int(lib.hikd_alarms_take(self.index, self._cbuffer, len(self._buffer), counts))
-        if used == 0 and counts[0] > len(self._buffer):
-            self._grow(max(int(counts[0]), 2 * len(self._buffer)))
-            used = int(lib.hikd_alarms_take(self.index, self._cbuffer, len(self._buffer), counts))
+    def take(self, timeout_s: float = 0.0) -> list[RawAlarm]:
+        """Every queued record, oldest first, in one call; when none is queued, that call
+        waits for one (or `wake`) up to `timeout_s`. A second call only to make room."""
+        lib, counts, size = self._lib, self._counts, len(self._buffer)
+        wait_ms = max(0, math.ceil(timeout_s * 1000))
+        used = int(lib.hikd_alarms_take(self.index, self._cbuffer, size, counts, wait_ms))
+        if used == 0 and counts[0] > size:
+            self._grow(max(int(counts[0]), 2 * size))
+            size = len(self._buffer)
+            used = int(lib.hikd_alarms_take(self.index, self._cbuffer, size, counts, 0))
         self.pending = bool(counts[0])
         self.errors, self.late = int(counts[1]), int(counts[2])
-        return parse_records(memoryview(self._buffer), used) if used else []
+        # One copy of what was taken, then slices of it: cheaper than a memoryview per field.
+        return parse_records(bytes(self._buffer[:used])) if used else []
 
     def close(self) -> None:
-        """Free what is queued; later messages for this queue are only counted."""
-        self._poll.unregister(self._fd)
+        """Free what is queued; later messages for this queue are only counted. Only once
+        no `take` runs (the decoder has ended)."""
         self._lib.hikd_alarms_close(self.index)
 
     def _grow(self, size: int) -> None:
@@ -125,36 +129,38 @@ class ShimQueue:
         self._cbuffer = ffi.from_buffer("char[]", self._buffer)
 
 
-def parse_records(view: memoryview, end: int) -> list[RawAlarm]:
-    """The `RawAlarm`s of the records in ``view[:end]`` (alarm_shim.c struct record_head)."""
+def parse_records(data: bytes) -> list[RawAlarm]:
+    """The `RawAlarm`s of the records in `data` (alarm_shim.c struct record_head)."""
     out: list[RawAlarm] = []
-    at = 0
+    at, end = 0, len(data)
     head, picture = _HEAD.unpack_from, _PICTURE.unpack_from
     while at < end:
-        size, command, received, route, alarmer_len, payload_len, data_type, count = head(view, at)
+        size, command, received, route, alarmer_len, payload_len, data_type, count = head(data, at)
         p = at + _HEAD.size
-        alarmer = bytes(view[p : p + alarmer_len])
+        alarmer = data[p : p + alarmer_len]
         p += alarmer_len
-        payload = bytes(view[p : p + payload_len])
+        payload = data[p : p + payload_len]
         p += payload_len
         pictures: list[RawPicture] = []
         for _ in range(count):
-            name_len, pic_type, data_len = picture(view, p)
+            name_len, pic_type, data_len = picture(data, p)
             p += _PICTURE.size
-            name = bytes(view[p : p + name_len]).decode("utf-8", "replace")
+            name = data[p : p + name_len].decode("utf-8", "replace")
             p += name_len
-            pictures.append(RawPicture(name, pic_type, bytes(view[p : p + data_len])))
+            pictures.append(RawPicture(name, pic_type, data[p : p + data_len]))
             p += data_len
+        # RawAlarm's fields in order: command, alarmer, payload, received_ns, source,
+        # data_type, pictures, listen_port.
         out.append(
             RawAlarm(
                 command,
                 alarmer,
                 payload,
                 received,
-                source="listen" if route & _LISTEN else "arming",
-                data_type=data_type,
-                pictures=pictures,
-                listen_port=route & 0xFFFF,
+                "listen" if route & _LISTEN else "arming",
+                data_type,
+                pictures,
+                route & 0xFFFF,
             )
         )
         at += size

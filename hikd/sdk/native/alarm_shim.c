@@ -13,6 +13,7 @@
  * dropped under the queue's lock.
  */
 #define _GNU_SOURCE
+#include <poll.h>
 #include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -24,7 +25,7 @@
 
 #define EXPORT __attribute__((visibility("default")))
 
-#define SHIM_ABI 1 /* the record format and the functions below; hikd checks it at load */
+#define SHIM_ABI 2 /* the record format and the functions below; hikd checks it at load */
 
 /* Layouts from HCNetSDK.h (x86-64): tests/sdk/test_alarm_shim.py checks every one against
  * the header's facts (tests/fixtures/abi_layouts.json) and hikd's cffi declarations. */
@@ -83,6 +84,7 @@ struct record {
 struct queue {
     pthread_mutex_t lock;
     struct record *first, *last;
+    uint32_t queued; /* records waiting: the decoder reads it without a call or the lock */
     int fd;   /* eventfd: readable while records wait; -1 once closed */
     int open;
     int signalled; /* the eventfd holds a count the decoder has not read yet */
@@ -227,8 +229,10 @@ EXPORT void hikd_alarm_message(int command, void *alarmer, char *info, unsigned 
     } else if (q->last) {
         q->last->next = r; /* the decoder has been woken for the first record already */
         q->last = r;
+        __atomic_add_fetch(&q->queued, 1, __ATOMIC_RELEASE);
     } else {
         q->first = q->last = r;
+        __atomic_add_fetch(&q->queued, 1, __ATOMIC_RELEASE);
         signal_queue(q); /* under the lock: hikd_alarms_close may close the fd */
     }
     pthread_mutex_unlock(&q->lock);
@@ -267,9 +271,11 @@ EXPORT void hikd_alarms_set_arming(int queue) {
     __atomic_store_n(&arming_queue, queue, __ATOMIC_RELEASE);
 }
 
-EXPORT int hikd_alarms_fd(int queue) {
+/* How many records wait in `queue`, for the decoder to look at without a call (a plain
+ * 32-bit load; a record counted late is found by the next look or wake-up). */
+EXPORT const uint32_t *hikd_alarms_queued(int queue) {
     struct queue *q = queue_at(queue);
-    return q ? q->fd : -1;
+    return q ? &q->queued : NULL;
 }
 
 /* Wakes the decoder waiting on `queue`'s eventfd (hikd queued work of its own). */
@@ -282,16 +288,25 @@ EXPORT void hikd_alarms_wake(int queue) {
 }
 
 /* Copies the queued records, oldest first, into `buffer` while they fit; returns the bytes
- * written. counts[0] = the size of the first record still queued (0: none; more than
- * `capacity`: a larger buffer is needed), counts[1] = failed copies, counts[2] = late
- * messages, both since the queue opened. The eventfd is read (reset) with the records
- * detached, under the lock: a record queued after that signals it again. */
-EXPORT size_t hikd_alarms_take(int queue, char *buffer, size_t capacity, uint64_t *counts) {
+ * written. When none is queued, waits for one (or hikd_alarms_wake) up to `timeout_ms`
+ * first: the caller (cffi) has released the interpreter's lock. counts[0] = the size of
+ * the first record still queued (0: none; more than `capacity`: a larger buffer is
+ * needed), counts[1] = failed copies, counts[2] = late messages, both since the queue
+ * opened. The eventfd is read (reset) with the records detached, under the lock: a record
+ * queued after that signals it again. */
+EXPORT size_t hikd_alarms_take(int queue, char *buffer, size_t capacity, uint64_t *counts,
+                               int timeout_ms) {
     struct queue *q = queue_at(queue);
     counts[0] = counts[1] = counts[2] = 0;
     if (q == NULL) return 0;
     uint64_t ignored;
     pthread_mutex_lock(&q->lock);
+    if (q->first == NULL && !q->signalled && q->fd >= 0 && timeout_ms > 0) {
+        struct pollfd ready = {.fd = q->fd, .events = POLLIN};
+        pthread_mutex_unlock(&q->lock); /* only the decoder closes the fd: it is this thread */
+        poll(&ready, 1, timeout_ms);
+        pthread_mutex_lock(&q->lock);
+    }
     if (q->signalled) { /* no system call for a take that finds the queue as it was */
         q->signalled = 0;
         if (q->fd >= 0 && read(q->fd, &ignored, sizeof ignored) < 0) {
@@ -300,6 +315,7 @@ EXPORT size_t hikd_alarms_take(int queue, char *buffer, size_t capacity, uint64_
     }
     struct record *r = q->first;
     q->first = q->last = NULL;
+    __atomic_store_n(&q->queued, 0, __ATOMIC_RELAXED);
     counts[1] = q->errors;
     counts[2] = q->late;
     pthread_mutex_unlock(&q->lock);
@@ -315,11 +331,13 @@ EXPORT size_t hikd_alarms_take(int queue, char *buffer, size_t capacity, uint64_
     if (r) { /* what did not fit goes back in front of what came meanwhile */
         counts[0] = r->head.size;
         struct record *tail = r;
-        while (tail->next) tail = tail->next;
+        uint32_t left = 1;
+        for (; tail->next; tail = tail->next) left++;
         pthread_mutex_lock(&q->lock);
         tail->next = q->first;
         if (q->first == NULL) q->last = tail;
         q->first = r;
+        __atomic_add_fetch(&q->queued, left, __ATOMIC_RELEASE);
         pthread_mutex_unlock(&q->lock);
     }
     return used;
