@@ -45,6 +45,8 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("hikd.daemon")
 
+REARM_THREADS = 8
+"""Devices armed again at once when a reload changes ``[arming]``."""
 DECODER_WAIT_S = 10.0
 """How long the reload waits for the decoder to end a removed device's alarms."""
 
@@ -138,9 +140,21 @@ def reload_settings(
 
     def rearm(sessions: Sequence[DeviceSession]) -> list[str]:
         armed = [s for s in sessions if arming.is_armed(s.name)]
-        for session in armed:
-            arming.disarm(session)
-            arming.arm(session)
+
+        def again(part: Sequence[DeviceSession]) -> None:
+            for session in part:
+                arming.disarm(session)
+                arming.arm(session)
+
+        # A few at a time: one after the other, 128 devices took 11 s of the reload's answer.
+        threads = [
+            threading.Thread(target=again, args=(armed[i::REARM_THREADS],), name="hikd-rearm")
+            for i in range(min(REARM_THREADS, len(armed)))
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
         return [s.name for s in armed]
 
     return rearm
