@@ -45,6 +45,9 @@ log = structlog.get_logger("hikd.listen")
 
 MAX_CONNECTIONS = 128
 """Requests of allowed senders read at the same time (each holds up to max_body_bytes)."""
+MAX_WAITING = 512
+"""Requests of allowed senders waiting for one of those places: many devices pushing at once
+are answered in turn, not refused."""
 INLINE_VET_BYTES = 65536
 """Bodies up to this size are vetted on the loop's thread (microseconds; a thread hop costs
 more than the work)."""
@@ -91,7 +94,8 @@ class ListenFront:
         """relayed, refused, and per reason (thread-safe enough: one writer, the loop)."""
         self._refusals = Refusals(port, publish, self.counters)
         self._counts = CountsReport(publish)
-        self._active = 0
+        self._places = asyncio.Semaphore(MAX_CONNECTIONS)
+        self._waiting = 0
         self._by_sender: Counter[str] = Counter()
         self._recent = RecentRelays()
         self._library = LibraryRelay(
@@ -241,23 +245,43 @@ class ListenFront:
             return
         # Slow or stuck requests hold a place each until read_timeout_s: one sender may not
         # take the places of the others.
-        if self._active >= MAX_CONNECTIONS or self._by_sender[sender] >= MAX_PER_SENDER:
+        if self._by_sender[sender] >= MAX_PER_SENDER or self._waiting >= MAX_WAITING:
             self._refused(sender, "too many requests at once")
             await self._answer(writer, 503)
             return
-        self._active += 1
         self._by_sender[sender] += 1
         try:
-            status = await self._handle(sender, reader, writer)
-        except Exception:
-            log.exception("listen front error", sender=sender, port=self.port)
-            status = 503
+            status = await self._in_turn(sender, reader, writer)
         finally:
-            self._active -= 1
             self._by_sender[sender] -= 1
             if not self._by_sender[sender]:
                 del self._by_sender[sender]
-        await self._answer(writer, status)
+        if status:
+            await self._answer(writer, status)
+        else:  # closed before a byte (a port check, say): nothing to answer or count
+            writer.transport.abort()
+
+    async def _in_turn(
+        self, sender: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> int:
+        """`_handle`, once one of the `MAX_CONNECTIONS` places is free: a burst waits its
+        turn, first come first served, up to twice read_timeout_s (a slow sender gives its
+        place up within read_timeout_s)."""
+        self._waiting += 1
+        try:
+            async with asyncio.timeout(2 * self.limits.read_timeout_s):
+                await self._places.acquire()
+        except TimeoutError:
+            return self._refused(sender, "too many requests at once", 503)
+        finally:
+            self._waiting -= 1
+        try:
+            return await self._handle(sender, reader, writer)
+        except Exception:
+            log.exception("listen front error", sender=sender, port=self.port)
+            return 503
+        finally:
+            self._places.release()
 
     async def _handle(
         self, sender: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
@@ -269,6 +293,10 @@ class ListenFront:
                     head_bytes = await reader.readuntil(b"\r\n\r\n")
                 except asyncio.LimitOverrunError:
                     raise Refused(431, "request head over max_header_bytes") from None
+                except asyncio.IncompleteReadError as closed:
+                    if not closed.partial:
+                        return 0
+                    raise
                 head = parse_head(head_bytes[:-4], limits)
                 if head.expect_continue:
                     writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")

@@ -261,9 +261,10 @@ def _rebuild_multipart(boundary: str, body: bytes, limits: Limits) -> tuple[str,
     out: list[bytes] = []
     for part in parts:
         kind = _payload_kind(part.content_type, part.data)
+        alarm = False
         if kind is not None and not part.content_type.startswith("image/"):
             check_depth(kind, part.data, limits.max_depth)
-            alarms += is_alert(kind, part.data)
+            alarm = is_alert(kind, part.data)
             content_type = kind
         elif part.content_type.startswith("image/"):
             content_type = part.content_type
@@ -272,12 +273,17 @@ def _rebuild_multipart(boundary: str, body: bytes, limits: Limits) -> tuple[str,
         disposition = f'form-data; name="{part.name}"'
         if part.filename:
             disposition += f'; filename="{part.filename}"'
-        out += [
+        framed = [
             f"--{new}\r\nContent-Disposition: {disposition}\r\n"
             f"Content-Type: {content_type}\r\nContent-Length: {len(part.data)}\r\n\r\n".encode(),
             part.data,
             b"\r\n",
         ]
+        # The library takes the first part for the alarm and the others for its pictures
+        # (a picture first, the alarm was lost; README's vendor-library notes): the first
+        # alarm goes first, the rest in the sender's order.
+        out = framed + out if alarm and not alarms else out + framed
+        alarms += alarm
     if not alarms:
         raise Refused(400, "multipart without an alarm (no EventNotificationAlert or eventType)")
     out.append(f"--{new}--\r\n".encode())
@@ -310,13 +316,25 @@ def parse_multipart(boundary: str, body: bytes) -> list[Part]:
             raise Refused(400, "malformed multipart part headers")
         headers = _part_headers(body[eol + 2 : header_end])
         data_start = header_end + 4
-        following = body.find(b"\r\n" + delimiter, data_start)
-        if following < 0:
-            raise Refused(400, "multipart without its closing boundary")
+        following = _part_end(body, data_start, delimiter, headers.get("content-length", ""))
         parts.append(_part(headers, body[data_start:following]))
         if len(parts) > MAX_PARTS:
             raise Refused(400, f"multipart of more than {MAX_PARTS} parts")
         position = following + 2 + len(delimiter)
+
+
+def _part_end(body: bytes, start: int, delimiter: bytes, length: str) -> int:
+    """Where the data of a part that starts at `start` ends: after its Content-Length when
+    the sender gave one and a delimiter follows there (a picture's bytes may hold the
+    boundary; devices give the length), else at the next delimiter."""
+    if length.isdigit() and len(length) <= 12:
+        end = start + int(length)
+        if body.startswith(b"\r\n" + delimiter, end):
+            return end
+    following = body.find(b"\r\n" + delimiter, start)
+    if following < 0:
+        raise Refused(400, "multipart without its closing boundary")
+    return following
 
 
 def _no_parts() -> list[Part]:

@@ -113,3 +113,31 @@ def test_a_multipart_longer_than_the_library_takes_once_rebuilt_is_refused(
     assert refused(request) == 413
     monkeypatch.setattr(vet, "LIBRARY_MAX_BODY", len(body) + 200)
     assert rebuild(parse_head(head, LIMITS), body, LIMITS)[0].startswith("multipart/form-data")
+
+
+def test_a_part_with_its_length_may_hold_the_boundary() -> None:
+    """Devices give each part's Content-Length: a picture whose bytes hold the boundary is
+    read by its length (it was refused, 400); without a length the boundary ends it."""
+    picture = b"\xff\xd8 \r\n--MIME_boundary\r\n \xff\xd9"
+    request = hostile.multipart([("application/xml", ALERT_XML), ("image/jpeg", picture)])
+    head, body = split(request)
+    content_type, relayed = rebuild(parse_head(head, LIMITS), body, LIMITS)
+    (alarm, jpeg) = parse_multipart(content_type.split("boundary=")[1], relayed)
+    assert (alarm.data, jpeg.data) == (ALERT_XML, picture)
+    without_length = b"Content-Length: %d\r\n\r\n\xff" % len(picture)
+    assert refused(request.replace(without_length, b"\r\n\xff")) == 400
+
+
+def test_the_alarm_part_is_relayed_first() -> None:
+    """The library takes the first part for the alarm document (README's vendor-library
+    notes): the first alarm goes first, the other parts after it in the sender's order."""
+    parts = [
+        ("image/jpeg", b"\xff\xd8one\xff\xd9"),
+        ("application/xml", b"<E/>"),
+        ("application/xml", ALERT_XML),
+        ("image/jpeg", b"\xff\xd8two\xff\xd9"),
+    ]
+    head, body = split(hostile.multipart(parts))
+    content_type, relayed = rebuild(parse_head(head, LIMITS), body, LIMITS)
+    found = parse_multipart(content_type.split("boundary=")[1], relayed)
+    assert [p.data for p in found] == [parts[i][1] for i in (2, 0, 1, 3)]
