@@ -114,3 +114,55 @@ def test_a_multipart_with_its_picture_first_is_delivered_as_its_alarm(
     assert hostile.send(DEVICE, port, body, source=DEVICE).status == 200
     assert wait_for(lambda: motion_starts(state) == [3], timeout=30), hikd.output()[-3000:]
     assert hikd.stop() == 0, hikd.output()[-3000:]
+
+
+def test_http_a_device_may_send_and_what_it_may_not(
+    tmp_path: Path, start_sim: Callable[..., Simulator], run_hikd: Callable[[Path], Hikd]
+) -> None:
+    """Framings the hostile-sender test leaves out, each with its answer; what is answered
+    `200` is delivered once, and an allowed device's alarms keep arriving in between."""
+    hikd, device, port, state = start(tmp_path, start_sim, run_hikd)
+    alert = ALERT.replace(b"<channelID>3<", b"<channelID>1<")
+    post = hostile.post(alert)
+    head, body = post.split(b"\r\n\r\n", 1)
+
+    def send(data: bytes) -> int | None:
+        return hostile.send(DEVICE, port, data, source=DEVICE).status
+
+    # Two requests on one connection: the first is answered (Connection: close), the second
+    # is not read (a client sends it again on a new connection).
+    assert send(post + post.replace(b"<channelID>1<", b"<channelID>4<")) == 200
+    # Expect: 100-continue: "100 Continue" first, then the answer.
+    with socket.create_connection((DEVICE, port), timeout=10) as sock:
+        sock.sendall(
+            head.replace(b"\r\nContent-Length", b"\r\nExpect: 100-continue\r\nContent-Length")
+            + b"\r\n\r\n"
+        )
+        assert sock.recv(100).startswith(b"HTTP/1.1 100 Continue\r\n\r\n")
+        sock.sendall(body)
+        assert b"HTTP/1.1 200 OK" in sock.recv(100)
+    assert device.push_to(DEVICE, port, SimAlert(channel=2)).status == 200
+    # A header folded over two lines (obsolete in HTTP/1.1): 400.
+    assert send(post.replace(b"Host: alarm-host\r\n", b"Host: alarm-\r\n host\r\n")) == 400
+    # Chunked, with odd chunk sizes and a trailer: 411 (the library reads no chunked body).
+    chunked = b"".join(
+        b"%x\r\n%s\r\n" % (len(alert[i : i + 7]), alert[i : i + 7]) for i in range(0, len(alert), 7)
+    )
+    assert (
+        send(
+            head.replace(b"Content-Length: %d" % len(alert), b"Transfer-Encoding: chunked")
+            + b"\r\n\r\n"
+            + chunked
+            + b"0\r\nX-Trailer: 1\r\n\r\n"
+        )
+        == 411
+    )
+    # Half-closed after the request (`send` shuts its side): answered all the same.
+    assert send(post.replace(b"<channelID>1<", b"<channelID>3<")) == 200
+
+    def starts() -> list[int]:
+        return motion_starts(state)
+
+    assert wait_for(lambda: starts() == [1, 2, 3], timeout=30), (starts(), hikd.output()[-3000:])
+    assert hikd.stop() == 0, hikd.output()[-3000:]
+    assert starts() == [1, 2, 3]  # channel 4 (pipelined) never, channel 1 once
