@@ -17,7 +17,7 @@ import base64
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Hashable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from hikd.delivery.outbox import HIKD
 from hikd.events import Event
@@ -45,7 +45,9 @@ class RecentRelays:
         self._by_alias: OrderedDict[tuple[str, int], Relayed] = OrderedDict()
 
     def remember(self, alias: str, number: int, relayed: Relayed) -> None:
-        self._by_alias[alias, number] = relayed
+        """Request `number` of `alias` is being relayed: kept `KEEP_S` from now (it may have
+        waited longer than that for its device host)."""
+        self._by_alias[alias, number] = replace(relayed, at=time.monotonic())
         self._by_alias.move_to_end((alias, number))
         while len(self._by_alias) > MAX_KEPT:
             self._by_alias.popitem(last=False)

@@ -23,6 +23,7 @@ import pytest
 
 from hikd.addresses import AddressSet
 from hikd.listeners import front as front_module
+from hikd.listeners import relayed as relayed_module
 from hikd.listeners.front import ListenFront
 from hikd.listeners.senders import SenderMap
 from hikd.listeners.spool import Spool
@@ -292,3 +293,24 @@ def test_a_push_the_library_takes_without_a_word_is_relayed_again_and_not_forgot
     finally:
         front.stop()
     assert Spool(path).open() == []
+
+
+def test_a_push_that_waited_longer_than_requests_are_remembered_is_relayed_again(
+    host: StandInHost, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A push kept while its host's library could not be reached, longer than a relayed
+    request is remembered for a second try, is dropped by the library once relayed: it is
+    relayed again all the same (it was forgotten for a second try, and kept for ever)."""
+    monkeypatch.setattr(relayed_module, "KEEP_S", 0.5)
+    front = start_front(host)
+    host.after_answer = lambda alias, number: front.stored(host.current, {alias: number})
+    try:
+        host.refuse()
+        assert push(front.port, 1) == b"200"  # kept: the library's port takes nothing
+        time.sleep(1.0)  # longer than KEEP_S
+        host.drop = 1
+        host.listen()
+        assert wait_for(lambda: [n for _h, n, _m in host.heard] == [1], 15), host.heard
+        assert wait_for(lambda: front.stats()["kept"] == 0, 15), front.stats()
+    finally:
+        front.stop()
