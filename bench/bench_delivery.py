@@ -67,6 +67,9 @@ DRAIN_IDLE_S = 10.0
 KEPT_UP_S = 1.0
 """A step kept up when its last event reached the subscriber within this long after the
 simulator sent its last alarm (and none was lost): at most this much backlog at the end."""
+BUSY_OTHERS_PERCENT = 20
+"""A step during which the machine's other users took more than this (% of one core) is
+marked: its latency and verdict say more about the machine than about hikd."""
 PACE_SLACK_S = 0.25
 """A step whose simulator took longer than its seconds plus this to send was held back by
 the machine, not by hikd (marked in the output)."""
@@ -209,6 +212,10 @@ class Step:
     produced: int = 0
     received: int = 0
     missing: int = 0
+    missing_ids: set[bytes] = field(default_factory=set)
+    arrived_later: int = 0
+    """Of the missing, how many reached the subscriber before the run's end (a stall of
+    more than DRAIN_IDLE_S, not a loss)."""
     drain_s: float = 0.0
     """From the end of the load to the last event arriving (0: it kept up)."""
     supervisor_cpu_s: float = 0.0
@@ -297,7 +304,7 @@ def run_step(
     step.subscriber_error = sub.error
     step.drain_s = max(0.0, last_progress - ended)
     step.supervisor_cpu_s = own_cpu_s(hikd.pid) - own0
-    step.produced, step.missing = len(produced), len(missing)
+    step.produced, step.missing, step.missing_ids = len(produced), len(missing), missing
     step.received = len(produced) - len(missing)
     for now, payload in sub.received[first:checked]:
         if b'"state":"start"' not in payload[:200]:
@@ -308,6 +315,18 @@ def run_step(
             step.latencies_ms.append((now - int(sent_ns)) / 1e6)
             step.arrivals.append(Arrival(event["id"], now, int(sent_ns), event["received"]))
     return step
+
+
+def wait_for_missing(steps: list[Step], sub: Subscriber, seen: set[bytes]) -> None:
+    """Give the events the steps found missing one more DRAIN_IDLE_S to arrive (after the
+    last step), and note per step how many did."""
+    missing = set().union(*(s.missing_ids for s in steps)) - seen
+    deadline = time.monotonic() + DRAIN_IDLE_S
+    while missing and time.monotonic() < deadline:
+        time.sleep(0.5)
+        missing -= {event_id(p) for _, p in sub.received[-200_000:]}
+    for s in steps:
+        s.arrived_later = len(s.missing_ids - missing)
 
 
 def run_hikd_part(
@@ -340,6 +359,7 @@ def run_hikd_part(
             run_step(rate, args.step_seconds, ports, hikd, sub, disk, seen, readers)
             for rate in args.rates
         ]
+        wait_for_missing([main, *steps], sub, seen)
         result: dict[str, Any] = {"main": main, "steps": steps, "idle_cpu_per_s": idle_per_s}
     finally:
         if hikd is not None:
@@ -695,6 +715,11 @@ def print_budget(step: Step, subscriber: str) -> None:
         f"({w.percent(bench):.0f} %); anything else on the machine {w.percent(w.others):.0f} %; "
         f"idle {w.percent(w.idle):.0f} %"
     )
+    if w.percent(w.others) > BUSY_OTHERS_PERCENT:
+        print(
+            f"    the machine was busy with other work (over {BUSY_OTHERS_PERCENT} % of a "
+            f"core): the latency here says more about the machine than about hikd"
+        )
 
 
 def print_steps(steps: list[Step], seconds: float) -> None:
@@ -706,8 +731,9 @@ def print_steps(steps: list[Step], seconds: float) -> None:
         f"at most {KEPT_UP_S:g} s after the simulator sent its last alarm (behind = that "
         f"time; more means a backlog built up: hikd fell behind). 'sim slow' = the simulator "
         f"itself needed more than {PACE_SLACK_S:g} s over the step's time to send (the "
-        f"machine, not hikd, held the load back). CPU in % of one core over the step and its "
-        f"drain "
+        f"machine, not hikd, held the load back); 'machine busy' = anything but hikd and the "
+        f"bench took more than {BUSY_OTHERS_PERCENT} % of a core. CPU in % of one core over "
+        f"the step and its drain "
         f"(the machine has {CORES * 100} %):"
     )
     print(
@@ -730,10 +756,14 @@ def print_steps(steps: list[Step], seconds: float) -> None:
             verdict = f"the simulator sent {s.sent} of {planned}"
         elif not s.zero_loss:
             verdict = f"MISSING {s.missing + max(0, s.sent - s.starts)}"
+            if s.missing and s.arrived_later:
+                verdict += f" ({s.arrived_later} arrived later: a stall, not a loss)"
         else:
             verdict = "fell behind"
         if not s.paced:
             verdict += ", sim slow"
+        if w.percent(w.others) > BUSY_OTHERS_PERCENT:
+            verdict += ", machine busy"
         if s.subscriber_error:
             verdict += f" ({s.subscriber_error})"
         print(
