@@ -222,7 +222,7 @@ class Step:
     """hikd's supervisor (delivery) alone; the rest is the device hosts'."""
     window: Window = field(default_factory=lambda: Window(0.0, dict.fromkeys(PARTS, 0.0), 0.0))
     """CPU of hikd and of each of the bench's parts, and the machine's, from the load's
-    start to the last event's arrival."""
+    start until the step stopped waiting (all arrived, or DRAIN_IDLE_S without progress)."""
     latencies_ms: list[float] = field(default_factory=list)
     arrivals: list[Arrival] = field(default_factory=list)
     subscriber_error: str = ""
