@@ -232,9 +232,11 @@ def test_a_cut_stream_is_detected_retried_and_never_left_under_a_final_name(
         dev.rtsp.knobs.cut_after_bytes = 30_000  # of a ~240 kB stream
     sessions = {"once": login(sim, 0), "always": login(sim, 1)}
     # The playback stream (the file route has tests of its own: test_download_routes.py).
+    # A 1 s stall timeout also gave up a stream the library had not started within 1 s on a
+    # loaded machine (the test's other cases are quick, this one counts cuts): 3 s.
     jobs = [
-        download_job("retry", devices=["once"], retries=2, route="stream"),
-        download_job("give-up", devices=["always"], retries=1, route="stream"),
+        download_job("retry", devices=["once"], retries=2, route="stream", stall_timeout_s=3),
+        download_job("give-up", devices=["always"], retries=1, route="stream", stall_timeout_s=3),
     ]
     events: list[Event] = []
     with StateStore.open(tmp_path / "state") as state:
@@ -267,14 +269,16 @@ def test_a_cut_stream_is_detected_retried_and_never_left_under_a_final_name(
         [rec] = [r for r in once.recording_list(1) if not r.open]
         info = state.done_info("retry", f"once/1/{stem(rec.start, rec.end)}")
         assert info is not None and info["path"] == str(done)
-        assert once.rtsp.stats.streams_cut == 1 and once.rtsp.stats.streams_started == 2
+        assert (once.rtsp.stats.streams_cut, once.rtsp.stats.streams_started) == (1, 2), (
+            retried.summary
+        )
 
         assert not failed.ok
         assert "no data for" in failed.summary and "gave up after 2 attempts" in failed.summary
         give_up_folder = tmp_path / "out" / "give-up" / "always" / "1"
         assert not give_up_folder.exists() or not list(give_up_folder.iterdir())
         # Each attempt: the stream, then the rest from its last whole second, both cut.
-        assert always.rtsp.stats.streams_cut == 4
+        assert always.rtsp.stats.streams_cut == 4, failed.summary
         assert state.done_count("give-up") == 0
         last = state.last_run("give-up", "always")
         assert last is not None and not last["ok"]
