@@ -1,6 +1,8 @@
 """``hikd reload``: the running daemon reads its configuration again (as SIGHUP and
-``systemctl reload hikd`` do) and applies what changed in its devices; prints what changed,
-or the one line that says why nothing did. Exit code 0 when reloaded, 1 when the
+``systemctl reload hikd`` do) and applies what changed in its devices, log level, allowed
+senders, ``[alarms]``, ``[arming]`` and jobs (README "Reloading the configuration" has the
+table); prints what changed and what waits for a restart, or the one line that says why
+nothing did. Exit code 0 when reloaded, 1 when the
 configuration was refused (the daemon runs on as before), 3 when no daemon runs.
 """
 
