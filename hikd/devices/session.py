@@ -13,7 +13,8 @@ watches (exception callback, periodic ``NET_DVR_CHECK_USER_STATUS``) and reports
 refused re-login (0x8044, e.g. a changed password) it never tries again and the session
 stays dead for ever. So when the library gives up (0x8044, or the check fails
 ``_DEAD_AFTER_CHECKS`` times in a row), hikd logs the session out and goes back to its
-own login loop, which knows about lock-out (`hikd.devices.lockout`).
+own login loop, which knows about lock-out (`hikd.devices.lockout`). What the session says
+about its device (offline, unreachable, login refused) is `hikd.devices.session_health`.
 
 Health episodes (``start`` ... ``stop``) of a session are tracked by it
 (`hikd.devices.episodes`), so that each start gets its stop, at the latest when the
@@ -37,7 +38,12 @@ from hikd.devices import remembered
 from hikd.devices.capabilities.channels import ChannelMap, read_channel_map
 from hikd.devices.episodes import HealthEpisodes
 from hikd.devices.identity import describe, read_identity
-from hikd.devices.lockout import next_try
+from hikd.devices.session_health import (
+    SessionState,
+    report_login_refused,
+    report_offline,
+    report_unreachable,
+)
 from hikd.devices.workers import Steps, Workers
 from hikd.events import DeviceRef, Event, health
 from hikd.sdk.constants import (
@@ -47,7 +53,7 @@ from hikd.sdk.constants import (
     RESUME_EXCHANGE,
 )
 from hikd.sdk.errors import AuthError, SdkError
-from hikd.sdk.login import DeviceFacts, LoginFailureDetails, check_user_status, login, logout
+from hikd.sdk.login import DeviceFacts, check_user_status, login, logout
 from hikd.sdk.passthrough import IsapiReply, std_xml_config
 
 if TYPE_CHECKING:
@@ -55,8 +61,6 @@ if TYPE_CHECKING:
     from hikd.sdk.library import Library
 
 log = structlog.get_logger("hikd.devices.session")
-
-SessionState = Literal["starting", "online", "offline", "auth_failed", "stopped"]
 
 # Only so many logins run at once: a burst of 256 logins at start-up is fine for the
 # library but not for a small NVR's web server.
@@ -190,7 +194,7 @@ class DeviceSession:
         try:
             self.login_once()
         except AuthError as exc:
-            wait = self._auth_failed(exc)
+            wait = report_login_refused(self, exc)
             if wait is not None:  # None: never spend the last try: only a restart tries again
                 self._next(wait, self._login_step)
             return
@@ -198,7 +202,7 @@ class DeviceSession:
             if self._stop.is_set():
                 return
             delay = next(self._delays)
-            self._unreachable(exc, delay)
+            report_unreachable(self, exc, delay)
             self._next(delay, self._login_step)
             return
         except Exception:
@@ -287,7 +291,7 @@ class DeviceSession:
         afresh (and the alarm channel is opened again after the new login)."""
         self._library_gave_up.clear()
         self._log_out("session closed")
-        self._went_offline(self.last_error or "the session ended")
+        report_offline(self, self.last_error or "the session ended")
 
     def check_online(self) -> bool:
         """NET_DVR_CHECK_USER_STATUS. On a 401 the library re-logs in by itself and returns
@@ -300,7 +304,7 @@ class DeviceSession:
             ok = True
         except SdkError as error:
             ok = False
-            self._went_offline(f"session check failed: {error}")
+            report_offline(self, f"session check failed: {error}")
         if ok:
             self._back_online("device reachable again")
         return ok
@@ -316,13 +320,13 @@ class DeviceSession:
     # -- exception callback (already off the SDK thread) -------------------------------
     def on_sdk_exception(self, kind: int) -> None:
         if kind == EXCEPTION_EXCHANGE:
-            self._went_offline("session heartbeat to the device failed")
+            report_offline(self, "session heartbeat to the device failed")
         elif kind in (RELOGIN_SUCCESS, RESUME_EXCHANGE):
             self._back_online("the vendor library logged in again")
         elif kind == EXCEPTION_RELOGIN_FAILED:
             # The library tries once and never again (sdk-over-isapi.md; README vendor
             # notes): wake the supervisor so that hikd's own login loop takes over now.
-            self._went_offline("the vendor library could not log in again")
+            report_offline(self, "the vendor library could not log in again")
             self._library_gave_up.set()
             self._steps.wake()
 
@@ -357,50 +361,6 @@ class DeviceSession:
     # -- state and reporting -----------------------------------------------------------
     def _set_state(self, state: SessionState) -> None:
         self.state = state
-
-    def _went_offline(self, reason: str) -> None:
-        if self.state == "offline":
-            return
-        self._set_state("offline")
-        self.last_error = reason
-        log.warning("device offline", device=self.name, reason=reason)
-        self._publish(health(self.device, "offline", reason=reason))
-
-    def _unreachable(self, exc: SdkError, delay: float) -> None:
-        first = self.state != "offline"
-        self.last_error = str(exc)
-        if first:
-            self._set_state("offline")
-            log.warning(
-                "cannot reach device, retrying with backoff",
-                device=self.name,
-                address=f"{self.config.host}:{self.config.port}",
-                error=str(exc),
-            )
-            self._publish(health(self.device, "offline", reason=str(exc), code=exc.code))
-        else:
-            log.debug(
-                "still unreachable", device=self.name, error=str(exc), retry_in=round(delay, 1)
-            )
-
-    def _auth_failed(self, exc: AuthError) -> float | None:
-        """Report a refused login; return the seconds to wait (None: until stopped)."""
-        details: LoginFailureDetails | None = getattr(exc, "login_details", None)
-        plan = next_try(self.name, exc.code, details, self.config.auth_retry_s)
-        self.last_error = str(exc)
-        self._set_state("auth_failed")
-        facts = plan.facts()
-        log.error(
-            "login refused",
-            device=self.name,
-            error=str(exc),
-            retries_left=plan.retries_left,
-            unlock_at=facts["unlock_at"],
-            next_try_s=None if plan.wait_s is None else round(plan.wait_s),
-            what_to_do=plan.what_to_do,
-        )
-        self._publish(health(self.device, "auth_failed", code=exc.code, reason=str(exc), **facts))
-        return plan.wait_s
 
 
 def _call_hook(hook: Callable[[DeviceSession], None], session: DeviceSession, what: str) -> None:
