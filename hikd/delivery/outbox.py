@@ -39,6 +39,7 @@ from hikd.delivery.outbox_db import (
     write_cursors,
 )
 from hikd.delivery.outbox_limit import SizeLimit, append_in_transaction
+from hikd.delivery.outbox_others import OthersRows
 from hikd.delivery.outbox_recent import RecentEvents
 from hikd.events import Event
 from hikd.logs import get_logger
@@ -67,7 +68,7 @@ class OutboxStats:
     """Events dropped by the size limit since this outbox was opened."""
 
 
-class Outbox:
+class Outbox(OthersRows):
     """Thread-safe: the bus's writer appends while each sink's worker reads and acks."""
 
     def __init__(
@@ -239,19 +240,22 @@ class Outbox:
         self._recent.add(first, stored, cut)
         return stored[len(events) :]
 
-    def read(self, sink: str, after_cursor: int, limit: int) -> list[tuple[int, Event]]:
+    def read(
+        self, sink: str, after_cursor: int, limit: int, told: bool = False
+    ) -> list[tuple[int, Event]]:
         """Up to `limit` stored events after `after_cursor`, oldest first, as (seq, event).
 
         After the newest row this process knows of, it looks for rows other processes
-        stored (one pragma when nothing was committed since the last look) and counts what
-        it finds: a device host's rows are found by the first sink to read after the host's
-        wake-up, with no query of their own to count them."""
+        stored (one pragma when nothing was committed since the last look, none when `told`
+        that a process has just committed) and counts what it finds: a device host's rows
+        are found by the first sink to read after the host's wake-up, with no query of
+        their own to count them."""
         with self._lock:
             conn = self._require()
             start = max(after_cursor + 1, self._last_seq - self._count + 1)
             if limit < 1:
                 return []
-            if start > self._last_seq and not self._read_others_locked(conn, limit):
+            if start > self._last_seq and not self._read_others_locked(conn, limit, told):
                 return []
             remembered = self._recent.read(start, limit)
             if remembered is not None:
@@ -335,65 +339,6 @@ class Outbox:
             (upto,),
         ).fetchone()
         return upto, (int(count), int(nbytes))
-
-    # -- other processes' events -------------------------------------------------------
-
-    def refresh(self) -> bool:
-        """Count the events another process appended (`hikd.delivery.outbox_append`) since this
-        one last looked; True if rows were stored since the last call (by another process,
-        and found here or by a sink's `read`, or by this one). Cheap: one pragma when
-        nothing changed."""
-        with self._lock:
-            conn = self._require()
-            version = conn.execute("PRAGMA data_version").fetchone()[0]
-            if version != self._data_version:
-                self._data_version = version
-                self._sync_locked()
-            new = self._last_seq > self._refreshed_upto
-            self._refreshed_upto = self._last_seq
-            return new
-
-    def _read_others_locked(self, conn: sqlite3.Connection, limit: int) -> bool:
-        """Read up to `limit` rows after the newest one this process knows of, count them
-        in and keep them decoded (the other sinks woken by the same commit take them from
-        memory); False if there were none."""
-        version = conn.execute("PRAGMA data_version").fetchone()[0]
-        if version == self._data_version:
-            return False
-        rows = conn.execute(
-            "SELECT seq, body FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
-            (self._last_seq, limit),
-        ).fetchall()
-        if len(rows) < limit:
-            # Every row committed up to `version` is read (and counted below); a row
-            # committed since makes a new version, found at the next look.
-            self._data_version = version
-        if not rows:
-            return False
-        # Appended after this process's rows, so they follow them without a gap.
-        first = self._last_seq + 1
-        self._last_seq = int(rows[-1][0])
-        self._count += len(rows)
-        self._bytes += sum(len(body) for _, body in rows)
-        if len(rows) == limit:
-            self._sync_locked()  # and the rows after these
-        if int(rows[0][0]) == first and int(rows[-1][0]) - first + 1 == len(rows):
-            self._recent.keep(first, [decode_row(seq, body) for seq, body in rows])
-        return True
-
-    def _sync_locked(self) -> bool:
-        # Appended after this process's rows, so they follow them without a gap. One
-        # statement: one look per wake-up, and no rows counted that came after its max.
-        query = "SELECT count(*), coalesce(sum(length(body)), 0), max(seq) FROM events"
-        count, nbytes, newest = (
-            self._require().execute(query + " WHERE seq > ?", (self._last_seq,)).fetchone()
-        )
-        if not count:
-            return False
-        self._last_seq = int(newest)
-        self._count += int(count)
-        self._bytes += int(nbytes)
-        return True
 
     # -- the rest ----------------------------------------------------------------------
 

@@ -72,7 +72,7 @@ class WindowedSinkWorker(SinkWorker):
                     and not self._stop.is_set()
                     and self._window.has_room()
                 ):
-                    self._send_next(self._window, wait=False)
+                    self._send_next(self._window, told=True)
                     return
             except OutboxClosed:
                 return
@@ -89,19 +89,20 @@ class WindowedSinkWorker(SinkWorker):
         finally:
             self._turn.acquire()
 
-    def _send_next(self, sink: WindowedSink, wait: bool = True) -> bool:
+    def _send_next(self, sink: WindowedSink, told: bool = False) -> bool:
         """Read the next batch after the last one sent and send it ahead (with `_turn`);
-        True if there was one. Raises what the outbox or the sink raised."""
+        True if there was one. Raises what the outbox or the sink raised. `told`: for
+        `deliver_now` (another process has just committed; never wait for the sink)."""
         self._stored = False
-        batch = self._outbox.read(self.name, self._sent_to, self._batch_size)
+        batch = self._outbox.read(self.name, self._sent_to, self._batch_size, told)
         if batch:
             events = [event for _, event in batch]
             if hops.ON:
                 hops.note(f"read:{self.name}", events)
-            if wait:
-                sink.send_ahead(events)
-            else:
+            if told:
                 sink.send_ahead(events, wait=False)
+            else:
+                sink.send_ahead(events)
             if hops.ON:
                 hops.note(f"written:{self.name}", events)
         self._caught_up = len(batch) < self._batch_size

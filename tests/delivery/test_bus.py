@@ -505,9 +505,11 @@ class CountingOutbox(Outbox):
         super().__init__(path)
         self.reads: dict[str, int] = {}
 
-    def read(self, sink: str, after_cursor: int, limit: int) -> list[tuple[int, Event]]:
+    def read(
+        self, sink: str, after_cursor: int, limit: int, told: bool = False
+    ) -> list[tuple[int, Event]]:
         self.reads[sink] = self.reads.get(sink, 0) + 1
-        return super().read(sink, after_cursor, limit)
+        return super().read(sink, after_cursor, limit, told)
 
 
 def test_a_sink_that_sent_all_there_was_waits_for_the_next_wake_up_without_a_read(

@@ -146,6 +146,32 @@ def test_a_read_finds_and_counts_the_rows_another_process_stored(tmp_path: Path)
             assert outbox.stats().events == 6
 
 
+def test_a_read_told_of_a_commit_asks_sqlite_nothing_before_reading_the_rows(
+    tmp_path: Path,
+) -> None:
+    """A device host's wake-up says it has just committed: the read after it goes straight
+    to the rows (it asked ``PRAGMA data_version`` first: one more statement, and one more
+    hand-over of the interpreter's lock, on every alarm's way). The next look still finds
+    nothing new and says so."""
+    with Outbox(tmp_path / OUTBOX_FILE) as outbox:
+        outbox.set_sinks(["mqtt"])
+        statements: list[str] = []
+        assert outbox._conn is not None
+        outbox._conn.set_trace_callback(statements.append)
+        with OutboxAppender(tmp_path, ["mqtt"]) as appender:
+            appender.append([alarm(i) for i in range(3)])
+            told = outbox.read("mqtt", 0, 100, told=True)
+            assert [e.id for _, e in told] == [f"ev-{i:08d}" for i in range(3)]
+            assert not [s for s in statements if "data_version" in s], statements
+            assert len(statements) == 1  # the rows' SELECT
+            appender.append([alarm(3)])
+            assert [seq for seq, _ in outbox.read("mqtt", 3, 100)] == [4]  # looked, found
+            assert outbox.read("mqtt", 4, 100) == []
+            assert outbox.refresh()
+            assert not outbox.refresh()
+            assert outbox.stats().events == 4
+
+
 def test_a_sink_gets_each_row_once_when_its_own_and_another_process_rows_mix(
     tmp_path: Path,
 ) -> None:
