@@ -71,7 +71,13 @@ def test_alarms_are_delivered_over_tls(
         for event in events:
             assert sink.send([event]) == 1
         assert sink.send([alarm("stop"), alarm("start")]) == 2
-        sub.wait_for(lambda ms: len([m for m in ms if m.topic == "hikd/nvr/events"]) == 5, "5")
+        # Each event's state comes after it: wait for those too (under load the last ON
+        # came after the check of the fifth event).
+        sub.wait_for(
+            lambda ms: len([m for m in ms if m.topic == "hikd/nvr/events"]) == 5
+            and len([m for m in ms if m.topic == "hikd/nvr/1/motion"]) >= 5,
+            "5 events and their states",
+        )
     sent = [json.loads(m.payload)["id"] for m in sub.on("hikd/nvr/events")]
     assert sent[:3] == [e.id for e in events]
     assert sub.last("hikd/nvr/1/motion").payload == b"ON"
