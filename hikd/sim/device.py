@@ -2,15 +2,12 @@
 
 Each feature area (login, alarms, recordings, status, ...) lives in its own module and
 adds its routes with `SimDevice.route()`; the device only checks the session and
-dispatches.
+dispatches (`hikd.sim.routing`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
-import re
 import secrets
 import threading
 import time
@@ -26,17 +23,16 @@ from hikd.sim.config import DiskStatus, PushTarget, SimDeviceConfig
 from hikd.sim.controls import DeviceControls
 from hikd.sim.device_setup import DeviceSetup
 from hikd.sim.devicelog import DeviceLog
-from hikd.sim.digest import digest_user
 from hikd.sim.http import Connection, Handler, Request, Response
 from hikd.sim.linkage import EventLinkage
-from hikd.sim.login import add_login_endpoints, add_system_documents, session_cookie
+from hikd.sim.login import add_login_endpoints, add_system_documents
 from hikd.sim.parts import SyncHandler
 from hikd.sim.push import PushResult
 from hikd.sim.recordings import Recording, RecordingStore
+from hikd.sim.routing import CONTROL_PREFIX, Routes, request_user
 from hikd.sim.rtsp import RtspServer
 from hikd.sim.status import DeviceStatus
 
-CONTROL_PREFIX = "/hikd-sim/"
 MAX_LOGGED_REQUESTS = 200_000
 
 T = TypeVar("T")
@@ -74,9 +70,7 @@ class SimDevice:
         self.loop: asyncio.AbstractEventLoop | None = None
         """The simulator's loop, set when it starts."""
         self._log_lock = threading.Lock()
-        self._routes: dict[tuple[str, str], Handler] = {}
-        self._patterns: list[tuple[str, re.Pattern[str], Handler]] = []
-        self._public: set[str] = set()
+        self._routes = Routes()
         self.log = DeviceLog(self)
         add_login_endpoints(self)
         add_system_documents(self)
@@ -335,12 +329,7 @@ class SimDevice:
 
     def route(self, method: str, path: str, handler: Handler, *, public: bool = False) -> None:
         """Serve `method path`; a path with regex characters is matched as a regex."""
-        if any(c in path for c in "()[]\\+*?"):
-            self._patterns.append((method, re.compile(path), handler))
-        else:
-            self._routes[(method, path)] = handler
-            if public:
-                self._public.add(path)
+        self._routes.add(method, path, handler, public=public)
 
     def route_static(self, method: str, path: str, make: SyncHandler) -> None:
         async def handler(request: Request, conn: Connection) -> Response:
@@ -356,49 +345,23 @@ class SimDevice:
             self.requests.append((request.method, request.path))
             self.request_targets.append((request.method, request.target))
 
-    def _find(self, request: Request) -> Handler | None:
-        handler = self._routes.get((request.method, request.path))
-        if handler is not None:
-            return handler
-        for method, pattern, candidate in self._patterns:
-            if method == request.method and pattern.fullmatch(request.path):
-                return candidate
-        return None
-
     def _challenge(self) -> str:
         return digest.challenge(self.realm, self.http_nonce, qop=True)
 
     def authorized(self, request: Request) -> str | None:
         """The user a request is from (session cookie, Digest or Basic auth), or None."""
-        cookie = session_cookie(request.header("cookie"))
-        if cookie:
-            user = self.accounts.session_user(cookie)
-            if user is not None:
-                return user
-        auth = request.header("authorization")
-        if auth[:7].lower() == "digest ":
-            return digest_user(
-                auth, request.method, self.accounts.users, self.realm, self.http_nonce
-            )
-        if auth[:6].lower() == "basic ":
-            try:
-                user, _, password = base64.b64decode(auth[6:]).decode().partition(":")
-            except (binascii.Error, UnicodeDecodeError):
-                return None
-            if self.accounts.users.get(user) == password:
-                return user
-        if not self.cookie_check:
-            return self.config.username
-        return None
+        anyone = None if self.cookie_check else self.config.username
+        return request_user(
+            request, self.accounts, self.realm, self.http_nonce, any_cookie_is=anyone
+        )
 
     async def handle(self, request: Request, conn: Connection) -> Response | None:
         if not request.path.startswith(CONTROL_PREFIX):
             self._log(request)
         if request.path in self.unavailable:
             return Response(404, documents.not_supported(request.path))
-        handler = self._find(request)
-        public = request.path in self._public or request.path.startswith(CONTROL_PREFIX)
-        if not public and self.authorized(request) is None:
+        handler = self._routes.find(request)
+        if not self._routes.is_public(request.path) and self.authorized(request) is None:
             # An unknown cookie (e.g. after a device restart) makes the library log in
             # again (part 1 §3). Clients without a cookie are asked for Digest, as devices
             # do; the library, which always sends its cookie, never sees that challenge.
