@@ -6,7 +6,7 @@ last time it heard the device, kept in ``state.sqlite``) until it is armed again
 each such gap this worker reads the device's log for the gap's window
 (NET_DVR_FindDVRLog_V30, seed 5.31.14) and publishes every alarm the log has that did not
 arrive live, marked ``attributes.backfilled``, with the device's time, then one ``backfill``
-health event for the gap.
+health event for the gap (`backfill_gap`).
 
 Never twice: an entry is skipped when a live alarm of its kind and channel (re-sent ones
 included) has a device time within ``TOLERANCE_S`` of it; each live alarm stands for one
@@ -21,20 +21,17 @@ append to a deque or a queue; the log search never holds up arming.
 
 from __future__ import annotations
 
-import dataclasses
 import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from itertools import islice
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import structlog
 
-from hikd.devices.capabilities.device_log import device_log
-from hikd.events import Event, health
+from hikd.events import Event
 from hikd.listeners.backfill_devices import (
     JOB,
     Gap,
@@ -43,17 +40,9 @@ from hikd.listeners.backfill_devices import (
     heard_record,
     recall,
 )
+from hikd.listeners.backfill_gap import read_gap
 from hikd.listeners.backfill_heard import HeardFile, with_heard
-from hikd.listeners.log_alarms import (
-    Live,
-    LogAlarm,
-    backfilled_events,
-    heard_live,
-    is_alarm_entry,
-    log_alarms,
-    match_class,
-)
-from hikd.sdk.errors import SdkError
+from hikd.listeners.log_alarms import Live, match_class
 
 if TYPE_CHECKING:
     from hikd.config import DeviceConfig
@@ -70,8 +59,6 @@ SETTLE_S = 2.0
 live first, and the device has written its log."""
 TOLERANCE_S = 3.0
 """A live alarm and a log entry this close in device time are the same alarm."""
-MAX_ENTRIES = 100_000
-"""Log entries read per gap at most."""
 RETRY_S = 30.0
 TRIES = 3
 _HEARD_EVERY_S = 1.0
@@ -308,113 +295,24 @@ class Backfill:
             if name in self._devices:
                 self.state.put(JOB, heard_key(name), value)
 
-    # -- one gap -----------------------------------------------------------------------
+    # -- one gap (hikd.listeners.backfill_gap) -----------------------------------------
     def _backfill(self, name: str, device: Watched, gap: Gap) -> bool | None:
         """Read the log for the gap and publish what was missed. False: the search failed,
         try again; None: the device is not online."""
         session = self._sessions().get(name)
         if session is None or session.state != "online" or session.user_id is None:
             return None
-        zone = device.config.tzinfo() or device.offset or UTC
-        max_h = device.config.backfill_max_h
-        # The gap is in hikd's clock; the log in the device's: shift by the skew, and
-        # widen by the tolerance for the skew's own second of uncertainty.
-        skew = timedelta(seconds=device.skew_s + self.tolerance_s)
-        start = max(gap.start, gap.end - timedelta(hours=max_h)) - skew
-        start = start.astimezone(zone).replace(microsecond=0)
-        end = (gap.end - timedelta(seconds=device.skew_s)).astimezone(zone)
-        end = end.replace(microsecond=0) + timedelta(seconds=1)
-        resent = self._resent_between(device, start, end)
-        report: dict[str, Any] = {
-            "gap_start": start.isoformat(),
-            "gap_end": end.isoformat(),
-            "resent": resent,
-            "backfilled": 0,
-        }
-        if device.unavailable:
-            self._publish(health(session.device, "backfill", **report, skipped="no alarm log"))
-            return True
-        # The search reaches a tolerance further on both sides: the live alarms near the
-        # window's ends then meet their own log entries, and none stands in for a missed one.
-        margin = timedelta(seconds=self.tolerance_s + 1)
-        search = device_log(session, start - margin, end + margin, zone)
-        try:
-            records = list(islice(search, MAX_ENTRIES))
-        except SdkError as exc:
-            log.warning("device log search for backfill failed", device=name, error=str(exc))
-            self._publish(
-                health(session.device, "backfill_failed", **report, code=exc.code, reason=str(exc))
-            )
-            return exc.code == 23  # 23: the device has no log search; trying again won't help
-        finally:
-            search.close()
-        alarms, stray_stops = log_alarms(records)
-        # The log names a camera as the device does: hikd's number, as live alarms have it.
-        alarms = [_renumbered(alarm, session) for alarm in alarms]
-        live = self._live_between(device, start - margin, end + margin)
-        inside = [e for e in live if start.timestamp() <= e[2] <= end.timestamp()]
-        if inside and not any(is_alarm_entry(r) for r in records):
-            # Alarms arrived live inside the window, yet the log has none of them.
-            self._mark_unavailable(session, name, device, report)
-            return True
-        heard = heard_live(alarms, live, self.tolerance_s)
-        published = skipped_live = already = 0
-        for alarm, was_heard in zip(alarms, heard, strict=True):
-            if not start <= alarm.time <= end:
-                continue
-            if was_heard:
-                skipped_live += 1
-            elif self.state.is_done(JOB, f"{name}|{alarm.start_id}"):
-                already += 1
-            else:
-                self._publish_alarm(session, name, alarm)
-                published += 1
-        report.update(
-            backfilled=published,
-            heard_live=skipped_live,
-            backfilled_before=already,
-            log_entries=len(records),
-            stops_without_start=stray_stops,
+
+        def live_alarms() -> list[Live]:
+            with self._lock:  # the decoder thread appends to them
+                return list(device.live)
+
+        return read_gap(
+            session,
+            device,
+            gap,
+            publish=self._publish,
+            state=self.state,
+            tolerance_s=self.tolerance_s,
+            live_alarms=live_alarms,
         )
-        if len(records) >= MAX_ENTRIES:
-            report["truncated"] = True
-        log.info("backfill", device=name, **report)
-        self._publish(health(session.device, "backfill", **report))
-        return True
-
-    def _publish_alarm(self, session: DeviceSession, name: str, alarm: LogAlarm) -> None:
-        first, stop = backfilled_events(alarm, session.device)
-        self._publish(first)
-        self.state.mark_done(JOB, f"{name}|{alarm.start_id}", {"event": first.id})
-        if stop is not None:
-            self._publish(stop)
-            self.state.mark_done(JOB, f"{name}|{alarm.stop_id}", {"start": first.id})
-
-    def _mark_unavailable(
-        self, session: DeviceSession, name: str, device: Watched, report: dict[str, Any]
-    ) -> None:
-        device.unavailable = True  # until hikd restarts: then it looks again
-        reason = (
-            "the device's log has no alarm entries although alarms arrived live: backfill "
-            "is off for this device; enable alarm logging on the device (or set "
-            "backfill = false to silence this)"
-        )
-        log.warning("backfill unavailable", device=name, hint=reason)
-        self._publish(health(session.device, "backfill_unavailable", **report, reason=reason))
-
-    # -- the live record ---------------------------------------------------------------
-    def _live_between(self, device: Watched, start: datetime, end: datetime) -> list[Live]:
-        low = start.timestamp() - self.tolerance_s
-        high = end.timestamp() + self.tolerance_s
-        with self._lock:
-            entries = list(device.live)
-        return [e for e in entries if low <= e[2] <= high]
-
-    def _resent_between(self, device: Watched, start: datetime, end: datetime) -> int:
-        return sum(1 for e in self._live_between(device, start, end) if e[3])
-
-
-def _renumbered(alarm: LogAlarm, session: DeviceSession) -> LogAlarm:
-    if alarm.channel is None or alarm.type == "io":
-        return alarm
-    return dataclasses.replace(alarm, channel=session.channels.from_alert(alarm.channel))
