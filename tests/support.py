@@ -12,13 +12,17 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from hikd.config import DeviceConfig
 from hikd.events import Event
 from hikd.sim import Simulator
+
+if TYPE_CHECKING:
+    from hikd.devices.session import DeviceSession
+    from hikd.sdk.library import Library
 
 _PORTS_GIVEN: set[int] = set()
 
@@ -113,6 +117,21 @@ class Collector:
     def matching(self, kind: str, type_: str) -> list[Event]:
         with self._lock:
             return [e for e in self.events if e.kind == kind and e.type == type_]
+
+
+@contextmanager
+def logged_in(
+    sdk: Library, config: DeviceConfig, publish: Callable[[Event], None] = lambda _e: None
+) -> Iterator[DeviceSession]:
+    """A session logged in to the device of `config` (`login_once`), closed afterwards."""
+    from hikd.devices.session import DeviceSession  # here: most users of this module need none
+
+    session = DeviceSession(sdk, config, publish)
+    try:
+        session.login_once()
+        yield session
+    finally:
+        session.close()
 
 
 @contextmanager

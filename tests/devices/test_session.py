@@ -11,7 +11,7 @@ from hikd.devices.session import DeviceSession
 from hikd.sdk.errors import AuthError, SdkError
 from hikd.sdk.library import Library
 from hikd.sim import SimDeviceConfig, SimDisk, Simulator
-from tests.support import Collector, device_config, free_port, wait_for
+from tests.support import Collector, device_config, free_port, logged_in, wait_for
 
 
 def test_login_reports_the_facts_the_device_serves(
@@ -140,28 +140,20 @@ def test_https_login(sdk: Library, start_sim: Callable[..., Simulator]) -> None:
 def test_session_id_check_login(sdk: Library, start_sim: Callable[..., Simulator]) -> None:
     """sessionIDVersion 2: the library verifies the HMAC sessionID and needs a Set-Cookie."""
     sim = start_sim(SimDeviceConfig(name="sid", session_id_version="2"))
-    session = DeviceSession(sdk, device_config(sim), Collector())
-    try:
-        session.login_once()
+    with logged_in(sdk, device_config(sim), Collector()) as session:
         assert session.isapi("GET", "/ISAPI/System/deviceInfo").body.startswith(b"<?xml")
-    finally:
-        session.close()
 
 
 def test_isapi_passthrough_and_the_404_error(
     sdk: Library, start_sim: Callable[..., Simulator]
 ) -> None:
     sim = start_sim(SimDeviceConfig(name="pass"))
-    session = DeviceSession(sdk, device_config(sim), Collector())
-    try:
-        session.login_once()
+    with logged_in(sdk, device_config(sim), Collector()) as session:
         reply = session.isapi("GET", "/ISAPI/System/deviceInfo")
         assert sim.devices[0].config.serial_number.encode() in reply.body
         with pytest.raises(SdkError) as info:
             session.isapi("GET", "/ISAPI/No/Such/Thing")
         assert info.value.code == 23
-    finally:
-        session.close()
 
 
 def test_check_online_notices_a_dead_device_and_its_return(
@@ -170,9 +162,7 @@ def test_check_online_notices_a_dead_device_and_its_return(
     port = free_port()
     sim = start_sim(SimDeviceConfig(name="flaky", port=port))
     events = Collector()
-    session = DeviceSession(sdk, device_config(sim), events)
-    try:
-        session.login_once()
+    with logged_in(sdk, device_config(sim), events) as session:
         sim.stop()
         assert session.check_online() is False
         assert session.state == "offline"
@@ -180,5 +170,3 @@ def test_check_online_notices_a_dead_device_and_its_return(
         start_sim(SimDeviceConfig(name="flaky", port=port))
         assert wait_for(session.check_online, timeout=10)
         assert events.types() == ["online", "offline", "online"]
-    finally:
-        session.close()

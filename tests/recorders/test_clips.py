@@ -20,7 +20,7 @@ from hikd.sdk.library import Library
 from hikd.sim import SimDeviceConfig, Simulator, video
 from hikd.sim.config import RecordingPlan
 from hikd.state import StateStore
-from tests.support import Collector, device_config, wait_for
+from tests.support import Collector, device_config, logged_in, wait_for
 from tests.video import decoded_frames
 
 NVR = DeviceRef("nvr", "SERIAL", "127.0.0.1:80")
@@ -99,12 +99,8 @@ def nvr(
 ) -> Iterator[tuple[Simulator, DeviceSession]]:
     plan = RecordingPlan(per_channel=2, segment_s=600)
     sim = start_sim(SimDeviceConfig(name="nvr", recordings=plan))
-    session = DeviceSession(sdk, device_config(sim), publish=lambda _e: None)
-    try:
-        session.login_once()
+    with logged_in(sdk, device_config(sim)) as session:
         yield sim, session
-    finally:
-        session.close()
 
 
 def test_a_clip_is_fetched_after_an_alarm_and_published_with_its_id(

@@ -23,7 +23,7 @@ from hikd.sdk.library import Library
 from hikd.sim import SimDeviceConfig, Simulator
 from hikd.state import StateStore
 from tests.standin.jobs import Events, job_context
-from tests.support import device_config
+from tests.support import device_config, logged_in
 
 pytest_plugins = ["tests.standin.fixtures"]
 
@@ -33,12 +33,8 @@ def nvr(
     sdk: Library, start_sim: Callable[..., Simulator]
 ) -> Iterator[tuple[Simulator, DeviceSession]]:
     sim = start_sim(SimDeviceConfig(name="nvr"))
-    session = DeviceSession(sdk, device_config(sim), Events())
-    session.login_once()
-    try:
+    with logged_in(sdk, device_config(sim), Events()) as session:
         yield sim, session
-    finally:
-        session.close()
 
 
 def backup(

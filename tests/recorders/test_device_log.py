@@ -15,7 +15,7 @@ from hikd.sdk.library import Library
 from hikd.sim import SimDeviceConfig, Simulator
 from hikd.state import StateStore
 from tests.standin.jobs import Events, job_context
-from tests.support import device_config
+from tests.support import device_config, logged_in
 
 pytest_plugins = ["tests.standin.fixtures"]
 
@@ -26,12 +26,8 @@ def nvr(
 ) -> Iterator[tuple[Simulator, DeviceSession]]:
     # 90 entries: more than two of the library's 40-entry pages.
     sim = start_sim(SimDeviceConfig(name="nvr", log_entries=90, utc_offset_minutes=120))
-    session = DeviceSession(sdk, device_config(sim, timezone="+02:00"), Events())
-    session.login_once()
-    try:
+    with logged_in(sdk, device_config(sim, timezone="+02:00"), Events()) as session:
         yield sim, session
-    finally:
-        session.close()
 
 
 def pull(

@@ -24,7 +24,7 @@ from hikd.sdk.library import Library
 from hikd.sim import SimDeviceConfig, Simulator
 from hikd.state import StateStore
 from tests.standin.jobs import Events, job_context
-from tests.support import device_config, wait_for
+from tests.support import device_config, logged_in, wait_for
 
 pytest_plugins = ["tests.standin.fixtures"]
 
@@ -34,12 +34,8 @@ def nvr(
     sdk: Library, start_sim: Callable[..., Simulator]
 ) -> Iterator[tuple[Simulator, DeviceSession]]:
     sim = start_sim(SimDeviceConfig(name="nvr", ip_channels=3))
-    session = DeviceSession(sdk, device_config(sim), Events())
-    session.login_once()
-    try:
+    with logged_in(sdk, device_config(sim), Events()) as session:
         yield sim, session
-    finally:
-        session.close()
 
 
 def test_snapshot_is_the_devices_jpeg_byte_for_byte(nvr: tuple[Simulator, DeviceSession]) -> None:

@@ -21,7 +21,7 @@ from hikd.sim import SimDeviceConfig, SimDisk, Simulator
 from hikd.sim.variants import DocumentVariants
 from hikd.state import StateStore
 from tests.standin.jobs import Events, job_context
-from tests.support import device_config
+from tests.support import device_config, logged_in
 
 pytest_plugins = ["tests.standin.fixtures"]
 
@@ -35,12 +35,8 @@ def nvr(
             name="nvr", ip_channels=4, alarm_inputs=3, disks=[SimDisk(id=1), SimDisk(id=2)]
         )
     )
-    session = DeviceSession(sdk, device_config(sim), Events())
-    session.login_once()
-    try:
+    with logged_in(sdk, device_config(sim), Events()) as session:
         yield sim, session
-    finally:
-        session.close()
 
 
 def poll(
@@ -211,12 +207,8 @@ def test_every_spelling_of_the_status_documents_reads_the_same(
     device.set_input(2, True)
     device.set_output(1, True)  # output 1 is no input 1: <ioPortType> tells them apart
     device.set_channel_online(3, False)
-    session = DeviceSession(sdk, device_config(sim), Events())
-    session.login_once()
-    try:
+    with logged_in(sdk, device_config(sim), Events()) as session:
         status = work_status(session)
-    finally:
-        session.close()
     assert [(d.id, d.status) for d in status.disks] == [(1, "ok"), (2, "error")]
     assert [(c.channel, c.online) for c in status.channels] == [
         (1, True), (2, True), (3, False), (4, True)

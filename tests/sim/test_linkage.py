@@ -6,13 +6,12 @@ from collections.abc import Callable
 
 import pytest
 
-from hikd.devices.session import DeviceSession
 from hikd.doctor.xml_edit import add_center
 from hikd.sdk.errors import SdkError
 from hikd.sdk.library import Library
 from hikd.sim import SimDeviceConfig, Simulator
 from hikd.sim.linkage_config import EventSetup
-from tests.support import device_config
+from tests.support import device_config, logged_in
 
 REBUILT = (
     b"<EventTriggerNotificationList><EventTriggerNotification><id>center</id>"
@@ -30,9 +29,7 @@ def test_a_rebuilt_document_is_refused_and_an_edited_one_accepted(
         SimDeviceConfig(name="nvr", ip_channels=2, events=EventSetup(notify_center=False))
     )
     device = sim.devices[0]
-    session = DeviceSession(sdk, device_config(sim), publish=lambda _e: None)
-    session.login_once()
-    try:
+    with logged_in(sdk, device_config(sim)) as session:
         url = "/ISAPI/Event/triggers/VMD-2/notifications"
         with pytest.raises(SdkError):
             session.isapi("PUT", url, REBUILT)
@@ -44,8 +41,6 @@ def test_a_rebuilt_document_is_refused_and_an_edited_one_accepted(
         session.isapi("PUT", url, edited[0])
         assert device.linkage.notifies_center("VMD-2")
         assert b"dynVideoInputID" in session.isapi("GET", url).body
-    finally:
-        session.close()
 
 
 def test_without_strict_writes_a_rebuilt_document_is_taken(
@@ -53,13 +48,9 @@ def test_without_strict_writes_a_rebuilt_document_is_taken(
 ) -> None:
     events = EventSetup(notify_center=False, strict_writes=False)
     sim = start_sim(SimDeviceConfig(name="cam", events=events))
-    session = DeviceSession(sdk, device_config(sim), publish=lambda _e: None)
-    session.login_once()
-    try:
+    with logged_in(sdk, device_config(sim)) as session:
         session.isapi("PUT", "/ISAPI/Event/triggers/VMD-1/notifications", REBUILT)
         assert sim.devices[0].linkage.notifies_center("VMD-1")
-    finally:
-        session.close()
 
 
 def test_the_event_setup_changes_at_run_time_over_the_control_endpoint(
