@@ -50,6 +50,7 @@ from hikd.hosts.publishing import Publishing
 from hikd.listeners.senders import SenderMap
 from hikd.logs import setup_logging
 from hikd.native_stderr import route_native_stderr
+from hikd.sdk import no_realtime
 
 if TYPE_CHECKING:
     from hikd.config import Config
@@ -221,6 +222,8 @@ def _answer(host: DeviceHost, link: _Link, message: Command | RunJob | Reload) -
 
 
 def _entry(argv: list[str]) -> int:
+    # Before any thread: the vendor library's threads run as under the systemd unit.
+    no_realtime.refuse_realtime()
     control = Connection(int(argv[1]))
     wake = Connection(int(argv[2]), readable=False)
     try:

@@ -17,68 +17,34 @@ programs hikd or its tests start do not.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import errno
-import platform
 import socket
-import struct
 import threading
 from collections.abc import Callable
 from typing import TypeVar
 
+from hikd.sdk import seccomp_bpf as bpf
+
 T = TypeVar("T")
 
-_PR_SET_NO_NEW_PRIVS = 38
-_PR_SET_SECCOMP = 22
-_SECCOMP_MODE_FILTER = 2
-_AUDIT_ARCH_X86_64 = 0xC000003E
 _NR_SOCKET_X86_64 = 41
-_SECCOMP_RET_ALLOW = 0x7FFF0000
-_SECCOMP_RET_ERRNO = 0x00050000
 
-# Classic BPF opcodes (linux/filter.h).
-_LD_W_ABS = 0x20
-_JEQ_K = 0x15
-_RET_K = 0x06
-
-
-def _instruction(code: int, jt: int, jf: int, k: int) -> bytes:
-    return struct.pack("HBBI", code, jt, jf, k)
-
-
-# struct seccomp_data: int nr @0, __u32 arch @4, __u64 instruction_pointer @8, args @16.
-_PROGRAM = b"".join(
-    (
-        _instruction(_LD_W_ABS, 0, 0, 4),  # arch
-        _instruction(_JEQ_K, 0, 5, _AUDIT_ARCH_X86_64),  # another ABI: allow
-        _instruction(_LD_W_ABS, 0, 0, 0),  # system call number
-        _instruction(_JEQ_K, 0, 3, _NR_SOCKET_X86_64),
-        _instruction(_LD_W_ABS, 0, 0, 16),  # socket()'s domain (low 32 bits of args[0])
-        _instruction(_JEQ_K, 0, 1, socket.AF_NETLINK),
-        _instruction(_RET_K, 0, 0, _SECCOMP_RET_ERRNO | errno.EAFNOSUPPORT),
-        _instruction(_RET_K, 0, 0, _SECCOMP_RET_ALLOW),
-    )
+_PROGRAM = bpf.on_x86_64(
+    [
+        bpf.instruction(bpf.LD_W_ABS, 0, 0, bpf.NR),
+        bpf.instruction(bpf.JEQ_K, 0, 3, _NR_SOCKET_X86_64),
+        bpf.instruction(bpf.LD_W_ABS, 0, 0, bpf.ARG0),  # socket()'s domain (low 32 bits)
+        bpf.instruction(bpf.JEQ_K, 0, 1, socket.AF_NETLINK),
+        bpf.instruction(bpf.RET_K, 0, 0, bpf.ERRNO | errno.EAFNOSUPPORT),
+        bpf.instruction(bpf.RET_K, 0, 0, bpf.ALLOW),
+    ]
 )
-
-
-class _SockFprog(ctypes.Structure):
-    _fields_ = (("len", ctypes.c_ushort), ("filter", ctypes.c_char_p))
 
 
 def refuse_netlink_here() -> bool:
     """Refuse ``socket(AF_NETLINK, ...)`` to the calling thread and the threads it creates
     from now on. False where that is not possible (not x86-64 Linux, seccomp off)."""
-    if platform.system() != "Linux" or platform.machine() != "x86_64":
-        return False
-    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-    program = ctypes.create_string_buffer(_PROGRAM, len(_PROGRAM))
-    fprog = _SockFprog(len(_PROGRAM) // 8, ctypes.cast(program, ctypes.c_char_p))
-    # A filter may only be installed without CAP_SYS_ADMIN once no_new_privs is set; it is
-    # per thread as well, and nothing here or in the library executes a set-uid program.
-    if libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
-        return False
-    return bool(libc.prctl(_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER, ctypes.byref(fprog), 0, 0) == 0)
+    return bpf.install_here(_PROGRAM)
 
 
 def call_without_netlink(call: Callable[[], T]) -> T:
