@@ -87,6 +87,18 @@ def download_job(name: str = "rec", **options: Any) -> dict[str, Any]:
     return job
 
 
+def run_download(
+    job: dict[str, Any], session: DeviceSession, state: StateStore, out: Path
+) -> tuple[JobResult, list[Event]]:
+    """One run now of the download `job` on the device "nvr", and the events it published."""
+    events: list[Event] = []
+    scheduler = JobScheduler(
+        [job], lambda: {"nvr": session}, events.append, state, threading.Event(), out
+    )
+    [result] = scheduler.run_now(job["name"])
+    return result, events
+
+
 def stem(start: datetime, end: datetime) -> str:
     return f"{start:%Y%m%dT%H%M%S}_{end:%Y%m%dT%H%M%S}"
 
@@ -195,17 +207,8 @@ def test_a_restart_in_the_middle_of_a_window_fetches_only_the_rest(
     leftover.write_bytes(b"IMKH" + bytes(36) + b"half a recording")
 
     # Second life: a new state store on the same file; only the other two are fetched.
-    events: list[Event] = []
     with StateStore.open(tmp_path / "state") as state:
-        scheduler = JobScheduler(
-            [download_job()],
-            lambda: {"nvr": session},
-            events.append,
-            state,
-            threading.Event(),
-            tmp_path / "out",
-        )
-        [second] = scheduler.run_now("rec")
+        second, events = run_download(download_job(), session, state, tmp_path / "out")
         assert second.ok, second.summary
         assert second.details["fetched"] == 2
         assert second.details["already_done"] == 1
@@ -439,17 +442,9 @@ def test_a_device_that_ignores_the_search_span_gets_only_the_window_fetched(
     inside = search_recordings(session, 1, now - timedelta(minutes=4), now)
     assert [r.name for r in inside] == [newer.name, everything[-1].name]
 
-    events: list[Event] = []
     with StateStore.open(tmp_path / "state") as state:
-        scheduler = JobScheduler(
-            [download_job(window_h=4 / 60)],
-            lambda: {"nvr": session},
-            events.append,
-            state,
-            threading.Event(),
-            tmp_path / "out",
-        )
-        [result] = scheduler.run_now("rec")
+        job = download_job(window_h=4 / 60)
+        result, _ = run_download(job, session, state, tmp_path / "out")
         assert result.ok, result.summary
         assert result.details["fetched"] == 1
     folder = tmp_path / "out" / "rec" / "nvr" / "1"
