@@ -116,6 +116,7 @@ class ListenFront:
         )
         """What is kept for the device hosts and relayed to them (with a `router`)."""
         self._spools_left = spools_left
+        senders.busy.append(self._busy)
         self._in_order: dict[str, asyncio.Lock] = {}
         """One request of a sender at a time to the library, so its messages come in the
         order of the requests' numbers (`hikd.listeners.relayed`)."""
@@ -179,6 +180,13 @@ class ListenFront:
     def alive(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
+    def _busy(self, alias: str) -> bool:
+        """`alias` has a request on its way to the library, or kept for a device host: its
+        block of relay addresses is not given to another sender (`SenderMap`)."""
+        lock = self._in_order.get(alias)
+        held = lock is not None and lock.locked()
+        return held or (self._hosts is not None and self._hosts.kept.holds(alias))
+
     def misread(self, alias: str, number: int) -> None:
         """The library could not read request `number` relayed from `alias`: relay it again
         (`hikd.listeners.relayed`). Any thread."""
@@ -211,6 +219,8 @@ class ListenFront:
         task.add_done_callback(self._tasks.discard)
 
     def stop(self, timeout: float = 2.0) -> None:
+        with contextlib.suppress(ValueError):  # stopped before
+            self.senders.busy.remove(self._busy)
         loop, thread = self._loop, self._thread
         if loop is None or thread is None:
             return
@@ -324,7 +334,10 @@ class ListenFront:
         tries: int = 0,
         resent: bool = False,
     ) -> int:
-        alias = self.senders.alias_for(sender)
+        # A retry's push was answered 200 before: its sender's block stays its own.
+        alias = self.senders.alias_for(sender) if tries else self.senders.alias_if_free(sender)
+        if alias is None:  # 32,768 senders with pushes not stored: a flood, not devices
+            return self._refused(sender, "too many senders with pushes not stored yet", 503)
         relayed = Relayed(sender, path, content_type, payload, tries + 1, time.monotonic())
         lock = self._in_order.setdefault(alias, asyncio.Lock())
         if self._hosts is None:  # one process: the library dies with the front

@@ -103,6 +103,10 @@ class KeptRequests:
     def __len__(self) -> int:
         return self.count
 
+    def holds(self, alias: str) -> bool:
+        """Some request of `alias` is kept (any thread: one dict lookup)."""
+        return alias in self._by_alias
+
     def fits(self, size: int) -> bool:
         """A request of `size` bytes may be kept (one always fits: a body may be as big as
         the bound)."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 import ipaddress
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 
 ALIAS_NETWORK = ipaddress.IPv4Network("127.128.0.0/9")
 """Loopback addresses the relay connects from, 256 per real sender (all of 127/8 is lo)."""
@@ -37,18 +38,39 @@ class SenderMap:
         self._again: dict[str, int] = {}
         self._resent: dict[str, set[int]] = {}
         self._capacity = network.num_addresses // 256
+        self.busy: list[Callable[[str], bool]] = []
+        """Whether an alias has pushes in flight or kept (one per listen front)."""
 
     def alias_for(self, sender: str) -> str:
-        """The block of addresses `sender`'s requests are relayed from."""
+        """The block of addresses `sender`'s requests are relayed from (when all are taken by
+        senders with pushes kept, the one seen longest ago gives its block up all the same:
+        the pushes read back at a start)."""
+        alias = self._alias(sender, busy_too=True)
+        assert alias is not None
+        return alias
+
+    def alias_if_free(self, sender: str) -> str | None:
+        """`alias_for`, or None when every block is taken by a sender whose pushes are not
+        all stored yet (`busy`)."""
+        return self._alias(sender, busy_too=False)
+
+    def _alias(self, sender: str, busy_too: bool) -> str | None:
         with self._lock:
             alias = self._by_sender.get(sender)
             if alias is not None:
                 self._by_sender.move_to_end(sender)
                 return alias
             if len(self._by_sender) >= self._capacity:
-                # Least recently seen sender gives its address up (never with configured
-                # devices only: 65,000 of them).
-                _, alias = self._by_sender.popitem(last=False)
+                # The sender seen longest ago whose pushes are all stored gives its block up
+                # (never with configured devices only: 32,768 of them). One with a push kept
+                # keeps it: that push would be relayed as the new sender's.
+                old = next(
+                    (o for o, a in self._by_sender.items() if not any(b(a) for b in self.busy)),
+                    None if not busy_too else next(iter(self._by_sender)),
+                )
+                if old is None:
+                    return None
+                alias = self._by_sender.pop(old)
             else:
                 alias = self._new_alias()
             self._by_sender[sender] = alias

@@ -389,3 +389,23 @@ def test_a_request_the_library_said_nothing_about_is_named() -> None:
     # A message about an earlier request, late: its own number, nothing left out.
     assert senders.count_heard(senders.relay_address(alias, 250))[1:] == (250, range(0))
     assert senders.count_heard(senders.relay_address(alias, 258))[1:] == (258, range(0))
+
+
+def test_a_sender_with_pushes_kept_keeps_its_addresses() -> None:
+    """Full (a flood of allowed addresses): the sender seen longest ago gives its block up
+    only when none of its pushes is kept; else its kept push would be relayed as, and matched
+    to, the new sender's. With every block busy a new sender waits (the front answers 503)."""
+    import ipaddress
+
+    from hikd.listeners.senders import SenderMap
+
+    senders = SenderMap(ipaddress.IPv4Network("127.242.0.0/23"))  # two blocks
+    kept = {senders.alias_for("192.0.2.1")}
+    second = senders.alias_for("192.0.2.2")
+    senders.busy.append(lambda alias: alias in kept)
+    assert senders.alias_if_free("192.0.2.3") == second  # not the first's, seen earlier
+    assert senders.sender_of(second) == "192.0.2.3"
+    kept.add(second)
+    assert senders.alias_if_free("192.0.2.4") is None
+    # A push read back at a start (answered before) always gets one.
+    assert senders.alias_for("192.0.2.4") in kept
