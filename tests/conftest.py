@@ -13,8 +13,9 @@ import pytest
 from hikd.sdk.library import Library, SdkSettings
 from hikd.sim import SimDeviceConfig, Simulator
 
-# The tests that load the vendor library run in a child process (a crash fails one test).
-pytest_plugins = ("tests.vendor_child",)
+# The tests that load the vendor library run in a child process (a crash fails one test);
+# the end-to-end tests share a broker, a subscriber and `hikd run` (tests/end_to_end.py).
+pytest_plugins = ("tests.vendor_child", "tests.end_to_end")
 
 
 @pytest.fixture(scope="session")

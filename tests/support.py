@@ -89,6 +89,16 @@ def devices_toml(sim: Simulator, *extra: str) -> list[str]:
     return lines
 
 
+def wait_until(condition: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+    """Poll `condition` until it holds; fail the test saying `what` was awaited if it never
+    does (never assert on durations)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
 def wait_for(predicate: Callable[[], bool], timeout: float = 15.0) -> bool:
     """Poll a condition until it holds or the deadline passes (never assert on durations)."""
     deadline = time.monotonic() + timeout

@@ -16,21 +16,18 @@ from pathlib import Path
 from typing import Any
 
 from hikd.sim import SimDeviceConfig, Simulator
-from tests.delivery.test_delivery import (  # noqa: F401 - broker, subscribe, run_hikd are fixtures
+from tests.end_to_end import (
     EVENTS,
     SECRET,
     START_TIMEOUT_S,
     HikdProcess,
     LosslessSubscriber,
-    broker,
     disk_events,
-    run_hikd,
-    subscribe,
     wait_all_delivered,
-    wait_until,
     write_config,
 )
 from tests.mosquitto import Mosquitto
+from tests.support import wait_until
 
 RATE_S = 0.01
 """One alarm every 10 ms (the trigger loop's pause)."""
@@ -93,9 +90,9 @@ def settled(
 
 def test_broker_device_and_session_killed_while_alarms_flow(
     tmp_path: Path,
-    broker: Mosquitto,  # noqa: F811
-    subscribe: Callable[..., LosslessSubscriber],  # noqa: F811
-    run_hikd: Callable[[Path, Simulator], HikdProcess],  # noqa: F811
+    broker: Mosquitto,
+    subscribe: Callable[..., LosslessSubscriber],
+    run_hikd: Callable[[Path, Simulator], HikdProcess],
 ) -> None:
     device = SimDeviceConfig(name="nvr", password=SECRET)
     sims: list[Simulator] = [Simulator([device]).start()]

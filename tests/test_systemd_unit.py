@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -17,6 +16,7 @@ import pytest
 from hikd.sim import SimDeviceConfig, Simulator
 from hikd.sim.alerts import SimAlert
 from tests.cli.test_cli import SECRET, password_env, write_config
+from tests.end_to_end import disk_events
 from tests.support import free_port, wait_for
 
 UNIT = Path(__file__).resolve().parent.parent / "systemd" / "hikd.service"
@@ -128,15 +128,6 @@ def stop(process: subprocess.Popen[bytes]) -> int:
             process.kill()
             process.wait()
     return process.returncode
-
-
-def disk_events(state: Path) -> list[dict[str, object]]:
-    return [
-        json.loads(line)
-        for path in sorted((state / "events").glob("*.jsonl"))
-        for line in path.read_text().splitlines()
-        if line.strip()
-    ]
 
 
 def test_hikd_runs_under_the_units_own_system_call_filter(

@@ -21,22 +21,19 @@ import pytest
 from hikd.hosts.handle import HANG_S
 from hikd.hosts.placement import host_of
 from hikd.sim import SimDeviceConfig, Simulator
-from tests.delivery.test_delivery import (  # noqa: F401 - broker, subscribe, run_hikd are fixtures
+from tests.end_to_end import (
     EVENTS,
     SECRET,
     START_TIMEOUT_S,
     HikdProcess,
     LosslessSubscriber,
-    broker,
     disk_events,
-    run_hikd,
-    subscribe,
     wait_all_delivered,
-    wait_until,
     write_config,
 )
 from tests.mosquitto import Mosquitto
 from tests.shim import use_route
+from tests.support import wait_until
 
 VICTIM = "door"
 BYSTANDER = "yard"
@@ -90,9 +87,9 @@ class Site:
     def __init__(
         self,
         tmp_path: Path,
-        broker: Mosquitto,  # noqa: F811
-        subscribe: Callable[..., LosslessSubscriber],  # noqa: F811
-        run_hikd: Callable[[Path, Simulator], HikdProcess],  # noqa: F811
+        broker: Mosquitto,
+        subscribe: Callable[..., LosslessSubscriber],
+        run_hikd: Callable[[Path, Simulator], HikdProcess],
         sim: Simulator,
     ) -> None:
         self.state = tmp_path / "state"
@@ -135,9 +132,9 @@ ROUTE_LOGGED = {"c": '"alarm callback in C', "python": '"alarm callback in Pytho
 @pytest.mark.parametrize(("crash", "route"), CRASH_ROUTES)
 def test_a_crashed_device_host_is_restarted_and_nothing_else_is(
     tmp_path: Path,
-    broker: Mosquitto,  # noqa: F811
-    subscribe: Callable[..., LosslessSubscriber],  # noqa: F811
-    run_hikd: Callable[[Path, Simulator], HikdProcess],  # noqa: F811
+    broker: Mosquitto,
+    subscribe: Callable[..., LosslessSubscriber],
+    run_hikd: Callable[[Path, Simulator], HikdProcess],
     monkeypatch: pytest.MonkeyPatch,
     crash: str,
     route: str,
@@ -266,13 +263,13 @@ def test_supervisor_api_commands_and_host_states(
 
 def test_the_listen_front_stays_up_while_a_host_restarts(
     tmp_path: Path,
-    run_hikd: Callable[[Path, Simulator], HikdProcess],  # noqa: F811
+    run_hikd: Callable[[Path, Simulator], HikdProcess],
 ) -> None:
     """The front is in the supervisor: a host's crash does not close the public port; the
     pushes it cannot relay meanwhile wait in the front, and once the new host is ready,
     pushes reach it (it learns the sender's relay address anew)."""
     from hikd.sim.alerts import SimAlert
-    from tests.support import free_port
+    from tests.support import free_port, wait_until
 
     sim = Simulator([SimDeviceConfig(name=VICTIM, password=SECRET)]).start()
     try:

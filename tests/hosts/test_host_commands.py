@@ -14,17 +14,9 @@ import pytest
 
 from hikd.hosts.placement import host_of
 from hikd.sim import SimDeviceConfig, Simulator
-from tests.delivery.test_delivery import (  # noqa: F401 - broker and run_hikd are fixtures
-    SECRET,
-    START_TIMEOUT_S,
-    HikdProcess,
-    broker,
-    disk_events,
-    run_hikd,
-    wait_until,
-    write_config,
-)
+from tests.end_to_end import SECRET, START_TIMEOUT_S, HikdProcess, disk_events, write_config
 from tests.mosquitto import Mosquitto, Subscriber
+from tests.support import wait_until
 
 DOOR, YARD = "door", "yard"
 assert host_of(DOOR, 2) != host_of(YARD, 2), "the two devices must be on two hosts"
@@ -49,8 +41,8 @@ def commands_on_disk(state: Path) -> list[dict[str, Any]]:
 def test_commands_reach_the_host_that_owns_the_device(
     tmp_path: Path,
     sim: Simulator,
-    broker: Mosquitto,  # noqa: F811
-    run_hikd: Callable[[Path, Simulator], HikdProcess],  # noqa: F811
+    broker: Mosquitto,
+    run_hikd: Callable[[Path, Simulator], HikdProcess],
 ) -> None:
     state = tmp_path / "state"
     config = write_config(tmp_path / "hikd.toml", sim, state, broker, hold_s=5)

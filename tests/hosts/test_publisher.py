@@ -5,7 +5,6 @@ them are stored once, in the order published, also across a time the outbox fail
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from hikd.delivery.outbox import OUTBOX_FILE, Outbox
 from hikd.events import DeviceRef, Event
 from hikd.hosts import publisher as publisher_module
 from hikd.hosts.publisher import HostPublisher
+from tests.support import wait_until
 
 CAM = DeviceRef("cam", "SERIAL", "192.0.2.1")
 
@@ -27,13 +27,6 @@ def stored_numbers(state: Path) -> list[int]:
     with Outbox(state / OUTBOX_FILE) as outbox:
         outbox.set_sinks(["disk"])
         return [e.attributes["n"] for _, e in outbox.read("disk", 0, 100_000)]
-
-
-def wait_until(condition: object, what: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():  # type: ignore[operator]
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.01)
 
 
 def test_the_decoders_events_are_stored_on_its_own_thread_in_order(tmp_path: Path) -> None:

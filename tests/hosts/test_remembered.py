@@ -20,18 +20,10 @@ from hikd.devices.remembered import COMPACT_BYTES, RememberedDevices
 from hikd.hosts.placement import host_of
 from hikd.sdk.login import DeviceFacts
 from hikd.sim import SimDeviceConfig, Simulator
-from tests.delivery.test_delivery import (  # noqa: F401 - broker, subscribe, run_hikd are fixtures
-    SECRET,
-    START_TIMEOUT_S,
-    HikdProcess,
-    LosslessSubscriber,
-    broker,
-    run_hikd,
-    subscribe,
-    wait_until,
-)
+from tests.end_to_end import SECRET, START_TIMEOUT_S, HikdProcess, LosslessSubscriber
 from tests.hosts.test_device_hosts import BYSTANDER, VICTIM, Site, events_of, host_pids
 from tests.mosquitto import Mosquitto
+from tests.support import wait_until
 
 FACTS = DeviceFacts("DS-1", "IPCamera", 0, 1, 1, 0, 0, 0, 0, 1, 1, 1, "isapi")
 CHANNELS = ChannelMap([Channel(1, "analog", "Door", 1, 1, 1)])
@@ -78,9 +70,9 @@ def test_the_file_keeps_each_device_s_last_read_when_it_grows(tmp_path: Path) ->
 
 def test_a_host_after_a_crash_does_not_read_its_devices_again(
     tmp_path: Path,
-    broker: Mosquitto,  # noqa: F811
-    subscribe: Callable[..., LosslessSubscriber],  # noqa: F811
-    run_hikd: Callable[[Path, Simulator], HikdProcess],  # noqa: F811
+    broker: Mosquitto,
+    subscribe: Callable[..., LosslessSubscriber],
+    run_hikd: Callable[[Path, Simulator], HikdProcess],
 ) -> None:
     """SIGKILL of a host: the new one logs in and arms its device again, and its ``online``
     says the same channels, model and alarm types, without reading them from the device."""

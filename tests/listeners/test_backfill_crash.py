@@ -20,17 +20,11 @@ from hikd.events import DeviceRef, Event
 from hikd.listeners.backfill_heard import HeardFile, heard_path, with_heard
 from hikd.listeners.log_alarms import Live
 from hikd.sim import SimDeviceConfig, Simulator
-from tests.delivery.test_delivery import (  # noqa: F401 - run_hikd is a fixture
-    SECRET,
-    START_TIMEOUT_S,
-    HikdProcess,
-    disk_events,
-    run_hikd,
-    wait_until,
-)
+from tests.end_to_end import SECRET, START_TIMEOUT_S, HikdProcess, disk_events
 from tests.hosts.configs import armed_device_config
 from tests.hosts.test_device_hosts import host_pids
 from tests.hosts.test_nothing_lost import motion_on_disk
+from tests.support import wait_until
 
 DEVICE = "door"
 AROUND_THE_KILL = range(5, 29)
@@ -41,7 +35,7 @@ KILL_AFTER = 14
 
 def test_alarms_heard_before_a_host_is_killed_come_once_and_none_is_lost(
     tmp_path: Path,
-    run_hikd: Callable[[Path, Simulator], HikdProcess],  # noqa: F811
+    run_hikd: Callable[[Path, Simulator], HikdProcess],
 ) -> None:
     sim = Simulator([SimDeviceConfig(name=DEVICE, password=SECRET, ip_channels=32)]).start()
     try:

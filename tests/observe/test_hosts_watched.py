@@ -14,7 +14,7 @@ from typing import Any
 from prometheus_client.parser import text_string_to_metric_families
 
 from hikd.sim import SimDeviceConfig, Simulator
-from tests.delivery.test_delivery import SECRET, HikdProcess, disk_events, run_hikd  # noqa: F401
+from tests.end_to_end import SECRET, HikdProcess, disk_events
 from tests.observe.test_status import status_json
 from tests.support import free_port, wait_for
 
@@ -32,7 +32,7 @@ def metric(port: int, name: str, **labels: str) -> float | None:
 def test_status_and_metrics_of_a_supervisor_and_its_device_host(
     tmp_path: Path,
     start_sim: Callable[..., Simulator],
-    run_hikd: Callable[[Path, Simulator], HikdProcess],  # noqa: F811
+    run_hikd: Callable[[Path, Simulator], HikdProcess],
 ) -> None:
     sim = start_sim(SimDeviceConfig(name="nvr", password=SECRET, ip_channels=2))
     state, port = tmp_path / "state", free_port()
