@@ -23,30 +23,12 @@ from tests.end_to_end import (
     HikdProcess,
     LosslessSubscriber,
     alarm_starts,
-    broker,
     disk_events,
-    run_hikd,
-    subscribe,
     wait_all_delivered,
     write_config,
 )
 from tests.mosquitto import Mosquitto, Subscriber, retained
 from tests.support import wait_until
-
-__all__ = [
-    "EVENTS",
-    "SECRET",
-    "START_TIMEOUT_S",
-    "HikdProcess",
-    "LosslessSubscriber",
-    "broker",
-    "disk_events",
-    "run_hikd",
-    "subscribe",
-    "wait_until",
-]
-"""What the end-to-end tests that still import from here use: import it from
-tests/end_to_end.py, `wait_until` from tests/support.py (fixtures need no import)."""
 
 STATUS = "hikd/status"
 RATE = 200

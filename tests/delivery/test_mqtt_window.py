@@ -19,14 +19,9 @@ from hikd.events import DeviceRef, Event
 from hikd.sinks.base import SinkContext, WindowedSink
 from hikd.sinks.mqtt.config import MqttConfig
 from hikd.sinks.mqtt.sink import MqttSink
-from tests.delivery.test_delivery import (  # noqa: F401 - broker, subscribe are fixtures
-    EVENTS,
-    LosslessSubscriber,
-    broker,
-    subscribe,
-    wait_until,
-)
+from tests.end_to_end import EVENTS, LosslessSubscriber
 from tests.mosquitto import Mosquitto
+from tests.support import wait_until
 
 CAM = DeviceRef("cam", "DS-2CD2043G2", "192.0.2.7")
 BATCH = 5
@@ -68,7 +63,7 @@ class Site:
 
 
 @pytest.fixture
-def sites(tmp_path: Path, broker: Mosquitto) -> Iterator[Callable[[], Site]]:  # noqa: F811
+def sites(tmp_path: Path, broker: Mosquitto) -> Iterator[Callable[[], Site]]:
     made: list[Site] = []
     client_id = f"hikd-window-{uuid.uuid4().hex[:8]}"
 
@@ -104,8 +99,8 @@ def all_arrived(sub: LosslessSubscriber, stored: list[Event]) -> None:
 
 
 def test_a_broker_killed_with_batches_in_flight_loses_nothing_and_keeps_the_order(
-    broker: Mosquitto,  # noqa: F811
-    subscribe: Callable[..., LosslessSubscriber],  # noqa: F811
+    broker: Mosquitto,
+    subscribe: Callable[..., LosslessSubscriber],
     sites: Callable[[], Site],
 ) -> None:
     sub = subscribe(EVENTS)
@@ -138,8 +133,8 @@ def test_a_broker_killed_with_batches_in_flight_loses_nothing_and_keeps_the_orde
 
 
 def test_a_stop_with_batches_in_flight_sends_them_again_at_the_next_start(
-    broker: Mosquitto,  # noqa: F811
-    subscribe: Callable[..., LosslessSubscriber],  # noqa: F811
+    broker: Mosquitto,
+    subscribe: Callable[..., LosslessSubscriber],
     sites: Callable[[], Site],
 ) -> None:
     sub = subscribe(EVENTS)
@@ -170,8 +165,8 @@ def test_a_stop_with_batches_in_flight_sends_them_again_at_the_next_start(
 
 def test_at_qos_2_a_large_batch_arrives_whole(
     tmp_path: Path,
-    broker: Mosquitto,  # noqa: F811
-    subscribe: Callable[..., LosslessSubscriber],  # noqa: F811
+    broker: Mosquitto,
+    subscribe: Callable[..., LosslessSubscriber],
 ) -> None:
     """mosquitto acknowledges the QoS 2 messages a client has in flight beyond its
     max_inflight_messages (20) and drops them: at qos = 2 the sink keeps to 20."""
@@ -208,8 +203,8 @@ class CountingWake(WindowedSinkWorker):
 
 def test_acknowledgements_wake_the_worker_only_when_the_window_fills_up(
     tmp_path: Path,
-    broker: Mosquitto,  # noqa: F811
-    subscribe: Callable[..., LosslessSubscriber],  # noqa: F811
+    broker: Mosquitto,
+    subscribe: Callable[..., LosslessSubscriber],
 ) -> None:
     """The worker takes the broker's acknowledgements at its next batch or look; a wake-up for
     each read of them was a thread switch per batch (it woke for every batch, before). With a
@@ -247,8 +242,8 @@ def test_acknowledgements_wake_the_worker_only_when_the_window_fills_up(
 
 
 def test_rows_another_process_stored_go_out_on_the_thread_that_was_told(
-    broker: Mosquitto,  # noqa: F811
-    subscribe: Callable[..., LosslessSubscriber],  # noqa: F811
+    broker: Mosquitto,
+    subscribe: Callable[..., LosslessSubscriber],
     sites: Callable[[], Site],
 ) -> None:
     """A device host's commit (`EventBus.others_stored` -> `deliver_now`) is read and written

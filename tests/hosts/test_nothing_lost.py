@@ -19,17 +19,10 @@ from typing import Any
 from hikd.sim import SimDeviceConfig, Simulator
 from hikd.sim.alerts import SimAlert
 from hikd.sim.push import PushResult
-from tests.delivery.test_delivery import (  # noqa: F401 - run_hikd is a fixture
-    SECRET,
-    START_TIMEOUT_S,
-    HikdProcess,
-    disk_events,
-    run_hikd,
-    wait_until,
-)
+from tests.end_to_end import SECRET, START_TIMEOUT_S, HikdProcess, disk_events
 from tests.hosts.configs import armed_device_config, pushing_device_config
 from tests.hosts.test_device_hosts import host_pids
-from tests.support import free_port
+from tests.support import free_port, wait_until
 
 DEVICE = "door"
 PUSHES = 120
@@ -69,7 +62,7 @@ def pushed_numbers(state: Path) -> Counter[int]:
 
 def test_pushes_in_flight_when_the_host_dies_all_reach_the_sinks(
     tmp_path: Path,
-    run_hikd: Callable[[Path, Simulator], HikdProcess],  # noqa: F811
+    run_hikd: Callable[[Path, Simulator], HikdProcess],
 ) -> None:
     """A host stopped (SIGSTOP) with a push relayed to it and more coming, then killed
     (SIGKILL): every push the front answered 200 is on disk, each once (a copy that may be
@@ -145,7 +138,7 @@ def motion_on_disk(state: Path) -> dict[int, list[dict[str, Any]]]:
 
 def test_alarms_around_an_armed_host_crash_are_all_delivered(
     tmp_path: Path,
-    run_hikd: Callable[[Path, Simulator], HikdProcess],  # noqa: F811
+    run_hikd: Callable[[Path, Simulator], HikdProcess],
 ) -> None:
     """Motion on a channel of its own for each alarm: heard live, sent on the stream while the
     host is stopped (SIGSTOP: sent, never read), then killed (SIGKILL), sent while it is down,

@@ -25,15 +25,9 @@ import pytest
 from hikd.hosts.placement import host_of
 from hikd.sim import SimDeviceConfig, Simulator
 from hikd.sim.alerts import SimAlert
-from tests.delivery.test_delivery import (  # noqa: F401 - run_hikd is a fixture
-    SECRET,
-    START_TIMEOUT_S,
-    HikdProcess,
-    run_hikd,
-    wait_until,
-)
+from tests.end_to_end import SECRET, START_TIMEOUT_S, HikdProcess
 from tests.hosts.test_device_hosts import events_of, host_pids
-from tests.support import free_port
+from tests.support import free_port, wait_until
 
 NEW_SECRET = "Reload-Pass!w0rd2"
 ALONE = "yard"  # host 0: untouched, and its host has nothing to reload
@@ -110,7 +104,7 @@ def hikd(command: str, config: Path) -> subprocess.CompletedProcess[str]:
 
 def test_reload_adds_removes_and_changes_devices_and_leaves_the_others_alone(
     tmp_path: Path,
-    run_hikd: Callable[[Path, Simulator], HikdProcess],  # noqa: F811
+    run_hikd: Callable[[Path, Simulator], HikdProcess],
 ) -> None:
     sim = Simulator(
         [

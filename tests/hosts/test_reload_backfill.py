@@ -13,16 +13,11 @@ from typing import Any
 
 from hikd.sim import SimDeviceConfig, Simulator
 from hikd.state import StateStore
-from tests.delivery.test_delivery import (  # noqa: F401 - run_hikd is a fixture
-    SECRET,
-    START_TIMEOUT_S,
-    HikdProcess,
-    run_hikd,
-    wait_until,
-)
+from tests.end_to_end import SECRET, START_TIMEOUT_S, HikdProcess
 from tests.hosts.configs import daemon_lines, device_lines
 from tests.hosts.test_device_hosts import events_of
 from tests.hosts.test_reload import hikd
+from tests.support import wait_until
 
 KEEP, NEW = "door", "shed"
 
@@ -42,7 +37,7 @@ def heard_until(state: Path, name: str) -> Any:
 
 def test_a_device_added_by_a_reload_is_backfilled_and_a_removed_one_no_more(
     tmp_path: Path,
-    run_hikd: Callable[[Path, Simulator], HikdProcess],  # noqa: F811
+    run_hikd: Callable[[Path, Simulator], HikdProcess],
 ) -> None:
     sim = Simulator([SimDeviceConfig(name=n, password=SECRET) for n in (KEEP, NEW)]).start()
     try:

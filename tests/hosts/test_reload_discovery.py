@@ -13,19 +13,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from hikd.sim import SimDeviceConfig, Simulator
-from tests.delivery.test_delivery import (  # noqa: F401 - broker, run_hikd are fixtures
-    SECRET,
-    START_TIMEOUT_S,
-    HikdProcess,
-    broker,
-    run_hikd,
-    wait_until,
-)
+from tests.end_to_end import SECRET, START_TIMEOUT_S, HikdProcess
 from tests.hosts.configs import daemon_lines, device_lines
 from tests.hosts.test_device_hosts import events_of
 from tests.hosts.test_reload import hikd
 from tests.mosquitto import Mosquitto, Subscriber, retained
-from tests.support import free_port
+from tests.support import free_port, wait_until
 
 KEEP, GONE, OFF, NEW = "door", "porch", "attic", "shed"
 
@@ -74,8 +67,8 @@ def held(mqtt: Mosquitto, name: str) -> set[str]:
 
 def test_a_reload_removes_the_devices_it_removes_from_home_assistant(
     tmp_path: Path,
-    broker: Mosquitto,  # noqa: F811
-    run_hikd: Callable[[Path, Simulator], HikdProcess],  # noqa: F811
+    broker: Mosquitto,
+    run_hikd: Callable[[Path, Simulator], HikdProcess],
 ) -> None:
     names = [KEEP, GONE, OFF, NEW]
     sim = Simulator([SimDeviceConfig(name=n, password=SECRET) for n in names]).start()
@@ -141,8 +134,8 @@ def test_a_reload_removes_the_devices_it_removes_from_home_assistant(
 
 def test_a_device_removed_while_hikd_was_stopped_leaves_at_the_next_start(
     tmp_path: Path,
-    broker: Mosquitto,  # noqa: F811
-    run_hikd: Callable[[Path, Simulator], HikdProcess],  # noqa: F811
+    broker: Mosquitto,
+    run_hikd: Callable[[Path, Simulator], HikdProcess],
 ) -> None:
     sim = Simulator([SimDeviceConfig(name=n, password=SECRET) for n in (KEEP, GONE)]).start()
     try:
@@ -170,8 +163,8 @@ def test_a_device_removed_while_hikd_was_stopped_leaves_at_the_next_start(
 
 def test_a_device_renamed_in_the_file_keeps_its_entities(
     tmp_path: Path,
-    broker: Mosquitto,  # noqa: F811
-    run_hikd: Callable[[Path, Simulator], HikdProcess],  # noqa: F811
+    broker: Mosquitto,
+    run_hikd: Callable[[Path, Simulator], HikdProcess],
 ) -> None:
     """Renamed: the reload removes the old name and adds the new one, the same device. Its
     entities (tied to its serial) are never withdrawn, so Home Assistant keeps them and their
@@ -221,8 +214,8 @@ def test_a_device_renamed_in_the_file_keeps_its_entities(
 
 def test_removed_devices_leave_at_the_reload_though_the_added_ones_never_log_in(
     tmp_path: Path,
-    broker: Mosquitto,  # noqa: F811
-    run_hikd: Callable[[Path, Simulator], HikdProcess],  # noqa: F811
+    broker: Mosquitto,
+    run_hikd: Callable[[Path, Simulator], HikdProcess],
 ) -> None:
     """The reload adds a device that never answers, at an address of its own: it cannot be a
     removed device renamed, so nothing waits for it; and one at a removed device's address

@@ -13,17 +13,11 @@ from pathlib import Path
 
 from hikd.sim import SimDeviceConfig, Simulator
 from hikd.sim.alerts import SimAlert
-from tests.delivery.test_delivery import (  # noqa: F401 - run_hikd is a fixture
-    SECRET,
-    START_TIMEOUT_S,
-    HikdProcess,
-    run_hikd,
-    wait_until,
-)
+from tests.end_to_end import SECRET, START_TIMEOUT_S, HikdProcess
 from tests.hosts.configs import daemon_lines, device_lines
 from tests.hosts.test_device_hosts import events_of
 from tests.hosts.test_reload import hikd
-from tests.support import free_port
+from tests.support import free_port, wait_until
 
 KEEP, GONE, NEW = "door", "porch", "shed"
 ADDRESS = {KEEP: "127.0.0.31", GONE: "127.0.0.32", NEW: "127.0.0.33"}
@@ -43,7 +37,7 @@ def write_config(path: Path, sim: Simulator, names: list[str], listen: int) -> N
 
 def test_a_reload_lets_added_devices_push_and_shuts_removed_ones_out(
     tmp_path: Path,
-    run_hikd: Callable[[Path, Simulator], HikdProcess],  # noqa: F811
+    run_hikd: Callable[[Path, Simulator], HikdProcess],
 ) -> None:
     sim = Simulator(
         [SimDeviceConfig(name=n, password=SECRET, host=a) for n, a in ADDRESS.items()]

@@ -15,16 +15,11 @@ from typing import Any
 
 from hikd.hosts.placement import host_of
 from hikd.sim import SimDeviceConfig, Simulator
-from tests.delivery.test_delivery import (  # noqa: F401 - run_hikd is a fixture
-    SECRET,
-    START_TIMEOUT_S,
-    HikdProcess,
-    run_hikd,
-    wait_until,
-)
+from tests.end_to_end import SECRET, START_TIMEOUT_S, HikdProcess
 from tests.hosts.configs import daemon_lines, device_lines
 from tests.hosts.test_device_hosts import events_of, host_pids
 from tests.hosts.test_reload import hikd
+from tests.support import wait_until
 
 NAMES = ("yard", "door")
 assert [host_of(name, 2) for name in NAMES] == [0, 1]
@@ -40,7 +35,7 @@ def write_config(path: Path, sim: Simulator, settings: list[str]) -> None:
 
 def test_a_reload_applies_hold_times_to_new_alarms_and_arms_again_with_new_options(
     tmp_path: Path,
-    run_hikd: Callable[[Path, Simulator], HikdProcess],  # noqa: F811
+    run_hikd: Callable[[Path, Simulator], HikdProcess],
 ) -> None:
     sim = Simulator([SimDeviceConfig(name=name, password=SECRET) for name in NAMES]).start()
     try:
@@ -113,7 +108,7 @@ def test_a_reload_applies_hold_times_to_new_alarms_and_arms_again_with_new_optio
 
 def test_a_reload_schedules_added_changed_and_removed_jobs_in_every_host(
     tmp_path: Path,
-    run_hikd: Callable[[Path, Simulator], HikdProcess],  # noqa: F811
+    run_hikd: Callable[[Path, Simulator], HikdProcess],
 ) -> None:
     sim = Simulator([SimDeviceConfig(name=name, password=SECRET) for name in NAMES]).start()
     try:

@@ -16,18 +16,11 @@ from pathlib import Path
 from hikd.sim import SimDeviceConfig, Simulator
 from hikd.sim.alerts import SimAlert
 from hikd.sim.push import PushResult
-from tests.delivery.test_delivery import (  # noqa: F401 - run_hikd is a fixture
-    SECRET,
-    START_TIMEOUT_S,
-    HikdProcess,
-    disk_events,
-    run_hikd,
-    wait_until,
-)
+from tests.end_to_end import SECRET, START_TIMEOUT_S, HikdProcess, disk_events
 from tests.hosts.configs import pushing_device_config
 from tests.hosts.test_device_hosts import host_pids
 from tests.hosts.test_nothing_lost import relaying_to_a_stopped_host
-from tests.support import free_port
+from tests.support import free_port, wait_until
 
 DEVICE = "door"
 AFTER_THE_HOST = 5
@@ -50,7 +43,7 @@ def pushed_numbers(state: Path) -> Counter[int]:
 
 def test_pushes_answered_before_the_daemon_dies_are_delivered_after_its_restart(
     tmp_path: Path,
-    run_hikd: Callable[[Path, Simulator], HikdProcess],  # noqa: F811
+    run_hikd: Callable[[Path, Simulator], HikdProcess],
 ) -> None:
     """The host is stopped with a push relayed to it, then killed; pushes go on being
     answered 200 while it restarts; then `hikd run` itself is killed (SIGKILL, with the new

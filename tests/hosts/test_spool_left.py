@@ -16,16 +16,9 @@ from hikd.listeners.relayed import Relayed
 from hikd.listeners.spool import Spool
 from hikd.listeners.spool_file import pending, spool_path
 from hikd.sim import SimDeviceConfig, Simulator
-from tests.delivery.test_delivery import (  # noqa: F401 - run_hikd is a fixture
-    SECRET,
-    START_TIMEOUT_S,
-    HikdProcess,
-    disk_events,
-    run_hikd,
-    wait_until,
-)
+from tests.end_to_end import SECRET, START_TIMEOUT_S, HikdProcess, disk_events
 from tests.hosts.configs import pushing_device_config
-from tests.support import free_port
+from tests.support import free_port, wait_until
 
 DEVICE = "door"
 
@@ -56,7 +49,7 @@ def log_lines(hikd: HikdProcess, event: str) -> list[dict[str, Any]]:
 
 def test_a_removed_listen_ports_pushes_are_relayed_through_the_port_configured_now(
     tmp_path: Path,
-    run_hikd: Callable[[Path, Simulator], HikdProcess],  # noqa: F811
+    run_hikd: Callable[[Path, Simulator], HikdProcess],
 ) -> None:
     sim = Simulator([SimDeviceConfig(name=DEVICE, password=SECRET)]).start()
     try:
@@ -90,7 +83,7 @@ def test_a_removed_listen_ports_pushes_are_relayed_through_the_port_configured_n
 
 def test_without_a_listen_port_one_line_says_what_to_do_and_nothing_is_deleted(
     tmp_path: Path,
-    run_hikd: Callable[[Path, Simulator], HikdProcess],  # noqa: F811
+    run_hikd: Callable[[Path, Simulator], HikdProcess],
 ) -> None:
     sim = Simulator([SimDeviceConfig(name=DEVICE, password=SECRET)]).start()
     try:

@@ -15,16 +15,9 @@ from hikd.cli.status import ask_daemon, render
 from hikd.config.observe import socket_path
 from hikd.sim import SimDeviceConfig, Simulator
 from hikd.sim.alerts import SimAlert
-from tests.delivery.test_delivery import (  # noqa: F401 - run_hikd is a fixture
-    SECRET,
-    START_TIMEOUT_S,
-    HikdProcess,
-    disk_events,
-    run_hikd,
-    wait_until,
-)
+from tests.end_to_end import SECRET, START_TIMEOUT_S, HikdProcess, disk_events
 from tests.observe.test_metrics import scrape, value
-from tests.support import free_port
+from tests.support import free_port, wait_until
 
 
 def post(port: int, body: bytes, source: str = "127.0.0.1") -> bytes:
@@ -43,7 +36,7 @@ def post(port: int, body: bytes, source: str = "127.0.0.1") -> bytes:
 
 def test_status_metrics_and_health_say_what_the_listen_front_did(
     tmp_path: Path,
-    run_hikd: Callable[[Path, Simulator], HikdProcess],  # noqa: F811
+    run_hikd: Callable[[Path, Simulator], HikdProcess],
 ) -> None:
     sim = Simulator([SimDeviceConfig(name="door", password=SECRET)]).start()
     try:

@@ -17,10 +17,8 @@ from hikd.event_types import ISAPI_ALIASES, event_type, from_device_name
 from hikd.sim import SimDeviceConfig, Simulator
 from hikd.sim.alerts import ALERT_KINDS
 from hikd.sim.config import SimDisk
-from tests.delivery.test_delivery import SECRET, START_TIMEOUT_S, HikdProcess, broker, run_hikd
+from tests.end_to_end import SECRET, START_TIMEOUT_S, HikdProcess
 from tests.mosquitto import Mosquitto, Received, Subscriber
-
-__all__ = ["broker", "run_hikd"]  # the fixtures, shared with test_delivery
 
 CONFIGURED = ["motion", "io", "tamper", "disk_full", "illegal_access", "vehicle"]
 PLATE = "AB123CD"
