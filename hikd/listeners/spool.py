@@ -23,7 +23,15 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from hikd.listeners.relayed import Relayed
-from hikd.listeners.spool_file import ADD, DONE, add_body, read_records, record, relayed_of
+from hikd.listeners.spool_file import (
+    ADD,
+    DONE,
+    add_body,
+    pending,
+    read_records,
+    record,
+    relayed_of,
+)
 
 COMPACT_BYTES = 8 * 1024 * 1024
 """The file is rewritten with only what is kept once it is this big and twice what is kept."""
@@ -57,16 +65,12 @@ class Spool:
             data = self.path.read_bytes()
         except FileNotFoundError:
             data = b""
-        kept: dict[int, bytes] = {}
-        for kind, ident, body, _offset in read_records(data):
-            if kind == ADD:
-                kept[ident] = body
-            else:
-                kept.pop(ident, None)
+        kept = pending(data)
+        for _kind, ident, _body, _offset in read_records(data):
             self._next = max(self._next, ident + 1)
-        records = [record(ADD, ident, body) for ident, body in sorted(kept.items())]
-        self._rewrite(records, list(sorted(kept)))
-        return [(ident, relayed_of(body)) for ident, body in sorted(kept.items())]
+        records = [record(ADD, ident, body) for ident, body in kept.items()]
+        self._rewrite(records, list(kept))
+        return [(ident, relayed_of(body)) for ident, body in kept.items()]
 
     def add(self, relayed: Relayed) -> int:
         """Append a push; its id (durable once `durable` returns). Raises OSError."""
