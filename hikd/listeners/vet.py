@@ -287,10 +287,15 @@ def _rebuild_multipart(boundary: str, body: bytes, limits: Limits) -> tuple[str,
     if not alarms:
         raise Refused(400, "multipart without an alarm (no EventNotificationAlert or eventType)")
     out.append(f"--{new}--\r\n".encode())
-    if sum(map(len, out)) >= LIBRARY_MAX_BODY:
+    relayed = sum(map(len, out))
+    if relayed >= LIBRARY_MAX_BODY:
         # hikd's part headers may be longer than the sender's: the library would reset it
         # unanswered (README's vendor-library notes), after the device was answered 200.
-        raise Refused(413, f"body of {len(body)} bytes is over {LIBRARY_MAX_BODY - 1} relayed")
+        raise Refused(
+            413,
+            f"body of {len(body)} bytes is {relayed} once relayed, over the library's "
+            f"{LIBRARY_MAX_BODY - 1}",
+        )
     return f"multipart/form-data; boundary={new}", b"".join(out)
 
 
