@@ -357,6 +357,9 @@ def test_udp_outage_through_the_bus_loses_nothing_and_is_one_outage(tmp_path: Pa
     changes: list[Event] = []
     bus = EventBus(outbox, [("syslog", sink)], changes.append, backoff_first=0.01, backoff_max=0.05)
     events = [alarm("motion", "pulse", c % 16 + 1) for c in range(100)]
+    # The receiver stays bound until the bus has stopped: a send after it closed (the
+    # sink_unavailable stop itself goes to syslog) would be a second outage.
+    receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
         with capture_logs() as logs:
             bus.start()
@@ -366,15 +369,15 @@ def test_udp_outage_through_the_bus_loses_nothing_and_is_one_outage(tmp_path: Pa
             while bus.stats()["sinks"]["syslog"]["failures"] < 10:  # retried while down
                 assert time.monotonic() < deadline, bus.stats()
                 time.sleep(0.01)
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as receiver:
-                receiver.bind(("127.0.0.1", port))
-                got = udp_ids(receiver, {e.id for e in events})
+            receiver.bind(("127.0.0.1", port))
+            got = udp_ids(receiver, {e.id for e in events})
             deadline = time.monotonic() + 15
             while len(changes) < 2:
                 assert time.monotonic() < deadline, changes
                 time.sleep(0.01)
     finally:
         bus.stop(timeout=2)
+        receiver.close()
         outbox.close()
     assert [e.id for e in events] == [i for i in got if i in {e.id for e in events}]
     assert [(e.type, e.state) for e in changes] == [
